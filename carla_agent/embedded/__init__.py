@@ -1,0 +1,1 @@
+"""The embedded simulator: pure Python/NumPy/OpenCV, deterministic, no server."""
