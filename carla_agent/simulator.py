@@ -58,6 +58,7 @@ class Simulator(abc.ABC):
 #: Backends by name. Values are factories taking keyword options.
 BACKENDS: Registry = Registry("backend")
 BACKENDS.register("embedded", lazy("carla_agent.embedded.simulator", "EmbeddedSimulator"))
+BACKENDS.register("carla", lazy("carla_agent.carla_backend", "CarlaSimulator"))
 
 
 def make_simulator(name: str, **options) -> Simulator:
