@@ -204,6 +204,7 @@ def _plot(history: Dict[str, list], y_true: np.ndarray, y_pred: np.ndarray, best
     """Loss and MAE per epoch, and predicted vs true validation steering, to a PNG."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
     fig = Figure(figsize=(15, 4.5), dpi=100)
     FigureCanvasAgg(fig)
@@ -214,6 +215,7 @@ def _plot(history: Dict[str, list], y_true: np.ndarray, y_pred: np.ndarray, best
         ax.plot(epochs, history.get(f"val_{key}", []), "o-", label="validation")
         ax.axvline(best_epoch, color="gray", ls="--", lw=1, label=f"best (epoch {best_epoch})")
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_title(title)
         ax.grid(alpha=0.3)
         ax.legend()
@@ -327,7 +329,7 @@ def train(dataset_dir: str | Path, out_path: str | Path, *, epochs: int = 30, ba
                                           restore_best_weights=True)
     reduce = keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5,
                                                patience=max(1, patience // 2), min_lr=1e-6)
-    fit = model.fit(train_ds, validation_data=val_ds, epochs=epochs, verbose=0,
+    fit = model.fit(train_ds, validation_data=val_ds, epochs=epochs, verbose=0, shuffle=False,
                     callbacks=[_epoch_logger(), early, reduce])
     history = {k: [float(v) for v in vals] for k, vals in fit.history.items()}
     epochs_run = len(history.get("loss", []))

@@ -214,3 +214,14 @@ def test_import_does_not_load_tensorflow():
     code = ("import sys, carla_agent, carla_agent.steering_model, carla_agent.train; "
             "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_size_agnostic_model_takes_size_from_preprocessing():
+    inp = keras.Input((None, None, 3))
+    out = layers.Dense(1, name="steer")(layers.GlobalAveragePooling2D()(inp))
+    model = keras.Model(inp, out)
+    with pytest.raises(ModelError, match="not fixed"):
+        SteeringModel(model)
+    sm = SteeringModel(model, preprocessing=Preprocessing(height=48, width=96))
+    assert sm.input_shape == (48, 96, 3)
+    assert sm.predict_inputs(np.zeros((2, 48, 96, 3), np.float32)).shape == (2, 1)
