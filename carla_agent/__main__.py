@@ -1,0 +1,5 @@
+import sys
+
+from carla_agent.cli import main
+
+sys.exit(main())
