@@ -6,7 +6,7 @@ Boxes stand on the ground (z = 0 at their base).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import List, Literal, Tuple
 
 import numpy as np
@@ -74,10 +74,12 @@ def place_static(road: Road, roadside, rng: np.random.Generator) -> List[StaticO
                 lo, hi = spec.offset_m
                 off = float(rng.uniform(lo, hi))
                 edge = road.left_edge_t if side > 0 else road.right_edge_t
-                t = edge + side * off
+                obj = _make(kind, 0.0, 0.0, 0.0, s, rng)
+                # The offset is to the object's near side, so wide objects never reach the road.
+                t = edge + side * (off + 0.5 * obj.width_m)
                 x, y = road.to_world(s, t)
                 hdg = road.heading_at(s)
-                out.append(_make(kind, float(x), float(y), hdg, s, rng))
+                out.append(replace(obj, x_m=float(x), y_m=float(y), yaw_rad=hdg))
                 s += float(spec.every_m * rng.uniform(0.6, 1.4))
     return out
 
