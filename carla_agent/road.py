@@ -246,11 +246,14 @@ class Road:
         dy = y_m - self.y[lo:hi]
         i = lo + int(np.argmin(dx * dx + dy * dy))
         s = float(self.s[i])
-        for _ in range(2):  # Newton steps on the local tangent
+        for _ in range(3):  # Newton steps; the 1 - k*t factor accounts for curvature
             px, py, h = self.pose_at(s)
             ex, ey = x_m - float(px), y_m - float(py)
-            along = ex * math.cos(float(h)) + ey * math.sin(float(h))
-            s = min(max(s + along, 0.0), self.length_m)
+            c, sn = math.cos(float(h)), math.sin(float(h))
+            along = ex * c + ey * sn
+            lateral = -ex * sn + ey * c
+            k = float(self.curvature[min(int(s / SAMPLE_DS_M), len(self.s) - 1)])
+            s = min(max(s + along / max(1.0 - k * lateral, 0.2), 0.0), self.length_m)
         px, py, h = self.pose_at(s)
         t = -(x_m - float(px)) * math.sin(float(h)) + (y_m - float(py)) * math.cos(float(h))
         return s, t
