@@ -1,0 +1,64 @@
+"""Bad input gets one line on stderr, exit code 2, and no traceback."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_cli(*args, timeout=120):
+    return subprocess.run([sys.executable, "-m", "carla_agent", *args], cwd=ROOT, capture_output=True,
+                          text=True, timeout=timeout, env={**__import__("os").environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+
+
+def assert_one_line_error(proc, *needles):
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    lines = [l for l in proc.stderr.splitlines() if l.startswith("error:")]
+    assert len(lines) == 1, proc.stderr
+    for n in needles:
+        assert n in lines[0], lines[0]
+
+
+def test_scenarios_lists_all():
+    proc = run_cli("scenarios")
+    assert proc.returncode == 0
+    for name in ("straight_clear", "gentle_curves", "s_curve_fog", "hairpin_dusk", "night_rain", "highway"):
+        assert name in proc.stdout
+
+
+def test_malformed_scenario(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("road: {segments: [{line: -5}]}\n")
+    assert_one_line_error(run_cli("drive", "--scenario", str(bad), "--headless"), str(bad), "road.segments[0].length_m")
+
+
+def test_unknown_scenario_name():
+    assert_one_line_error(run_cli("drive", "--scenario", "moon_base", "--headless"), "moon_base", "straight_clear")
+
+
+def test_missing_model(tmp_path):
+    assert_one_line_error(run_cli("drive", "--model", str(tmp_path / "none.keras"), "--headless"), "none.keras")
+
+
+def test_corrupt_model(tmp_path):
+    bad = tmp_path / "broken.keras"
+    bad.write_bytes(b"\x00not a model" * 100)
+    assert_one_line_error(run_cli("drive", "--model", str(bad), "--headless"), "broken.keras")
+
+
+def test_model_whose_input_is_not_an_image(tmp_path):
+    keras = pytest.importorskip("keras")
+    inp = keras.Input((10,))
+    model = keras.Model(inp, keras.layers.Dense(1)(inp))
+    path = tmp_path / "vector.keras"
+    model.save(path)
+    assert_one_line_error(run_cli("drive", "--model", str(path), "--headless"), "vector.keras")
+
+
+def test_bad_res_flag():
+    proc = run_cli("drive", "--res", "big")
+    assert proc.returncode == 2 and "WIDTHxHEIGHT" in proc.stderr
