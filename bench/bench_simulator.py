@@ -1,0 +1,73 @@
+"""Embedded simulator frame rate for a full step (physics + render), pinned to one core.
+
+Usage: python bench/bench_simulator.py [--steps N]
+
+Targets (issue 2): >= 500 frames/s at 200x66 and >= 100 frames/s at 800x600.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import cv2  # noqa: E402
+
+from carla_agent.agent import ExpertAgent  # noqa: E402
+from carla_agent.embedded.simulator import EmbeddedSimulator  # noqa: E402
+from carla_agent.scenario import load_scenario  # noqa: E402
+
+TARGETS = {(200, 66): 500.0, (800, 600): 100.0}
+
+
+def bench(scenario_name: str, res, steps: int) -> tuple:
+    sc = load_scenario(scenario_name)
+    sc = replace(sc, camera=replace(sc.camera, image_size_x=res[0], image_size_y=res[1]))
+    sim = EmbeddedSimulator()
+    agent = ExpertAgent(sc.target_speed_mps)
+    obs = sim.reset(sc, seed=0)
+    controls = []
+    for _ in range(steps):  # record controls first so the timed loop is the simulator alone
+        d = agent.run_step(obs)
+        controls.append(d.control)
+        obs = sim.step(d.control)
+    sim.reset(sc, seed=0)
+    times = []
+    for c in controls:
+        t0 = time.perf_counter()
+        sim.step(c)
+        times.append(time.perf_counter() - t0)
+    sim.close()
+    med = statistics.median(times)
+    return med * 1e3, 1.0 / med, steps / sum(times)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--steps", type=int, default=300)
+    ap.add_argument("--scenarios", default="gentle_curves,parked_cars,night_rain,s_curve_fog,highway")
+    args = ap.parse_args()
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
+    cv2.setNumThreads(1)
+    print(f"{'scenario':<15} {'resolution':>10} {'median ms':>10} {'median fps':>11} {'mean fps':>9} {'target':>7}")
+    ok = True
+    for res in ((200, 66), (480, 270), (800, 600)):
+        for name in args.scenarios.split(","):
+            ms, fps, mean_fps = bench(name, res, args.steps)
+            target = TARGETS.get(res)
+            flag = "" if target is None else (" ok" if mean_fps >= target else " MISS")
+            ok &= target is None or mean_fps >= target
+            print(f"{name:<15} {res[0]:>4}x{res[1]:<5} {ms:>10.2f} {fps:>11.0f} {mean_fps:>9.0f} "
+                  f"{'' if target is None else int(target):>7}{flag}")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
