@@ -95,15 +95,16 @@ def cmd_drive(args) -> int:
     from carla_agent.simulator import make_simulator
 
     scenario = _load_scenario(args)
-    model = _load_model(args.model)
     backend, options = _backend(args, scenario)
     hooks = []
     if not args.quiet:
         from carla_agent.progress import ProgressHook
 
         hooks.append(ProgressHook(args.duration or scenario.duration_s))
-    agent = NetworkAgent(model, scenario.target_speed_mps)
+    # The simulator first: an unreachable server is reported before a slow model load.
     with make_simulator(backend, **options) as sim:
+        model = _load_model(args.model)
+        agent = NetworkAgent(model, scenario.target_speed_mps)
         runner = Runner(sim, agent, scenario, seed=args.seed, duration_s=args.duration, hooks=hooks)
         metrics = runner.run()
     if args.json:

@@ -203,6 +203,8 @@ def _parse_segment(entry, source: str, path: str) -> dict:
 def _check(sc: Scenario) -> Scenario:
     src = sc.source
     road = sc.road
+    if road.xodr is None and not road.segments and sc.backend == "carla":
+        return sc  # the CARLA backend drives carla.map; it needs no embedded road
     if road.xodr is None and not road.segments:
         raise ScenarioError(f"{src}: field 'road': give 'segments' (e.g. '- line: 200') or 'xodr: path/to/road.xodr'")
     if road.xodr is not None and road.segments:

@@ -11,7 +11,8 @@ from carla_agent.simulator import BACKENDS, make_simulator
 
 
 def carla_double_factory():
-    from tests.carla_double import make_double_simulator
+    # tf-keras-vis installs a top-level 'tests' package, so import by file name.
+    from carla_double import make_double_simulator
 
     return make_double_simulator()
 

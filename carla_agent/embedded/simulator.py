@@ -63,7 +63,7 @@ class EmbeddedSimulator(Simulator):
     def reset(self, scenario, seed: int = 0) -> Observation:
         if self._closed:
             raise BackendError("the embedded simulator was closed; create a new one")
-        if scenario.backend != "embedded" and scenario.carla is not None and not scenario.road.segments and scenario.road.xodr is None:
+        if not scenario.road.segments and scenario.road.xodr is None:
             raise BackendError(f"{scenario.source}: scenario '{scenario.name}' is for a CARLA server; "
                                "run it with --backend carla, or pick an embedded scenario")
         self.scenario = scenario
