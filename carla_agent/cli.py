@@ -125,7 +125,8 @@ def cmd_collect(args) -> int:
     if args.backend == "carla":
         backend_options = dict(host=args.host, port=args.port, tm_port=args.tm_port, timeout_s=args.timeout)
     stats = collect(names, args.out, episodes=args.episodes, seed=args.seed, duration_s=args.duration,
-                    backend=args.backend or "embedded", backend_options=backend_options, weathers=weathers)
+                    backend=args.backend or "embedded", backend_options=backend_options, weathers=weathers,
+                    driver_model=args.driver_model)
     _out(json.dumps(stats))
     return 0
 
@@ -172,6 +173,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--duration", type=float, default=None, help="per-episode limit in seconds")
     p.add_argument("--weathers", default="", help="comma-separated weather presets to cycle through")
+    p.add_argument("--driver-model", default=None,
+                   help="DAgger: let this model drive (the expert still labels every frame)")
     _add_backend_args(p)
     p.set_defaults(func=cmd_collect)
 

@@ -29,7 +29,7 @@ def collect(scenarios: Sequence[str], out_dir: str | Path, *, episodes: int = 2,
             duration_s: Optional[float] = None, noise: Optional[NoiseParams] = NoiseParams(),
             preprocessing: Preprocessing = Preprocessing(), backend: str = "embedded",
             backend_options: Optional[dict] = None, weathers: Sequence[str] = (),
-            progress: bool = True) -> dict:
+            driver_model: Optional[str] = None, progress: bool = True) -> dict:
     """Write a dataset (see :mod:`carla_agent.dataset`) and return its statistics.
 
     Args:
@@ -40,12 +40,21 @@ def collect(scenarios: Sequence[str], out_dir: str | Path, *, episodes: int = 2,
         noise: steering-noise pulses; None drives clean.
         weathers: if given, episode ``k`` uses ``weathers[k % len]`` instead of the
             scenario's weather, to widen the training distribution.
+        driver_model: DAgger: when set, this model steers (plus the noise) while
+            the expert still labels every frame, so the data covers the states
+            the network itself drives into.
     """
     loaded = [load_scenario(s) for s in scenarios]
     total = sum(int((duration_s or sc.duration_s) / sc.dt_s) for sc in loaded) * episodes
     meta = {"scenarios": [sc.name for sc in loaded], "episodes": episodes, "seed": seed,
             "noise": None if noise is None else noise.__dict__, "backend": backend}
     stats = {"frames": 0, "episodes": 0, "interventions": 0}
+    model = None
+    if driver_model is not None:
+        from carla_agent.steering_model import SteeringModel
+
+        model = SteeringModel.load(driver_model)
+        meta["driver_model"] = str(driver_model)
     bar = tqdm(total=total, unit="frame", desc="collect", disable=not progress)
     episode = 0
     with DatasetWriter(out_dir, preprocessing, meta=meta) as writer, \
@@ -65,6 +74,9 @@ def collect(scenarios: Sequence[str], out_dir: str | Path, *, episodes: int = 2,
                 limit = duration_s or sc.duration_s
                 while not obs.done and obs.sim_time_s < limit - 1e-9:
                     decision = agent.run_step(obs)
+                    if model is not None:
+                        steer = model.predict(obs.image).steer + (decision.control.steer - decision.predicted_steer)
+                        decision = replace(decision, control=replace(decision.control, steer=float(np.clip(steer, -1, 1))))
                     writer.add(preprocessing.crop_resize(obs.image), steer=decision.predicted_steer,
                                applied_steer=decision.control.steer, throttle=decision.control.throttle,
                                speed_mps=obs.speed_mps, lateral_offset_m=obs.truth.lateral_offset_m,
