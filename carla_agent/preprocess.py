@@ -36,7 +36,7 @@ class Preprocessing:
         color_space: one of ``rgb``, ``yuv`` (PilotNet), ``bgr``, ``gray``.
     """
 
-    crop_top: float = 0.42
+    crop_top: float = 0.38
     crop_bottom: float = 0.94
     crop_left: float = 0.0
     crop_right: float = 1.0
