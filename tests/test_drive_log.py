@@ -1,0 +1,273 @@
+"""Drive log: round trip, recorder hook, crash safety (SIGKILL), bad rows and frames, disk full."""
+
+import errno
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from carla_agent.agent import ExpertAgent
+from carla_agent.drive_log import (BASE_COLUMNS, DriveLog, DriveLogError, DriveLogWriter, RunMeta, new_run_dir,
+                                   scenario_from_meta, scenario_to_dict)
+from carla_agent.embedded.simulator import EmbeddedSimulator
+from carla_agent.recorder import RecorderConfig, RecorderHook
+from carla_agent.runner import Runner, RunnerHook
+from carla_agent.scenario import load_scenario
+
+ROOT = Path(__file__).resolve().parent.parent
+H, W = 36, 64
+
+
+def image(i: int) -> np.ndarray:
+    return np.random.default_rng(i).integers(0, 256, (H, W, 3), dtype=np.uint8)
+
+
+def labels(i: int) -> np.ndarray:
+    return np.random.default_rng(1000 + i).integers(0, 8, (H, W), dtype=np.uint8)
+
+
+def meta(run_id="test") -> RunMeta:
+    sc = load_scenario("straight_clear")
+    return RunMeta(run_id=run_id, scenario_name=sc.name, scenario_file=sc.source, scenario=scenario_to_dict(sc),
+                   seed=3, backend="embedded", server_version=None, backend_options={"render": False}, dt_s=0.05,
+                   duration_s=10.0, intervention_m=1.0, camera_hw=(H, W))
+
+
+def row(i: int) -> dict:
+    return {"i": i, "frame": 100 + i, "sim_time_s": i * 0.05, "steer": 0.1 + i / 3.0, "throttle": 0.5,
+            "brake": 0.0, "hand_brake": 0, "reverse": 0, "predicted_steer": -1 / 7 + i,
+            "lateral_offset_m": 0.01 * i, "interventions": i // 4, "collisions": int(i == 5),
+            "collision_with": "vehicle:vehicle.parked, red" if i == 5 else "", "weather": "clear_noon"}
+
+
+def write_log(path: Path, n: int, semantic: bool = True, close: bool = True, **kw) -> DriveLogWriter:
+    w = DriveLogWriter(path, meta(path.name), ROOT / "scenarios" / "straight_clear.yaml", **kw)
+    for i in range(n):
+        assert w.append(row(i), image(i), labels(i) if semantic else None, outputs=(0.25 * i, -1.0),
+                        output_names=("steer", "throttle"))
+    if close:
+        w.close({"frames": n}, interrupted=False)
+    return w
+
+
+def test_round_trip(tmp_path):
+    run = tmp_path / "run"
+    write_log(run, 12)
+    log = DriveLog.open(run)
+    assert log.complete and len(log) == 12 and not log.problems
+    assert log.output_names == ["steer", "throttle"]
+    for f in log:
+        assert np.array_equal(f.image, image(f.i))
+        assert np.array_equal(f.semantic, labels(f.i))
+        assert f.row["steer"] == row(f.i)["steer"]  # exact float round trip
+    assert log.row(5)["collision_with"] == "vehicle:vehicle.parked, red"
+    direct = pd.read_csv(run / "rows.csv")  # one pandas call
+    assert len(direct) == 12 and list(direct.columns[:len(BASE_COLUMNS)]) == list(BASE_COLUMNS)
+    assert direct["predicted_steer"].tolist() == [row(i)["predicted_steer"] for i in range(12)]
+    assert (run / "scenario.yaml").read_text() == (ROOT / "scenarios" / "straight_clear.yaml").read_text()
+    sc = scenario_from_meta(log.meta)
+    assert sc == load_scenario("straight_clear")
+    assert log.meta["packages"]["numpy"] == np.__version__ and log.meta["metrics"] == {"frames": 12}
+
+
+def test_new_run_dir_is_unique(tmp_path):
+    a, b = new_run_dir(tmp_path, "gentle curves"), new_run_dir(tmp_path, "gentle curves")
+    assert a != b and a.name.endswith("_gentle_curves") and b.name.endswith("_2")
+
+
+class Boom(RunnerHook):
+    def __init__(self, at):
+        self.at = at
+
+    def on_step(self, record):
+        if record.tick == self.at:
+            raise KeyboardInterrupt
+
+
+def drive(tmp_path, seconds=1.0, hooks=(), **cfg):
+    sc = load_scenario("straight_clear")
+    rec = RecorderHook(RecorderConfig(out_dir=tmp_path, **cfg))
+    runner = Runner(EmbeddedSimulator(render=True), ExpertAgent(sc.target_speed_mps), sc, seed=2,
+                    duration_s=seconds, hooks=[rec, *hooks])
+    return rec, runner, runner.run()
+
+
+def test_recorder_hook_writes_a_complete_log(tmp_path):
+    rec, runner, metrics = drive(tmp_path, 1.0)
+    log = DriveLog.open(rec.run_dir)
+    assert rec.run_dir.parent == tmp_path and rec.run_dir.name.endswith("_straight_clear")
+    assert log.complete and len(log) == metrics.frames + 1 == 21
+    assert log.meta["metrics"]["frames"] == metrics.frames and log.meta["seed"] == 2
+    assert log.meta["backend"] == "embedded" and log.meta["agent"] == "ExpertAgent"
+    assert log.meta["camera_hw"] == [270, 480] and log.meta["ended_utc"] >= log.meta["started_utc"]
+    assert log.rows["frame"].tolist() == list(range(21))
+    assert log.frame(20).shape == (270, 480, 3) and log.semantic(20).shape == (270, 480)
+    assert log.rows["expert_steer"].notna().all()
+
+
+def test_ctrl_c_leaves_the_run_incomplete(tmp_path, caplog):
+    rec, runner, metrics = drive(tmp_path, 5.0, hooks=[Boom(7)])
+    assert runner.interrupted
+    log = DriveLog.open(rec.run_dir)
+    assert not log.complete and log.meta["interrupted"] is True and len(log) == 8
+    assert "incomplete run" in caplog.text
+
+
+CHILD = textwrap.dedent("""
+    import sys, time
+    sys.path.insert(0, {root!r}); sys.path.insert(0, {tests!r})
+    from pathlib import Path
+    from test_drive_log import meta, row, image, labels
+    from carla_agent.drive_log import DriveLogWriter
+    w = DriveLogWriter(Path({run!r}), meta(), flush_every_s=0.25)
+    seen = 0
+    for i in range(100000):
+        w.append(row(i), image(i), labels(i), outputs=(0.5,), output_names=("steer",))
+        if w.frames_flushed != seen:
+            seen = w.frames_flushed
+            print(seen, flush=True)
+        time.sleep(0.002)
+""")
+
+
+def test_sigkill_mid_run_keeps_every_flushed_frame(tmp_path, caplog):
+    run = tmp_path / "killed"
+    code = CHILD.format(root=str(ROOT), tests=str(Path(__file__).parent), run=str(run))
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    flushed = 0
+    try:
+        deadline = time.monotonic() + 30
+        while flushed < 15 and time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            flushed = int(line)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    assert flushed >= 15, "the writer never flushed"
+    log = DriveLog.open(run)
+    assert not log.complete and "incomplete run" in caplog.text
+    assert len(log) >= flushed
+    assert log.indices == list(range(len(log)))
+    for f in log:  # every flushed frame reads back whole
+        assert np.array_equal(f.image, image(f.i)) and np.array_equal(f.semantic, labels(f.i))
+
+
+def test_corrupt_row_and_truncated_frame_are_named_and_the_rest_reads(tmp_path):
+    run = tmp_path / "bad"
+    write_log(run, 10)
+    png = run / "frames" / "000003.png"
+    png.write_bytes(png.read_bytes()[: png.stat().st_size // 2])
+    lines = (run / "rows.csv").read_text().split("\n")
+    lines[1 + 6] = lines[1 + 6].replace("clear_noon", "clear_nooN")  # row i=6, a silent bit flip
+    (run / "rows.csv").write_text("\n".join(lines))
+    log = DriveLog.open(run)
+    assert len(log) == 9 and 6 not in log.indices
+    assert [p.i for p in log.problems] == [6] and "frame i=6" in log.problems[0].what
+    with pytest.raises(DriveLogError, match=r"frame i=6: row is corrupt .*checksum"):
+        log.row(6)
+    with pytest.raises(DriveLogError, match=r"000003\.png: frame i=3 is truncated"):
+        log.frame(3)
+    good = list(log.iter_frames(on_error="skip"))
+    assert [f.i for f in good] == [0, 1, 2, 4, 5, 7, 8, 9]
+    assert all(np.array_equal(f.image, image(f.i)) for f in good)
+    with pytest.raises(DriveLogError, match="i=3"):
+        list(log)
+    assert {p.i for p in log.check()} == {3, 6}
+
+
+def test_torn_last_row_and_short_row(tmp_path):
+    run = tmp_path / "torn"
+    write_log(run, 6)
+    text = (run / "rows.csv").read_text()
+    lines = text.split("\n")
+    lines[2] = ",".join(lines[2].split(",")[:5])  # row i=1 lost fields
+    (run / "rows.csv").write_text("\n".join(lines)[:-40])  # and the last row is torn
+    log = DriveLog.open(run)
+    assert log.indices == [0, 2, 3, 4]
+    whats = {p.i: p.what for p in log.problems}
+    assert "fields" in whats[1] and "torn" in whats[5]
+
+
+def test_disk_full_stops_logging_without_crashing(tmp_path, caplog, monkeypatch):
+    real = DriveLogWriter._write_png
+    calls = {"n": 0}
+
+    def full(self, path, array):
+        calls["n"] += 1
+        if calls["n"] > 10:  # frames + semantic: 5 whole frames fit
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(self, path, array)
+
+    monkeypatch.setattr(DriveLogWriter, "_write_png", full)
+    rec, runner, metrics = drive(tmp_path, 1.0)
+    assert metrics.frames == 20  # the drive went on
+    assert "disk full at frame i=5" in caplog.text
+    log = DriveLog.open(rec.run_dir)
+    assert not log.complete and log.meta["stop_reason"] == "disk full at frame i=5"
+    assert len(log) == 5 and all(f.image.shape == (270, 480, 3) for f in log)
+
+
+def test_drop_mode_keeps_rows(tmp_path, monkeypatch):
+    real = DriveLogWriter._write_png
+
+    def slow(self, path, array):
+        time.sleep(0.01)
+        return real(self, path, array)
+
+    monkeypatch.setattr(DriveLogWriter, "_write_png", slow)
+    rec, runner, metrics = drive(tmp_path, 1.0, queue_frames=2, when_full="drop")
+    log = DriveLog.open(rec.run_dir)
+    assert rec.stats.dropped > 0 and len(log) == 21 and not log.complete
+    dropped = log.rows.index[log.rows["frame_saved"] == 0]
+    assert len(dropped) == rec.stats.dropped
+    with pytest.raises(DriveLogError, match="not saved"):
+        log.frame(int(dropped[0]))
+
+
+def test_not_a_log(tmp_path):
+    with pytest.raises(DriveLogError, match="no such run folder"):
+        DriveLog.open(tmp_path / "nope")
+    with pytest.raises(DriveLogError, match="no meta.json"):
+        DriveLog.open(tmp_path)
+    (tmp_path / "meta.json").write_text(json.dumps({"format": "other"}))
+    with pytest.raises(DriveLogError, match="not a drive log"):
+        DriveLog.open(tmp_path)
+
+
+class RKey(RunnerHook):
+    """Presses the HUD's R key: start at tick 5, stop at 15, start again at 20."""
+
+    def __init__(self, rec):
+        self.rec = rec
+
+    def on_step(self, record):
+        if record.tick in (5, 20):
+            self.rec.start()
+        elif record.tick == 15:
+            self.rec.stop()
+
+
+def test_start_and_stop_mid_drive(tmp_path):
+    from carla_agent.replay import verify_resimulation
+
+    sc = load_scenario("straight_clear")
+    rec = RecorderHook(RecorderConfig(out_dir=tmp_path), autostart=False)
+    Runner(EmbeddedSimulator(render=False), ExpertAgent(sc.target_speed_mps), sc, duration_s=1.5,
+           hooks=[RKey(rec), rec]).run()
+    assert len(rec.runs) == 2 and not rec.recording
+    first, second = (DriveLog.open(r) for r in rec.runs)
+    assert first.rows["frame"].tolist() == list(range(5, 15)) and first.meta["first_frame"] == 5
+    assert first.complete and first.meta["metrics"]["frames"] == 15
+    assert second.rows["frame"].tolist() == list(range(20, 31)) and second.complete
+    with pytest.raises(DriveLogError, match="began mid-drive"):
+        verify_resimulation(first)
