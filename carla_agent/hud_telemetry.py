@@ -1,0 +1,165 @@
+"""What the telemetry panel says: one typed snapshot per frame, turned into rows. Pure Python.
+
+:class:`Telemetry` gathers everything a person needs to judge the drive (issue 4,
+"Telemetry panel"); :func:`text_rows` and :func:`bar_rows` turn it into rows
+that ``hud.py`` draws without knowing what they mean. :data:`PALETTE` gives the
+colours shared by the bars, the steering-wheel gauge and the strip chart, so a
+signal has the same colour everywhere.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import List, Optional, Tuple
+
+RGB = Tuple[int, int, int]
+
+PALETTE = {
+    "predicted": (80, 200, 255),  # the network's steering
+    "applied": (240, 240, 240),  # what the car got (manual, clipping)
+    "expert": (110, 225, 110),  # what the expert would do
+    "offset": (255, 170, 60),  # lateral offset
+    "throttle": (90, 200, 90),
+    "brake": (230, 70, 60),
+    "text": (225, 225, 225),
+    "dim": (150, 150, 155),
+    "alert": (255, 95, 80),
+    "ok": (120, 220, 120),
+    "panel": (22, 24, 28),
+    "track": (55, 58, 66),
+    "background": (10, 10, 12),
+}
+
+
+@dataclass(frozen=True)
+class Telemetry:
+    """One frame's numbers for the panel. Units are in the names; steering in [-1, 1], + = right.
+
+    Attributes:
+        scenario, weather: names.
+        sim_time_s, frame: simulation clock and frame id.
+        speed_mps: ego speed.
+        steer_predicted, steer_applied: the network's output and the control applied.
+        steer_expert: the expert's steering, or None when the backend does not know it.
+        throttle, brake: applied pedals in [0, 1].
+        lateral_offset_m: distance from the lane centre, + = right; lane_width_m for its scale.
+        autonomy_pct, interventions, collisions, lane_invasions: so far this episode.
+        method: saliency method name.
+        target: its target (``auto``, ``left``...), ``signed`` for signed maps, ``-`` for none.
+        layer: its conv layer (``default`` for the method's own, ``-`` or None for none).
+        schedule: ``inline``, ``worker``, ``lock-step``, ``building`` or ``error``.
+        style, alpha: overlay style and opacity.
+        sim_fps, hud_fps: simulation ticks and HUD frames per wall-clock second.
+        hud_ms: [ms] the HUD's own drawing time for the last frame.
+        saliency_ms: [ms] compute time of the map on screen, or None.
+        map_age_frames: frames between the map on screen and the camera frame, or None.
+        map_frame: frame id of the map on screen, or None.
+        dropped: frames the worker skipped because newer ones replaced them.
+        manual, paused, recording: modes.
+        message: an error or status line to show (empty for none).
+    """
+
+    scenario: str
+    weather: str
+    sim_time_s: float
+    frame: int
+    speed_mps: float
+    steer_predicted: float
+    steer_applied: float
+    steer_expert: Optional[float]
+    throttle: float
+    brake: float
+    lateral_offset_m: float
+    lane_width_m: float
+    autonomy_pct: float
+    interventions: int
+    collisions: int
+    lane_invasions: int
+    method: str
+    target: str
+    layer: Optional[str]
+    schedule: str
+    style: str
+    alpha: float
+    sim_fps: float
+    hud_fps: float
+    hud_ms: float
+    saliency_ms: Optional[float]
+    map_age_frames: Optional[int]
+    map_frame: Optional[int]
+    dropped: int = 0
+    manual: bool = False
+    paused: bool = False
+    recording: bool = False
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class TextRow:
+    """``label  value`` in the panel; ``colour`` is a :data:`PALETTE` name."""
+
+    label: str
+    value: str
+    colour: str = "text"
+
+
+@dataclass(frozen=True)
+class BarRow:
+    """A labelled bar from ``lo`` to ``hi``; ``centred`` bars grow from zero both ways.
+
+    ``value`` None draws an empty track with ``text`` (e.g. "n/a").
+    """
+
+    label: str
+    value: Optional[float]
+    lo: float
+    hi: float
+    colour: str
+    text: str
+    centred: bool = False
+
+
+def _side(v: float, left: str = "L", right: str = "R", eps: float = 0.005) -> str:
+    return "" if abs(v) < eps else (right if v > 0 else left)
+
+
+def text_rows(t: Telemetry) -> List[TextRow]:
+    """The text column, top to bottom."""
+    age = "-" if t.map_age_frames is None else f"{t.map_age_frames} fr"
+    lat = "-" if t.saliency_ms is None else f"{t.saliency_ms:.1f} ms"
+    age_colour = "text" if t.map_age_frames is None or t.map_age_frames <= 2 else "offset"
+    rows = [
+        TextRow("scenario", t.scenario),
+        TextRow("weather", t.weather),
+        TextRow("sim time", f"{t.sim_time_s:6.2f} s fr {t.frame}"),
+        TextRow("speed", f"{t.speed_mps * 3.6:5.1f} km/h"),
+        TextRow("offset", f"{t.lateral_offset_m:+.2f} m {_side(t.lateral_offset_m)}",
+                "alert" if abs(t.lateral_offset_m) > 0.5 * t.lane_width_m - 0.4 else "text"),
+        TextRow("autonomy", f"{t.autonomy_pct:5.1f} %", "text" if t.autonomy_pct >= 90 else "alert"),
+        TextRow("interventions", str(t.interventions), "text" if t.interventions == 0 else "alert"),
+        TextRow("collisions", str(t.collisions), "text" if t.collisions == 0 else "alert"),
+        TextRow("lane invasions", str(t.lane_invasions), "text" if t.lane_invasions == 0 else "offset"),
+        TextRow("method", t.method),
+        TextRow("target, layer", f"{t.target}, {t.layer or '-'}"),
+        TextRow("schedule", t.schedule, "alert" if t.schedule == "error" else "text"),
+        TextRow("overlay", f"{t.style}, opacity {t.alpha:.1f}"),
+        TextRow("latency, age", f"{lat}, {age}", age_colour),
+        TextRow("FPS sim / HUD", f"{t.sim_fps:5.1f} / {t.hud_fps:5.1f}"),
+        TextRow("HUD draw", f"{t.hud_ms:4.1f} ms"),
+        TextRow("skipped", f"{t.dropped} frames", "dim" if t.dropped else "text"),
+    ]
+    return rows
+
+
+def bar_rows(t: Telemetry) -> List[BarRow]:
+    """The bars: steering (predicted, applied, expert), pedals, lateral offset."""
+    half_lane = max(0.5 * t.lane_width_m, 0.5)
+    expert_text = "n/a" if t.steer_expert is None else f"{t.steer_expert:+.2f}"
+    return [
+        BarRow("steer pred", t.steer_predicted, -1.0, 1.0, "predicted", f"{t.steer_predicted:+.2f}", True),
+        BarRow("steer appl", t.steer_applied, -1.0, 1.0, "applied", f"{t.steer_applied:+.2f}", True),
+        BarRow("steer exp", t.steer_expert, -1.0, 1.0, "expert", expert_text, True),
+        BarRow("throttle", t.throttle, 0.0, 1.0, "throttle", f"{t.throttle:.2f}"),
+        BarRow("brake", t.brake, 0.0, 1.0, "brake", f"{t.brake:.2f}"),
+        BarRow("offset", t.lateral_offset_m, -half_lane, half_lane, "offset", f"{t.lateral_offset_m:+.2f} m", True),
+    ]
