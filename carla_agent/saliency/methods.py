@@ -23,6 +23,13 @@ class OptionError(CarlaAgentError, TypeError):
     """A saliency method got an option it does not know, or a bad option value."""
 
 
+def layer_names(value: Any) -> tuple:
+    """Layer names from ``"conv1,conv2"``, ``"conv1"`` or a sequence of names."""
+    if isinstance(value, str):
+        return tuple(n.strip() for n in value.split(",") if n.strip())
+    return tuple(str(n) for n in value)
+
+
 @dataclass(frozen=True)
 class MethodSpec:
     """What the registry knows about a method without importing it.

@@ -15,7 +15,7 @@ def _frozen(a: np.ndarray) -> np.ndarray:
     return a
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # eq=False: arrays have no single truth value
 class SaliencyResult:
     """Prediction and saliency maps from one explainer call.
 
@@ -74,7 +74,7 @@ def project_maps(maps: np.ndarray, preprocessing, frame_hw: Tuple[int, int]) -> 
     return np.stack([preprocessing.project_map(m, tuple(frame_hw)) for m in maps])
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class FilterImages:
     """First-layer filters as images (not per-frame maps).
 
