@@ -7,8 +7,9 @@ its absolute value (default), or signed for the raw output (positive = pushes
 it up, i.e. right).
 
 Baselines ``x0``:
-- ``black``: the all-zero input (black in RGB/BGR/gray; in a YUV model zero is
-  Y=U=V=0, a dark green, not black);
+- ``black``: a black image in the model's colour space when the preprocessing
+  is known (a SteeringModel: in YUV black is Y=0, U=V=128), else the all-zero
+  input (black in RGB, BGR and gray);
 - ``blurred``: the frame blurred with ``blur_sigma_px`` (keeps the colours,
   removes the edges);
 - ``mean``: the frame's mean colour everywhere;
@@ -57,10 +58,18 @@ class IntegratedGradients(SaliencyMethod):
     Options = IntegratedGradientsOptions
     default_name = "integrated_gradients"
 
+    def setup(self, layer: str | None) -> None:
+        super().setup(layer)
+        pre = self.preprocessing
+        black = np.zeros(self.view.input_shape[-1], np.float32)
+        if pre is not None and pre.channels == self.view.input_shape[-1]:
+            black = pre.to_input(np.zeros((pre.height, pre.width, 3), np.uint8))[0, 0].astype(np.float32)
+        self._black = black
+
     def baseline(self, x: tf.Tensor) -> tf.Tensor:
         b = self.options.baseline
         if b == "black":
-            return tf.zeros_like(x)
+            return tf.broadcast_to(tf.constant(self._black), tf.shape(x))
         return fill_image(x, {"blurred": "blur"}.get(b, b), 128.0, self.options.blur_sigma_px)
 
     def explain(self, x: tf.Tensor) -> Dict[str, tf.Tensor]:
