@@ -47,6 +47,7 @@ import pygame  # noqa: E402  (the one place pygame is imported)
 
 from carla_agent.attention_worker import AttentionMap  # noqa: E402
 from carla_agent.control import VehicleControl  # noqa: E402
+from carla_agent.errors import CarlaAgentError  # noqa: E402
 from carla_agent.hud_attention import AttentionFeed  # noqa: E402
 from carla_agent.hud_controls import KEY_HELP, HudState, ManualDriver, cycle  # noqa: E402
 from carla_agent.hud_explainers import (NO_TARGET, TARGETS, ExplainerFactory, MethodMenu, SaliencyKey,  # noqa: E402
@@ -60,10 +61,15 @@ from carla_agent.strip_chart import StripChart  # noqa: E402
 
 log = logging.getLogger(__name__)
 
-WHEEL_DEG_PER_STEER = 180.0  # [deg] the gauge's wheel turns this far at steer 1.0 (readable, not to scale)
+WHEEL_DEG_PER_STEER = 135.0  # [deg] the gauge's wheel turns this far at steer 1.0 (full lock never looks straight)
 TOAST_S = 2.5  # [s] how long a key's notification stays on screen
 CAPTION_PX = 20  # [px] caption strip on top of the image panels
 CHART_GRID_S = 2.0  # [s] vertical grid step of the strip chart
+
+
+class HudError(CarlaAgentError, ValueError):
+    """A bad HUD setting (size, style, layout, target, layer) or no window could open.
+    The command line prints it as one line."""
 
 
 class RestartEpisode(StopDrive):
@@ -114,13 +120,13 @@ class HudConfig:
     def __post_init__(self) -> None:
         w, h = self.size_wh
         if w < 320 or h < 240:
-            raise ValueError(f"HUD size {w}x{h} is too small; use at least 320x240")
+            raise HudError(f"HUD size {w}x{h} is too small; use at least 320x240")
         if self.style not in OVERLAY_STYLES:
-            raise ValueError(f"unknown overlay style {self.style!r}; known: {', '.join(OVERLAY_STYLES)}")
+            raise HudError(f"unknown overlay style {self.style!r}; known: {', '.join(OVERLAY_STYLES)}")
         if self.layout is not None and self.layout not in LAYOUTS:
-            raise ValueError(f"unknown layout {self.layout!r}; known: {', '.join(LAYOUTS)}")
+            raise HudError(f"unknown layout {self.layout!r}; known: {', '.join(LAYOUTS)}")
         if self.target not in TARGETS:
-            raise ValueError(f"unknown target {self.target!r}; known: {', '.join(TARGETS)}")
+            raise HudError(f"unknown target {self.target!r}; known: {', '.join(TARGETS)}")
 
 
 @dataclass(frozen=True)
@@ -129,8 +135,8 @@ class ShownFrame:
 
     Attributes:
         camera_frame: frame id in the camera panel.
-        map_frame: frame id the map on screen was computed from (None: no map).
-        image_frame: frame id of the image drawn under that map.
+        map_frame: frame id the map on screen was computed from, and of the image drawn
+            under it (the map's own frame, not the camera's); None: no map.
         key: the saliency on screen, or None.
         age_frames: ``camera_frame - map_frame``, or None.
         schedule: ``inline``, ``worker``, ``lock-step``, ``building``, ``error`` or ``done``.
@@ -138,7 +144,6 @@ class ShownFrame:
 
     camera_frame: int
     map_frame: Optional[int]
-    image_frame: Optional[int]
     key: Optional[SaliencyKey]
     age_frames: Optional[int]
     schedule: str
@@ -250,6 +255,10 @@ class _ChartGeometry:
 class HudHook(RunnerHook):
     """The live HUD as a runner hook. Build it with :func:`make_hud`.
 
+    In ``on_start`` it takes over ``runner.agent.explainer`` (when the agent has one):
+    the inline explainer for cheap methods, None for worker methods; the agent's own
+    explainer is put back in ``on_end``.
+
     Args:
         model: the :class:`~carla_agent.steering_model.SteeringModel` that steers
             (its ``preprocessing``, ``input_shape`` and ``conv_layer_names`` are used).
@@ -306,13 +315,19 @@ class HudHook(RunnerHook):
         self._overlay_cache: Tuple[tuple, Optional[np.ndarray]] = ((), None)
         self._static_key: tuple = ()
         self._static: Optional[pygame.Surface] = None
+        self._legends: Dict[tuple, pygame.Surface] = {}
         pygame.font.init()
         self.window: Optional[pygame.Surface] = None
         if config.headless:
             self.screen = pygame.Surface(config.size_wh)
         else:
-            pygame.display.init()
-            self.window = pygame.display.set_mode(config.size_wh)
+            try:
+                pygame.display.init()
+                self.window = pygame.display.set_mode(config.size_wh)
+            except pygame.error as exc:
+                self.feed.close()
+                raise HudError(f"cannot open the HUD window ({exc}); run with --headless, "
+                               "or check DISPLAY / WAYLAND_DISPLAY") from None
             pygame.display.set_caption(config.title)
             self.screen = self.window
         self.paint = _Painter(config.font_px)
@@ -507,13 +522,13 @@ class HudHook(RunnerHook):
         """Show another saliency, as the number keys, T and L do (for scripts and the CLI).
 
         Raises:
-            UnknownNameError: unknown method. ValueError: unknown target or layer.
+            UnknownNameError: unknown method. HudError: unknown target or layer.
         """
         METHODS.get(method)
         if target is not None and target not in TARGETS:
-            raise ValueError(f"unknown target {target!r}; known: {', '.join(TARGETS)}")
+            raise HudError(f"unknown target {target!r}; known: {', '.join(TARGETS)}")
         if layer is not None and layer not in self.conv_layers:
-            raise ValueError(f"unknown conv layer {layer!r}; the model's: {', '.join(self.conv_layers) or '(none)'}")
+            raise HudError(f"unknown conv layer {layer!r}; the model's: {', '.join(self.conv_layers) or '(none)'}")
         s = self.state
         s.method = method
         s.target = target or s.target
@@ -682,7 +697,7 @@ class HudHook(RunnerHook):
         if self.state.help_visible:
             self._draw_help()
         self.shown.append(ShownFrame(obs.frame, None if amap is None else amap.frame,
-                                     None if amap is None else amap.frame, None if amap is None else amap.key,
+                                     None if amap is None else amap.key,
                                      None if amap is None else obs.frame - amap.frame, schedule))
 
     def _static_layer(self, rects: Dict[str, Rect], rows, bars, lane_width_m: float) -> pygame.Surface:
@@ -793,16 +808,26 @@ class HudHook(RunnerHook):
             y += self.paint.line_px
 
     def _legend(self, rect: Rect, signed: bool) -> None:
-        """A colour bar at the bottom-right of the overlay: what the colours mean."""
+        """A colour bar at the bottom-right of the overlay: what the colours mean (drawn once, then cached)."""
         p = self.paint
         w, h = min(150, rect.w // 3), 8
-        x, y = rect.right - w - 10, rect.bottom - h - p.small_px - 8
-        p.shade(Rect(x - 6, y - 5, w + 12, h + p.small_px + 9), 140)
-        p.rgb(colorize_fast(np.linspace(-1.0 if signed else 0.0, 1.0, w, dtype=np.float32)[None].repeat(h, 0),
-                            signed), Rect(x, y, w, h))
-        lo, hi = ("pushes left", "right") if signed else ("low", "high")
-        p.put(lo, (x, y + h + 1), "dim", p.small)
-        p.put_right(hi, x + w, y + h + 1, "dim", p.small)
+        key = (w, signed)
+        surf = self._legends.get(key)
+        if surf is None:
+            box = Rect(0, 0, w + 12, h + p.small_px + 9)
+            surf = pygame.Surface((box.w, box.h), pygame.SRCALPHA)
+            surf.fill((0, 0, 0, 140))
+            p.target = surf
+            try:
+                ramp = np.linspace(-1.0 if signed else 0.0, 1.0, w, dtype=np.float32)[None].repeat(h, 0)
+                p.rgb(colorize_fast(ramp, signed), Rect(6, 5, w, h))
+                lo, hi = ("pushes left", "right") if signed else ("low", "high")
+                p.put(lo, (6, 5 + h + 1), "dim", p.small)
+                p.put_right(hi, 6 + w, 5 + h + 1, "dim", p.small)
+            finally:
+                p.target = self.screen
+            self._legends[key] = surf
+        self.screen.blit(surf, (rect.right - w - 16, rect.bottom - surf.get_height() - 3))
 
     # telemetry panel
     def _telemetry_geometry(self, rect: Rect, n_rows: int, n_bars: int) -> _TelemetryGeometry:
@@ -1067,12 +1092,12 @@ def make_hud(model: Any, scenario: Any = None, method: str = "visual_backprop", 
 
     Raises:
         UnknownNameError: unknown method (lists the known ones).
-        ValueError: bad target, layer, style, layout or size.
+        HudError: bad target, layer, style, layout or size, or no window could open.
     """
     METHODS.get(method)
     convs = tuple(getattr(model, "conv_layer_names", ()) or ())
     if layer is not None and layer not in convs:
-        raise ValueError(f"unknown conv layer {layer!r}; the model's conv layers: {', '.join(convs) or '(none)'}")
+        raise HudError(f"unknown conv layer {layer!r}; the model's conv layers: {', '.join(convs) or '(none)'}")
     config = HudConfig(size_wh=tuple(res), headless=headless, method=method, target=target, layer=layer, **options)
     hud = HudHook(model, config, explainer_factory=explainer_factory, on_record_toggle=on_record_toggle)
     if scenario is not None and config.layout is None:

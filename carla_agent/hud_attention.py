@@ -59,6 +59,7 @@ class AttentionFeed:
         self.lockstep_timeout_s = float(lockstep_timeout_s)
         self.key = key
         self._agent = None
+        self._agent_own = None
         self._normalizer = None
         self._norm_of: Optional[AttentionMap] = None
         self._norm_map: Optional[np.ndarray] = None
@@ -66,18 +67,20 @@ class AttentionFeed:
 
     # -- lifetime ------------------------------------------------------------------
     def attach(self, agent: Any) -> None:
-        """A new episode with ``agent``: forget old maps; drive its ``explainer`` when it has one."""
+        """A new episode with ``agent``: forget old maps; drive its ``explainer`` when it has one
+        (the agent's own explainer is put back by :meth:`detach`)."""
         self.detach()
         self._agent = agent if hasattr(agent, "explainer") else None
+        self._agent_own = None if self._agent is None else agent.explainer
         self.worker.clear()
         self._reset_normalizer()
         self.select(self.key)
 
     def detach(self) -> None:
-        """Take the HUD's inline explainer back from the agent."""
-        if self._agent is not None and isinstance(getattr(self._agent, "explainer", None), TimedExplainer):
-            self._agent.explainer = None
-        self._agent = None
+        """Give the agent back the explainer it had before :meth:`attach`."""
+        if self._agent is not None:
+            self._agent.explainer = self._agent_own
+        self._agent = self._agent_own = None
 
     def close(self) -> None:
         """Stop the worker and release the agent. Idempotent."""

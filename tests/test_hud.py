@@ -20,7 +20,8 @@ import pygame
 import pytest
 
 from carla_agent.agent import NetworkAgent
-from carla_agent.hud import HudConfig, HudHook, RestartEpisode, drive_episodes, hud_available, make_hud
+from carla_agent.errors import CarlaAgentError
+from carla_agent.hud import HudConfig, HudError, HudHook, RestartEpisode, drive_episodes, hud_available, make_hud
 from carla_agent.hud_controls import KEY_HELP, ManualDriver
 from carla_agent.hud_explainers import MethodMenu, make_key, model_explainer_factory
 from carla_agent.hud_layout import LAYOUTS, compute_layout, default_layout
@@ -376,6 +377,13 @@ def test_hud_available_follows_the_display(monkeypatch):
 # -- every method, headless, with screenshots --------------------------------------------------------------
 def check_frame(rgb, rects, hud, amap, camera_frame):
     """Every panel drawn; overlay = camera where the map is absent, differs where it is high."""
+    try:
+        _check_frame(rgb, rects, hud, amap, camera_frame)
+    except AssertionError as exc:
+        raise AssertionError(f"{amap.key.label}, frame {camera_frame}: {exc}") from None
+
+
+def _check_frame(rgb, rects, hud, amap, camera_frame):
     for name, r in rects.items():
         panel = rgb[r.y:r.bottom, r.x:r.right].reshape(-1, 3)
         assert panel.std(axis=0).max() > 5, f"panel {name} is blank"
@@ -426,7 +434,11 @@ def test_inline_method_rides_in_the_agents_graph_call(model, scenario):
         metrics, ticks, agent, _ = drive(model, scenario, hud, ticks=6, hooks_before=(Spy(),))
         assert all(has and df == of for has, df, of in seen)  # the agent made every map, same frame
         assert all(t.shown.schedule == "inline" and t.shown.age_frames == 0 for t in ticks)
-        assert agent.explainer is None  # handed back at the end of the episode
+        assert agent.explainer is None  # the agent's own (none) is handed back at the end of the episode
+        own = object()
+        agent = NetworkAgent(model, scenario.target_speed_mps, explainer=own)
+        Runner(SynthSim(), agent, scenario, duration_s=2 * scenario.dt_s, hooks=[hud]).run()
+        assert agent.explainer is own
 
 
 def test_worker_never_blocks_a_step_and_every_map_matches_its_frame(model, scenario):
@@ -655,3 +667,17 @@ def test_telemetry_counts_and_window_close(model, scenario):
     with pytest.raises(ValueError, match="conv layer"):
         make_hud(model, scenario, layer="conv9", prebuild=False, headless=True)
     assert make_key("visual_backprop", "left").target == "-"
+
+
+def test_bad_settings_and_no_display_are_one_line_errors(model, scenario, monkeypatch):
+    for kwargs in ({"layer": "conv9"}, {"target": "up"}, {"style": "sepia"}, {"res": (100, 100)}):
+        with pytest.raises(HudError) as info:
+            make_hud(model, scenario, prebuild=False, headless=True, **kwargs)
+        assert isinstance(info.value, CarlaAgentError) and "\n" not in str(info.value)
+
+    def no_display(*args, **kwargs):
+        raise pygame.error("No available video device")
+
+    monkeypatch.setattr(pygame.display, "set_mode", no_display)
+    with pytest.raises(HudError, match="--headless"):
+        make_hud(model, scenario, prebuild=False)
