@@ -46,38 +46,31 @@ REFERENCE_WIDTH = 200  # the width at which shift_steer_per_px is given
 def split_indices(episode: np.ndarray, val_fraction: float, seed: int) -> Tuple[np.ndarray, np.ndarray]:
     """Deterministic train/validation split of frame indices.
 
-    With two or more episodes, whole episodes (in a seeded random order) go to
-    validation until about ``val_fraction`` of the frames are there; at least
-    one episode stays on each side. With a single episode, the contiguous tail
-    of ``val_fraction`` of the frames is the validation set.
+    The contiguous tail of ``val_fraction`` of every episode is validation.
+    Every scenario and weather is then on both sides (holding out whole
+    episodes once left the only hairpin episodes out of training), while
+    neighbouring, near-identical frames meet at one boundary per episode only.
 
     Args:
-        episode: ``(N,)`` int episode index per frame.
+        episode: ``(N,)`` int episode index per frame, frames in driving order.
         val_fraction: wanted fraction of frames in validation, in (0, 1).
-        seed: seeds the episode order.
+        seed: unused; kept so callers need not change when the rule does.
 
     Returns:
         ``(train_idx, val_idx)``, sorted int64 index arrays, disjoint, both non-empty.
     """
+    del seed
     n = int(episode.shape[0])
-    episodes = np.unique(episode)
-    if len(episodes) >= 2:
-        order = np.random.default_rng(seed).permutation(episodes)
-        counts = {int(e): int(np.sum(episode == e)) for e in episodes}
-        target = val_fraction * n
-        val_eps, total = [], 0
-        for e in order[:-1]:  # the last episode always stays in training
-            if val_eps and abs(total + counts[int(e)] - target) >= abs(total - target):
-                break
-            val_eps.append(int(e))
-            total += counts[int(e)]
-            if total >= target:
-                break
-        is_val = np.isin(episode, val_eps)
-    else:
-        n_val = min(n - 1, max(1, int(round(val_fraction * n))))
-        is_val = np.zeros(n, bool)
-        is_val[n - n_val:] = True
+    is_val = np.zeros(n, bool)
+    for e in np.unique(episode):
+        idx = np.flatnonzero(episode == e)
+        n_val = int(round(val_fraction * len(idx)))
+        if len(idx) >= 2 and n_val >= 1:
+            is_val[idx[len(idx) - min(n_val, len(idx) - 1):]] = True
+    if not is_val.any():
+        is_val[n - 1] = True
+    if is_val.all():
+        is_val[0] = False
     return np.flatnonzero(~is_val), np.flatnonzero(is_val)
 
 

@@ -39,19 +39,21 @@ def write_band_dataset(root, frames=600, episodes=6, seed=0):
     return prep
 
 
-def test_split_by_episode_is_deterministic_and_disjoint():
+def test_split_takes_the_tail_of_every_episode():
     episode = np.repeat(np.arange(10), 50)
     tr, va = split_indices(episode, 0.2, seed=4)
     tr2, va2 = split_indices(episode, 0.2, seed=4)
     assert np.array_equal(tr, tr2) and np.array_equal(va, va2)
-    assert len(va) == 100 and len(tr) == 400
-    assert not set(episode[tr]) & set(episode[va])
-    # one episode: contiguous tail
+    assert len(va) == 100 and len(tr) == 400 and not set(tr) & set(va)
+    # every episode is on both sides, and its validation frames are its last ones
+    assert set(episode[tr]) == set(episode[va]) == set(range(10))
+    for e in range(10):
+        assert va[episode[va] == e].min() > tr[episode[tr] == e].max()
     tr, va = split_indices(np.zeros(100, np.int32), 0.15, seed=0)
     assert np.array_equal(va, np.arange(85, 100)) and np.array_equal(tr, np.arange(85))
-    # two episodes, large fraction: one episode stays in training
+    # a large fraction still leaves training frames in each episode
     tr, va = split_indices(np.repeat([0, 1], 10), 0.9, seed=0)
-    assert len(tr) == 10 and len(va) == 10
+    assert len(tr) == 2 and len(va) == 18
 
 
 def test_augmenter_flip_and_shift_correct_steering():
