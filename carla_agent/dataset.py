@@ -107,7 +107,27 @@ class Dataset:
 
 
 def load_dataset(root: str | Path) -> Dataset:
-    """Load every shard of a dataset directory (see module docstring)."""
+    """Load every shard of a dataset directory (see module docstring).
+
+    ``root`` may also name several directories separated by commas
+    (``data/clean,data/dagger``); they are concatenated, episode indices
+    renumbered, and must share one preprocessing.
+    """
+    parts_roots = [p for p in str(root).split(",") if p]
+    if len(parts_roots) > 1:
+        loaded = [load_dataset(p) for p in parts_roots]
+        first = loaded[0]
+        for other, path in zip(loaded[1:], parts_roots[1:]):
+            if other.preprocessing != first.preprocessing:
+                raise DatasetError(f"{path}: its preprocessing differs from {parts_roots[0]}'s; "
+                                   "collect both with the same settings")
+        arrays, offset = {k: [] for k in ARRAYS}, 0
+        for d in loaded:
+            for k in ARRAYS:
+                arrays[k].append(d.arrays[k] + offset if k == "episode" else d.arrays[k])
+            offset += int(d.arrays["episode"].max()) + 1 if len(d) else 0
+        meta = dict(first.meta, sources=parts_roots, frames=sum(len(d) for d in loaded))
+        return Dataset({k: np.concatenate(v) for k, v in arrays.items()}, first.preprocessing, meta)
     root = Path(root)
     meta_path = root / "meta.json"
     if not meta_path.exists():
