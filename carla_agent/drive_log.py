@@ -454,13 +454,14 @@ class DriveLogWriter:
         self._last_flush_wall = time.monotonic()
 
     def close(self, metrics: Optional[Mapping[str, Any]] = None, interrupted: bool = False,
-              complete: Optional[bool] = None, **extra: Any) -> None:
+              complete: Optional[bool] = None, reason: Optional[str] = None, **extra: Any) -> None:
         """Flush, then rewrite ``meta.json`` with the end time, metrics and ``complete``.
 
         Args:
             metrics: closed-loop metrics (``DriveMetrics.to_dict()``).
             interrupted: the drive was interrupted (Ctrl-C); the run stays incomplete.
             complete: override; default ``not interrupted`` and no write error.
+            reason: why the run is incomplete, when it is and there was no write error.
             **extra: more JSON fields for ``meta.json`` (e.g. ``dropped_frames``).
         """
         if self._closed:
@@ -475,7 +476,9 @@ class DriveLogWriter:
         done = (not interrupted and self.error is None) if complete is None else bool(complete)
         self._end = {"ended_utc": utc_now(), "interrupted": bool(interrupted), "frames": self.frames_flushed,
                      "metrics": _jsonable(dict(metrics)) if metrics is not None else None,
-                     "stop_reason": self.error, **_jsonable(extra)}
+                     "stop_reason": self.error or (None if done else reason or
+                                                   ("interrupted" if interrupted else None)),
+                     **_jsonable(extra)}
         try:
             self._write_meta(complete=done and self.error is None)
         except OSError as exc:

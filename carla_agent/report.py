@@ -201,15 +201,20 @@ def _fmt(v: Any) -> str:
     return html.escape(str(v))
 
 
+def _td(v: Any) -> str:
+    numeric = isinstance(v, (int, float, np.number)) and not isinstance(v, bool)
+    return f"<td class='num'>{_fmt(v)}</td>" if numeric else f"<td>{_fmt(v)}</td>"
+
+
 def _table(pairs: Sequence[Tuple[str, Any]]) -> str:
-    body = "".join(f"<tr><th>{html.escape(str(k))}</th><td class='num'>{_fmt(v)}</td></tr>" for k, v in pairs)
+    body = "".join(f"<tr><th>{html.escape(str(k))}</th>{_td(v)}</tr>" for k, v in pairs)
     return f"<table>{body}</table>"
 
 
 def _frame_table(df) -> str:
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in [df.index.name or "", *df.columns])
-    body = "".join("<tr><th>" + html.escape(str(idx)) + "</th>" + "".join(
-        f"<td class='num'>{_fmt(v)}</td>" for v in row) + "</tr>" for idx, row in zip(df.index, df.itertuples(index=False)))
+    body = "".join("<tr><th>" + html.escape(str(idx)) + "</th>" + "".join(_td(v) for v in row) + "</tr>"
+                   for idx, row in zip(df.index, df.itertuples(index=False)))
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
