@@ -304,7 +304,7 @@ class ModelView:
                     if len(nxt) != 1:
                         break
                     cur = nxt[0]
-                    if cur.kind == "activation" or (isinstance(cur.layer, L.Activation)):
+                    if cur.kind == "activation":
                         feature = cur
                         break
                     if not isinstance(cur.layer, PASS_TYPES):

@@ -3,8 +3,8 @@
 Windows of one or several sizes slide over the whole image (the last window of
 each row and column is moved to end at the image edge, so the last rows and
 columns are covered too). Each window is replaced by a fill (``grey``, a
-``blur``red copy of the frame, or the frame's ``mean`` colour; a black patch
-would add artificial edges) and the model is run on all occluded copies in
+blurred copy of the frame, ``blur``, or the frame's ``mean`` colour; a black
+patch would add artificial edges) and the model is run on all occluded copies in
 batches of ``chunk`` images, in the same graph as the clean prediction. A
 window's score is the change of the target, ``|score(x) - score(x_occluded)|``,
 or with ``signed`` the change of the raw output, ``y(x) - y(x_occluded)``
