@@ -85,7 +85,8 @@ def bench_draw(model, frames: int) -> bool:
     hud.on_start(runner, records[0].obs)  # the HUD drives the agent's explainer again, as during the drive
     print(f"\n1. HUD drawing alone, {RES[0]}x{RES[1]}, camera {records[0].obs.image.shape[1]}x"
           f"{records[0].obs.image.shape[0]}, {len(records)} frames each (target: draw <= {DRAW_TARGET_MS} ms)")
-    print("wall ms (perf_counter) and CPU ms of this process (process_time: other processes on the box do not count)")
+    print("wall ms (perf_counter), and CPU ms of this process (process_time: other processes on the box do not "
+          "count; OpenCV's and TensorFlow's helper threads do, so it can exceed wall time)")
     print(f"{'case':<28} {'draw med':>9} {'draw p90':>9} {'step med':>9} {'step p90':>9} {'CPU med':>8} {'CPU p90':>8}  ok")
     ok_all = True
 
