@@ -47,6 +47,14 @@ def _add_backend_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--timeout", type=float, default=10.0, help="CARLA client timeout in seconds (default 10)")
 
 
+def _add_saliency_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("saliency")
+    g.add_argument("--method", default="visual_backprop", help="saliency method (see 'methods')")
+    g.add_argument("--target", default="auto", choices=("auto", "left", "right", "straight"),
+                   help="what the map explains (Grad-CAM and gradients)")
+    g.add_argument("--layer", default=None, help="conv layer for per-layer methods (default: chosen per method)")
+
+
 def _backend(args, scenario) -> tuple:
     name = args.backend or scenario.backend
     options = {}
@@ -92,26 +100,122 @@ def cmd_scenarios(args) -> int:
 def cmd_drive(args) -> int:
     from carla_agent.agent import NetworkAgent
     from carla_agent.runner import Runner
+    from carla_agent.saliency import METHODS
     from carla_agent.simulator import make_simulator
 
     scenario = _load_scenario(args)
     backend, options = _backend(args, scenario)
-    hooks = []
-    if not args.quiet:
-        from carla_agent.progress import ProgressHook
-
-        hooks.append(ProgressHook(args.duration or scenario.duration_s))
+    METHODS.get(args.method)  # an unknown method fails before anything starts
+    use_hud = not args.headless and _hud_available()
     # The simulator first: an unreachable server is reported before a slow model load.
     with make_simulator(backend, **options) as sim:
         model = _load_model(args.model)
         agent = NetworkAgent(model, scenario.target_speed_mps)
-        runner = Runner(sim, agent, scenario, seed=args.seed, duration_s=args.duration, hooks=hooks)
-        metrics = runner.run()
+        recorder = None
+        if args.record or use_hud:
+            from carla_agent.batch_record import make_recorder
+
+            # --record never drops frames; the HUD's R key never stalls the window.
+            recorder = make_recorder(args.out, live_video=True, when_full="block" if args.record else "drop",
+                                     model=model)
+            recorder.autostart = bool(args.record)
+        progress = []
+        if not args.quiet and not use_hud:
+            from carla_agent.progress import ProgressHook
+
+            progress.append(ProgressHook(args.duration or scenario.duration_s))
+        if use_hud:
+            from carla_agent.hud import drive_episodes, make_hud
+
+            hud = make_hud(model, scenario, method=args.method, target=args.target, layer=args.layer,
+                           res=args.hud_res,
+                           on_record_toggle=lambda on: recorder.start() if on else recorder.stop())
+            runners = []
+
+            def make_runner():
+                runners.append(Runner(sim, agent, scenario, seed=args.seed, duration_s=args.duration,
+                                      hooks=[hud, recorder]))
+                return runners[-1]
+
+            with hud:
+                metrics = drive_episodes(make_runner, hud)
+            interrupted = runners[-1].interrupted
+        else:
+            if args.record:
+                from carla_agent.saliency import make_explainer
+
+                agent.explainer = make_explainer(model, args.method, output=model.steer_index,
+                                                 target=args.target, layer=args.layer)
+            hooks = progress + ([recorder] if recorder is not None else [])
+            runner = Runner(sim, agent, scenario, seed=args.seed, duration_s=args.duration, hooks=hooks)
+            metrics = runner.run()
+            interrupted = runner.interrupted
     if args.json:
         _out(json.dumps(metrics.to_dict()))
     else:
         _out(metrics.table())
-    return 130 if runner.interrupted else 0
+    if recorder is not None and recorder.runs:
+        for run in recorder.runs:
+            _out(f"recorded {run}")
+    return 130 if interrupted else 0
+
+
+def _hud_available() -> bool:
+    from carla_agent.hud import hud_available
+
+    return hud_available()
+
+
+def cmd_methods(args) -> int:
+    from carla_agent.saliency import METHODS
+
+    width = max(len(n) for n in METHODS.names())
+    for name, spec in METHODS.items():
+        _out(f"{name:<{width}}  {spec.description}")
+    return 0
+
+
+def cmd_explain(args) -> int:
+    from carla_agent.saliency.explain import explain_images
+
+    output = int(args.output) if args.output is not None and args.output.lstrip("-").isdigit() else args.output
+    model = _load_model(args.model)
+    written = explain_images(args.images, model, method=args.method, target=args.target,
+                             output=model.steer_index if output is None else output, out_dir=args.out,
+                             layer=args.layer)
+    for path in written:
+        _out(str(path))
+    return 0
+
+
+def cmd_record(args) -> int:
+    from carla_agent.batch_record import record_batch
+
+    backend_options = {}
+    if args.backend == "carla":
+        backend_options = dict(host=args.host, port=args.port, tm_port=args.tm_port, timeout_s=args.timeout)
+    result = record_batch(args.scenarios, args.methods, duration_s=args.duration, out_dir=args.out,
+                          model_path=args.model, seed=args.seed, backend=args.backend,
+                          backend_options=backend_options, gif=args.gif)
+    for run in result.runs:
+        _out(f"{run.run_dir}")
+    _out(f"index: {result.index}")
+    return 0
+
+
+def cmd_replay(args) -> int:
+    from carla_agent.replay import replay
+
+    result = replay(args.run, methods=[m for m in args.methods.split(",") if m], model=args.model,
+                    target=args.target, layer=args.layer, ab_model=args.ab_model, out=args.out, fmt=args.format,
+                    step=args.step, verify=args.verify, redrive_model=args.redrive)
+    for name in ("video", "ab_video", "report", "redrive_run"):
+        value = getattr(result, name, None)
+        if value:
+            _out(f"{name}: {value}")
+    if args.verify and getattr(result, "resim", None) is not None:
+        _out(f"re-simulation: {result.resim}")
+    return 0
 
 
 def cmd_collect(args) -> int:
@@ -160,8 +264,48 @@ def build_parser() -> argparse.ArgumentParser:
                    help="synchronous mode (always on: one tick per step, as in CARLA's synchronous mode)")
     p.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_saliency_args(p)
+    p.add_argument("--hud-res", type=_res, default=(1280, 720), metavar="WxH", help="HUD window size (default 1280x720)")
+    p.add_argument("--record", action="store_true", help="record a drive log and attention video under --out")
+    p.add_argument("--out", default="runs", help="folder for recorded runs (default runs/)")
     _add_backend_args(p)
     p.set_defaults(func=cmd_drive)
+
+    p = sub.add_parser("methods", help="list the saliency methods")
+    p.set_defaults(func=cmd_methods)
+
+    p = sub.add_parser("explain", help="saliency map, overlay and prediction for image files")
+    p.add_argument("images", nargs="+", help="PNG/JPG camera frames")
+    p.add_argument("--model", default=str(DEFAULT_MODEL))
+    p.add_argument("--output", default=None, help="output to explain, by name or index (default: steering)")
+    p.add_argument("--out", default="out", help="folder for the results (default out/)")
+    _add_saliency_args(p)
+    p.set_defaults(func=cmd_explain)
+
+    p = sub.add_parser("record", help="drive scenarios headless and record logs, attention videos and reports")
+    p.add_argument("--scenarios", required=True, help="comma-separated scenario names or files")
+    p.add_argument("--methods", default="visual_backprop", help="comma-separated saliency methods for the videos")
+    p.add_argument("--duration", type=float, default=None, help="time limit per drive in seconds")
+    p.add_argument("--out", default="runs", help="parent folder of the runs (default runs/)")
+    p.add_argument("--model", default=str(DEFAULT_MODEL))
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--gif", action="store_true", help="also write a short GIF per run")
+    _add_backend_args(p)
+    p.set_defaults(func=cmd_record)
+
+    p = sub.add_parser("replay", help="re-render attention videos from a recorded run, A/B, re-simulate")
+    p.add_argument("run", help="run folder written by drive --record or record")
+    p.add_argument("--methods", default="visual_backprop", help="comma-separated methods, e.g. visual_backprop,occlusion")
+    p.add_argument("--model", default=None, help="model to explain with (default: the run's own)")
+    p.add_argument("--target", default="auto", choices=("auto", "left", "right", "straight"))
+    p.add_argument("--layer", default=None)
+    p.add_argument("--ab-model", default=None, help="second model: A/B video on the same frames")
+    p.add_argument("--redrive", default=None, help="drive the run's scenario again closed-loop with this model")
+    p.add_argument("--verify", action="store_true", help="re-simulate an embedded run and check bit-identical frames")
+    p.add_argument("--out", default=None, help="video file (default RUN/replay_<methods>.mp4)")
+    p.add_argument("--format", default="mp4", choices=("mp4", "gif"))
+    p.add_argument("--step", type=int, default=1, help="render every N-th frame")
+    p.set_defaults(func=cmd_replay)
 
     p = sub.add_parser("scenarios", help="list the shipped scenarios")
     p.set_defaults(func=cmd_scenarios)
