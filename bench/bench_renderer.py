@@ -1,0 +1,148 @@
+"""Benchmark of the embedded renderer: ms/frame and frames/s per resolution and weather.
+
+The scene is typical of the shipped scenarios: a two-lane road with curves,
+trees on both sides, poles on the right, and three vehicles in view (a lead
+car, an oncoming car and a parked one). The car drives along the road so the
+timing averages over many views. Runs pinned to one core with OpenCV
+single-threaded, as the issue's acceptance bench does.
+
+    python bench/bench_renderer.py                # renderer only
+    python bench/bench_renderer.py --sim          # also a full EmbeddedSimulator step
+    python bench/bench_renderer.py --frames 300 --sizes 200x66 800x600
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import os
+import sys
+import time
+from pathlib import Path
+from typing import List, Tuple
+
+import cv2
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from carla_agent.embedded.renderer import Renderer  # noqa: E402
+from carla_agent.embedded.weather import PRESETS, resolve_weather  # noqa: E402
+from carla_agent.embedded.world import CAR_COLORS, VehicleBox, place_static  # noqa: E402
+from carla_agent.road import build_road  # noqa: E402
+from carla_agent.scenario import (CameraSpec, LanesSpec, PlacementSpec, RoadSpec, RoadsideSpec,  # noqa: E402
+                                  SegmentSpec, WeatherSpec)
+
+log = logging.getLogger("bench_renderer")
+
+
+def pin_one_core() -> str:
+    """Pin this process to one core and OpenCV to one thread; say what was done."""
+    cv2.setNumThreads(1)
+    if hasattr(os, "sched_setaffinity"):
+        try:
+            os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+            return f"pinned to core {min(os.sched_getaffinity(0))}"
+        except OSError as exc:  # e.g. a restricted container
+            return f"not pinned ({exc})"
+    return "not pinned (no sched_setaffinity)"
+
+
+def typical_scene():
+    road = build_road(RoadSpec(
+        segments=(SegmentSpec("line", 60.0), SegmentSpec("curve", radius_m=120.0, angle_deg=50.0, turn="left",
+                                                         transition_m=25.0),
+                  SegmentSpec("line", 40.0), SegmentSpec("curve", radius_m=90.0, angle_deg=60.0, turn="right",
+                                                         transition_m=25.0),
+                  SegmentSpec("line", 300.0)),
+        lanes=LanesSpec(driving=1, oncoming=1, width_m=3.5, shoulder_m=1.0)))
+    roadside = RoadsideSpec(trees=PlacementSpec(every_m=16.0, side="both", offset_m=(2.0, 9.0)),
+                            poles=PlacementSpec(every_m=45.0, side="right", offset_m=(1.0, 1.5)),
+                            signs=PlacementSpec(every_m=120.0, side="right", offset_m=(0.5, 1.0)))
+    statics = place_static(road, roadside, np.random.default_rng(0))
+    return road, statics
+
+
+def vehicles_at(road, s: float) -> List[VehicleBox]:
+    """A lead car 25 m ahead, an oncoming car 70 m ahead, a car parked on the shoulder 45 m ahead."""
+    out = []
+    for ds, t, flip, color in ((25.0, -1.75, False, CAR_COLORS[0]), (70.0, 1.75, True, CAR_COLORS[1]),
+                               (45.0, -4.0, False, CAR_COLORS[2])):
+        sv = min(s + ds, road.length_m)
+        x, y = road.to_world(sv, t)
+        yaw = road.heading_at(sv) + (math.pi if flip else 0.0)
+        out.append(VehicleBox(float(x), float(y), yaw, 4.6, 1.9, 1.5, color, sv))
+    return out
+
+
+def bench_renderer(size: Tuple[int, int], weather: str, frames: int, road, statics) -> float:
+    """Mean renderer time per frame in ms, driving 0.6 m per frame along the right lane."""
+    cam = CameraSpec(image_size_x=size[0], image_size_y=size[1])
+    r = Renderer(road, cam, resolve_weather(WeatherSpec(preset=weather)), statics, seed=0)
+    poses = []
+    for i in range(frames):
+        s = 10.0 + 0.6 * i
+        x, y = road.to_world(s, -1.75)
+        poses.append((float(x), float(y), road.heading_at(s), s, vehicles_at(road, s), i))
+    for p in poses[:5]:  # warm-up
+        r.render(*p)
+    t0 = time.perf_counter()
+    for p in poses:
+        r.render(*p)
+    return (time.perf_counter() - t0) / frames * 1e3
+
+
+def bench_simulator(size: Tuple[int, int], weather: str, frames: int) -> float:
+    """Mean full EmbeddedSimulator.step time in ms on a shipped scenario with traffic."""
+    from dataclasses import replace
+
+    from carla_agent.control import VehicleControl
+    from carla_agent.embedded.simulator import EmbeddedSimulator
+    from carla_agent.scenario import load_scenario
+
+    sc = load_scenario("gentle_curves")
+    sc = replace(sc, camera=replace(sc.camera, image_size_x=size[0], image_size_y=size[1]),
+                 weather=WeatherSpec(preset=weather))
+    with EmbeddedSimulator() as sim:
+        sim.reset(sc, seed=0)
+        ctl = VehicleControl(throttle=0.5, steer=0.0)
+        for _ in range(5):
+            sim.step(ctl)
+        t0 = time.perf_counter()
+        for _ in range(frames):
+            obs = sim.step(VehicleControl(throttle=0.5, steer=float(obs.truth.expert_steer or 0.0))
+                           if "obs" in locals() else ctl)
+        return (time.perf_counter() - t0) / frames * 1e3
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--frames", type=int, default=200)
+    ap.add_argument("--sizes", nargs="+", default=["200x66", "320x160", "480x270", "800x600"])
+    ap.add_argument("--weathers", nargs="+", default=list(PRESETS))
+    ap.add_argument("--sim", action="store_true", help="also time full EmbeddedSimulator steps")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    log.info("%s, OpenCV %s threads=%d, numpy %s", pin_one_core(), cv2.__version__, cv2.getNumThreads(),
+             np.__version__)
+    road, statics = typical_scene()
+    sizes = [tuple(int(v) for v in s.split("x")) for s in args.sizes]
+    head = f"{'resolution':>10} {'weather':>11} {'render ms':>10} {'render fps':>11}"
+    if args.sim:
+        head += f" {'step ms':>8} {'step fps':>9}"
+    log.info(head)
+    log.info("-" * len(head))
+    for size in sizes:
+        for weather in args.weathers:
+            ms = bench_renderer(size, weather, args.frames, road, statics)
+            row = f"{size[0]:>4}x{size[1]:<5} {weather:>11} {ms:>10.3f} {1e3 / ms:>11.0f}"
+            if args.sim:
+                sms = bench_simulator(size, weather, args.frames)
+                row += f" {sms:>8.3f} {1e3 / sms:>9.0f}"
+            log.info(row)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
