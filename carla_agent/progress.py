@@ -30,5 +30,8 @@ class ProgressHook(RunnerHook):
 
     def on_end(self, metrics, interrupted: bool) -> None:
         if self._bar is not None:
+            if metrics.completed:  # the route ended before the time limit
+                self._bar.total = round(self._last, 1)
+                self._bar.refresh()
             self._bar.close()
             self._bar = None
