@@ -56,8 +56,9 @@ class RecorderConfig:
         video: live attention video file name (relative to the run folder) or None.
         video_fps: frames per second of the live video; default the simulation rate.
         video_tile_width_px: tile width of the live video (0: camera width, at most 480).
-        worker_nice: raise the worker thread's nice value by this much (Linux), so the drive loop
-            gets the CPU first and the worker catches up in its gaps; 0 leaves it alone.
+        worker_nice: raise the worker thread's nice value by this much (Linux). Off by default:
+            on a loaded 2-core machine a starved worker fills the queue and then blocks the drive
+            (measured: nice 5 and 19 cost more frame rate than 0).
         video_preset: x264 preset of the live video; ``ultrafast`` takes ~1/3 of ``veryfast``'s CPU
             for ~2x the file size (re-render offline for a small, full-quality video).
     """
@@ -73,7 +74,7 @@ class RecorderConfig:
     video: Optional[str] = None
     video_fps: Optional[float] = None
     video_tile_width_px: int = 320
-    worker_nice: int = 5
+    worker_nice: int = 0
     video_preset: str = "ultrafast"
 
     def __post_init__(self) -> None:

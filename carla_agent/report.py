@@ -62,7 +62,7 @@ class KeyFrame:
 
     Attributes:
         i: row index.
-        reason: ``largest steering``, ``intervention 2``, ``collision with vehicle.parked`` ...
+        reason: ``largest steering (+0.41)``, ``intervention 2``, ``collision with vehicle:vehicle.parked`` ...
     """
 
     i: int
@@ -70,7 +70,9 @@ class KeyFrame:
 
 
 def key_frames(rows, max_per_kind: int = MAX_KEY_FRAMES) -> List[KeyFrame]:
-    """The largest |predicted steering|, each intervention and each collision (capped per kind), by time.
+    """Frames worth a look, by time: the largest |predicted steering|, the largest |lateral offset|,
+    the largest |predicted - expert steering| (when the expert is known), each intervention and
+    each collision (capped per kind).
 
     An intervention shows on the first row whose ``interventions`` counter went up: the
     frame where the car was found off its lane, before it was put back.
@@ -78,17 +80,27 @@ def key_frames(rows, max_per_kind: int = MAX_KEY_FRAMES) -> List[KeyFrame]:
     if len(rows) == 0:
         return []
     out: Dict[int, str] = {}
+
+    def add(i: int, reason: str) -> None:
+        out[i] = f"{out[i]}; {reason}" if i in out else reason
+
     steer = rows["predicted_steer"].astype(float).fillna(rows["steer"].astype(float))
     big = int(steer.abs().idxmax())
-    out[big] = f"largest steering ({steer[big]:+.2f})"
+    add(big, f"largest steering ({steer[big]:+.2f})")
+    offset = rows["lateral_offset_m"].astype(float)
+    far = int(offset.abs().idxmax())
+    add(far, f"largest lateral offset ({offset[far]:+.2f} m)")
+    gap = (rows["predicted_steer"].astype(float) - rows["expert_steer"].astype(float)).abs()
+    if gap.notna().any():
+        worst = int(gap.idxmax())
+        add(worst, f"largest disagreement with the expert ({gap[worst]:.2f})")
     jumps = rows.index[rows["interventions"].diff().fillna(0) > 0]
     for n, i in enumerate(jumps[:max_per_kind], start=1):
-        out[int(i)] = (out.get(int(i), "") + "; " if int(i) in out else "") + f"intervention {n}"
+        add(int(i), f"intervention {n}")
     hits = rows.index[rows["collisions"].fillna(0) > 0]
     for i in hits[:max_per_kind]:
         what = rows.at[i, "collision_with"]
-        what = what if isinstance(what, str) and what else "something"
-        out[int(i)] = (out.get(int(i), "") + "; " if int(i) in out else "") + f"collision with {what}"
+        add(int(i), f"collision with {what if isinstance(what, str) and what else 'something'}")
     return [KeyFrame(i, out[i]) for i in sorted(out)]
 
 
