@@ -155,8 +155,13 @@ def cmd_drive(args) -> int:
     else:
         _out(metrics.table())
     if recorder is not None and recorder.runs:
+        from carla_agent.batch_record import finish_run
+
         for run in recorder.runs:
-            _out(f"recorded {run}")
+            # The live video has what was computed while driving; the report gets a
+            # full-quality video rendered from the log with the chosen method.
+            video, page = finish_run(run, methods=[args.method], model=model, progress=not args.quiet)
+            _out(f"recorded {run}" + (f" (report {page})" if page else ""))
     return 130 if interrupted else 0
 
 
