@@ -164,7 +164,7 @@ def _scale(rgb, gain) -> RGB:
 
 
 def _smoothstep(x):
-    x = np.clip(x, 0.0, 1.0)
+    x = np.minimum(np.maximum(x, 0.0), 1.0)  # (np.clip's Python wrapper costs more than the maths)
     return x * x * (3.0 - 2.0 * x)
 
 
@@ -437,6 +437,7 @@ class Renderer:
         self._line_width = np.array([ln.width_m for ln in lines])
         self._line_yellow = np.array([ln.yellow for ln in lines], bool)
         self._line_broken = np.array([ln.broken for ln in lines], bool)
+        self._any_broken = bool(self._line_broken.any())
         self._t = np.array(ts, dtype=np.float64)
         broken = [ln for ln in lines if ln.broken]
         # Edges of the broken lines, in the order (line, edge): dash points are laid out the same way.
@@ -654,6 +655,7 @@ class Renderer:
         bg[:hr] = np.clip(np.rint(self._sky_rgb(elev)[:hr]), 0, 255).astype(np.uint8)[:, None, :]
         bg[hr:] = np.array(self._col["terrain"], np.uint8)
         self._bg_rgb = bg
+        self._build_clouds(elev[:hr])
         sem = np.full((H, W), _TERRAIN, np.uint8)
         sem[:hr] = _SKY
         self._bg_sem = sem
@@ -674,6 +676,62 @@ class Renderer:
         self._ground_fog_cap = hill_fog if self._hills_visible else 1.0
         step = max(3.0, W / 90.0)
         self._hills_u = np.concatenate([np.arange(-2.0, W + 2.0, step), [W + 2.0]])
+
+    def _build_clouds(self, elev_rad: np.ndarray) -> None:
+        """A 360-degree panorama of the sky rows with clouds, sliced by the heading each frame.
+
+        Clouds lie on a plane 1.5 km up: a ray of elevation e and azimuth a meets
+        it at horizontal distance 1500 / tan(e), where a tileable noise texture
+        (seeded) gives the cloud density, so clouds shrink toward the horizon as
+        real ones do and turn with the car. ``cloudiness`` sets the cover. The
+        panorama is cylindrical (one column per 1/focal radian), so a frame's sky
+        is one contiguous slice: exact at the image centre, and clouds near the
+        edges sit a little off their true azimuth, which soft clouds hide.
+
+        Args:
+            elev_rad: ``(hr,)`` elevation of each sky row at the image centre.
+        """
+        w, cam = self.weather, self.camera
+        self._sky_pano = None
+        hr = len(elev_rad)
+        if hr == 0 or w.cloudiness < 0.05 or w.fog_density > 0.4:
+            return
+        P = int(round(2.0 * math.pi * cam.focal_px))  # one panorama column per image pixel at the centre
+        rng = np.random.default_rng((self.seed, 271828))
+        size = 256
+        tex = np.zeros((size, size), np.float32)
+        for cells, weight in ((4, 1.0), (8, 0.5), (16, 0.25), (32, 0.125), (64, 0.06)):
+            grid = rng.random((cells, cells)).astype(np.float32)
+            # Wrap the grid so the texture tiles, then upsample smoothly.
+            big = cv2.resize(np.pad(grid, 2, mode="wrap"), ((cells + 4) * size // cells,) * 2,
+                             interpolation=cv2.INTER_CUBIC)
+            o = 2 * size // cells
+            tex += weight * big[o:o + size, o:o + size]
+        tex = (tex - tex.min()) / max(float(tex.max() - tex.min()), 1e-6)
+        e = np.maximum(elev_rad, math.radians(0.3))[:, None]
+        a = -np.arange(P, dtype=np.float64)[None, :] * (2.0 * math.pi / P)  # azimuth falls to the right
+        dist_km = 1.5 / np.tan(e)
+        scale = size / 12.0  # texture pixels per km: cloud cells a few km across
+        map_x = (dist_km * np.cos(a) * scale).astype(np.float32)
+        map_y = (dist_km * np.sin(a) * scale).astype(np.float32)
+        noise = cv2.remap(tex, map_x % size, map_y % size, cv2.INTER_LINEAR, borderMode=cv2.BORDER_WRAP)
+        th = 1.0 - w.cloudiness
+        cover = _smoothstep((noise - th + 0.12) / 0.3) * min(1.0, 0.3 + w.cloudiness)
+        # Far clouds melt into the haze near the horizon.
+        cover *= 1.0 - np.exp(-np.degrees(e) / 2.5)
+        sky = self._sky_rgb(elev_rad)[:, None, :]
+        light = max(w.ground_light)
+        lit = np.array([255.0, 255.0, 255.0]) * min(1.0, 0.25 + 0.75 * light)
+        if w.glare > 0:
+            lit = lit * np.array([1.0, 0.78, 0.62])  # sunset clouds glow warm
+        # Thicker parts of a cloud are greyer underneath.
+        body = lit * (0.95 - 0.35 * _smoothstep((noise - th) / 0.5))[..., None]
+        cloud = body * 0.8 + sky * 0.2
+        pano = sky + (cloud - sky) * cover[..., None]
+        pano = np.clip(np.rint(pano), 0, 255).astype(np.uint8)
+        # The first image-width of columns repeated at the end: every slice is contiguous.
+        self._sky_pano = np.ascontiguousarray(np.concatenate([pano, pano[:, :self.width_px]], axis=1))
+        self._sky_period = P
 
     def _headlight_light(self, fwd_m: np.ndarray, left_m: np.ndarray) -> np.ndarray:
         """Ego headlight illuminance (0..~1) at ground offsets from the camera (forward, left; metres).
@@ -777,6 +835,12 @@ class Renderer:
         hr = cam.horizon_row
         s_hint = float(s_hint_m)
         if hr > 0:
+            if self._sky_pano is not None:
+                # Column j of the panorama looks toward azimuth -2 pi j / P; image column u toward
+                # yaw - (u + 0.5 - cx) / focal.
+                P = self._sky_period
+                start = int(round(0.5 - self.camera.cx_px - yaw * P / (2.0 * math.pi))) % P
+                rgb[:hr] = self._sky_pano[:, start:start + self.width_px]
             self._draw_hills(rgb[:hr], sem[:hr], yaw)
         objs, casting, depth, rng_m = self._frame_objects(s_hint)
         veh = self._vehicles_in_view(vehicles)
@@ -847,7 +911,11 @@ class Renderer:
         pts = np.empty((len(x), 2), np.int32)
         pts[:, 0] = np.rint(x * _ONE)
         pts[:, 1] = np.rint(y * _ONE)
-        return [pts[a:b] if g else None for a, b, g in zip(starts.tolist(), ends.tolist(), good.tolist())]
+        out = [pts[a:b] for a, b in zip(starts.tolist(), ends.tolist())]
+        if not good.all():
+            for i in np.flatnonzero(~good).tolist():
+                out[i] = None
+        return out
 
     # -- sky -------------------------------------------------------------------
     def _draw_hills(self, rgb: np.ndarray, sem: np.ndarray, yaw: float) -> None:
@@ -868,7 +936,10 @@ class Renderer:
         fwd_h, se = np.cos(e) * np.cos(phi), np.sin(e)
         v = cam.cy_px - cam.focal_px * (-fwd_h * sp + se * cp) / (fwd_h * cp + se * sp)
         bottom = cam.horizon_v_px + 1.0
-        pts = np.concatenate([np.stack([u, v], 1), [[u[-1], bottom], [u[0], bottom]]])
+        pts = np.empty((len(u) + 2, 2))
+        pts[:-2, 0], pts[:-2, 1] = u, v
+        pts[-2] = (u[-1], bottom)
+        pts[-1] = (u[0], bottom)
         poly = [np.rint((pts - 0.5) * _ONE).astype(np.int32)]
         cv2.fillPoly(rgb, poly, self._hills_rgb, _AA, SHIFT)
         cv2.fillPoly(sem, poly, _TERRAIN, _HARD, SHIFT)
@@ -1057,9 +1128,10 @@ class Renderer:
         seg_depth = np.maximum(0.5 * (d[:, 1:] + d[:, :-1]), NEAR_CLIP_M)  # (lines, n - 1)
         wpx = cam.focal_px * self._line_width[:, None] / seg_depth
         alpha = wpx / (wpx + MARK_SOFTNESS_PX)
-        d1, d2 = self._dash_fade_m
-        faint = (DASH_M / DASH_PERIOD_M) * _smoothstep((seg_depth - d1) / (d2 - d1))
-        alpha = np.where(self._line_broken[:, None], alpha * faint, alpha)
+        if self._any_broken:
+            d1, d2 = self._dash_fade_m
+            faint = (DASH_M / DASH_PERIOD_M) * _smoothstep((seg_depth - d1) / (d2 - d1))
+            alpha = np.where(self._line_broken[:, None], alpha * faint, alpha)
         levels = np.minimum(np.rint(alpha * MARK_LEVELS).astype(np.int64), MARK_LEVELS)
         n_lines, n_seg = levels.shape
         # Run starts: segment 0 of every line, and every segment whose level differs from the previous.
@@ -1069,8 +1141,7 @@ class Renderer:
         i1 = np.empty_like(i0)  # last segment of each run
         i1[:-1] = i0[1:] - 1
         i1[-1] = n_seg - 1
-        last = np.append(line[1:] != line[:-1], True)
-        i1[last] = n_seg - 1
+        i1[:-1][line[1:] != line[:-1]] = n_seg - 1  # a line's last run ends at its last segment
         level = levels[line, i0]
         keep = ~(self._line_broken[line] & (level == 0))  # a faint line at level 0 draws nothing
         line, i0, i1, level = line[keep], i0[keep], i1[keep], level[keep]
@@ -1081,7 +1152,7 @@ class Renderer:
         a = self._line_edges[line, 0] * n + i0
         b = self._line_edges[line, 1] * n + i1 + 1
         total = 2 * length
-        ends = np.cumsum(total)
+        ends = total.cumsum()
         starts = ends - total
         pos = np.arange(int(ends[-1]))
         run = np.repeat(np.arange(len(line)), total)
@@ -1139,8 +1210,9 @@ class Renderer:
             if self._shadow_rgb is not None:
                 dx, dy, reach = self._shadow_dir
                 k = reach * 0.8 * veh.height
-                hx, hy = _swept_boxes(np.tile(veh.x, 2), np.tile(veh.y, 2), np.tile(veh.yaw, 2), np.tile(L, 2),
-                                      np.tile(Wd, 2), np.concatenate([dx * k, zero]), np.concatenate([dy * k, zero]))
+                two = lambda a: np.concatenate((a, a))  # noqa: E731
+                hx, hy = _swept_boxes(two(veh.x), two(veh.y), two(veh.yaw), two(L), two(Wd),
+                                      np.concatenate((dx * k, zero)), np.concatenate((dy * k, zero)))
                 kinds.append(np.repeat(_KIND01, len(zero)))
             else:
                 hx, hy = _swept_boxes(veh.x, veh.y, veh.yaw, L, Wd, zero, zero)
@@ -1237,7 +1309,7 @@ class Renderer:
         """Colours ``albedo * light`` (``(n, 3)`` each) blended toward the fog by ``fog`` ``(n,)``."""
         c = albedo * light
         c += (self._fog_rgb - c) * fog[:, None]
-        return np.clip(c + 0.5, 0, 255).astype(np.int64).tolist()
+        return np.minimum(np.maximum(c + 0.5, 0.0), 255.0).astype(np.int64).tolist()
 
     def _draw_things(self, rgb: np.ndarray, sem: np.ndarray, objs: np.ndarray, depth: np.ndarray,
                      rng_m: np.ndarray, veh: Optional["_Vehicles"]) -> None:
@@ -1472,7 +1544,7 @@ class Renderer:
         albedo[0] = _TRUNK_F
         albedo[1:] = self._obj_color[j]
         c = (albedo * light).reshape(-1, 3)
-        f3 = np.tile(fog, 3)[:, None]
+        f3 = np.concatenate((fog, fog, fog))[:, None]
         cols = (c + (self._fog_rgb - c) * f3 + 0.5).clip(0.0, 255.0).astype(np.int64).tolist()
         # Level of detail: a crown under 4 px is drawn without trunk, under 8 px without highlight.
         crown_px = 2.0 * ay
@@ -1609,7 +1681,7 @@ class Renderer:
         nl = _CAR.normal
         nx = c[:, None] * nl[None, :, 0] - s[:, None] * nl[None, :, 1]
         ny = s[:, None] * nl[None, :, 0] + c[:, None] * nl[None, :, 1]
-        nz = np.broadcast_to(nl[None, :, 2], nx.shape)
+        nz = nl[:, 2]
         o = cam._o
         vis = use & ((o[0] - wx) * nx + (o[1] - wy) * ny + (o[2] - ctr[..., 2]) * nz > 1e-6)
         dark = w.is_dark
@@ -1625,7 +1697,7 @@ class Renderer:
             first = b.many(qx, qy, loc[..., 2])
             # Light: sky (more on the roof), sun by the face's angle; lamps shine a little on their own.
             sx, sy, sz = w.sun_direction
-            top = nz[vi, fi] > 0.5
+            top = nz[fi] > 0.5
             cos_sun = np.where(top, max(0.0, sz), np.maximum(0.0, nx[vi, fi] * sx + ny[vi, fi] * sy))
             light = np.where(top[:, None], amb[vi] / 0.85, amb[vi]) + cos_sun[:, None] * self._sun_rgb
             light = light + _CAR.glow[fi][:, None]
@@ -1745,7 +1817,7 @@ class _Batch:
             return []
         X = np.concatenate([c[0] for c in self._chunks]).ravel()
         Y = np.concatenate([c[1] for c in self._chunks]).ravel()
-        Z = np.concatenate([np.broadcast_to(c[2], c[0].shape) for c in self._chunks]).ravel()
+        Z = np.concatenate([c[2] for c in self._chunks]).ravel()
         n = len(X) // 4
         d, rr, u = r.camera.to_camera(X, Y, Z)
         nxt = np.arange(1, 4 * n + 1)

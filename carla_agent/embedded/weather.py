@@ -113,7 +113,7 @@ _PRESETS: Dict[str, Weather] = {
     "clear_noon": Weather(
         name="clear_noon", sky_top_rgb=(62, 118, 204), sky_horizon_rgb=(178, 205, 232), fog_rgb=(178, 205, 232),
         fog_density=0.0, fog_start_m=25.0, ambient_rgb=(0.42, 0.45, 0.52), sun_rgb=(0.64, 0.62, 0.56),
-        sun_elevation_deg=58.0, sun_azimuth_deg=125.0, cloudiness=0.1),
+        sun_elevation_deg=58.0, sun_azimuth_deg=125.0, cloudiness=0.3),
     "overcast": Weather(
         name="overcast", sky_top_rgb=(138, 144, 156), sky_horizon_rgb=(196, 199, 204), fog_rgb=(196, 199, 204),
         fog_density=0.08, fog_start_m=15.0, ambient_rgb=(0.84, 0.85, 0.88), sun_rgb=(0.08, 0.08, 0.08),
