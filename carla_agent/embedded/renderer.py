@@ -6,9 +6,9 @@ image without anti-aliasing, so every label is exactly where its surface is.
 
 How a frame is made (OpenDRIVE frame, flat ground z = 0):
 
-1. Copy the background precomputed for this camera and weather: a sky gradient
-   above the horizon and bare terrain below; draw the distant hills, which turn
-   with the car.
+1. Copy the background precomputed for this camera and weather: bare terrain
+   below the horizon; above it a slice, chosen by the heading, of a sky
+   panorama with clouds; then the distant hills, which turn with the car too.
 2. Ground, into the rows below the horizon only: sample the reference line
    from behind the car to the view distance (spacing grows with distance and
    shrinks with the focal length), offset every lane, mark and texture edge at
@@ -206,6 +206,7 @@ class _CarTemplate:
         albedo: ``(F, 3)`` colours of unpainted faces; paint: ``(F,)`` takes the car's colour.
         glow: ``(F,)`` extra light of lamps; lamp / lamp_l: ``(F,)`` is a lamp (array / list).
         lod: ``(F,)`` belongs to the one-box stand-in for far cars.
+        box_l: ``(F,)`` the box a face belongs to (its faces never overlap: one label call per box); 0 for lamps.
     """
 
     corners: np.ndarray
@@ -217,21 +218,24 @@ class _CarTemplate:
     lamp: np.ndarray
     lamp_l: Tuple[bool, ...]
     lod: np.ndarray
+    box_l: Tuple[int, ...]
 
 
 def _car_template() -> _CarTemplate:
-    faces = []  # (corners (4, 3), normal, albedo or None for paint, glow, lamp, lod)
+    faces = []  # (corners (4, 3), normal, albedo or None for paint, glow, lamp, lod, box)
+    boxes = [0]
 
     def box(cx, hl, hw, z0, z1, sides_rgb, top_rgb, lod=False, top=True):
+        boxes[0] += 1
         # front (+x), back, left (+y), right: each (corner order) and normal.
         walls = (((cx + hl, -hw), (cx + hl, hw), (1.0, 0.0)), ((cx - hl, hw), (cx - hl, -hw), (-1.0, 0.0)),
                  ((cx + hl, hw), (cx - hl, hw), (0.0, 1.0)), ((cx - hl, -hw), (cx + hl, -hw), (0.0, -1.0)))
         for (ax, ay), (bx, by), (nx, ny) in walls:
             faces.append((((ax, ay, z0), (bx, by, z0), (bx, by, z1), (ax, ay, z1)), (nx, ny, 0.0), sides_rgb, 0.0,
-                          False, lod))
+                          False, lod, boxes[0]))
         if top:
             faces.append((((cx + hl, -hw, z1), (cx + hl, hw, z1), (cx - hl, hw, z1), (cx - hl, -hw, z1)),
-                          (0.0, 0.0, 1.0), top_rgb, 0.0, False, lod))
+                          (0.0, 0.0, 1.0), top_rgb, 0.0, False, lod, boxes[0]))
 
     # Wheels and underbody, the painted body, the glasshouse with a painted roof.
     box(0.0, 0.45, 0.475, 0.0, 0.24, TYRES, TYRES, top=False)
@@ -245,7 +249,7 @@ def _car_template() -> _CarTemplate:
             if end * side > 0:
                 y0, y1 = y1, y0
             faces.append((((x, y0, 0.45), (x, y1, 0.45), (x, y1, 0.55), (x, y0, 0.55)), (end, 0.0, 0.0), rgb,
-                          0.3, True, False))
+                          0.3, True, False, 0))
     box(0.0, 0.5, 0.5, 0.0, 1.0, None, None, lod=True)
     corners = np.array([f[0] for f in faces], np.float64)
     return _CarTemplate(
@@ -253,7 +257,7 @@ def _car_template() -> _CarTemplate:
         albedo=np.array([f[2] if f[2] is not None else (0, 0, 0) for f in faces], np.float64),
         paint=np.array([f[2] is None for f in faces]), glow=np.array([f[3] for f in faces]),
         lamp=np.array([f[4] for f in faces]), lamp_l=tuple(bool(f[4]) for f in faces),
-        lod=np.array([f[5] for f in faces]))
+        lod=np.array([f[5] for f in faces]), box_l=tuple(int(f[6]) for f in faces))
 
 
 _CAR = _car_template()
@@ -312,14 +316,14 @@ class Renderer:
         self.width_px = self.camera.width_px
         self.height_px = self.camera.height_px
         cam = self.camera
-        self._tan_half_fov = math.tan(0.5 * cam.fov_rad) * 1.02
-        # Texture patches are drawn while a 3 m patch is over ~3 px tall on screen.
+        self._tan_half_fov = math.tan(0.5 * cam.fov_rad) * 1.02  # a little wide: culling must not clip
         # Crown outlines: 16-gons on small images, 32-gons on large ones (the polygon error stays under a pixel).
         k_crown = 16 if self.width_px <= 320 else 32
         ang = np.pi / 2 + np.arange(k_crown) * (2.0 * np.pi / k_crown)
         self._crown_unit = np.stack([np.cos(ang), np.sin(ang)], 1)[np.r_[0:k_crown, 0]]
         self._crown_flat = 0.25 if k_crown == 16 else 0.12  # widest flat bottom that keeps it convex
-        self._patch_view_m = float(np.clip(math.sqrt(cam.focal_px * cam.height_m * 3.0 / 3.0), 15.0, PATCH_VIEW_M))
+        # Texture patches are drawn while a 3 m patch is over a pixel tall (focal * height * 3 / d^2).
+        self._patch_view_m = float(np.clip(math.sqrt(cam.focal_px * cam.height_m * 3.0), 15.0, PATCH_VIEW_M))
         # Far enough that the road's end lies within END_GAP_PX of the horizon.
         self.view_m = float(np.clip(cam.focal_px * cam.height_m / END_GAP_PX, MIN_VIEW_M, MAX_VIEW_M))
         # The reference line's dense samples, with the heading as a unit vector (interpolated directly).
@@ -576,7 +580,7 @@ class Renderer:
         self._shadow_dir = (-sx / horiz, -sy / horiz, reach)
         self._build_static_shadows()
         self._shadow_reach_m = 10.0 * reach + 5.0  # how far from its foot a shadow can end
-        # Shadows farther than this are under half a pixel tall on the ground: not worth a draw call.
+        # Beyond this a 4 m deep shadow is under a fifth of a pixel tall (focal * height * 4 / d^2): skip it.
         self._shadow_view_m = min(self._object_view_m, float(np.clip(math.sqrt(cam.focal_px * cam.height_m * 30.0),
                                                                      30.0, 120.0)))
         log.debug("renderer %dx%d weather %s: view %.0f m, objects %.0f m, %d samples", self.width_px,
@@ -1704,8 +1708,18 @@ class Renderer:
             albedo = np.where(_CAR.paint[fi][:, None], veh.color[vi], _CAR.albedo[fi])
             cols = self._finish(albedo, light, fog[vi])
             per_vehicle: List[list] = [[] for _ in range(n)]
+            # Faces are in drawing order; after a box's faces comes one label call for all of them.
+            boxes = _CAR.box_l
+            refs: list = []
             for k, (v, f) in enumerate(zip(vi.tolist(), fi.tolist())):
-                per_vehicle[v].append((0, first + k, cols[k], None if _CAR.lamp_l[f] else _VEHICLE))
+                prims = per_vehicle[v]
+                prims.append((0, first + k, cols[k], None))
+                if boxes[f]:
+                    refs.append(first + k)
+                    nk = k + 1
+                    if nk == len(vi) or vi[nk] != v or boxes[fi[nk]] != boxes[f]:
+                        prims.append((4, refs, _VEHICLE))
+                        refs = []
         else:
             per_vehicle = [[] for _ in range(n)]
         if dark:

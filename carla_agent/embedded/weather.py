@@ -19,6 +19,8 @@ import math
 from dataclasses import dataclass, replace
 from typing import Dict, Tuple
 
+import numpy as np
+
 RGB = Tuple[int, int, int]
 Gain = Tuple[float, float, float]
 
@@ -75,8 +77,6 @@ class Weather:
 
     def fog_fraction(self, distance_m):
         """Fraction of ``fog_rgb`` mixed into a surface ``distance_m`` away (scalar or array)."""
-        import numpy as np
-
         d = np.maximum(np.asarray(distance_m, dtype=np.float64) - self.fog_start_m, 0.0)
         return 1.0 - np.exp(-self.fog_extinction_per_m * d)
 
