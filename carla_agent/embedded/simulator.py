@@ -28,6 +28,9 @@ log = logging.getLogger(__name__)
 
 #: Lane-centre points handed to the expert: every 2 m up to 40 m ahead.
 ROUTE_AHEAD_M = np.arange(2.0, 41.0, 2.0)
+#: Vehicles farther than this along the road are not handed to the renderer.
+VIEW_BEHIND_M = 30.0
+VIEW_AHEAD_M = 260.0
 #: The episode is done this far before the end of the road.
 END_MARGIN_M = 8.0
 #: Objects whose footprint can stop the car (trees: the trunk only).
@@ -73,6 +76,7 @@ class EmbeddedSimulator(Simulator):
             self.road = build_road(scenario.road, name=scenario.name)
             self._road_spec = scenario.road
         road = self.road
+        self._bounds = road.boundaries()
         self.lane_id = -scenario.ego.lane
         self.lane_t = road.lane_center_t(self.lane_id)
         self.lane_width = road.lane(self.lane_id).width_m
@@ -148,7 +152,9 @@ class EmbeddedSimulator(Simulator):
         lateral_right = -(t - self.lane_t)
         heading_err = -wrap_angle(st.yaw_rad - lane_hdg)
         route_ahead = self._route_ahead()
-        boxes = [v.box(road) for v in self.traffic if v.active]
+        # Only what the camera can see: a little behind the car to the far clip ahead.
+        boxes = [v.box(road) for v in self.traffic
+                 if v.active and -VIEW_BEHIND_M < v.s_m - self.s < VIEW_AHEAD_M]
         lead_d, lead_v = self._lead()
         image = semantic = None
         if self._renderer is not None:
@@ -236,7 +242,7 @@ class EmbeddedSimulator(Simulator):
 
     def _marks_under_car(self, span: Tuple[float, float]) -> frozenset:
         lo, hi = span
-        return frozenset(i for i, b in enumerate(self.road.boundaries())
+        return frozenset(i for i, b in enumerate(self._bounds)
                          if b.mark.type != "none" and lo < b.t_m < hi)
 
     def _lane_invasions(self) -> List[LaneInvasionEvent]:
@@ -245,5 +251,5 @@ class EmbeddedSimulator(Simulator):
         self._marks_inside = inside
         if not new:
             return []
-        bounds = self.road.boundaries()
+        bounds = self._bounds
         return [LaneInvasionEvent(self.frame, tuple(bounds[i].mark.carla_name for i in sorted(new)))]

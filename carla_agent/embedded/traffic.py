@@ -37,6 +37,14 @@ class TrafficVehicle:
             self.active = False  # drove off the end of the map
 
     def box(self, road: Road) -> VehicleBox:
+        cached = self.__dict__.get("_box")
+        if cached is not None and cached[0] == self.s_m:
+            return cached[1]  # parked cars never move: project them once
+        box = self._make_box(road)
+        self.__dict__["_box"] = (self.s_m, box)
+        return box
+
+    def _make_box(self, road: Road) -> VehicleBox:
         s = min(max(self.s_m, 0.0), road.length_m)
         x, y = road.to_world(s, self.t_m)
         yaw = road.heading_at(s) + (np.pi if self.speed_mps < 0 or self.name.startswith("oncoming") else 0.0)
