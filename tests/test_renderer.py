@@ -281,3 +281,14 @@ def test_curves_and_sideways_views_render(scene):
     for dyaw in (0.0, 0.8, -1.2, math.pi / 2, math.pi):
         rgb, sem = r.render(x, y, yaw + dyaw, s, lead, 0)
         assert (sem != L.UNLABELED).all()
+
+
+@pytest.mark.parametrize("cam", [dict(pitch_deg=-45.0), dict(pitch_deg=20.0), dict(fov=170.0), dict(fov=10.0),
+                                 dict(image_size_x=32, image_size_y=32), dict(x_m=-3.0, y_m=2.0, z_m=4.0)])
+def test_unusual_cameras_render_fully_labelled(scene, cam):
+    road, statics, lead = scene
+    spec = dict(size=(cam.pop("image_size_x", 120), cam.pop("image_size_y", 60)))
+    r = make(road, objects=statics, preset="overcast", **spec, **cam)
+    for s in (5.0, 70.0, road.length_m - 1.0):
+        rgb, sem = r.render(*pose(road, s), lead, 0)
+        assert (sem != L.UNLABELED).all()

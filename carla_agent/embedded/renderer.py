@@ -733,8 +733,10 @@ class Renderer:
         cloud = body * 0.8 + sky * 0.2
         pano = sky + (cloud - sky) * cover[..., None]
         pano = np.clip(np.rint(pano), 0, 255).astype(np.uint8)
-        # The first image-width of columns repeated at the end: every slice is contiguous.
-        self._sky_pano = np.ascontiguousarray(np.concatenate([pano, pano[:, :self.width_px]], axis=1))
+        # Repeated past its end by an image width: every slice is contiguous (a very wide lens sees
+        # more than the whole circle).
+        reps = 2 + self.width_px // P
+        self._sky_pano = np.ascontiguousarray(np.tile(pano, (1, reps, 1))[:, :P + self.width_px])
         self._sky_period = P
 
     def _headlight_light(self, fwd_m: np.ndarray, left_m: np.ndarray) -> np.ndarray:
@@ -1743,7 +1745,7 @@ class Renderer:
                 if (o[0] - fx) * end * ci + (o[1] - fy) * end * si <= 0:
                     continue  # that end faces away
                 glow = _mix((255, 60, 40) if end < 0 else (255, 250, 235), w.fog_rgb, 0.5 * fi)
-                smear = _mix(glow, (20, 20, 24), 0.6)
+                smear = _mix(glow, (14, 14, 18), 0.72)
                 for side in (-1.0, 1.0):
                     lx = fx - side * 0.36 * vw * si
                     ly = fy + side * 0.36 * vw * ci
@@ -1753,12 +1755,15 @@ class Renderer:
                     cu, cv = cam.image_from_camera(dc, rc, uc)
                     rad = max(1.0, cam.focal_px * (0.16 if end < 0 else 0.22) / dc)
                     if w.wetness > 0.3:
-                        # The wet road mirrors the lamp as a long smear below it (drawn first, under the car).
+                        # The wet road mirrors the lamp: a dim streak from the car's foot toward the
+                        # viewer, drawn first so the car hides its top.
                         dg, rg, ug = cam.to_camera(lx, ly, -z)
                         if dg > 0.5:
                             gu, gv = cam.image_from_camera(dg, rg, ug)
-                            prims.insert(0, (1, (int(round((gu - 0.5) * _ONE)), int(round((gv - 0.5) * _ONE))),
-                                             (int(max(0.6, 0.45 * rad) * _ONE), int(max(1.0, 1.3 * (gv - cv)) * _ONE)),
+                            reach = gv - cv
+                            prims.insert(0, (1, (int(round((gu - 0.5) * _ONE)),
+                                                 int(round((gv - 0.5 - 0.1 * reach) * _ONE))),
+                                             (int(max(0.6, 0.35 * rad) * _ONE), int(max(1.0, 0.55 * reach) * _ONE)),
                                              smear, None))
                     prims.append((1, (int(round((cu - 0.5) * _ONE)), int(round((cv - 0.5) * _ONE))),
                                   (int(rad * _ONE), int(0.7 * rad * _ONE)), glow, None))
