@@ -1,0 +1,152 @@
+"""msgpack-rpc framing as CARLA's rpclib speaks it.
+
+Request ``[0, msgid, method, params]``, notification ``[2, method, params]``,
+response ``[1, msgid, nil, result]``. ``params[0]`` is CARLA's metadata array
+``[async_flag]``; the real arguments follow. Results are ``carla::rpc::Response<T>``:
+``[[1, value]]`` for a value, ``[[0, [message]]]`` for an error, ``[[false]]`` for void.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+from typing import Any, Callable, Dict, Optional
+
+import msgpack
+
+log = logging.getLogger(__name__)
+
+REQUEST, RESPONSE, NOTIFY = 0, 1, 2
+
+
+class Void:
+    """Marker for a void result."""
+
+
+VOID = Void()
+
+
+def ok(value: Any) -> list:
+    if isinstance(value, Void):
+        return [False]
+    return [1, value]
+
+
+def error(message: str) -> list:
+    return [0, [message]]
+
+
+class RpcError(Exception):
+    """Raised by a handler: becomes a CARLA-style error result."""
+
+
+def pack(obj: Any) -> bytes:
+    return msgpack.packb(obj, use_bin_type=True)
+
+
+class RpcServer:
+    """Threaded msgpack-rpc server. ``dispatch(method, args) -> result`` (raw, un-wrapped)."""
+
+    def __init__(self, host: str, port: int, dispatch: Callable[[str, list], Any],
+                 on_disconnect: Optional[Callable[[int], None]] = None) -> None:
+        self._dispatch = dispatch
+        self._on_disconnect = on_disconnect
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._sock.bind((host, port))
+        self._sock.listen(16)
+        self.host, self.port = self._sock.getsockname()[:2]
+        self._closed = threading.Event()
+        self._conns: Dict[int, socket.socket] = {}
+        self._lock = threading.Lock()
+        self._next_conn = 1
+        self._thread = threading.Thread(target=self._accept_loop, name="carla-rpc-accept", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def close(self) -> None:
+        self._closed.set()
+        try:
+            self._sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self._sock.close()
+        with self._lock:
+            conns = list(self._conns.values())
+        for c in conns:
+            try:
+                c.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            c.close()
+        self._thread.join(timeout=2.0)
+
+    def _accept_loop(self) -> None:
+        while not self._closed.is_set():
+            try:
+                conn, _ = self._sock.accept()
+            except OSError:
+                return
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            with self._lock:
+                cid = self._next_conn
+                self._next_conn += 1
+                self._conns[cid] = conn
+            threading.Thread(target=self._serve_conn, args=(cid, conn), name=f"carla-rpc-{cid}",
+                             daemon=True).start()
+
+    def _serve_conn(self, cid: int, conn: socket.socket) -> None:
+        unpacker = msgpack.Unpacker(raw=False, strict_map_key=False, max_buffer_size=64 << 20)
+        send_lock = threading.Lock()
+        try:
+            while not self._closed.is_set():
+                data = conn.recv(1 << 16)
+                if not data:
+                    break
+                unpacker.feed(data)
+                for msg in unpacker:
+                    reply = self._handle(cid, msg)
+                    if reply is not None:
+                        with send_lock:
+                            conn.sendall(reply)
+        except (OSError, ValueError, msgpack.UnpackException) as e:
+            log.info("rpc connection %d closed: %s", cid, e)
+        finally:
+            with self._lock:
+                self._conns.pop(cid, None)
+            try:
+                conn.close()
+            except OSError:
+                pass
+            if self._on_disconnect is not None:
+                try:
+                    self._on_disconnect(cid)
+                except Exception:  # noqa: BLE001
+                    log.exception("disconnect handler failed")
+
+    def _handle(self, cid: int, msg: Any) -> Optional[bytes]:
+        if not isinstance(msg, (list, tuple)) or not msg:
+            raise ValueError(f"malformed message {msg!r:.80}")
+        kind = msg[0]
+        if kind == REQUEST and len(msg) == 4:
+            _, msgid, method, params = msg
+        elif kind == NOTIFY and len(msg) == 3:
+            msgid = None
+            _, method, params = msg
+        else:
+            raise ValueError(f"malformed message {msg!r:.80}")
+        if not isinstance(params, (list, tuple)):
+            params = [params]
+        args = list(params[1:]) if params and isinstance(params[0], (list, tuple)) else list(params)
+        try:
+            result = ok(self._dispatch(str(method), args, cid))
+        except RpcError as e:
+            result = error(str(e))
+        except Exception as e:  # noqa: BLE001 - a bad call must never kill the server
+            log.exception("call %s failed", method)
+            result = error(f"{method}: {type(e).__name__}: {e}")
+        if msgid is None:
+            return None
+        return pack([RESPONSE, msgid, None, [result]])

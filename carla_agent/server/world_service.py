@@ -1,0 +1,408 @@
+"""The CARLA calls, answered from an :class:`EmbeddedSimulator`.
+
+Every handler takes the call's real arguments (the metadata array already
+stripped) and returns the raw value; :mod:`rpc` wraps it as ``Response<T>``.
+Wire layouts are those of the carla 0.9.16 wheel (see docs/serve.md).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import struct
+import threading
+import time
+from dataclasses import replace
+from typing import Any, Callable, Dict, List, Optional, Set
+
+import numpy as np
+
+from carla_agent.control import VehicleControl
+from carla_agent.server.rpc import VOID, RpcError
+from carla_agent.server.streams import StreamServer, sensor_header
+
+log = logging.getLogger(__name__)
+
+VERSION = "0.9.16"
+EPISODE_STREAM = 1
+SENSOR_TYPE_RGB = 13
+SENSOR_TYPE_EPISODE = 17
+# ActorAttributeType
+A_BOOL, A_INT, A_FLOAT, A_STRING, A_RGB = 1, 2, 3, 4, 5
+TAG_CAR = 14  # CityObjectLabel::Car in 0.9.16
+
+EPISODE_HEADER = struct.Struct("<QdfiiiI")  # 36 bytes, packed
+ACTOR_RECORD = struct.Struct("<IB6f3f3f3f")  # 65 bytes; + 54-byte union = 119
+UNION_BYTES = 54
+VEHICLE_CONTROL = struct.Struct("<fffBBBi")  # packed vehicle control at the union's start
+assert EPISODE_HEADER.size == 36 and ACTOR_RECORD.size + UNION_BYTES == 119
+
+VEHICLES = ("vehicle.lincoln.mkz_2020", "vehicle.tesla.model3", "vehicle.audi.a2", "vehicle.toyota.prius")
+VEHICLE_EXTENT = (2.45, 1.05, 0.75)
+
+
+def _attr(id_: str, type_: int, value: str, recommended=(), modifiable=False) -> list:
+    return [id_, type_, value, list(recommended), bool(modifiable), False]
+
+
+def _blueprints() -> list:
+    defs = []
+    uid = 1
+    for name in VEHICLES:
+        defs.append([uid, name, "vehicle,car," + name.split(".")[1], [
+            _attr("role_name", A_STRING, "autopilot", ("autopilot", "scenario", "ego_vehicle", "hero"), True),
+            _attr("color", A_RGB, "255,255,255", ("255,255,255", "0,0,0", "200,20,20"), True),
+            _attr("number_of_wheels", A_INT, "4"),
+            _attr("generation", A_INT, "2"),
+            _attr("base_type", A_STRING, "car"),
+            _attr("special_type", A_STRING, ""),
+            _attr("has_dynamic_doors", A_BOOL, "false"),
+            _attr("has_lights", A_BOOL, "true"),
+            _attr("sticky_control", A_BOOL, "true", ("true", "false"), True),
+            _attr("terramechanics", A_BOOL, "false", ("true", "false"), True),
+        ]])
+        uid += 1
+    for name in ("sensor.camera.rgb", "sensor.camera.semantic_segmentation"):
+        defs.append([uid, name, "sensor,camera," + name.split(".")[-1], [
+            _attr("role_name", A_STRING, "front", (), True),
+            _attr("image_size_x", A_INT, "800", (), True),
+            _attr("image_size_y", A_INT, "600", (), True),
+            _attr("fov", A_FLOAT, "90", (), True),
+            _attr("sensor_tick", A_FLOAT, "0.0", (), True),
+            _attr("gamma", A_FLOAT, "2.2", (), True),
+            _attr("enable_postprocess_effects", A_BOOL, "true", (), True),
+            _attr("lens_circle_falloff", A_FLOAT, "5.0", (), True),
+            _attr("lens_circle_multiplier", A_FLOAT, "0.0", (), True),
+            _attr("lens_k", A_FLOAT, "-1.0", (), True),
+            _attr("lens_kcube", A_FLOAT, "0.0", (), True),
+            _attr("lens_x_size", A_FLOAT, "0.08", (), True),
+            _attr("lens_y_size", A_FLOAT, "0.08", (), True),
+        ]])
+        uid += 1
+    for name in ("sensor.other.collision", "sensor.other.lane_invasion"):
+        defs.append([uid, name, "sensor,other," + name.split(".")[-1], [
+            _attr("role_name", A_STRING, "", (), True)]])
+        uid += 1
+    return defs
+
+
+class Actor:
+    def __init__(self, id_: int, uid: int, type_id: str, attributes: list, parent: int = 0,
+                 mount=((0.0, 0.0, 0.0), (0.0, 0.0, 0.0))) -> None:
+        self.id, self.uid, self.type_id, self.attributes, self.parent = id_, uid, type_id, attributes, parent
+        self.mount = mount
+        self.attr = {a[0]: a[2] for a in attributes}
+        self.renderer = None
+
+    @property
+    def is_sensor(self) -> bool:
+        return self.type_id.startswith("sensor.")
+
+
+class WorldService:
+    """The embedded world behind the RPC calls. All state is guarded by ``lock``."""
+
+    def __init__(self, scenario, seed: int = 0, async_period_s: float = 0.05, sync_grace_s: float = 2.0) -> None:
+        from carla_agent.embedded.simulator import EmbeddedSimulator
+
+        self.lock = threading.RLock()
+        self.scenario = scenario
+        self.sim = EmbeddedSimulator(render=False)
+        self.sim.reset(scenario, seed)
+        self.seed = seed
+        self.streams: Optional[StreamServer] = None
+        self.episode_id = 1
+        self.frame = 0
+        self.elapsed_s = 0.0
+        self.sync = False
+        self.sync_owner: Optional[int] = None
+        self.no_rendering = False
+        self.fixed_delta: Optional[float] = None
+        self.actors: Dict[int, Actor] = {}
+        self.ego_id: Optional[int] = None
+        self.control = VehicleControl()
+        self._raw_control = [0.0, 0.0, 0.0, False, False, False, 0]
+        self._next_id = 100
+        self.spectator_id = 2
+        self._warned: Set[str] = set()
+        self._async_period_s = async_period_s
+        self._sync_grace_s = sync_grace_s
+        self._stop = threading.Event()
+        self._ticker: Optional[threading.Thread] = None
+        self._blueprints = _blueprints()
+        self._handlers: Dict[str, Callable[..., Any]] = {
+            "version": lambda *a: VERSION,
+            "get_episode_info": self.get_episode_info,
+            "get_sensor_token": self.get_sensor_token,
+            "get_episode_settings": self.get_episode_settings,
+            "set_episode_settings": self.set_episode_settings,
+            "get_required_files": lambda *a: [],
+            "query_lights_state": lambda *a: [],
+            "tick_cue": self.tick_cue,
+            "get_map_info": self.get_map_info,
+            "get_map_data": self.get_map_data,
+            "get_actor_definitions": lambda *a: self._blueprints,
+            "spawn_actor": self.spawn_actor,
+            "spawn_actor_with_parent": self.spawn_actor_with_parent,
+            "destroy_actor": self.destroy_actor,
+            "get_actors_by_id": self.get_actors_by_id,
+            "get_actor_bounding_box": self.get_actor_bounding_box,
+            "apply_control_to_vehicle": self.apply_control_to_vehicle,
+            "get_spectator": lambda *a: self._actor_wire(self._spectator()),
+            "set_actor_transform": lambda *a: VOID,
+        }
+
+    # -- lifecycle -----------------------------------------------------------
+    def start(self, streams: StreamServer) -> None:
+        self.streams = streams
+        self._ticker = threading.Thread(target=self._async_loop, name="carla-async-ticker", daemon=True)
+        self._ticker.start()
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._ticker is not None:
+            self._ticker.join(timeout=2.0)
+
+    def _async_loop(self) -> None:
+        while not self._stop.wait(self._async_period_s):
+            with self.lock:
+                if not self.sync:
+                    self._tick()
+
+    def on_disconnect(self, cid: int) -> None:
+        """Do better than CARLA #2158: if the synchronous client goes, go back to async after a grace."""
+        with self.lock:
+            if not (self.sync and self.sync_owner == cid):
+                return
+
+        def revert() -> None:
+            with self.lock:
+                if self.sync and self.sync_owner == cid:
+                    log.warning("the synchronous client left; back to asynchronous mode")
+                    self.sync = False
+                    self.sync_owner = None
+
+        t = threading.Timer(self._sync_grace_s, revert)
+        t.daemon = True
+        t.start()
+
+    # -- dispatch ------------------------------------------------------------
+    def dispatch(self, method: str, args: list, cid: int) -> Any:
+        log.debug("call %s %r", method, args)
+        handler = self._handlers.get(method)
+        if handler is None:
+            if method not in self._warned:
+                self._warned.add(method)
+                log.warning("unsupported CARLA call %r", method)
+            raise RpcError(f"the embedded server does not support {method}")
+        with self.lock:
+            self._cid = cid
+            return handler(*args)
+
+    # -- episode ---------------------------------------------------------------
+    def get_episode_info(self, *a) -> list:
+        return [self.episode_id, [self.streams.token(EPISODE_STREAM)]]  # Token = [bin24]
+
+    def get_sensor_token(self, stream_id, *a) -> list:
+        if int(stream_id) in self.actors:
+            self.streams.expect(int(stream_id))
+        return [self.streams.token(int(stream_id))]  # streaming::Token is [bin24]
+
+    def get_episode_settings(self, *a) -> list:
+        fd = [True, float(self.fixed_delta)] if self.fixed_delta is not None else [False]
+        return [self.sync, self.no_rendering, fd, False, 0.01, 10, 0.0, False, 2000.0, 2000.0, False]
+
+    def set_episode_settings(self, s, *a) -> int:
+        self.sync = bool(s[0])
+        self.sync_owner = self._cid if self.sync else None
+        self.no_rendering = bool(s[1])
+        fd = s[2]
+        self.fixed_delta = float(fd[1]) if isinstance(fd, (list, tuple)) and fd and fd[0] else None
+        dt = self.fixed_delta if self.fixed_delta is not None else self.scenario.dt_s
+        if self.sim.scenario.dt_s != dt:
+            self.sim.scenario = replace(self.sim.scenario, dt_s=dt)
+        self._publish_episode()
+        return self.frame
+
+    def tick_cue(self, *a) -> int:
+        self._tick()
+        return self.frame
+
+    def _tick(self) -> None:
+        self.sim.step(self.control)
+        self.frame += 1
+        self.elapsed_s += self.sim.scenario.dt_s
+        self._publish_episode()
+        self._publish_sensors()
+
+    def _ego_pose(self):
+        st = self.sim.state
+        return st.x_m, -st.y_m, -math.degrees(st.yaw_rad)
+
+    def _publish_episode(self) -> None:
+        if self.streams is None:
+            return
+        parts = [sensor_header(SENSOR_TYPE_EPISODE, self.frame, self.elapsed_s),
+                 EPISODE_HEADER.pack(self.episode_id, time.time(), float(self.sim.scenario.dt_s), 0, 0, 0, 0)]
+        st = self.sim.state
+        for actor in self.actors.values():
+            if actor.id == self.ego_id:
+                x, y, yaw = self._ego_pose()
+                vx, vy = st.speed_mps * math.cos(st.yaw_rad), -st.speed_mps * math.sin(st.yaw_rad)
+                ax, ay = st.accel_mps2 * math.cos(st.yaw_rad), -st.accel_mps2 * math.sin(st.yaw_rad)
+                c = self._raw_control
+                union = VEHICLE_CONTROL.pack(float(c[0]), float(c[1]), float(c[2]), bool(c[3]), bool(c[4]),
+                                             bool(c[5]), int(c[6]))
+                parts.append(ACTOR_RECORD.pack(actor.id, 1, x, y, 0.0, 0.0, yaw, 0.0, vx, vy, 0.0,
+                                               0.0, 0.0, 0.0, ax, ay, 0.0))
+                parts.append(union + bytes(UNION_BYTES - len(union)))
+            else:
+                tf = self._world_transform(actor)
+                parts.append(ACTOR_RECORD.pack(actor.id, 1, *tf, 0, 0, 0, 0, 0, 0, 0, 0, 0))
+                parts.append(bytes(UNION_BYTES))
+        self.streams.publish(EPISODE_STREAM, b"".join(parts))
+
+    def _world_transform(self, actor: Actor) -> tuple:
+        (mx, my, mz), (mp, myaw, mr) = actor.mount
+        if actor.parent and actor.parent == self.ego_id:
+            x, y, yaw = self._ego_pose()
+            r = math.radians(yaw)
+            return (x + mx * math.cos(r) - my * math.sin(r), y + mx * math.sin(r) + my * math.cos(r), mz,
+                    mp, yaw + myaw, mr)
+        return (mx, my, mz, mp, myaw, mr)
+
+    # -- sensors -------------------------------------------------------------
+    def _publish_sensors(self) -> None:
+        for actor in list(self.actors.values()):
+            if actor.type_id != "sensor.camera.rgb":
+                continue
+            self.streams.wait_expected(actor.id)
+            if self.streams.has_subscribers(actor.id):
+                self._publish_camera(actor)
+
+    def _publish_camera(self, actor: Actor) -> None:
+        from carla_agent.embedded.renderer import Renderer
+        from carla_agent.embedded.weather import resolve_weather
+        from carla_agent.scenario import CameraSpec
+
+        w, h = int(actor.attr.get("image_size_x", 800)), int(actor.attr.get("image_size_y", 600))
+        fov = float(actor.attr.get("fov", 90.0))
+        if actor.renderer is None:
+            (mx, my, mz), (mp, _, _) = actor.mount
+            spec = CameraSpec(image_size_x=w, image_size_y=h, fov=fov, x_m=float(mx), y_m=-float(my),
+                              z_m=float(mz) if mz > 0.3 else 1.5, pitch_deg=float(mp))
+            actor.renderer = Renderer(self.sim.road, spec, resolve_weather(self.sim._weather_spec),
+                                      self.sim.statics, self.seed)
+        st = self.sim.state
+        boxes = [v.box(self.sim.road) for v in self.sim.traffic if v.active]
+        rgb, _ = actor.renderer.render(st.x_m, st.y_m, st.yaw_rad, self.sim.s, boxes, self.sim.frame)
+        bgra = np.empty((h, w, 4), np.uint8)
+        bgra[..., 0] = rgb[..., 2]
+        bgra[..., 1] = rgb[..., 1]
+        bgra[..., 2] = rgb[..., 0]
+        bgra[..., 3] = 255
+        payload = (sensor_header(SENSOR_TYPE_RGB, self.frame, self.elapsed_s, self._world_transform(actor))
+                   + struct.pack("<IIf", w, h, fov) + bgra.tobytes())
+        self.streams.publish(actor.id, payload)
+
+    # -- map -------------------------------------------------------------------
+    def get_map_info(self, *a) -> list:
+        sim, road = self.sim, self.sim.road
+        points = []
+        for k in range(5):
+            s = sim.start_s + 25.0 * k
+            if s > road.length_m - 30.0 and k:
+                break
+            x, y = road.to_world(s, sim.lane_t)
+            points.append([[float(x), -float(y), 0.5], [0.0, -math.degrees(road.heading_at(s)), 0.0]])
+        return [self.scenario.name, points]
+
+    def get_map_data(self, *a) -> str:
+        return self.sim.xodr()
+
+    # -- actors ----------------------------------------------------------------
+    def _spectator(self) -> Actor:
+        return Actor(self.spectator_id, 0, "spectator", [])
+
+    def _actor_wire(self, actor: Actor) -> list:
+        if actor.type_id.startswith("vehicle."):
+            bbox = [[0.0, 0.0, VEHICLE_EXTENT[2]], list(VEHICLE_EXTENT), [0.0, 0.0, 0.0]]
+            tags = bytes([TAG_CAR])
+        else:
+            bbox = [[0.0, 0.0, 0.0], [0.0, 0.0, 0.0], [0.0, 0.0, 0.0]]
+            tags = b""
+        token = self.streams.token(actor.id) if actor.is_sensor else b""
+        return [actor.id, actor.parent, [actor.uid, actor.type_id, actor.attributes], bbox, tags, token]
+
+    def _find(self, actor_id) -> Actor:
+        actor = self.actors.get(int(actor_id))
+        if actor is None:
+            raise RpcError(f"actor {actor_id} not found")
+        return actor
+
+    def spawn_actor(self, description, transform, *a) -> list:
+        return self._spawn(description, transform, 0)
+
+    def spawn_actor_with_parent(self, description, transform, parent_id, *a) -> list:
+        self._find(parent_id)
+        return self._spawn(description, transform, int(parent_id))
+
+    def _spawn(self, description, transform, parent: int) -> list:
+        uid, type_id, attributes = description[0], str(description[1]), list(description[2])
+        (x, y, z), (pitch, yaw, roll) = transform
+        if type_id.startswith("vehicle."):
+            if self.ego_id is not None:
+                raise RpcError("the embedded server supports one vehicle (the ego); destroy it first")
+            from carla_agent.embedded.vehicle import VehicleState
+
+            sim = self.sim
+            sim.state = VehicleState(float(x), -float(y), -math.radians(float(yaw)), 0.0)
+            sim.s, _ = sim.road.project(sim.state.x_m, sim.state.y_m, s_hint=sim.s)
+            sim._contacts = set()
+            self.control = VehicleControl()
+            actor = Actor(self._new_id(), uid, type_id, attributes)
+            self.ego_id = actor.id
+        elif type_id.startswith("sensor."):
+            actor = Actor(self._new_id(), uid, type_id, attributes, parent,
+                          ((float(x), float(y), float(z)), (float(pitch), float(yaw), float(roll))))
+        else:
+            raise RpcError(f"the embedded server cannot spawn {type_id}")
+        self.actors[actor.id] = actor
+        return self._actor_wire(actor)
+
+    def _new_id(self) -> int:
+        self._next_id += 1
+        return self._next_id
+
+    def destroy_actor(self, actor_id, *a) -> bool:
+        actor = self.actors.pop(int(actor_id), None)
+        if actor is None:
+            return False
+        if actor.id == self.ego_id:
+            self.ego_id = None
+            self.control = VehicleControl()
+            for child in [c for c in self.actors.values() if c.parent == actor.id]:
+                child.parent = 0
+        return True
+
+    def get_actors_by_id(self, ids, *a) -> list:
+        out = []
+        for i in ids:
+            if int(i) == self.spectator_id:
+                out.append(self._actor_wire(self._spectator()))
+            elif int(i) in self.actors:
+                out.append(self._actor_wire(self.actors[int(i)]))
+        return out
+
+    def get_actor_bounding_box(self, actor_id, *a) -> list:
+        return self._actor_wire(self._find(actor_id))[3]
+
+    def apply_control_to_vehicle(self, actor_id, c, *a):
+        if int(actor_id) != self.ego_id:
+            raise RpcError(f"actor {actor_id} is not a vehicle")
+        throttle, steer, brake, hand_brake, reverse = (float(c[0]), float(c[1]), float(c[2]), bool(c[3]),
+                                                       bool(c[4]))
+        self._raw_control = list(c[:7]) + [0] * max(0, 7 - len(c))
+        self.control = VehicleControl(steer=min(max(steer, -1.0), 1.0), throttle=min(max(throttle, 0.0), 1.0),
+                                      brake=min(max(brake, 0.0), 1.0), hand_brake=hand_brake, reverse=reverse)
+        return VOID

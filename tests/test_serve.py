@@ -1,0 +1,212 @@
+"""`serve` against the real carla 0.9.16 wheel over loopback TCP (issue 8).
+
+The server runs in a subprocess: the carla client holds the GIL while it waits
+on an RPC, so a server thread in the same process would starve.
+"""
+
+import importlib.metadata
+import os
+import queue
+import re
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import msgpack
+import pytest
+
+carla = pytest.importorskip("carla")
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_wheel_is_pinned():
+    # The wire layouts in carla_agent/server are those of this exact wheel.
+    assert importlib.metadata.version("carla") == "0.9.16"
+
+
+def _start_server(scenario="gentle_curves"):
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    proc = subprocess.Popen([sys.executable, "-u", "-m", "carla_agent.server", "--scenario", scenario,
+                             "--port", "0"], cwd=str(ROOT), env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + 30
+    line = ""
+    while time.time() < deadline:
+        line = proc.stdout.readline()
+        m = re.search(r"on 127\.0\.0\.1:(\d+)", line)
+        if m:
+            return proc, int(m.group(1))
+        if not line and proc.poll() is not None:
+            break
+    proc.kill()
+    raise RuntimeError(f"server did not start: {line!r}")
+
+
+@pytest.fixture(scope="module")
+def server():
+    proc, port = _start_server()
+    try:
+        yield port
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+
+
+def _client(port):
+    c = carla.Client("127.0.0.1", port)
+    c.set_timeout(5.0)
+    return c
+
+
+def _set_sync(world, on, dt=0.05):
+    s = world.get_settings()
+    s.synchronous_mode = on
+    s.fixed_delta_seconds = dt if on else None
+    return world.apply_settings(s)
+
+
+def test_version_and_world(server):
+    c = _client(server)
+    assert c.get_server_version() == "0.9.16"
+    world = c.get_world()
+    assert world.id == 1
+    assert world.get_snapshot().frame >= 0
+
+
+def test_sync_tick_frames_increase(server):
+    world = _client(server).get_world()
+    try:
+        _set_sync(world, True)
+        s = world.get_settings()
+        assert s.synchronous_mode and s.fixed_delta_seconds == pytest.approx(0.05)
+        frames = [world.tick() for _ in range(5)]
+        assert frames == list(range(frames[0], frames[0] + 5))
+        assert world.get_snapshot().frame == frames[-1]
+    finally:
+        _set_sync(world, False)
+    assert not world.get_settings().synchronous_mode
+
+
+def test_map_blueprints_spawn_and_drive(server):
+    world = _client(server).get_world()
+    m = world.get_map()
+    assert m.name == "gentle_curves"
+    assert "<OpenDRIVE" in m.to_opendrive()
+    points = m.get_spawn_points()
+    assert points
+    lib = world.get_blueprint_library()
+    for name in ("vehicle.lincoln.mkz_2020", "sensor.camera.rgb", "sensor.camera.semantic_segmentation",
+                 "sensor.other.collision", "sensor.other.lane_invasion"):
+        assert lib.find(name).id == name
+    try:
+        _set_sync(world, True)
+        ego = world.spawn_actor(lib.find("vehicle.lincoln.mkz_2020"), points[0])
+        try:
+            world.tick()
+            start = ego.get_transform().location
+            assert start.distance(points[0].location) < 1.0
+            ego.apply_control(carla.VehicleControl(throttle=1.0))
+            for _ in range(40):
+                world.tick()
+            end = ego.get_transform().location
+            assert end.distance(start) > 3.0
+            assert ego.get_velocity().length() > 1.0
+            assert ego.id in [a.id for a in world.get_actors()]
+        finally:
+            assert ego.destroy()
+    finally:
+        _set_sync(world, False)
+
+
+def test_synchronous_mode_camera_pattern(server):
+    """CARLA's examples/synchronous_mode.py pattern: camera queue matched by frame."""
+    world = _client(server).get_world()
+    lib = world.get_blueprint_library()
+    actors = []
+    try:
+        _set_sync(world, True)
+        ego = world.spawn_actor(lib.find("vehicle.tesla.model3"), world.get_map().get_spawn_points()[0])
+        actors.append(ego)
+        bp = lib.find("sensor.camera.rgb")
+        bp.set_attribute("image_size_x", "160")
+        bp.set_attribute("image_size_y", "120")
+        bp.set_attribute("fov", "100")
+        cam = world.spawn_actor(bp, carla.Transform(carla.Location(x=-5.5, z=2.8), carla.Rotation(pitch=-15)),
+                                attach_to=ego)
+        actors.append(cam)
+        images = queue.Queue()
+        cam.listen(images.put)
+        ego.apply_control(carla.VehicleControl(throttle=0.5))
+        for _ in range(5):
+            frame = world.tick()
+            while True:
+                img = images.get(timeout=5.0)
+                if img.frame == frame:
+                    break
+                assert img.frame < frame
+            assert (img.width, img.height) == (160, 120)
+            assert img.fov == pytest.approx(100.0)
+            raw = bytes(img.raw_data)
+            assert len(raw) == 160 * 120 * 4
+            assert len(set(raw[0::4][:5000])) > 5  # a rendered picture, not a blank
+        cam.stop()
+    finally:
+        for a in reversed(actors):
+            a.destroy()
+        _set_sync(world, False)
+
+
+def test_unknown_call_errors_and_server_keeps_serving(server):
+    world = _client(server).get_world()
+    with pytest.raises(RuntimeError, match="embedded server does not support"):
+        world.get_weather()
+    # Raw msgpack-rpc: an unknown method, then a malformed message, over one socket.
+    with socket.create_connection(("127.0.0.1", server), timeout=5.0) as s:
+        s.sendall(msgpack.packb([0, 7, "no_such_call", [[False]]]))
+        unpacker = msgpack.Unpacker(raw=False)
+        reply = None
+        while reply is None:
+            unpacker.feed(s.recv(4096))
+            for reply in unpacker:
+                break
+        assert reply[0] == 1 and reply[1] == 7
+        assert reply[3] == [[0, ["the embedded server does not support no_such_call"]]]
+        s.sendall(b"\xc1\xc1garbage")
+    assert _client(server).get_server_version() == "0.9.16"
+    assert _client(server).get_world().get_map().name == "gentle_curves"
+
+
+CHILD = """
+import sys, carla
+c = carla.Client('127.0.0.1', int(sys.argv[1])); c.set_timeout(5.0)
+w = c.get_world(); s = w.get_settings(); s.synchronous_mode = True; s.fixed_delta_seconds = 0.05
+w.apply_settings(s)
+for _ in range(3): w.tick()
+print('ticking', flush=True)
+import time; time.sleep(60)
+"""
+
+
+def test_killed_sync_client_leaves_server_usable(server):
+    child = subprocess.Popen([sys.executable, "-c", CHILD, str(server)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline().strip() == "ticking"
+    finally:
+        child.kill()
+        child.wait(timeout=5)
+    world = _client(server).get_world()
+    assert world.get_settings().synchronous_mode  # the grace period
+    deadline = time.time() + 10
+    while world.get_settings().synchronous_mode and time.time() < deadline:
+        time.sleep(0.2)
+    assert not world.get_settings().synchronous_mode, "server did not return to asynchronous mode"
+    before = world.get_snapshot().frame
+    world.wait_for_tick(seconds=5.0)
+    assert world.get_snapshot().frame > before
