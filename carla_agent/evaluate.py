@@ -48,6 +48,10 @@ COLUMNS = (  # (key, header, what is good)
     ("rand_head_rho", "rho, head random", "low"),
     ("rand_all_rho", "rho, all random", "low"),
     ("rand_all_ssim", "SSIM, all random", "low"),
+    ("cl_autonomy_salient", "autonomy %, salient blurred", "low"),
+    ("cl_autonomy_random", "autonomy %, random blurred", "high"),
+    ("cl_offset_salient", "offset m, salient blurred", "high"),
+    ("cl_offset_random", "offset m, random blurred", "low"),
 )
 
 
@@ -157,7 +161,8 @@ def measure(model, frames: Frames, maps: np.ndarray, explain=None, steps: int = 
 
 def evaluate(model_path: str | Path, scenarios: Sequence[str] = ("gentle_curves",),
              methods: Sequence[str] = DEFAULT_METHODS, frames: int = 200, out_dir: str | Path = "out/evaluate",
-             steps: int = 20, stride: int = 1, randomise_frames: int = 8, seed: int = 0) -> Table:
+             steps: int = 20, stride: int = 1, randomise_frames: int = 8, seed: int = 0,
+             closed_loop_s: Optional[float] = None, closed_loop_share: float = 0.1) -> Table:
     """The faithfulness table of ``methods`` on ``model_path``, frames from driving ``scenarios``.
 
     Args:
@@ -169,6 +174,9 @@ def evaluate(model_path: str | Path, scenarios: Sequence[str] = ("gentle_curves"
         steps: deletion / insertion steps.
         stride: keep one frame every ``stride`` ticks.
         randomise_frames: frames used by the model-randomisation check (one explainer build per layer).
+        closed_loop_s: when set, also run the closed-loop causal test on the first scenario, each drive
+            this many seconds of simulated time (``clean`` once, ``salient`` and ``random`` per method).
+        closed_loop_share: share of pixels blurred per frame in the closed-loop test.
     Returns:
         the :class:`Table` (also written to ``out_dir``).
     """
@@ -202,6 +210,14 @@ def evaluate(model_path: str | Path, scenarios: Sequence[str] = ("gentle_curves"
         head = dense[-1] if dense else 0  # the whole dense head random
         row.update(rand_head_rho=float(rr.spearman[head]), rand_all_rho=float(rr.spearman[-1]),
                    rand_all_ssim=float(rr.ssim[-1]))
+        if closed_loop_s is not None:
+            from carla_agent.faithfulness.closed_loop import closed_loop_test
+
+            cl = closed_loop_test(model, scenarios[0], explain, closed_loop_share, seed, closed_loop_s)
+            row.update(cl_autonomy_salient=cl["salient"].autonomy_pct, cl_autonomy_random=cl["random"].autonomy_pct,
+                       cl_offset_salient=cl["salient"].mean_abs_offset_m,
+                       cl_offset_random=cl["random"].mean_abs_offset_m)
+            table.notes.update(cl_clean_autonomy=cl["clean"].autonomy_pct, cl_clean_offset=cl["clean"].mean_abs_offset_m)
         table.rows[name], table.curves[name], table.randomisation[name] = row, cur, rr
         timings[name] = time.perf_counter() - t
         log.info("%s: %.1f s", name, timings[name])
@@ -301,6 +317,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--frames", type=int, default=200, help="frames per scenario")
     p.add_argument("--stride", type=int, default=1)
     p.add_argument("--steps", type=int, default=20)
+    p.add_argument("--closed-loop-s", type=float, default=None,
+                   help="also run the closed-loop causal test, drives of this many simulated seconds")
+    p.add_argument("--closed-loop-share", type=float, default=0.1)
     p.add_argument("--out", default="out/evaluate")
     return p
 
@@ -309,7 +328,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     """``python -m carla_agent evaluate [--model M] [--scenarios a,b] [--methods x,y] [--frames N] [--out DIR]``."""
     args = build_parser().parse_args(argv)
     table = evaluate(args.model, [s for s in args.scenarios.split(",") if s],
-                     [m for m in args.methods.split(",") if m], args.frames, args.out, args.steps, args.stride)
+                     [m for m in args.methods.split(",") if m], args.frames, args.out, args.steps, args.stride,
+                     closed_loop_s=args.closed_loop_s, closed_loop_share=args.closed_loop_share)
     print(table.markdown())  # noqa: T201 - the command's output
     print(f"\nwritten to {args.out}/index.html")  # noqa: T201
     return 0
