@@ -350,8 +350,8 @@ class Renderer:
         behind = [near[0]]
         while behind[-1] > -BEHIND_M:
             behind.append(behind[-1] - min(top, max(step, 2.0 * growth * -behind[-1])))
-        self._s_offsets = np.array(behind[:0:-1] + near + far[1:], dtype=np.float64)
-        self._n_samples = len(self._s_offsets)
+        self._s_offsets_m = np.array(behind[:0:-1] + near + far[1:], dtype=np.float64)
+        self._n_samples = len(self._s_offsets_m)
 
     def _build_cross_section(self) -> None:
         """Lateral offsets of every edge that is drawn, and the strip polygons joining them."""
@@ -421,7 +421,7 @@ class Renderer:
             return len(ts) - 1
 
         n = self._n_samples
-        ahead = self._s_offsets
+        ahead = self._s_offsets_m
         polys: List[np.ndarray] = []
         self._surfaces: List[Tuple[str, List[int], bool, Optional[int]]] = []
         for name, strips, aa, label in surfaces:
@@ -442,7 +442,7 @@ class Renderer:
         self._line_yellow = np.array([ln.yellow for ln in lines], bool)
         self._line_broken = np.array([ln.broken for ln in lines], bool)
         self._any_broken = bool(self._line_broken.any())
-        self._t = np.array(ts, dtype=np.float64)
+        self._t_m = np.array(ts, dtype=np.float64)  # lateral offsets of the grid lines
         broken = [ln for ln in lines if ln.broken]
         # Edges of the broken lines, in the order (line, edge): dash points are laid out the same way.
         self._dash_t = np.array([[ln.t_m + 0.5 * ln.width_m, ln.t_m - 0.5 * ln.width_m] for ln in broken]).reshape(-1)
@@ -993,7 +993,7 @@ class Renderer:
         road, cam = self.road, self.camera
         n = self._n_samples
         # All reference-line lookups of the frame in one call: grid samples, dash ends, patch corners.
-        s_grid = s_hint + self._s_offsets  # np.interp clamps to the road's ends
+        s_grid = s_hint + self._s_offsets_m  # np.interp clamps to the road's ends
         dash_k = self._dash_indices(s_hint)
         s_dash = (dash_k[:, None] * DASH_PERIOD_M + _DASH_PIECES).ravel()
         patches = self._patches[np.searchsorted(self._patches[:, 0], s_hint - 10.0):
@@ -1005,7 +1005,7 @@ class Renderer:
         n_dash_s, n_patch = len(s_dash), len(patches)
         # Lateral offsets: grid lines x samples, dash edges x dash samples, patch corners.
         g = slice(0, n)
-        t = self._t[:, None]
+        t = self._t_m[:, None]
         parts_x = [(x[g] - t * sn[g]).ravel()]
         parts_y = [(y[g] + t * cs[g]).ravel()]
         if n_dash_s:
@@ -1023,14 +1023,14 @@ class Renderer:
         # Polygon layouts: the static strips, then mark runs, dashes and patches.
         vidx, nxt, pid = [self._static_vidx], [self._static_nxt], [self._static_pid]
         n_poly = self._n_static
-        marks = self._mark_run_layout(D[:self._t.size * n], n, n_poly)
+        marks = self._mark_run_layout(D[:self._t_m.size * n], n, n_poly)
         if marks is not None:
             vidx.append(marks[0])
             nxt.append(marks[1])
             pid.append(marks[2])
             first_mark, n_mark = n_poly, len(marks[3])
             n_poly += n_mark
-        base = self._t.size * n
+        base = self._t_m.size * n
         n_lines = len(self._dash_width)
         n_dash = len(dash_k)
         first_dash = n_poly
@@ -1083,7 +1083,7 @@ class Renderer:
                 if level > 0:
                     by_colour.setdefault((yellow, level), []).append(p)
         if n_dash_s:
-            dd = D[self._t.size * n:self._t.size * n + 2 * n_lines * n_dash_s].reshape(n_lines, 2, n_dash, 4)
+            dd = D[self._t_m.size * n:self._t_m.size * n + 2 * n_lines * n_dash_s].reshape(n_lines, 2, n_dash, 4)
             depth = np.maximum(dd.mean(axis=(1, 3)), NEAR_CLIP_M)  # (lines, dashes)
             wpx = cam.focal_px * self._dash_width[:, None] / depth
             d1, d2 = self._dash_fade_m
@@ -1176,7 +1176,7 @@ class Renderer:
         """Numbers k of the dashes (at s = 12 k .. 12 k + 3) between the sampled range's ends."""
         if len(self._dash_t) == 0:
             return np.zeros(0)
-        lo = s_hint + self._s_offsets[0]
+        lo = s_hint + self._s_offsets_m[0]
         hi = s_hint + self.view_m
         k = np.arange(math.ceil((lo - DASH_M) / DASH_PERIOD_M), math.floor(hi / DASH_PERIOD_M) + 1, dtype=np.float64)
         return k[(k * DASH_PERIOD_M >= 0.0) & (k * DASH_PERIOD_M + DASH_M <= self.road.length_m)]
