@@ -165,8 +165,8 @@ def test_synchronous_mode_camera_pattern(server):
 
 def test_unknown_call_errors_and_server_keeps_serving(server):
     world = _client(server).get_world()
-    with pytest.raises(RuntimeError, match="embedded server does not support"):
-        world.get_weather()
+    with pytest.raises(RuntimeError, match="embedded server does not support get_environment_objects"):
+        world.get_environment_objects()
     # Raw msgpack-rpc: an unknown method, then a malformed message, over one socket.
     with socket.create_connection(("127.0.0.1", server), timeout=5.0) as s:
         s.sendall(msgpack.packb([0, 7, "no_such_call", [[False]]]))
@@ -210,3 +210,59 @@ def test_killed_sync_client_leaves_server_usable(server):
     before = world.get_snapshot().frame
     world.wait_for_tick(seconds=5.0)
     assert world.get_snapshot().frame > before
+
+
+def test_weather_get_set(server):
+    world = _client(server).get_world()
+    w = world.get_weather()
+    assert 0.0 <= w.cloudiness <= 100.0
+    try:
+        world.set_weather(carla.WeatherParameters.HardRainNoon)
+        deadline = time.time() + 5  # set_weather is an async call
+        while world.get_weather().precipitation != carla.WeatherParameters.HardRainNoon.precipitation:
+            assert time.time() < deadline
+            time.sleep(0.05)
+    finally:
+        world.set_weather(carla.WeatherParameters.ClearNoon)
+
+
+def test_apply_batch_control_and_semantic_camera(server):
+    from carla_agent.carla_backend import SEMANTIC_LUT
+    from carla_agent.observation import SemanticClass
+
+    client = _client(server)
+    world = client.get_world()
+    lib = world.get_blueprint_library()
+    actors = []
+    try:
+        _set_sync(world, True)
+        ego = world.spawn_actor(lib.find("vehicle.audi.a2"), world.get_map().get_spawn_points()[0])
+        actors.append(ego)
+        bb = ego.bounding_box
+        assert bb.extent.x > 1.0 and bb.extent.y > 0.5
+        bp = lib.find("sensor.camera.semantic_segmentation")
+        bp.set_attribute("image_size_x", "96")
+        bp.set_attribute("image_size_y", "64")
+        cam = world.spawn_actor(bp, carla.Transform(carla.Location(x=0.8, z=1.5)), attach_to=ego)
+        actors.append(cam)
+        images = queue.Queue()
+        cam.listen(images.put)
+        start = ego.get_transform().location
+        for _ in range(30):
+            responses = client.apply_batch_sync(
+                [carla.command.ApplyVehicleControl(ego.id, carla.VehicleControl(throttle=1.0))], True)
+            assert not responses[0].error and responses[0].actor_id == ego.id
+        assert ego.get_transform().location.distance(start) > 2.0
+        img = images.get(timeout=5.0)
+        while not images.empty():
+            img = images.get_nowait()
+        import numpy as np
+
+        red = np.frombuffer(bytes(img.raw_data), np.uint8).reshape(64, 96, 4)[:, :, 2]
+        classes = set(SEMANTIC_LUT[red].ravel().tolist())
+        assert {SemanticClass.ROAD, SemanticClass.SKY} <= classes
+        cam.stop()
+    finally:
+        for a in reversed(actors):
+            a.destroy()
+        _set_sync(world, False)

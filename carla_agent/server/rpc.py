@@ -27,6 +27,13 @@ class Void:
 VOID = Void()
 
 
+class Raw:
+    """A result sent as is, not wrapped in ``Response<T>`` (CARLA's ``apply_batch`` returns a bare vector)."""
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+
 def ok(value: Any) -> list:
     if isinstance(value, Void):
         return [False]
@@ -141,7 +148,12 @@ class RpcServer:
             params = [params]
         args = list(params[1:]) if params and isinstance(params[0], (list, tuple)) else list(params)
         try:
-            result = ok(self._dispatch(str(method), args, cid))
+            value = self._dispatch(str(method), args, cid)
+            if isinstance(value, Raw):
+                if msgid is None:
+                    return None
+                return pack([RESPONSE, msgid, None, value.value])
+            result = ok(value)
         except RpcError as e:
             result = error(str(e))
         except Exception as e:  # noqa: BLE001 - a bad call must never kill the server

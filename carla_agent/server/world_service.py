@@ -18,7 +18,7 @@ from typing import Any, Callable, Dict, List, Optional, Set
 import numpy as np
 
 from carla_agent.control import VehicleControl
-from carla_agent.server.rpc import VOID, RpcError
+from carla_agent.server.rpc import VOID, Raw, RpcError
 from carla_agent.server.streams import StreamServer, sensor_header
 
 log = logging.getLogger(__name__)
@@ -30,6 +30,9 @@ SENSOR_TYPE_EPISODE = 17
 # ActorAttributeType
 A_BOOL, A_INT, A_FLOAT, A_STRING, A_RGB = 1, 2, 3, 4, 5
 TAG_CAR = 14  # CityObjectLabel::Car in 0.9.16
+# SemanticClass (carla_agent.observation) -> CityObjectLabel (the red channel of CARLA's semantic camera)
+SEMANTIC_TO_CARLA = np.array([0, 1, 24, 2, 10, 11, 14, 20] + [0] * 248, np.uint8)
+CMD_APPLY_VEHICLE_CONTROL = 2  # index in carla::rpc::Command's variant (0.9.16)
 
 EPISODE_HEADER = struct.Struct("<QdfiiiI")  # 36 bytes, packed
 ACTOR_RECORD = struct.Struct("<IB6f3f3f3f")  # 65 bytes; + 54-byte union = 119
@@ -130,6 +133,7 @@ class WorldService:
         self._stop = threading.Event()
         self._ticker: Optional[threading.Thread] = None
         self._blueprints = _blueprints()
+        self._weather_params: Optional[list] = None
         self._handlers: Dict[str, Callable[..., Any]] = {
             "version": lambda *a: VERSION,
             "get_episode_info": self.get_episode_info,
@@ -149,7 +153,9 @@ class WorldService:
             "get_actor_bounding_box": self.get_actor_bounding_box,
             "apply_control_to_vehicle": self.apply_control_to_vehicle,
             "get_spectator": lambda *a: self._actor_wire(self._spectator()),
-            "set_actor_transform": lambda *a: VOID,
+            "get_weather_parameters": self.get_weather_parameters,
+            "set_weather_parameters": self.set_weather_parameters,
+            "apply_batch": self.apply_batch,
         }
 
     # -- lifecycle -----------------------------------------------------------
@@ -274,7 +280,7 @@ class WorldService:
     # -- sensors -------------------------------------------------------------
     def _publish_sensors(self) -> None:
         for actor in list(self.actors.values()):
-            if actor.type_id != "sensor.camera.rgb":
+            if actor.type_id not in ("sensor.camera.rgb", "sensor.camera.semantic_segmentation"):
                 continue
             self.streams.wait_expected(actor.id)
             if self.streams.has_subscribers(actor.id):
@@ -295,11 +301,14 @@ class WorldService:
                                       self.sim.statics, self.seed)
         st = self.sim.state
         boxes = [v.box(self.sim.road) for v in self.sim.traffic if v.active]
-        rgb, _ = actor.renderer.render(st.x_m, st.y_m, st.yaw_rad, self.sim.s, boxes, self.sim.frame)
-        bgra = np.empty((h, w, 4), np.uint8)
-        bgra[..., 0] = rgb[..., 2]
-        bgra[..., 1] = rgb[..., 1]
-        bgra[..., 2] = rgb[..., 0]
+        rgb, sem = actor.renderer.render(st.x_m, st.y_m, st.yaw_rad, self.sim.s, boxes, self.sim.frame)
+        bgra = np.zeros((h, w, 4), np.uint8)
+        if actor.type_id == "sensor.camera.semantic_segmentation":
+            bgra[..., 2] = SEMANTIC_TO_CARLA[sem]  # CARLA: the tag in the red channel
+        else:
+            bgra[..., 0] = rgb[..., 2]
+            bgra[..., 1] = rgb[..., 1]
+            bgra[..., 2] = rgb[..., 0]
         bgra[..., 3] = 255
         payload = (sensor_header(SENSOR_TYPE_RGB, self.frame, self.elapsed_s, self._world_transform(actor))
                    + struct.pack("<IIf", w, h, fov) + bgra.tobytes())
@@ -406,3 +415,58 @@ class WorldService:
         self.control = VehicleControl(steer=min(max(steer, -1.0), 1.0), throttle=min(max(throttle, 0.0), 1.0),
                                       brake=min(max(brake, 0.0), 1.0), hand_brake=hand_brake, reverse=reverse)
         return VOID
+
+    # -- weather -----------------------------------------------------------------
+    def get_weather_parameters(self, *a) -> list:
+        if self._weather_params is not None:
+            return list(self._weather_params)
+        from carla_agent.embedded.weather import resolve_weather
+
+        w = resolve_weather(self.sim._weather_spec)
+        return [w.cloudiness * 100.0, w.rain * 100.0, w.wetness * 100.0, 10.0, float(w.sun_azimuth_deg),
+                float(w.sun_elevation_deg), w.fog_density * 100.0, float(w.fog_start_m), 0.2, w.wetness * 100.0,
+                1.0, 0.03, 0.0331, 0.0]
+
+    def set_weather_parameters(self, p, *a):
+        """Map CARLA's WeatherParameters onto the nearest embedded preset plus its explicit overrides."""
+        from carla_agent.scenario import WeatherSpec
+
+        cloud, rain, _, _, _, sun_alt, fog = (float(v) for v in p[:7])
+        if sun_alt < -5.0:
+            preset = "night_rain" if rain > 30.0 else "night"
+        elif sun_alt < 5.0:
+            preset = "dusk"
+        elif sun_alt < 20.0:
+            preset = "sunset"
+        elif rain > 30.0:
+            preset = "rain"
+        elif fog > 30.0:
+            preset = "fog"
+        elif cloud > 60.0:
+            preset = "overcast"
+        else:
+            preset = "clear_noon"
+        clamp = lambda v: min(max(v / 100.0, 0.0), 1.0)  # noqa: E731
+        spec = WeatherSpec(preset=preset, fog_density=clamp(fog), rain=clamp(rain), cloudiness=clamp(cloud))
+        self.sim.set_weather(spec)
+        for actor in self.actors.values():
+            actor.renderer = None
+        self._weather_params = [float(v) for v in p[:14]]
+        return VOID
+
+    # -- batches -----------------------------------------------------------------
+    def apply_batch(self, commands, do_tick=False, *a) -> list:
+        """Each command is ``[[variant_index, fields]]``; each answer a ``Response<ActorId>``."""
+        out = []
+        for cmd in commands:
+            try:
+                index, fields = cmd[0][0], cmd[0][1]
+                if index != CMD_APPLY_VEHICLE_CONTROL:
+                    raise RpcError(f"the embedded server does not support apply_batch command #{index}")
+                self.apply_control_to_vehicle(fields[0], fields[1])
+                out.append([[1, int(fields[0])]])  # CommandResponse = Response<ActorId>
+            except (RpcError, IndexError, TypeError, ValueError) as e:
+                out.append([[0, [str(e)]]])
+        if do_tick:
+            self._tick()
+        return Raw(out)  # apply_batch is bound without Response<>: a bare vector<CommandResponse>
