@@ -249,6 +249,24 @@ def cmd_train(args) -> int:
     return 0
 
 
+def cmd_evaluate(args) -> int:
+    from carla_agent.evaluate import DEFAULT_METHODS, evaluate
+
+    methods = [m for m in args.methods.split(",") if m] if args.methods else list(DEFAULT_METHODS)
+    table = evaluate(args.model, scenarios=[s for s in args.scenarios.split(",") if s], methods=methods,
+                     frames=args.frames, out_dir=args.out, seed=args.seed, closed_loop_s=args.closed_loop_s)
+    _out(table.markdown())
+    _out(f"plots and page: {args.out}")
+    return 0
+
+
+def cmd_serve(args) -> int:
+    from carla_agent.server.server import serve
+
+    serve(args.scenario, host=args.host, port=args.port)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from carla_agent.scenario import DEFAULT_SCENARIO
 
@@ -311,6 +329,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", default="mp4", choices=("mp4", "gif"))
     p.add_argument("--step", type=int, default=1, help="render every N-th frame")
     p.set_defaults(func=cmd_replay)
+
+    p = sub.add_parser("evaluate", help="how faithful each saliency method is: table, plots, HTML page")
+    p.add_argument("--model", default=str(DEFAULT_MODEL))
+    p.add_argument("--scenarios", default="gentle_curves", help="comma-separated scenarios to take frames from")
+    p.add_argument("--methods", default="", help="comma-separated methods (default: the main ones)")
+    p.add_argument("--frames", type=int, default=200, help="frames per scenario")
+    p.add_argument("--closed-loop-s", type=float, default=None,
+                   help="also run the closed-loop causal test, each drive this many simulated seconds")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default="out/evaluate")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("serve", help="serve the embedded world over CARLA 0.9.16's protocol")
+    p.add_argument("--scenario", default=DEFAULT_SCENARIO)
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default loopback)")
+    p.add_argument("--port", "-p", type=int, default=2000)
+    p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("scenarios", help="list the shipped scenarios")
     p.set_defaults(func=cmd_scenarios)
