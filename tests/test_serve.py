@@ -266,3 +266,67 @@ def test_apply_batch_control_and_semantic_camera(server):
         for a in reversed(actors):
             a.destroy()
         _set_sync(world, False)
+
+
+@pytest.fixture()
+def fresh_server():
+    """A server of its own: no weather or settings left behind by other tests."""
+    proc, port = _start_server()
+    try:
+        yield port
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+
+
+def test_frames_equal_direct_backend(fresh_server):
+    """Same seed, same controls, a camera where the scenario mounts it: the same pixels."""
+    server = fresh_server
+    import numpy as np
+
+    from carla_agent.control import VehicleControl
+    from carla_agent.embedded.simulator import EmbeddedSimulator
+    from carla_agent.scenario import load_scenario
+
+    sc = load_scenario("gentle_curves")
+    cam_spec = sc.camera
+    controls = [(0.5, 0.0), (1.0, 0.125), (1.0, -0.25), (0.25, 0.0), (0.0, 0.5)]
+    direct = EmbeddedSimulator(render=True)
+    direct.reset(sc, 0)
+    expected = [direct.step(VehicleControl(throttle=t, steer=st)).image for t, st in controls]
+    direct.close()
+
+    world = _client(server).get_world()
+    lib = world.get_blueprint_library()
+    actors = []
+    try:
+        _set_sync(world, True, sc.dt_s)
+        ego = world.spawn_actor(lib.find("vehicle.lincoln.mkz_2020"), world.get_map().get_spawn_points()[0])
+        actors.append(ego)
+        bp = lib.find("sensor.camera.rgb")
+        bp.set_attribute("image_size_x", str(cam_spec.image_size_x))
+        bp.set_attribute("image_size_y", str(cam_spec.image_size_y))
+        bp.set_attribute("fov", str(cam_spec.fov))
+        mount = carla.Transform(carla.Location(x=cam_spec.x_m, y=-cam_spec.y_m, z=cam_spec.z_m),
+                                carla.Rotation(pitch=cam_spec.pitch_deg))
+        cam = world.spawn_actor(bp, mount, attach_to=ego)
+        actors.append(cam)
+        images = queue.Queue()
+        cam.listen(images.put)
+        for (t, st), want in zip(controls, expected):
+            ego.apply_control(carla.VehicleControl(throttle=t, steer=st))
+            frame = world.tick()
+            img = images.get(timeout=5.0)
+            while img.frame < frame:
+                img = images.get(timeout=5.0)
+            bgra = np.frombuffer(bytes(img.raw_data), np.uint8).reshape(img.height, img.width, 4)
+            np.testing.assert_array_equal(bgra[:, :, 2::-1], want)
+        cam.stop()
+    finally:
+        for a in reversed(actors):
+            a.destroy()
+        _set_sync(world, False)

@@ -286,6 +286,14 @@ class WorldService:
             if self.streams.has_subscribers(actor.id):
                 self._publish_camera(actor)
 
+    def _visible_boxes(self) -> list:
+        """The traffic boxes exactly as EmbeddedSimulator._observe passes them to its renderer."""
+        from carla_agent.embedded import simulator as emb
+
+        sim = self.sim
+        behind, ahead = getattr(emb, "VIEW_BEHIND_M", math.inf), getattr(emb, "VIEW_AHEAD_M", math.inf)
+        return [v.box(sim.road) for v in sim.traffic if v.active and -behind < v.s_m - sim.s < ahead]
+
     def _publish_camera(self, actor: Actor) -> None:
         from carla_agent.embedded.renderer import Renderer
         from carla_agent.embedded.weather import resolve_weather
@@ -300,7 +308,7 @@ class WorldService:
             actor.renderer = Renderer(self.sim.road, spec, resolve_weather(self.sim._weather_spec),
                                       self.sim.statics, self.seed)
         st = self.sim.state
-        boxes = [v.box(self.sim.road) for v in self.sim.traffic if v.active]
+        boxes = self._visible_boxes()
         rgb, sem = actor.renderer.render(st.x_m, st.y_m, st.yaw_rad, self.sim.s, boxes, self.sim.frame)
         bgra = np.zeros((h, w, 4), np.uint8)
         if actor.type_id == "sensor.camera.semantic_segmentation":
@@ -362,22 +370,41 @@ class WorldService:
         if type_id.startswith("vehicle."):
             if self.ego_id is not None:
                 raise RpcError("the embedded server supports one vehicle (the ego); destroy it first")
-            from carla_agent.embedded.vehicle import VehicleState
-
-            sim = self.sim
-            sim.state = VehicleState(float(x), -float(y), -math.radians(float(yaw)), 0.0)
-            sim.s, _ = sim.road.project(sim.state.x_m, sim.state.y_m, s_hint=sim.s)
-            sim._contacts = set()
+            self._start_episode(float(x), float(y), float(yaw))
             self.control = VehicleControl()
             actor = Actor(self._new_id(), uid, type_id, attributes)
             self.ego_id = actor.id
         elif type_id.startswith("sensor."):
+            # float32 on the wire: round back to the decimals the client wrote (0.8f -> 0.8)
+            r = lambda v: round(float(v), 5)  # noqa: E731
             actor = Actor(self._new_id(), uid, type_id, attributes, parent,
-                          ((float(x), float(y), float(z)), (float(pitch), float(yaw), float(roll))))
+                          ((r(x), r(y), r(z)), (r(pitch), r(yaw), r(roll))))
         else:
             raise RpcError(f"the embedded server cannot spawn {type_id}")
         self.actors[actor.id] = actor
         return self._actor_wire(actor)
+
+    def _start_episode(self, x: float, y: float, yaw_deg: float) -> None:
+        """Spawning the ego starts the scenario afresh (same seed: same traffic, same frames as the
+        direct backend). A transform within 5 cm / 0.5 deg of the scenario's start snaps to it exactly."""
+        from carla_agent.embedded.vehicle import VehicleState
+
+        sim = self.sim
+        dt, weather = sim.scenario.dt_s, sim._weather_spec
+        sim.reset(self.scenario, self.seed)
+        if self._weather_params is not None:
+            sim.set_weather(weather)
+        if dt != sim.scenario.dt_s:
+            sim.scenario = replace(sim.scenario, dt_s=dt)
+        st = sim.state
+        yaw = -math.radians(yaw_deg)
+        dyaw = abs((yaw - st.yaw_rad + math.pi) % (2 * math.pi) - math.pi)
+        if math.hypot(x - st.x_m, -y - st.y_m) > 0.05 or dyaw > math.radians(0.5):
+            sim.state = VehicleState(x, -y, yaw, 0.0)
+            sim.s, _ = sim.road.project(sim.state.x_m, sim.state.y_m, s_hint=sim.s)
+            sim._marks_inside = sim._marks_under_car(sim._footprint_t())
+        for actor in self.actors.values():
+            actor.renderer = None
 
     def _new_id(self) -> int:
         self._next_id += 1
