@@ -117,6 +117,10 @@ def test_every_preset_resolves_and_overrides_apply():
     cloudy = resolve_weather(WeatherSpec(preset="clear_noon", cloudiness=1.0))
     assert max(cloudy.sun_rgb) < max(resolve_weather(WeatherSpec()).sun_rgb)
     assert not resolve_weather(WeatherSpec(preset="sunset", shadows=False)).casts_shadows
+    for name in WEATHER_PRESETS:  # overrides equal to the preset's values change nothing
+        w = resolve_weather(WeatherSpec(preset=name))
+        assert resolve_weather(WeatherSpec(preset=name, fog_density=w.fog_density, rain=w.rain,
+                                           cloudiness=w.cloudiness)) == w
     night = resolve_weather(WeatherSpec(preset="night"))
     assert night.headlights and night.is_dark
     with pytest.raises(KeyError, match="clear_noon"):

@@ -162,7 +162,9 @@ def resolve_weather(spec) -> Weather:
 
     The preset gives every value; the spec's explicit ``fog_density``,
     ``rain``, ``cloudiness`` and ``shadows`` override it. Clouds grey the sky
-    and weaken direct sunlight (so shadows fade); rain wets the road.
+    and weaken direct sunlight (so shadows fade); rain wets the road. An
+    override equal to the preset's own value changes nothing, so reading a
+    weather's values back and setting them again is the identity.
 
     Raises:
         KeyError: unknown preset, with the valid names.
@@ -177,6 +179,10 @@ def resolve_weather(spec) -> Weather:
     rain = getattr(spec, "rain", None)
     clouds = getattr(spec, "cloudiness", None)
     shadows = getattr(spec, "shadows", None)
+    same = lambda a, b: abs(float(a) - b) < 1e-6  # noqa: E731
+    fog = None if fog is None or same(fog, w.fog_density) else fog
+    rain = None if rain is None or same(rain, w.rain) else rain
+    clouds = None if clouds is None or same(clouds, w.cloudiness) else clouds
     if fog is not None:
         w = replace(w, fog_density=float(fog), fog_start_m=min(w.fog_start_m, 2.0 + 20.0 * (1.0 - float(fog))))
     if rain is not None:
