@@ -112,16 +112,17 @@ class StreamServer:
         except OSError:
             conn.close()
 
-    def publish(self, stream_id: int, payload: bytes) -> None:
+    def publish(self, stream_id: int, *parts) -> None:
+        """Send one message (the concatenation of ``parts``, bytes-like) to every subscriber."""
         with self._lock:
             subs = list(self._subs.get(stream_id, ()))
         if not subs:
             return
-        msg = struct.pack("<I", len(payload)) + payload
+        size = sum(len(p) for p in parts)
         dead = []
         for s in subs:
             try:
-                s.sendall(msg)
+                _send_all(s, [struct.pack("<I", size), *parts])
             except OSError:
                 dead.append(s)
         if dead:
@@ -134,3 +135,15 @@ class StreamServer:
                         s.close()
                     except OSError:
                         pass
+
+
+def _send_all(sock: socket.socket, buffers) -> None:
+    """``sendall`` for a list of buffers, without joining them (no copy of big images)."""
+    views = [memoryview(b).cast("B") for b in buffers if len(b)]
+    while views:
+        sent = sock.sendmsg(views)
+        while views and sent >= len(views[0]):
+            sent -= len(views[0])
+            views.pop(0)
+        if sent:
+            views[0] = views[0][sent:]

@@ -15,6 +15,7 @@ import time
 from dataclasses import replace
 from typing import Any, Callable, Dict, List, Optional, Set
 
+import cv2
 import numpy as np
 
 from carla_agent.control import VehicleControl
@@ -310,17 +311,15 @@ class WorldService:
         st = self.sim.state
         boxes = self._visible_boxes()
         rgb, sem = actor.renderer.render(st.x_m, st.y_m, st.yaw_rad, self.sim.s, boxes, self.sim.frame)
-        bgra = np.zeros((h, w, 4), np.uint8)
         if actor.type_id == "sensor.camera.semantic_segmentation":
+            bgra = np.zeros((h, w, 4), np.uint8)
             bgra[..., 2] = SEMANTIC_TO_CARLA[sem]  # CARLA: the tag in the red channel
+            bgra[..., 3] = 255
         else:
-            bgra[..., 0] = rgb[..., 2]
-            bgra[..., 1] = rgb[..., 1]
-            bgra[..., 2] = rgb[..., 0]
-        bgra[..., 3] = 255
-        payload = (sensor_header(SENSOR_TYPE_RGB, self.frame, self.elapsed_s, self._world_transform(actor))
-                   + struct.pack("<IIf", w, h, fov) + bgra.tobytes())
-        self.streams.publish(actor.id, payload)
+            bgra = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGRA)
+        head = (sensor_header(SENSOR_TYPE_RGB, self.frame, self.elapsed_s, self._world_transform(actor))
+                + struct.pack("<IIf", w, h, fov))
+        self.streams.publish(actor.id, head, memoryview(np.ascontiguousarray(bgra)).cast("B"))
 
     # -- map -------------------------------------------------------------------
     def get_map_info(self, *a) -> list:
