@@ -330,3 +330,34 @@ def test_frames_equal_direct_backend(fresh_server):
         for a in reversed(actors):
             a.destroy()
         _set_sync(world, False)
+
+
+def test_collision_sensor(server):
+    from carla_agent.embedded.simulator import EmbeddedSimulator
+    from carla_agent.scenario import load_scenario
+
+    sim = EmbeddedSimulator(render=False)
+    sim.reset(load_scenario("gentle_curves"), 0)
+    obstacle = next(o for o in sim.statics if o.kind in ("tree", "pole", "sign"))
+    world = _client(server).get_world()
+    lib = world.get_blueprint_library()
+    actors = []
+    try:
+        _set_sync(world, True)
+        on_it = carla.Transform(carla.Location(x=obstacle.x_m, y=-obstacle.y_m, z=0.5))
+        ego = world.spawn_actor(lib.find("vehicle.lincoln.mkz_2020"), on_it)
+        actors.append(ego)
+        sensor = world.spawn_actor(lib.find("sensor.other.collision"), carla.Transform(), attach_to=ego)
+        actors.append(sensor)
+        events = queue.Queue()
+        sensor.listen(events.put)
+        frame = world.tick()
+        ev = events.get(timeout=5.0)
+        assert ev.frame == frame
+        assert ev.actor.id == ego.id
+        assert ev.other_actor.type_id == f"static.{obstacle.kind}"
+        sensor.stop()
+    finally:
+        for a in reversed(actors):
+            a.destroy()
+        _set_sync(world, False)

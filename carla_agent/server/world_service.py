@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 
 VERSION = "0.9.16"
 EPISODE_STREAM = 1
+SENSOR_TYPE_COLLISION = 0
 SENSOR_TYPE_RGB = 13
 SENSOR_TYPE_EPISODE = 17
 # ActorAttributeType
@@ -236,11 +237,32 @@ class WorldService:
         return self.frame
 
     def _tick(self) -> None:
-        self.sim.step(self.control)
+        obs = self.sim.step(self.control)
         self.frame += 1
         self.elapsed_s += self.sim.scenario.dt_s
         self._publish_episode()
         self._publish_sensors()
+        if obs.collisions and self.ego_id is not None:
+            self._publish_collisions(obs.collisions)
+
+    def _publish_collisions(self, events) -> None:
+        """Sensor header (type 0) + msgpack ``[self_actor, other_actor, [ix, iy, iz]]``."""
+        import msgpack
+
+        ego = self.actors[self.ego_id]
+        yaw = math.radians(self._ego_pose()[2])
+        for sensor in list(self.actors.values()):
+            if sensor.type_id != "sensor.other.collision" or sensor.parent != self.ego_id:
+                continue
+            self.streams.wait_expected(sensor.id)
+            if not self.streams.has_subscribers(sensor.id):
+                continue
+            for k, ev in enumerate(events):
+                other = Actor(90000 + k, 0, ev.other, [])
+                impulse = [-ev.impulse_ns * math.cos(yaw), -ev.impulse_ns * math.sin(yaw), 0.0]
+                body = msgpack.packb([self._actor_wire(ego), self._actor_wire(other), impulse], use_bin_type=True)
+                self.streams.publish(sensor.id, sensor_header(SENSOR_TYPE_COLLISION, self.frame, self.elapsed_s,
+                                                              self._world_transform(sensor)), body)
 
     def _ego_pose(self):
         st = self.sim.state
