@@ -361,3 +361,42 @@ def test_collision_sensor(server):
         for a in reversed(actors):
             a.destroy()
         _set_sync(world, False)
+
+
+TM_CHILD = """
+import sys, carla
+c = carla.Client('127.0.0.1', int(sys.argv[1])); c.set_timeout(10.0)
+w = c.get_world()
+s = w.get_settings(); s.synchronous_mode = True; s.fixed_delta_seconds = 0.05; w.apply_settings(s)
+tm = c.get_trafficmanager(int(sys.argv[2])); tm.set_synchronous_mode(True)
+m = w.get_map()
+ego = w.spawn_actor(w.get_blueprint_library().find('vehicle.lincoln.mkz_2020'), m.get_spawn_points()[0])
+ego.set_autopilot(True, tm.get_port())
+worst = -1e9
+start = ego.get_transform().location
+for i in range(600):  # 30 s
+    w.tick()
+    loc = ego.get_transform().location
+    wp = m.get_waypoint(loc, project_to_road=True, lane_type=carla.LaneType.Driving)
+    worst = max(worst, loc.distance(wp.transform.location) - 0.5 * wp.lane_width)
+print('RESULT', worst, ego.get_transform().location.distance(start), flush=True)
+ego.set_autopilot(False, tm.get_port())
+ego.destroy()
+s.synchronous_mode = False; w.apply_settings(s)
+"""
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_autopilot_with_traffic_manager_stays_on_road(fresh_server):
+    child = subprocess.run([sys.executable, "-c", TM_CHILD, str(fresh_server), str(_free_port())],
+                           capture_output=True, text=True, timeout=60)
+    line = next((ln for ln in child.stdout.splitlines() if ln.startswith("RESULT")), None)
+    assert line is not None, child.stdout + child.stderr
+    worst_outside_lane_m, travelled_m = (float(v) for v in line.split()[1:])
+    assert travelled_m > 50.0  # it drove
+    assert worst_outside_lane_m < 0.0, line  # the car's centre never left its lane

@@ -39,7 +39,9 @@ CMD_APPLY_VEHICLE_CONTROL = 2  # index in carla::rpc::Command's variant (0.9.16)
 EPISODE_HEADER = struct.Struct("<QdfiiiI")  # 36 bytes, packed
 ACTOR_RECORD = struct.Struct("<IB6f3f3f3f")  # 65 bytes; + 54-byte union = 119
 UNION_BYTES = 54
-VEHICLE_CONTROL = struct.Struct("<fffBBBi")  # packed vehicle control at the union's start
+# VehicleData (30 bytes at the union's start): PackedVehicleControl (19), speed_limit km/h,
+# traffic_light_state, has_traffic_light, traffic_light_id, failure_state
+VEHICLE_DATA = struct.Struct("<fffBBBifBBIB")
 assert EPISODE_HEADER.size == 36 and ACTOR_RECORD.size + UNION_BYTES == 119
 
 VEHICLES = ("vehicle.lincoln.mkz_2020", "vehicle.tesla.model3", "vehicle.audi.a2", "vehicle.toyota.prius")
@@ -136,6 +138,7 @@ class WorldService:
         self._ticker: Optional[threading.Thread] = None
         self._blueprints = _blueprints()
         self._weather_params: Optional[list] = None
+        self._tms: Dict[int, tuple] = {}
         self._handlers: Dict[str, Callable[..., Any]] = {
             "version": lambda *a: VERSION,
             "get_episode_info": self.get_episode_info,
@@ -158,6 +161,14 @@ class WorldService:
             "get_weather_parameters": self.get_weather_parameters,
             "set_weather_parameters": self.set_weather_parameters,
             "apply_batch": self.apply_batch,
+            # Traffic Manager bookkeeping (the TM itself runs in the client)
+            "is_traffic_manager_running": lambda port, *a: int(port) in self._tms,
+            "add_traffic_manager_running": self._add_tm,
+            "get_traffic_manager_running": lambda port, *a: list(self._tms.get(int(port), ("", 0))),
+            "get_vehicle_light_states": lambda *a: [[self.ego_id, 0]] if self.ego_id is not None else [],
+            "set_actor_simulate_physics": lambda *a: VOID,
+            "set_actor_autopilot": lambda *a: VOID,
+            "destroy_traffic_manager": lambda port, *a: self._tms.pop(int(port), None) is not None,
         }
 
     # -- lifecycle -----------------------------------------------------------
@@ -280,8 +291,9 @@ class WorldService:
                 vx, vy = st.speed_mps * math.cos(st.yaw_rad), -st.speed_mps * math.sin(st.yaw_rad)
                 ax, ay = st.accel_mps2 * math.cos(st.yaw_rad), -st.accel_mps2 * math.sin(st.yaw_rad)
                 c = self._raw_control
-                union = VEHICLE_CONTROL.pack(float(c[0]), float(c[1]), float(c[2]), bool(c[3]), bool(c[4]),
-                                             bool(c[5]), int(c[6]))
+                union = VEHICLE_DATA.pack(float(c[0]), float(c[1]), float(c[2]), bool(c[3]), bool(c[4]),
+                                          bool(c[5]), int(c[6]), float(self.sim.road.speed_limit_mps) * 3.6,
+                                          4, False, 0, 0)
                 parts.append(ACTOR_RECORD.pack(actor.id, 1, x, y, 0.0, 0.0, yaw, 0.0, vx, vy, 0.0,
                                                0.0, 0.0, 0.0, ax, ay, 0.0))
                 parts.append(union + bytes(UNION_BYTES - len(union)))
@@ -452,7 +464,12 @@ class WorldService:
         return out
 
     def get_actor_bounding_box(self, actor_id, *a) -> list:
-        return self._actor_wire(self._find(actor_id))[3]
+        # Lenient: the client-side Traffic Manager asks from its own thread, where an error aborts
+        # the client process; a destroyed actor gets an empty box instead.
+        actor = self.actors.get(int(actor_id))
+        if actor is None:
+            return [[0.0, 0.0, 0.0], [0.0, 0.0, 0.0], [0.0, 0.0, 0.0]]
+        return self._actor_wire(actor)[3]
 
     def apply_control_to_vehicle(self, actor_id, c, *a):
         if int(actor_id) != self.ego_id:
@@ -501,6 +518,13 @@ class WorldService:
             actor.renderer = None
         self._weather_params = [float(v) for v in p[:14]]
         return VOID
+
+    def _add_tm(self, ip_port, *a) -> bool:
+        ip, port = str(ip_port[0]), int(ip_port[1])
+        if port in self._tms:
+            return False
+        self._tms[port] = (ip, port)
+        return True
 
     # -- batches -----------------------------------------------------------------
     def apply_batch(self, commands, do_tick=False, *a) -> list:
