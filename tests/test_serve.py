@@ -400,3 +400,23 @@ def test_autopilot_with_traffic_manager_stays_on_road(fresh_server):
     worst_outside_lane_m, travelled_m = (float(v) for v in line.split()[1:])
     assert travelled_m > 50.0  # it drove
     assert worst_outside_lane_m < 0.0, line  # the car's centre never left its lane
+
+
+def test_get_waypoint_agrees_with_embedded_ground_truth(server):
+    import math
+
+    from carla_agent.embedded.simulator import EmbeddedSimulator
+    from carla_agent.scenario import load_scenario
+
+    sim = EmbeddedSimulator(render=False)
+    sim.reset(load_scenario("gentle_curves"), 0)
+    road = sim.road
+    m = _client(server).get_world().get_map()
+    for s in [10.0 + k * (road.length_m - 20.0) / 9 for k in range(10)]:
+        x, y = road.to_world(s, sim.lane_t + 0.4)  # a little off the lane centre
+        wp = m.get_waypoint(carla.Location(x=float(x), y=-float(y), z=0.0))
+        cx, cy = road.to_world(s, sim.lane_t)  # the embedded lane centre
+        assert wp.transform.location.distance(carla.Location(x=float(cx), y=-float(cy))) < 0.15, s
+        want_yaw = -math.degrees(road.heading_at(s))
+        assert abs((wp.transform.rotation.yaw - want_yaw + 180.0) % 360.0 - 180.0) < 1.0, s
+        assert wp.lane_width == pytest.approx(sim.lane_width, abs=0.01)
