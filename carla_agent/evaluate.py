@@ -74,13 +74,18 @@ class Table:
     randomisation: Dict[str, object] = field(default_factory=dict)
     notes: Dict[str, object] = field(default_factory=dict)
 
+    def columns(self):
+        """The entries of :data:`COLUMNS` that at least one row has (closed-loop columns only when run)."""
+        return [c for c in COLUMNS if any(c[0] in row for row in self.rows.values())]
+
     def markdown(self) -> str:
-        head = "| method | " + " | ".join(f"{h} ({g})" for _, h, g in COLUMNS) + " |"
-        sep = "|---" * (len(COLUMNS) + 1) + "|"
+        cols = self.columns()
+        head = "| method | " + " | ".join(f"{h} ({g})" for _, h, g in cols) + " |"
+        sep = "|---" * (len(cols) + 1) + "|"
         lines = [head, sep]
         for name, row in self.rows.items():
             cells = ["" if (v := row.get(k)) is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.3f}"
-                     for k, _, _ in COLUMNS]
+                     for k, _, _ in cols]
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
         return "\n".join(lines)
 
@@ -293,11 +298,12 @@ def write(table: Table, out_dir: str | Path) -> Path:
                                      "ssim": r.ssim.tolist()} for k, r in table.randomisation.items()}}
     (out / "table.json").write_text(json.dumps(payload, indent=1, default=float))
     files = _plots(table, out)
-    head = "".join(f"<th>{html.escape(h)}<br><small>{html.escape(g)}</small></th>" for _, h, g in COLUMNS)
+    cols = table.columns()
+    head = "".join(f"<th>{html.escape(h)}<br><small>{html.escape(g)}</small></th>" for _, h, g in cols)
     body = ""
     for name, row in table.rows.items():
         cells = "".join(f"<td>{'' if (v := row.get(k)) is None or (isinstance(v, float) and math.isnan(v)) else f'{v:.3f}'}</td>"
-                        for k, _, _ in COLUMNS)
+                        for k, _, _ in cols)
         body += f"<tr><th>{html.escape(name)}</th>{cells}</tr>\n"
     notes = html.escape(json.dumps(table.notes, default=float))
     imgs = "".join(f'<p><img src="{f}"></p>' for f in files)
