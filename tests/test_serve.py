@@ -420,3 +420,28 @@ def test_get_waypoint_agrees_with_embedded_ground_truth(server):
         want_yaw = -math.degrees(road.heading_at(s))
         assert abs((wp.transform.rotation.yaw - want_yaw + 180.0) % 360.0 - 180.0) < 1.0, s
         assert wp.lane_width == pytest.approx(sim.lane_width, abs=0.01)
+
+
+def test_our_carla_backend_through_the_server(fresh_server):
+    """CarlaSimulator (our CARLA backend) drives the served world; the physics match the direct backend."""
+    from carla_agent.carla_backend import CarlaSimulator
+    from carla_agent.control import VehicleControl
+    from carla_agent.embedded.simulator import EmbeddedSimulator
+    from carla_agent.scenario import load_scenario
+
+    sc = load_scenario("gentle_curves")
+    direct = EmbeddedSimulator(render=False)
+    direct.reset(sc, 0)
+    served = CarlaSimulator(port=fresh_server, tm_port=_free_port(), timeout_s=5.0, load_timeout_s=10.0)
+    try:
+        obs = served.reset(sc, 0)
+        assert obs.image.shape == (sc.camera.image_size_y, sc.camera.image_size_x, 3)
+        for t, st in [(0.5, 0.0), (1.0, 0.125), (1.0, -0.25), (0.25, 0.0), (0.0, 0.5)] * 3:
+            a = served.step(VehicleControl(throttle=t, steer=st))
+            b = direct.step(VehicleControl(throttle=t, steer=st))
+            assert a.speed_mps == pytest.approx(b.speed_mps, abs=1e-4)
+            assert a.pose.x_m == pytest.approx(b.pose.x_m, abs=1e-3)
+            assert a.pose.y_m == pytest.approx(b.pose.y_m, abs=1e-3)
+            assert a.truth.lateral_offset_m == pytest.approx(b.truth.lateral_offset_m, abs=1e-3)
+    finally:
+        served.close()

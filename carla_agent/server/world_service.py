@@ -167,6 +167,8 @@ class WorldService:
             "get_traffic_manager_running": lambda port, *a: list(self._tms.get(int(port), ("", 0))),
             "get_vehicle_light_states": lambda *a: [[self.ego_id, 0]] if self.ego_id is not None else [],
             "set_actor_simulate_physics": lambda *a: VOID,
+            "reset_all_traffic_lights": lambda *a: VOID,
+            "set_actor_transform": self.set_actor_transform,  # no traffic lights in the embedded world
             "set_actor_autopilot": lambda *a: VOID,
             "destroy_traffic_manager": lambda port, *a: self._tms.pop(int(port), None) is not None,
         }
@@ -454,6 +456,19 @@ class WorldService:
                 child.parent = 0
         return True
 
+    def set_actor_transform(self, actor_id, transform, *a):
+        """Teleport the ego (speed kept, as CARLA does); the spectator and sensors ignore it."""
+        if int(actor_id) == self.ego_id:
+            from carla_agent.embedded.vehicle import VehicleState
+
+            (x, y, _), (_, yaw, _) = transform
+            sim = self.sim
+            sim.state = VehicleState(float(x), -float(y), -math.radians(float(yaw)), sim.state.speed_mps)
+            sim.s, _ = sim.road.project(sim.state.x_m, sim.state.y_m, s_hint=sim.s)
+            sim._marks_inside = sim._marks_under_car(sim._footprint_t())
+            sim._contacts = set()
+        return VOID
+
     def get_actors_by_id(self, ids, *a) -> list:
         out = []
         for i in ids:
@@ -511,8 +526,17 @@ class WorldService:
             preset = "overcast"
         else:
             preset = "clear_noon"
-        clamp = lambda v: min(max(v / 100.0, 0.0), 1.0)  # noqa: E731
-        spec = WeatherSpec(preset=preset, fog_density=clamp(fog), rain=clamp(rain), cloudiness=clamp(cloud))
+        from carla_agent.embedded.weather import resolve_weather
+
+        base = resolve_weather(WeatherSpec(preset=preset))
+
+        def override(value: float, preset_value: float):
+            """Keep the preset's own value unless CARLA's differs clearly (so ClearNoon is clear_noon)."""
+            v = min(max(value / 100.0, 0.0), 1.0)
+            return v if abs(v - preset_value) > 0.15 else None
+
+        spec = WeatherSpec(preset=preset, fog_density=override(fog, base.fog_density),
+                           rain=override(rain, base.rain), cloudiness=override(cloud, base.cloudiness))
         self.sim.set_weather(spec)
         for actor in self.actors.values():
             actor.renderer = None
