@@ -21,7 +21,7 @@ import json
 import logging
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
@@ -65,6 +65,10 @@ class Frames:
     scenario: str = ""
 
 
+def _cell(v: Optional[float]) -> str:
+    return "" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.3f}"
+
+
 @dataclass
 class Table:
     """The faithfulness table: ``rows[method][column key] -> float`` plus curves for the plots."""
@@ -84,8 +88,7 @@ class Table:
         sep = "|---" * (len(cols) + 1) + "|"
         lines = [head, sep]
         for name, row in self.rows.items():
-            cells = ["" if (v := row.get(k)) is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.3f}"
-                     for k, _, _ in cols]
+            cells = [_cell(row.get(k)) for k, _, _ in cols]
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
         return "\n".join(lines)
 
@@ -140,6 +143,26 @@ def collect_frames(model, scenario: str, frames: int = 200, stride: int = 1, see
     return Frames(np.stack(hook.inputs).astype(np.float32), labels, np.asarray(hook.steer), sc.name)
 
 
+def frames_from_log(model, run: str | Path, frames: int = 200, stride: int = 1) -> Frames:
+    """Frames from a drive log folder (:class:`~carla_agent.drive_log.DriveLog`): every ``stride``-th
+    readable frame, at most ``frames``; the steering is the model's own prediction on each frame."""
+    from carla_agent.drive_log import DriveLog
+    from carla_agent.faithfulness.road import labels_to_input
+
+    dl = DriveLog.open(run)
+    indices = list(dl.indices)[::stride][:frames]
+    inputs, labels = [], []
+    for fr in dl.iter_frames(indices, on_error="skip"):
+        inputs.append(model.preprocessing(fr.image))
+        labels.append(None if fr.semantic is None else labels_to_input(fr.semantic, model.preprocessing))
+    if not inputs:
+        raise ValueError(f"{run}: no readable frames")
+    x = np.stack(inputs).astype(np.float32)
+    steer = model.predict_inputs(x)[:, model.steer_index]
+    lab = None if any(v is None for v in labels) else np.stack(labels)
+    return Frames(x, lab, np.asarray(steer, np.float64), Path(run).name)
+
+
 def _maps(explain, inputs: np.ndarray) -> np.ndarray:
     return np.concatenate([np.asarray(explain(inputs[i:i + BATCH]).maps) for i in range(0, len(inputs), BATCH)])
 
@@ -172,7 +195,8 @@ def evaluate(model_path: str | Path, scenarios: Sequence[str] = ("gentle_curves"
 
     Args:
         model_path: a ``.keras`` / ``.h5`` steering model.
-        scenarios: shipped scenario names or YAML paths; ``frames`` frames are taken from each.
+        scenarios: shipped scenario names, YAML paths, or drive-log folders (``runs/<run>``, read with
+            :class:`~carla_agent.drive_log.DriveLog`); ``frames`` frames are taken from each.
         methods: saliency method names (:data:`carla_agent.saliency.METHODS`).
         frames: frames per scenario.
         out_dir: where the table, plots and ``index.html`` go.
@@ -193,7 +217,8 @@ def evaluate(model_path: str | Path, scenarios: Sequence[str] = ("gentle_curves"
         METHODS.get(m)  # unknown names fail before the drive
     t0 = time.perf_counter()
     model = SteeringModel.load(model_path)
-    parts = [collect_frames(model, s, frames, stride, seed) for s in scenarios]
+    parts = [frames_from_log(model, s, frames, stride) if Path(s).is_dir() else
+             collect_frames(model, s, frames, stride, seed) for s in scenarios]
     labels = None if any(p.labels is None for p in parts) else np.concatenate([p.labels for p in parts])
     data = Frames(np.concatenate([p.inputs for p in parts]), labels, np.concatenate([p.steer for p in parts]),
                   ",".join(p.scenario for p in parts))
@@ -222,7 +247,8 @@ def evaluate(model_path: str | Path, scenarios: Sequence[str] = ("gentle_curves"
             row.update(cl_autonomy_salient=cl["salient"].autonomy_pct, cl_autonomy_random=cl["random"].autonomy_pct,
                        cl_offset_salient=cl["salient"].mean_abs_offset_m,
                        cl_offset_random=cl["random"].mean_abs_offset_m)
-            table.notes.update(cl_clean_autonomy=cl["clean"].autonomy_pct, cl_clean_offset=cl["clean"].mean_abs_offset_m)
+            table.notes.update(cl_clean_autonomy=cl["clean"].autonomy_pct,
+                               cl_clean_offset=cl["clean"].mean_abs_offset_m)
         table.rows[name], table.curves[name], table.randomisation[name] = row, cur, rr
         timings[name] = time.perf_counter() - t
         log.info("%s: %.1f s", name, timings[name])
@@ -302,8 +328,7 @@ def write(table: Table, out_dir: str | Path) -> Path:
     head = "".join(f"<th>{html.escape(h)}<br><small>{html.escape(g)}</small></th>" for _, h, g in cols)
     body = ""
     for name, row in table.rows.items():
-        cells = "".join(f"<td>{'' if (v := row.get(k)) is None or (isinstance(v, float) and math.isnan(v)) else f'{v:.3f}'}</td>"
-                        for k, _, _ in cols)
+        cells = "".join(f"<td>{_cell(row.get(k))}</td>" for k, _, _ in cols)
         body += f"<tr><th>{html.escape(name)}</th>{cells}</tr>\n"
     notes = html.escape(json.dumps(table.notes, default=float))
     imgs = "".join(f'<p><img src="{f}"></p>' for f in files)
@@ -318,7 +343,8 @@ def write(table: Table, out_dir: str | Path) -> Path:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m carla_agent evaluate", description=__doc__.splitlines()[0])
     p.add_argument("--model", default=str(Path(__file__).parent / "models" / "pilotnet.keras"))
-    p.add_argument("--scenarios", default="gentle_curves", help="comma-separated scenario names or YAML paths")
+    p.add_argument("--scenarios", default="gentle_curves",
+                   help="comma-separated scenario names, YAML paths or drive-log folders")
     p.add_argument("--methods", default=",".join(DEFAULT_METHODS), help="comma-separated method names")
     p.add_argument("--frames", type=int, default=200, help="frames per scenario")
     p.add_argument("--stride", type=int, default=1)
