@@ -6,7 +6,7 @@ Shipped PilotNet, default methods of :mod:`carla_agent.evaluate` (VisualBackProp
 gradient, Grad-CAM, SmoothGrad, Integrated Gradients, occlusion) plus the random
 and Sobel reference maps; every measure (deletion/insertion 20 steps, shift
 test, flip, road attention, temporal stability, model randomisation on 8
-frames). Prints the table, the time to drive and collect the frames, the time
+frames); ``--closed-loop-s`` adds the closed-loop causal test. Prints the table, the time to drive and collect the frames, the time
 per method, and the total.
 """
 
@@ -30,11 +30,14 @@ def main() -> int:
     p.add_argument("--scenario", default="gentle_curves")
     p.add_argument("--frames", type=int, default=200)
     p.add_argument("--methods", default=",".join(DEFAULT_METHODS))
+    p.add_argument("--closed-loop-s", type=float, default=None,
+                   help="also the closed-loop causal test, drives of this many simulated seconds (70: whole route)")
     p.add_argument("--out", default="out/bench_evaluate")
     args = p.parse_args()
     logging.basicConfig(level=logging.WARNING)
     t = time.perf_counter()
-    table = evaluate(MODEL, (args.scenario,), args.methods.split(","), args.frames, args.out)
+    table = evaluate(MODEL, (args.scenario,), args.methods.split(","), args.frames, args.out,
+                     closed_loop_s=args.closed_loop_s)
     total = time.perf_counter() - t
     print(table.markdown())
     print(f"\nflip: mean |f(flip x) + f(x)| = {table.notes['flip_output_error']:.4f} "
