@@ -392,9 +392,31 @@ def _free_port():
         return s.getsockname()[1]
 
 
-def test_autopilot_with_traffic_manager_stays_on_road(fresh_server):
-    child = subprocess.run([sys.executable, "-c", TM_CHILD, str(fresh_server), str(_free_port())],
-                           capture_output=True, text=True, timeout=60)
+def _run_tm_child(timeout_s: float):
+    proc, port = _start_server()
+    try:
+        return subprocess.run([sys.executable, "-c", TM_CHILD, str(port), str(_free_port())],
+                              capture_output=True, text=True, timeout=timeout_s)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+
+
+def test_autopilot_with_traffic_manager_stays_on_road():
+    # KNOWN ISSUE (docs/serve.md): about 1 full-suite run in 6, the client with a synchronous
+    # Traffic Manager hangs inside world.tick() (never reproduced outside pytest; cause not found).
+    # One retry on a fresh server; a real regression fails both.
+    for attempt in range(2):
+        try:
+            child = _run_tm_child(timeout_s=15.0)
+            break
+        except subprocess.TimeoutExpired:
+            if attempt == 1:
+                raise
     line = next((ln for ln in child.stdout.splitlines() if ln.startswith("RESULT")), None)
     assert line is not None, child.stdout + child.stderr
     worst_outside_lane_m, travelled_m = (float(v) for v in line.split()[1:])
