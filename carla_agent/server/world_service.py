@@ -139,6 +139,7 @@ class WorldService:
         self._blueprints = _blueprints()
         self._weather_params: Optional[list] = None
         self._tms: Dict[int, tuple] = {}
+        self._cid = 0  # the RPC connection of the call being handled (set by dispatch)
         self._handlers: Dict[str, Callable[..., Any]] = {
             "version": lambda *a: VERSION,
             "get_episode_info": self.get_episode_info,
