@@ -93,6 +93,44 @@ def _blueprints() -> list:
     return defs
 
 
+# carla::rpc::WeatherParameters in declaration (wire) order, 0.9.16
+WEATHER_FIELDS = ("cloudiness", "precipitation", "precipitation_deposits", "wind_intensity", "sun_azimuth_angle",
+                  "sun_altitude_angle", "fog_density", "fog_distance", "fog_falloff", "wetness",
+                  "scattering_intensity", "mie_scattering_scale", "rayleigh_scattering_scale", "dust_storm")
+
+
+def _weather_key(params) -> tuple:
+    return tuple(round(float(v), 3) for v in params[:14])
+
+
+_PRESET_INVERSE: Optional[Dict[tuple, str]] = None
+
+
+def _carla_preset_inverse() -> Dict[tuple, str]:
+    """CARLA WeatherParameters (as carla_backend maps each embedded preset) -> embedded preset name.
+
+    Needs the carla wheel (for the presets' values); without it, empty."""
+    global _PRESET_INVERSE
+    if _PRESET_INVERSE is None:
+        table: Dict[tuple, str] = {}
+        try:
+            import carla
+
+            from carla_agent.carla_backend import _WEATHER_OF_PRESET
+        except ImportError:
+            _PRESET_INVERSE = table
+            return table
+        fields = WEATHER_FIELDS
+        for preset, (name, overrides) in _WEATHER_OF_PRESET.items():
+            w = getattr(carla.WeatherParameters, name)
+            values = {f: float(getattr(w, f)) for f in fields}
+            values.update(overrides)
+            key = _weather_key([values[f] for f in fields])
+            table.setdefault(key, preset)
+        _PRESET_INVERSE = table
+    return _PRESET_INVERSE
+
+
 class Actor:
     def __init__(self, id_: int, uid: int, type_id: str, attributes: list, parent: int = 0,
                  mount=((0.0, 0.0, 0.0), (0.0, 0.0, 0.0))) -> None:
@@ -464,6 +502,10 @@ class WorldService:
 
             (x, y, _), (_, yaw, _) = transform
             sim = self.sim
+            st = sim.state
+            dyaw = abs((-math.radians(float(yaw)) - st.yaw_rad + math.pi) % (2 * math.pi) - math.pi)
+            if math.hypot(float(x) - st.x_m, -float(y) - st.y_m) < 1e-3 and dyaw < 1e-4:
+                return VOID  # float32 echo of where it already is: keep the exact state
             sim.state = VehicleState(float(x), -float(y), -math.radians(float(yaw)), sim.state.speed_mps)
             sim.s, _ = sim.road.project(sim.state.x_m, sim.state.y_m, s_hint=sim.s)
             sim._marks_inside = sim._marks_under_car(sim._footprint_t())
@@ -513,6 +555,13 @@ class WorldService:
         from carla_agent.scenario import WeatherSpec
 
         cloud, rain, _, _, _, sun_alt, fog = (float(v) for v in p[:7])
+        exact = _carla_preset_inverse().get(_weather_key(p))
+        if exact is not None:  # the weather our CARLA backend sends for an embedded preset: that preset
+            self.sim.set_weather(WeatherSpec(preset=exact))
+            for actor in self.actors.values():
+                actor.renderer = None
+            self._weather_params = [float(v) for v in p[:14]]
+            return VOID
         if sun_alt < -5.0:
             preset = "night_rain" if rain > 30.0 else "night"
         elif sun_alt < 5.0:
