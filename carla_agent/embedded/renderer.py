@@ -1641,7 +1641,8 @@ class Renderer:
         """A grid of windows on a wall from corner ``(x0, y0)`` along ``(tx, ty)``; none when too small."""
         cam, w = self.camera, self.weather
         d, _, _ = cam.to_camera(x0 + tx * 0.5 * width, y0 + ty * 0.5 * width, 0.5 * (z0 + z1))
-        if d < 1.0 or cam.focal_px * 1.2 / d < 1.5:
+        # Windows under ~4 px tall read as noise and cost a polygon each: skip them.
+        if d < 1.0 or cam.focal_px * 1.4 / d < 4.0:
             return []
         cols = int((width - 1.0) // 2.6)
         rows = int((z1 - z0 - 1.2) // 3.0)
