@@ -82,11 +82,14 @@ class EmbeddedSimulator(Simulator):
         self.lane_width = road.lane(self.lane_id).width_m
         self.start_s = min(scenario.ego.start_s_m, max(0.0, road.length_m - 2 * END_MARGIN_M))
         self.statics: List[StaticObject] = place_static(road, scenario.roadside, rng)
+        self._static_order = np.argsort([o.s_m for o in self.statics], kind="stable")
+        self._static_s = np.array([self.statics[i].s_m for i in self._static_order])
         self.traffic: List[TrafficVehicle] = spawn_traffic(road, scenario.traffic, self.lane_id, self.start_s, rng)
         x, y = road.to_world(self.start_s, self.lane_t)
         speed0 = 0.0
         self.state = VehicleState(float(x), float(y), road.heading_at(self.start_s), speed0)
         self.s = self.start_s
+        self._t = self.lane_t
         self.frame = 0
         self.sim_time_s = 0.0
         self._contacts: set = set()
@@ -103,7 +106,7 @@ class EmbeddedSimulator(Simulator):
         self.state = step_vehicle(self.state, control, self.params, dt)
         for v in self.traffic:
             v.step(self.road, dt)
-        self.s, _ = self.road.project(self.state.x_m, self.state.y_m, s_hint=self.s)
+        self.s, self._t = self.road.project(self.state.x_m, self.state.y_m, s_hint=self.s)
         self.frame += 1
         self.sim_time_s = self.frame * dt
         collisions = self._collisions()
@@ -115,6 +118,7 @@ class EmbeddedSimulator(Simulator):
             raise BackendError("call reset(scenario) before recover()")
         x, y = self.road.to_world(self.s, self.lane_t)
         self.state = VehicleState(float(x), float(y), self.road.heading_at(self.s), self.state.speed_mps)
+        self._t = self.lane_t
         self._marks_inside = self._marks_under_car(self._footprint_t())
         self._contacts = set()
 
@@ -147,7 +151,7 @@ class EmbeddedSimulator(Simulator):
 
     def _observe(self, collisions, invasions) -> Observation:
         road, st = self.road, self.state
-        _, t = road.project(st.x_m, st.y_m, s_hint=self.s)
+        t = self._t
         lane_hdg = road.heading_at(self.s)
         lateral_right = -(t - self.lane_t)
         heading_err = -wrap_angle(st.yaw_rad - lane_hdg)
@@ -215,11 +219,12 @@ class EmbeddedSimulator(Simulator):
                 b = v.box(self.road)
                 if boxes_overlap(ego, (b.x_m, b.y_m, b.yaw_rad, b.length_m, b.width_m)):
                     touching[v.name] = (b.kind, "vehicle")
-        for i, o in enumerate(self.statics):
-            if abs(o.s_m - self.s) < 30.0:
-                length, width = _SOLID_SIZE.get(o.kind, (o.length_m, o.width_m))
-                if boxes_overlap(ego, (o.x_m, o.y_m, o.yaw_rad, length, width)):
-                    touching[f"static_{i}"] = (f"static.{o.kind}", "static")
+        lo, hi = np.searchsorted(self._static_s, (self.s - 30.0, self.s + 30.0))
+        for i in self._static_order[lo:hi].tolist():
+            o = self.statics[i]
+            length, width = _SOLID_SIZE.get(o.kind, (o.length_m, o.width_m))
+            if boxes_overlap(ego, (o.x_m, o.y_m, o.yaw_rad, length, width)):
+                touching[f"static_{i}"] = (f"static.{o.kind}", "static")
         events = []
         speed = self.state.speed_mps
         for key, (other, kind) in touching.items():
@@ -234,7 +239,7 @@ class EmbeddedSimulator(Simulator):
     def _footprint_t(self) -> Tuple[float, float]:
         """Lateral extent ``(t_min, t_max)`` of the car's footprint on the road."""
         st = self.state
-        _, t = self.road.project(st.x_m, st.y_m, s_hint=self.s)
+        t = self._t
         rel = st.yaw_rad - self.road.heading_at(self.s)
         half_l, half_w = 0.5 * self.params.length_m, 0.5 * self.params.width_m
         spread = abs(half_l * math.sin(rel)) + abs(half_w * math.cos(rel))

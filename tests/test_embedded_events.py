@@ -1,0 +1,38 @@
+"""Collisions and lane invasions of the embedded simulator."""
+
+from carla_agent.control import VehicleControl
+from carla_agent.embedded.simulator import EmbeddedSimulator
+from carla_agent.scenario import parse_scenario
+
+
+def drive(scenario, steer_after=40, steer=0.15, steps=200):
+    sim = EmbeddedSimulator(render=False)
+    obs = sim.reset(scenario, 0)
+    collisions, invasions = [], []
+    for i in range(steps):
+        obs = sim.step(VehicleControl(throttle=0.5, steer=steer if i > steer_after else 0.0))
+        collisions += obs.collisions
+        invasions += obs.lane_invasions
+    return obs, collisions, invasions
+
+
+def test_hitting_a_roadside_tree_stops_the_car_once():
+    sc = parse_scenario({"road": {"segments": [{"line": 300}], "lanes": {"shoulder_m": 0.0}},
+                         "roadside": {"trees": {"every_m": 3, "side": "right", "offset_m": [0.0, 0.0]}}}, "t.yaml")
+    obs, collisions, invasions = drive(sc)
+    assert len(collisions) == 1 and collisions[0].other == "static.tree" and collisions[0].other_kind == "static"
+    assert obs.speed_mps == 0.0
+    assert any("Solid" in ev.markings for ev in invasions)  # it crossed the edge line first
+
+
+def test_drifting_left_crosses_the_centre_line():
+    sc = parse_scenario({"road": {"segments": [{"line": 300}]}}, "t.yaml")
+    _, collisions, invasions = drive(sc, steer=-0.05, steps=120)
+    assert not collisions
+    assert invasions and invasions[0].markings == ("SolidSolid",)
+
+
+def test_straight_driving_has_no_events():
+    sc = parse_scenario({"road": {"segments": [{"line": 300}]}}, "t.yaml")
+    _, collisions, invasions = drive(sc, steer=0.0)
+    assert not collisions and not invasions
