@@ -11,6 +11,7 @@ import re
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -38,11 +39,22 @@ def _start_server(scenario="gentle_curves"):
         line = proc.stdout.readline()
         m = re.search(r"on 127\.0\.0\.1:(\d+)", line)
         if m:
+            # Keep draining its output: a full pipe would block the server mid-tick.
+            threading.Thread(target=proc.stdout.read, daemon=True).start()
             return proc, int(m.group(1))
         if not line and proc.poll() is not None:
             break
     proc.kill()
     raise RuntimeError(f"server did not start: {line!r}")
+
+
+def _stop_server(proc) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=5)
 
 
 @pytest.fixture(scope="module")
@@ -51,12 +63,7 @@ def server():
     try:
         yield port
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
+        _stop_server(proc)
 
 
 def _client(port):
@@ -275,12 +282,7 @@ def fresh_server():
     try:
         yield port
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
+        _stop_server(proc)
 
 
 def test_frames_equal_direct_backend(fresh_server):
@@ -398,12 +400,7 @@ def _run_tm_child(timeout_s: float):
         return subprocess.run([sys.executable, "-c", TM_CHILD, str(port), str(_free_port())],
                               capture_output=True, text=True, timeout=timeout_s)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
+        _stop_server(proc)
 
 
 def test_autopilot_with_traffic_manager_stays_on_road():
