@@ -34,6 +34,18 @@ class Raw:
         self.value = value
 
 
+def close_socket(sock: socket.socket) -> None:
+    """Shut down and close a socket, ignoring one that is already gone (wakes blocked readers)."""
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+    try:
+        sock.close()
+    except OSError:
+        pass
+
+
 def ok(value: Any) -> list:
     if isinstance(value, Void):
         return [False]
@@ -75,19 +87,11 @@ class RpcServer:
 
     def close(self) -> None:
         self._closed.set()
-        try:
-            self._sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-        self._sock.close()
+        close_socket(self._sock)
         with self._lock:
             conns = list(self._conns.values())
         for c in conns:
-            try:
-                c.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-            c.close()
+            close_socket(c)
         self._thread.join(timeout=2.0)
 
     def _accept_loop(self) -> None:

@@ -14,6 +14,8 @@ import threading
 import time
 from typing import Dict, List
 
+from carla_agent.server.rpc import close_socket
+
 log = logging.getLogger(__name__)
 
 SENSOR_HEADER = struct.Struct("<QQd6f")  # type, frame, timestamp, x y z pitch yaw roll
@@ -68,19 +70,12 @@ class StreamServer:
 
     def close(self) -> None:
         self._closed.set()
-        try:
-            self._sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-        self._sock.close()
+        close_socket(self._sock)
         with self._lock:
             socks = [s for lst in self._subs.values() for s in lst]
             self._subs.clear()
         for s in socks:
-            try:
-                s.close()
-            except OSError:
-                pass
+            close_socket(s)
         self._thread.join(timeout=2.0)
 
     def _accept_loop(self) -> None:
