@@ -37,6 +37,7 @@ import numpy as np
 from carla_agent.control import VehicleControl
 from carla_agent.errors import BackendError, ScenarioError
 from carla_agent.expert import PurePursuitParams, pure_pursuit_steer
+from carla_agent.metrics import INFRACTION_PENALTIES  # one table for both backends
 from carla_agent.observation import (CollisionEvent, GroundTruth, LaneInvasionEvent, Observation, Pose,
                                      SemanticClass)
 from carla_agent.schema import build, field
@@ -594,10 +595,7 @@ def _choose(wp, options, junctions: str, rng: np.random.Generator):
 
 # -- criteria: leaderboard-style driving score --------------------------------------------
 
-#: Multiplicative penalties of the CARLA leaderboard, per infraction.
-INFRACTION_PENALTIES: Dict[str, float] = {
-    "pedestrian": 0.50, "vehicle": 0.60, "static": 0.65, "red_light": 0.70, "stop_sign": 0.80,
-}
+# The penalties per infraction are metrics.INFRACTION_PENALTIES.
 
 
 def route_completion_pct(route_s_m: float, route_length_m: float) -> float:

@@ -15,7 +15,8 @@ from dataclasses import asdict, dataclass
 from carla_agent.observation import Observation
 
 INTERVENTION_COST_S = 6.0
-COLLISION_PENALTY = {"pedestrian": 0.50, "vehicle": 0.60, "static": 0.65}
+#: The CARLA leaderboard's penalty per infraction; the one table both backends use.
+INFRACTION_PENALTIES = {"pedestrian": 0.50, "vehicle": 0.60, "static": 0.65, "red_light": 0.70, "stop_sign": 0.80}
 
 
 def autonomy_pct(interventions: int, elapsed_s: float) -> float:
@@ -29,7 +30,7 @@ def driving_score(route_completion_pct: float, collisions_by_kind: dict) -> floa
     """Leaderboard-style score: completion x product of penalties, in [0, 100]."""
     score = route_completion_pct
     for kind, count in collisions_by_kind.items():
-        score *= COLLISION_PENALTY.get(kind, 0.65) ** count
+        score *= INFRACTION_PENALTIES.get(kind, INFRACTION_PENALTIES["static"]) ** count
     return score
 
 
