@@ -122,7 +122,8 @@ class Observation:
     """One tick of a backend.
 
     Attributes:
-        frame: frame id, increasing by one per tick (CARLA's frame number).
+        frame: ticks since ``reset`` (0 for the first observation), +1 per step; the CARLA
+            backend keeps the server's own frame id in ``CarlaSimulator.info``.
         sim_time_s: simulation time since the episode began.
         dt_s: the fixed time step.
         image: ``(H, W, 3)`` uint8 RGB front-camera frame.
