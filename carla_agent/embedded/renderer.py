@@ -141,6 +141,7 @@ _HEADLIGHT_RGB = np.array([1.0, 0.97, 0.9])
 _TRUNK_F = np.array(TRUNK, np.float64)
 _LAMP_HEAD_F = np.array(LAMP_HEAD, np.float64)
 _LAMP_GLOW_F = np.array((255.0, 214.0, 150.0))
+_WINDOW_F = np.array(WINDOW, np.float64)
 #: A dash is sampled at 4 points (3 pieces) so it follows curves.
 _DASH_PIECES = np.array([0.0, 1.0, 2.0, 3.0]) * (DASH_M / 3.0)
 
@@ -514,6 +515,66 @@ class Renderer:
         toward = -self._obj_side
         self._obj_reach = np.stack([-s * toward, c * toward], 1).reshape(-1, 2)
         self._obj_facing = np.stack([c * self._obj_side, s * self._obj_side], 1).reshape(-1, 2)
+        self._build_buildings()
+
+    def _build_buildings(self) -> None:
+        """Buildings never move: their faces, normals, wall centres and window grids, once.
+
+        Faces are front (+x), back, left (+y), right and top; each is an
+        upright (or, for the top, flat) quad. Window grids are per wall, with
+        the lit windows of the night fixed by the seed.
+        """
+        bi = np.nonzero(self._obj_kind == _BUILDING)[0]
+        nb = len(bi)
+        self._bld_row = np.full(len(self._objects), -1, np.int64)
+        self._bld_row[bi] = np.arange(nb)
+        x, y = self._obj_xy[bi, 0], self._obj_xy[bi, 1]
+        L, Wd, Ht = self._obj_dims[bi].T
+        z0, z1 = np.zeros(nb), Ht
+        c, s = np.cos(self._obj_yaw[bi]), np.sin(self._obj_yaw[bi])
+        zero, one = np.zeros_like(c), np.ones_like(c)
+        nx = np.stack([c, -c, -s, s, zero], 1)
+        ny = np.stack([s, -s, c, -c, zero], 1)
+        self._bld_nx, self._bld_ny = nx, ny
+        self._bld_nz = np.array([0.0, 0.0, 0.0, 0.0, 1.0])
+        ext = np.stack([0.5 * L, 0.5 * L, 0.5 * Wd, 0.5 * Wd, zero], 1)
+        self._bld_px, self._bld_py = x[:, None] + nx * ext, y[:, None] + ny * ext
+        self._bld_pz = np.where(self._bld_nz > 0, z1[:, None], 0.5 * (z0 + z1)[:, None])
+        hl, hw = 0.5 * L, 0.5 * Wd
+        self._bld_qx = np.empty((nb, 5, 4))
+        self._bld_qy = np.empty((nb, 5, 4))
+        self._bld_qz = np.empty((nb, 5, 4))
+        self._bld_wall_c = np.empty((nb, 4, 3))
+        self._bld_win_n = np.zeros((nb, 4), np.int64)
+        self._bld_windows: List[List[Optional[tuple]]] = [[None] * 4 for _ in range(nb)]
+        for f in range(4):
+            fx, fy = nx[:, f], ny[:, f]
+            tx, ty = -fy, fx
+            et, en = (hw, hl) if f < 2 else (hl, hw)
+            self._bld_qx[:, f] = (x + fx * en)[:, None] + tx[:, None] * et[:, None] * _QX
+            self._bld_qy[:, f] = (y + fy * en)[:, None] + ty[:, None] * et[:, None] * _QX
+            self._bld_qz[:, f] = z0[:, None] + (z1 - z0)[:, None] * _QZ
+            for r in range(nb):
+                x0, y0 = float(self._bld_qx[r, f, 0]), float(self._bld_qy[r, f, 0])
+                t_x, t_y, n_x, n_y = float(tx[r]), float(ty[r]), float(fx[r]), float(fy[r])
+                width, za, zb = 2.0 * float(et[r]), float(z0[r]), float(z1[r])
+                self._bld_wall_c[r, f] = (x0 + t_x * 0.5 * width, y0 + t_y * 0.5 * width, 0.5 * (za + zb))
+                cols = int((width - 1.0) // 2.6)
+                rows = int((zb - za - 1.2) // 3.0)
+                if cols < 1 or rows < 1:
+                    continue
+                a = 0.5 * width + (np.arange(cols) - 0.5 * (cols - 1)) * 2.6
+                A, Z = np.meshgrid(a, za + 1.0 + np.arange(rows) * 3.0)
+                A, Z = A.ravel(), Z.ravel()
+                ox, oy = x0 + n_x * 0.03, y0 + n_y * 0.03  # just in front of the wall
+                da = A[:, None] + 0.6 * _QX
+                lit = np.random.default_rng((self.seed, int(bi[r]) * 8 + f)).random(len(A)) < 0.3
+                self._bld_windows[r][f] = (ox + t_x * da, oy + t_y * da, Z[:, None] + 1.4 * _QZ, lit)
+                self._bld_win_n[r, f] = len(A)
+        lx, ly = _BOX_LX[None, :] * hl[:, None], _BOX_LY[None, :] * hw[:, None]
+        self._bld_qx[:, 4] = x[:, None] + c[:, None] * lx - s[:, None] * ly
+        self._bld_qy[:, 4] = y[:, None] + s[:, None] * lx + c[:, None] * ly
+        self._bld_qz[:, 4] = z1[:, None]
 
     # ======================================================================
     # setup: everything that depends on the weather
@@ -573,6 +634,9 @@ class Renderer:
         self._fog_rgb = np.array(w.fog_rgb, np.float64)
         self._sun_rgb = np.array(w.sun_rgb) if w.sun_elevation_deg > 0 else np.zeros(3)
         self._sunny = float(self._sun_rgb.max()) > 0.15
+        sx, sy, sz = w.sun_direction
+        self._bld_cos_sun = np.where(self._bld_nz > 0, max(0.0, sz),
+                                     np.maximum(0.0, self._bld_nx * sx + self._bld_ny * sy))
         sx, sy, sz = w.sun_direction
         horiz = max(math.hypot(sx, sy), 1e-6)
         # Shadows point away from the sun; a low sun's are long (capped: they leave the view anyway).
@@ -1460,11 +1524,7 @@ class Renderer:
 
         sel = by_kind[_BUILDING]
         if len(sel):
-            j = objs[sel]
-            L, Wd, Ht = self._obj_dims[j].T
-            boxes = np.stack([ox[sel], oy[sel], self._obj_yaw[j], L, Wd, np.zeros_like(L), Ht], 1)
-            per_box = self._box_prims(b, boxes, self._obj_color[j][:, None, :].repeat(5, 1), amb[sel], fog[sel],
-                                      _OBJECT, windows_seed=j.tolist())
+            per_box = self._building_prims(b, objs[sel], amb[sel], fog[sel])
             for k, prims in zip(sel.tolist(), per_box):
                 items.append((rng_list[k], prims))
 
@@ -1572,101 +1632,66 @@ class Renderer:
                 prims.append((3, q[e3:] if conifer[i] else q[e1:e2], cols[2 * n + i], None))
             items.append((rng_list[kk], prims))
 
-    def _box_prims(self, b: "_Batch", boxes: np.ndarray, albedo: np.ndarray, ambient: np.ndarray,
-                   fog: np.ndarray, label: Optional[int], windows_seed: Optional[Sequence[int]] = None) -> List[list]:
-        """Primitives of the visible faces of each box (a convex box's faces never overlap).
+    def _building_prims(self, b: "_Batch", j: np.ndarray, ambient: np.ndarray, fog: np.ndarray) -> List[list]:
+        """Primitives of the visible faces (and the windows on them) of buildings ``j``.
+
+        The geometry is precomputed by :meth:`_build_buildings`; per frame only
+        the visibility, the light and the window level of detail are worked out,
+        for all buildings at once. A convex box's faces never overlap.
 
         Args:
-            boxes: ``(k, 7)``: centre x, y, yaw, length, width, z0, z1 (metres, radians).
-            albedo: ``(k, 5, 3)`` face colours: front (+x), back, left (+y), right, top.
-            ambient: ``(k, 3)`` light besides the sun at each box.
-            fog: ``(k,)`` fog fraction at each box.
-            windows_seed: per box, draw window grids on the walls (buildings) seeded by it.
+            j: ``(k,)`` object indices of buildings.
+            ambient: ``(k, 3)`` light besides the sun at each building.
+            fog: ``(k,)`` fog fraction at each building.
 
         Returns:
-            One list of primitives per box.
+            One list of primitives per building.
         """
         cam, w = self.camera, self.weather
-        x, y, yaw, L, Wd, z0, z1 = boxes.T
-        c, s = np.cos(yaw), np.sin(yaw)
-        # Outward normals (k, 5) and face centres: front, back, left, right, top.
-        zero, one = np.zeros_like(c), np.ones_like(c)
-        nx = np.stack([c, -c, -s, s, zero], 1)
-        ny = np.stack([s, -s, c, -c, zero], 1)
-        nz = np.stack([zero, zero, zero, zero, one], 1)
-        ext = np.stack([0.5 * L, 0.5 * L, 0.5 * Wd, 0.5 * Wd, zero], 1)
-        px, py = x[:, None] + nx * ext, y[:, None] + ny * ext
-        pz = np.where(nz > 0, z1[:, None], 0.5 * (z0 + z1)[:, None])
+        rows = self._bld_row[j]
+        nx, ny, nz = self._bld_nx[rows], self._bld_ny[rows], self._bld_nz
         o = cam._o
-        visible = (o[0] - px) * nx + (o[1] - py) * ny + (o[2] - pz) * nz > 1e-6
-        out: List[list] = [[] for _ in range(len(boxes))]
+        visible = ((o[0] - self._bld_px[rows]) * nx + (o[1] - self._bld_py[rows]) * ny
+                   + (o[2] - self._bld_pz[rows]) * nz > 1e-6)
+        out: List[list] = [[] for _ in range(len(j))]
         if not visible.any():
             return out
-        sx, sy, sz = w.sun_direction
-        cos_sun = np.where(nz > 0, max(0.0, sz), np.maximum(0.0, nx * sx + ny * sy))
+        cos_sun = self._bld_cos_sun[rows]
         amb = ambient[:, None, :]
         light = np.where((nz > 0)[..., None], amb / 0.85, amb) + cos_sun[..., None] * self._sun_rgb
         kk, ff = np.nonzero(visible)
-        cols = self._finish(albedo[kk, ff], light[kk, ff], fog[kk])
-        # Corners of each visible face.
-        hl, hw = 0.5 * L[kk], 0.5 * Wd[kk]
-        cx, cy, cs, sn = x[kk], y[kk], c[kk], s[kk]
-        fx, fy = nx[kk, ff], ny[kk, ff]
-        tx, ty = -fy, fx
-        et = np.where(ff < 2, hw, hl)
-        en = np.where(ff < 2, hl, hw)
-        qx = (cx + fx * en)[:, None] + tx[:, None] * et[:, None] * _QX
-        qy = (cy + fy * en)[:, None] + ty[:, None] * et[:, None] * _QX
-        qz = z0[kk][:, None] + (z1 - z0)[kk][:, None] * _QZ
-        top = ff == 4
-        if top.any():
-            lx = _BOX_LX[None, :] * hl[top, None]
-            ly = _BOX_LY[None, :] * hw[top, None]
-            qx[top] = cx[top, None] + cs[top, None] * lx - sn[top, None] * ly
-            qy[top] = cy[top, None] + sn[top, None] * lx + cs[top, None] * ly
-            qz[top] = z1[kk][top, None]
-        first = b.many(qx, qy, qz)
-        for i, (k, f) in enumerate(zip(kk.tolist(), ff.tolist())):
-            out[k].append((0, first + i, cols[i], label))
-            if windows_seed is not None and f < 4:
-                out[k].extend(self._window_prims(b, float(qx[i, 0]), float(qy[i, 0]), float(tx[i]), float(ty[i]),
-                                                 float(fx[i]), float(fy[i]), 2.0 * float(et[i]), float(z0[k]),
-                                                 float(z1[k]), ambient[k], float(cos_sun[k, f]), float(fog[k]),
-                                                 windows_seed[k] * 8 + f))
-        return out
-
-    def _window_prims(self, b: "_Batch", x0: float, y0: float, tx: float, ty: float, nx: float, ny: float,
-                      width: float, z0: float, z1: float, ambient: np.ndarray, cos_sun: float, fog: float,
-                      seed: int) -> list:
-        """A grid of windows on a wall from corner ``(x0, y0)`` along ``(tx, ty)``; none when too small."""
-        cam, w = self.camera, self.weather
-        d, _, _ = cam.to_camera(x0 + tx * 0.5 * width, y0 + ty * 0.5 * width, 0.5 * (z0 + z1))
-        # Windows under ~4 px tall read as noise and cost a polygon each: skip them.
-        if d < 1.0 or cam.focal_px * 1.4 / d < 4.0:
-            return []
-        cols = int((width - 1.0) // 2.6)
-        rows = int((z1 - z0 - 1.2) // 3.0)
-        if cols < 1 or rows < 1:
-            return []
-        a = 0.5 * width + (np.arange(cols) - 0.5 * (cols - 1)) * 2.6
-        zb = z0 + 1.0 + np.arange(rows) * 3.0
-        A, Z = np.meshgrid(a, zb)
-        A, Z = A.ravel(), Z.ravel()
-        ox, oy = x0 + nx * 0.03, y0 + ny * 0.03  # just in front of the wall
-        da = A[:, None] + 0.6 * _QX
-        first = b.many(ox + tx * da, oy + ty * da, Z[:, None] + 1.4 * _QZ)
-        idx = list(range(first, first + len(A)))
+        cols = self._finish(self._obj_color[j[kk]], light[kk, ff], fog[kk])
+        rk = rows[kk]
+        first = b.many(self._bld_qx[rk, ff], self._bld_qy[rk, ff], self._bld_qz[rk, ff])
+        kl, fl = kk.tolist(), ff.tolist()
+        for i, (k, f) in enumerate(zip(kl, fl)):
+            out[k].append((0, first + i, cols[i], _OBJECT))
+        # Windows on the visible walls near enough for them to be over ~4 px tall.
+        wall = ff < 4
+        if not wall.any():
+            return out
+        wk, wf, wr = kk[wall], ff[wall], rk[wall]
+        c = self._bld_wall_c[wr, wf]
+        d, _, _ = cam.to_camera(c[:, 0], c[:, 1], c[:, 2])
+        near = (d >= 1.0) & (cam.focal_px * 1.4 / np.maximum(d, 1.0) >= 4.0) & (self._bld_win_n[wr, wf] > 0)
+        if not near.any():
+            return out
+        wk, wf, wr = wk[near], wf[near], wr[near]
+        cs = cos_sun[wk, wf]
         # Glass reflects the sky: brighter than its albedo suggests.
-        glass = self._finish(np.array([WINDOW], np.float64), (ambient + 0.3 * cos_sun * self._sun_rgb + 0.2)[None, :],
-                             np.array([fog]))[0]
-        prims = [(2, idx, glass)]
-        if w.is_dark:
-            # A few lit windows at night, the same ones every frame.
-            on = np.random.default_rng((self.seed, seed)).random(len(idx)) < 0.3
-            if on.any():
-                prims.append((2, [i for i, o in zip(idx, on.tolist()) if o], _mix((255, 208, 130), w.fog_rgb,
-                                                                                 0.7 * fog)))
-        return prims
+        glass = self._finish(np.broadcast_to(_WINDOW_F, (len(wk), 3)),
+                             ambient[wk] + (0.3 * cs)[:, None] * self._sun_rgb + 0.2, fog[wk])
+        dark = w.is_dark
+        for i, (k, f, r) in enumerate(zip(wk.tolist(), wf.tolist(), wr.tolist())):
+            wx, wy, wz, lit = self._bld_windows[r][f]
+            first = b.many(wx, wy, wz)
+            idx = list(range(first, first + len(wx)))
+            out[k].append((2, idx, glass[i]))
+            if dark and lit.any():
+                # A few lit windows at night, the same ones every frame.
+                out[k].append((2, [q for q, on in zip(idx, lit.tolist()) if on],
+                               _mix((255, 208, 130), w.fog_rgb, 0.7 * float(fog[k]))))
+        return out
 
     def _gather_vehicles(self, veh: "_Vehicles", b: "_Batch", items: list) -> None:
         """Cars from the template :data:`_CAR`: every face of every car transformed, tested and lit at once."""
