@@ -149,6 +149,10 @@ class Road:
         self.hdg = np.unwrap(self.hdg)
         self._cos = np.cos(self.hdg)
         self._sin = np.sin(self.hdg)
+        # Python lists of the samples for scalar lookups (list indexing beats NumPy scalar indexing).
+        self._s_list, self._x_list = self.s.tolist(), self.x.tolist()
+        self._y_list, self._h_list = self.y.tolist(), self.hdg.tolist()
+        self._n_last = n - 2
 
     # -- lanes ---------------------------------------------------------------
     def lane(self, lane_id: int) -> Lane:
@@ -214,6 +218,15 @@ class Road:
     # -- reference line ------------------------------------------------------
     def pose_at(self, s_m) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Reference-line ``(x, y, hdg)`` at ``s_m`` (scalar or array), clamped to the road."""
+        if s_m.__class__ is float or s_m.__class__ is int or s_m.__class__ is np.float64:
+            s = float(s_m)
+            if s == s:  # not NaN
+                # The per-tick path (projection, ground truth): plain floats, same arithmetic as below.
+                s = min(max(s, 0.0), self.length_m)
+                i = min(max(int(s / SAMPLE_DS_M), 0), self._n_last)
+                S, X, Y, H = self._s_list, self._x_list, self._y_list, self._h_list
+                f = (s - S[i]) / (S[i + 1] - S[i])
+                return X[i] + f * (X[i + 1] - X[i]), Y[i] + f * (Y[i + 1] - Y[i]), H[i] + f * (H[i + 1] - H[i])
         s = np.clip(np.asarray(s_m, dtype=np.float64), 0.0, self.length_m)
         i = np.clip((s / SAMPLE_DS_M).astype(np.int64), 0, len(self.s) - 2)
         f = (s - self.s[i]) / (self.s[i + 1] - self.s[i])

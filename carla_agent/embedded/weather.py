@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
+from functools import cached_property
 from typing import Dict, Tuple
 
 import numpy as np
@@ -80,30 +81,30 @@ class Weather:
         d = np.maximum(np.asarray(distance_m, dtype=np.float64) - self.fog_start_m, 0.0)
         return 1.0 - np.exp(-self.fog_extinction_per_m * d)
 
-    @property
+    @cached_property
     def sun_direction(self) -> Tuple[float, float, float]:
         """Unit vector from the scene toward the sun, world frame (x, y, z up)."""
         el = math.radians(self.sun_elevation_deg)
         az = math.radians(self.sun_azimuth_deg)
         return (math.cos(el) * math.cos(az), math.cos(el) * math.sin(az), math.sin(el))
 
-    @property
+    @cached_property
     def ground_light(self) -> Gain:
         """Light on horizontal ground in the open (ambient + direct)."""
         k = max(0.0, math.sin(math.radians(self.sun_elevation_deg)))
         return tuple(a + s * k for a, s in zip(self.ambient_rgb, self.sun_rgb))  # type: ignore[return-value]
 
-    @property
+    @cached_property
     def casts_shadows(self) -> bool:
         """Shadows are drawn only when asked for and the sun is up and strong enough to show them."""
         return self.shadows and self.sun_elevation_deg > 1.0 and max(self.sun_rgb) > 0.15
 
-    @property
+    @cached_property
     def shadow_gain(self) -> Gain:
         """Multiplier of a shadowed horizontal surface relative to the open."""
         return tuple(a / max(g, 1e-6) for a, g in zip(self.ambient_rgb, self.ground_light))  # type: ignore[return-value]
 
-    @property
+    @cached_property
     def is_dark(self) -> bool:
         """Little daylight: vehicles show their lamps."""
         return max(self.ground_light) < 0.45
