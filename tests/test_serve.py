@@ -202,13 +202,16 @@ import time; time.sleep(60)
 
 
 def test_killed_sync_client_leaves_server_usable(server):
+    world = _client(server).get_world()
     child = subprocess.Popen([sys.executable, "-c", CHILD, str(server)], stdout=subprocess.PIPE, text=True)
     try:
         assert child.stdout.readline().strip() == "ticking"
+        # While the synchronous client is connected, only it ticks.
+        with pytest.raises(RuntimeError, match="only that client ticks"):
+            world.tick()
     finally:
         child.kill()
         child.wait(timeout=5)
-    world = _client(server).get_world()
     assert world.get_settings().synchronous_mode  # the grace period
     deadline = time.time() + 10
     while world.get_settings().synchronous_mode and time.time() < deadline:
@@ -217,6 +220,52 @@ def test_killed_sync_client_leaves_server_usable(server):
     before = world.get_snapshot().frame
     world.wait_for_tick(seconds=5.0)
     assert world.get_snapshot().frame > before
+    # The ownership went with it: this client can now run synchronous mode itself.
+    try:
+        _set_sync(world, True)
+        frames = [world.tick() for _ in range(3)]
+        assert frames == list(range(frames[0], frames[0] + 3))
+    finally:
+        _set_sync(world, False)
+
+
+def test_only_the_synchronous_client_ticks_others_read(server):
+    """As in CARLA: the client that turned synchronous mode on ticks; others get a clear error if
+    they try, and can still read the world (snapshots, on_tick, actors)."""
+    owner = _client(server).get_world()
+    other = _client(server).get_world()
+    ego = None
+    ticks = []
+    callback = None
+    try:
+        _set_sync(owner, True)
+        ego = owner.spawn_actor(owner.get_blueprint_library().find("vehicle.lincoln.mkz_2020"),
+                                owner.get_map().get_spawn_points()[0])
+        ego.apply_control(carla.VehicleControl(throttle=1.0))
+        owner.tick()
+        with pytest.raises(RuntimeError, match="another client turned synchronous mode on"):
+            other.tick()
+        with pytest.raises(RuntimeError, match="only that client ticks"):
+            _set_sync(other, False)  # nor can it switch the owner's mode off
+        assert other.get_settings().synchronous_mode
+        callback = other.on_tick(lambda snapshot: ticks.append(snapshot.frame))
+        frames = [owner.tick() for _ in range(10)]
+        deadline = time.time() + 5
+        while (not ticks or ticks[-1] < frames[-1]) and time.time() < deadline:
+            time.sleep(0.05)
+        assert frames[-1] in ticks and set(ticks) <= set(range(frames[0], frames[-1] + 1))
+        assert other.get_snapshot().frame == frames[-1]
+        seen = other.get_actors().find(ego.id)
+        assert seen is not None and seen.type_id == "vehicle.lincoln.mkz_2020"
+        assert seen.get_transform().location.distance(ego.get_transform().location) < 1e-3
+        assert seen.get_velocity().length() > 1.0
+    finally:
+        if callback is not None:
+            other.remove_on_tick(callback)
+        if ego is not None:
+            ego.destroy()
+        _set_sync(owner, False)
+    assert not other.get_settings().synchronous_mode
 
 
 def test_weather_get_set(server):

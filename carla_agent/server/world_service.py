@@ -45,7 +45,12 @@ VEHICLE_DATA = struct.Struct("<fffBBBifBBIB")
 assert EPISODE_HEADER.size == 36 and ACTOR_RECORD.size + UNION_BYTES == 119
 
 VEHICLES = ("vehicle.lincoln.mkz_2020", "vehicle.tesla.model3", "vehicle.audi.a2", "vehicle.toyota.prius")
-VEHICLE_EXTENT = (2.45, 1.05, 0.75)
+VEHICLE_EXTENT = (2.45, 1.05, 0.75)  # the ego's bounding-box half sizes, metres
+#: Actor id of the scenario's k-th traffic vehicle (``EmbeddedSimulator.traffic[k]``); stable across
+#: episodes, far above the ids of spawned actors (which count up from 101).
+TRAFFIC_ID0 = 1_000_000
+#: Synthetic ids of static things hit (trees, poles...): they are not actors.
+STATIC_ID0 = 90_000
 
 
 def _attr(id_: str, type_: int, value: str, recommended=(), modifiable=False) -> list:
@@ -132,10 +137,16 @@ def _carla_preset_inverse() -> Dict[tuple, str]:
 
 
 class Actor:
+    """A served actor. ``mount``: ((x, y, z) m, (pitch, yaw, roll) deg) relative to the parent, in
+    CARLA's frame; ``extent``: bounding-box half sizes in metres (vehicles); ``vehicle``: the
+    embedded ``TrafficVehicle`` behind a traffic actor (None for the ego and sensors)."""
+
     def __init__(self, id_: int, uid: int, type_id: str, attributes: list, parent: int = 0,
-                 mount=((0.0, 0.0, 0.0), (0.0, 0.0, 0.0))) -> None:
+                 mount=((0.0, 0.0, 0.0), (0.0, 0.0, 0.0)), extent=VEHICLE_EXTENT, vehicle=None) -> None:
         self.id, self.uid, self.type_id, self.attributes, self.parent = id_, uid, type_id, attributes, parent
         self.mount = mount
+        self.extent = extent
+        self.vehicle = vehicle
         self.attr = {a[0]: a[2] for a in attributes}
         self.renderer = None
 
@@ -160,7 +171,8 @@ class WorldService:
         self.frame = 0
         self.elapsed_s = 0.0
         self.sync = False
-        self.sync_owner: Optional[int] = None
+        self.sync_owner: Optional[int] = None  # the RPC connection that turned synchronous mode on
+        self._live: Set[int] = set()  # RPC connections still open
         self.no_rendering = False
         self.fixed_delta: Optional[float] = None
         self.actors: Dict[int, Actor] = {}
@@ -178,6 +190,8 @@ class WorldService:
         self._weather_params: Optional[list] = None
         self._tms: Dict[int, tuple] = {}
         self._cid = 0  # the RPC connection of the call being handled (set by dispatch)
+        self.traffic: Dict[int, Actor] = {}
+        self._make_traffic_actors()
         self._handlers: Dict[str, Callable[..., Any]] = {
             "version": lambda *a: VERSION,
             "get_episode_info": self.get_episode_info,
@@ -204,10 +218,11 @@ class WorldService:
             "is_traffic_manager_running": lambda port, *a: int(port) in self._tms,
             "add_traffic_manager_running": self._add_tm,
             "get_traffic_manager_running": lambda port, *a: list(self._tms.get(int(port), ("", 0))),
-            "get_vehicle_light_states": lambda *a: [[self.ego_id, 0]] if self.ego_id is not None else [],
+            "get_vehicle_light_states": self.get_vehicle_light_states,
             "set_actor_simulate_physics": lambda *a: VOID,
             "reset_all_traffic_lights": lambda *a: VOID,
             "set_actor_transform": self.set_actor_transform,  # no traffic lights in the embedded world
+            "set_actor_target_velocity": self.set_actor_target_velocity,
             "set_actor_autopilot": lambda *a: VOID,
             "destroy_traffic_manager": lambda port, *a: self._tms.pop(int(port), None) is not None,
         }
@@ -230,8 +245,11 @@ class WorldService:
                     self._tick()
 
     def on_disconnect(self, cid: int) -> None:
-        """Do better than CARLA #2158: if the synchronous client goes, go back to async after a grace."""
+        """Do better than CARLA #2158: if the synchronous client goes, go back to async after a grace.
+
+        Meanwhile another client may take the ticking over (a ``tick_cue`` or synchronous settings)."""
         with self.lock:
+            self._live.discard(cid)
             if not (self.sync and self.sync_owner == cid):
                 return
 
@@ -257,6 +275,7 @@ class WorldService:
             raise RpcError(f"the embedded server does not support {method}")
         with self.lock:
             self._cid = cid
+            self._live.add(cid)
             return handler(*args)
 
     # -- episode ---------------------------------------------------------------
@@ -272,12 +291,32 @@ class WorldService:
         fd = [True, float(self.fixed_delta)] if self.fixed_delta is not None else [False]
         return [self.sync, self.no_rendering, fd, False, 0.01, 10, 0.0, False, 2000.0, 2000.0, False]
 
+    def _other_owner(self) -> Optional[int]:
+        """The connected client that owns synchronous mode, if it is not the caller."""
+        owner = self.sync_owner
+        if self.sync and owner is not None and owner != self._cid and owner in self._live:
+            return owner
+        return None
+
+    def _ownership_error(self, what: str) -> RpcError:
+        return RpcError(f"{what} refused: another client turned synchronous mode on and only that client "
+                        "ticks, as in CARLA. Read the world from this one (world.get_snapshot(), "
+                        "world.wait_for_tick(), world.on_tick(), get_actors()), or turn synchronous mode "
+                        "off from the ticking client first; if that client disconnects, the server goes "
+                        "back to asynchronous mode after a short grace period")
+
     def set_episode_settings(self, s, *a) -> int:
-        self.sync = bool(s[0])
-        self.sync_owner = self._cid if self.sync else None
-        self.no_rendering = bool(s[1])
+        sync = bool(s[0])
         fd = s[2]
-        self.fixed_delta = float(fd[1]) if isinstance(fd, (list, tuple)) and fd and fd[0] else None
+        fixed_delta = float(fd[1]) if isinstance(fd, (list, tuple)) and fd and fd[0] else None
+        if self._other_owner() is not None:
+            if sync != self.sync or fixed_delta != self.fixed_delta:
+                raise self._ownership_error("changing synchronous mode or fixed_delta_seconds")
+        else:
+            self.sync_owner = self._cid if sync else None
+        self.sync = sync
+        self.no_rendering = bool(s[1])
+        self.fixed_delta = fixed_delta
         dt = self.fixed_delta if self.fixed_delta is not None else self.scenario.dt_s
         if self.sim.scenario.dt_s != dt:
             self.sim.scenario = replace(self.sim.scenario, dt_s=dt)
@@ -285,6 +324,11 @@ class WorldService:
         return self.frame
 
     def tick_cue(self, *a) -> int:
+        if self._other_owner() is not None:
+            raise self._ownership_error("world.tick()")
+        if self.sync and self.sync_owner != self._cid:
+            log.warning("connection %d takes over ticking from a client that left", self._cid)
+            self.sync_owner = self._cid  # the owner left within its grace period: take it over
         self._tick()
         return self.frame
 
@@ -303,6 +347,7 @@ class WorldService:
 
         ego = self.actors[self.ego_id]
         yaw = math.radians(self._ego_pose()[2])
+        hit = self._traffic_hit(events)
         for sensor in list(self.actors.values()):
             if sensor.type_id != "sensor.other.collision" or sensor.parent != self.ego_id:
                 continue
@@ -310,11 +355,35 @@ class WorldService:
             if not self.streams.has_subscribers(sensor.id):
                 continue
             for k, ev in enumerate(events):
-                other = Actor(90000 + k, 0, ev.other, [])
+                other = hit.get(k) or Actor(STATIC_ID0 + k, 0, ev.other, [])
                 impulse = [-ev.impulse_ns * math.cos(yaw), -ev.impulse_ns * math.sin(yaw), 0.0]
                 body = msgpack.packb([self._actor_wire(ego), self._actor_wire(other), impulse], use_bin_type=True)
                 self.streams.publish(sensor.id, sensor_header(SENSOR_TYPE_COLLISION, self.frame, self.elapsed_s,
                                                               self._world_transform(sensor)), body)
+
+    def _traffic_hit(self, events) -> Dict[int, Actor]:
+        """``{index in events: traffic actor}`` for the events whose other party is a traffic vehicle
+        (the one of that kind whose box overlaps the ego's, as ``EmbeddedSimulator`` found it)."""
+        from carla_agent.embedded.collision import boxes_overlap
+
+        sim = self.sim
+        st, params = sim.state, sim.params
+        ego_box = (st.x_m, st.y_m, st.yaw_rad, params.length_m, params.width_m)
+        out: Dict[int, Actor] = {}
+        taken: Set[int] = set()
+        for k, ev in enumerate(events):
+            if not ev.other.startswith("vehicle."):
+                continue
+            for actor in self.traffic.values():
+                v = actor.vehicle
+                if actor.id in taken or not v.active or abs(v.s_m - sim.s) > 10.0:
+                    continue
+                b = v.box(sim.road)
+                if b.kind == ev.other and boxes_overlap(ego_box, (b.x_m, b.y_m, b.yaw_rad, b.length_m, b.width_m)):
+                    out[k] = actor
+                    taken.add(actor.id)
+                    break
+        return out
 
     def _ego_pose(self):
         st = self.sim.state
@@ -342,7 +411,44 @@ class WorldService:
                 tf = self._world_transform(actor)
                 parts.append(ACTOR_RECORD.pack(actor.id, 1, *tf, 0, 0, 0, 0, 0, 0, 0, 0, 0))
                 parts.append(bytes(UNION_BYTES))
+        if self.traffic:
+            road = self.sim.road
+            limit_kmh = float(road.speed_limit_mps) * 3.6
+            traffic_union = VEHICLE_DATA.pack(0.0, 0.0, 0.0, False, False, False, 0, limit_kmh, 4, False, 0, 0)
+            traffic_union += bytes(UNION_BYTES - len(traffic_union))
+            for actor in self._live_traffic():
+                v = actor.vehicle
+                b = v.box(road)
+                h = road.heading_at(min(max(v.s_m, 0.0), road.length_m))  # the direction of +s
+                vx, vy = v.speed_mps * math.cos(h), -v.speed_mps * math.sin(h)
+                parts.append(ACTOR_RECORD.pack(actor.id, 1, b.x_m, -b.y_m, 0.0, 0.0, -math.degrees(b.yaw_rad), 0.0,
+                                               vx, vy, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0))
+                parts.append(traffic_union)
         self.streams.publish(EPISODE_STREAM, b"".join(parts))
+
+    def _make_traffic_actors(self) -> None:
+        """One ``vehicle.<kind>`` actor per scenario vehicle (``vehicle.lead``, ``vehicle.parked``,
+        ``vehicle.oncoming``: the embedded kinds, so collision events name the same thing on both
+        backends), ids ``TRAFFIC_ID0 + k``."""
+        self.traffic = {}
+        road = self.sim.road
+        for k, v in enumerate(self.sim.traffic):
+            kind = v.box(road).kind
+            attributes = [
+                _attr("role_name", A_STRING, v.name),
+                _attr("color", A_RGB, ",".join(str(int(c)) for c in v.color)),
+                _attr("number_of_wheels", A_INT, "4"),
+                _attr("base_type", A_STRING, "car"),
+            ]
+            actor = Actor(TRAFFIC_ID0 + k, 0, kind, attributes,
+                          extent=(0.5 * v.length_m, 0.5 * v.width_m, 0.5 * v.height_m), vehicle=v)
+            self.traffic[actor.id] = actor
+
+    def _live_traffic(self) -> List[Actor]:
+        """Traffic actors on the map now (a vehicle that drove off either end is gone, as CARLA
+        destroys it; one that has not yet driven onto the map is not there yet)."""
+        end = self.sim.road.length_m + 5.0
+        return [a for a in self.traffic.values() if a.vehicle.active and -5.0 <= a.vehicle.s_m <= end]
 
     def _world_transform(self, actor: Actor) -> tuple:
         (mx, my, mz), (mp, myaw, mr) = actor.mount
@@ -417,7 +523,7 @@ class WorldService:
 
     def _actor_wire(self, actor: Actor) -> list:
         if actor.type_id.startswith("vehicle."):
-            bbox = [[0.0, 0.0, VEHICLE_EXTENT[2]], list(VEHICLE_EXTENT), [0.0, 0.0, 0.0]]
+            bbox = [[0.0, 0.0, float(actor.extent[2])], [float(e) for e in actor.extent], [0.0, 0.0, 0.0]]
             tags = bytes([TAG_CAR])
         else:
             bbox = [[0.0, 0.0, 0.0], [0.0, 0.0, 0.0], [0.0, 0.0, 0.0]]
@@ -479,12 +585,18 @@ class WorldService:
             sim._marks_inside = sim._marks_under_car(sim._footprint_t())
         for actor in self.actors.values():
             actor.renderer = None
+        self._make_traffic_actors()
 
     def _new_id(self) -> int:
         self._next_id += 1
         return self._next_id
 
     def destroy_actor(self, actor_id, *a) -> bool:
+        traffic = self.traffic.get(int(actor_id))
+        if traffic is not None:  # gone from the world: no longer drawn, hit or published
+            was = traffic.vehicle.active
+            traffic.vehicle.active = False
+            return was
         actor = self.actors.pop(int(actor_id), None)
         if actor is None:
             return False
@@ -519,17 +631,32 @@ class WorldService:
                 out.append(self._actor_wire(self._spectator()))
             elif int(i) in self.actors:
                 out.append(self._actor_wire(self.actors[int(i)]))
+            elif int(i) in self.traffic:
+                out.append(self._actor_wire(self.traffic[int(i)]))
         return out
+
+    def get_vehicle_light_states(self, *a) -> list:
+        ids = ([self.ego_id] if self.ego_id is not None else []) + [t.id for t in self._live_traffic()]
+        return [[i, 0] for i in ids]
 
     def get_actor_bounding_box(self, actor_id, *a) -> list:
         # Lenient: the client-side Traffic Manager asks from its own thread, where an error aborts
         # the client process; a destroyed actor gets an empty box instead.
-        actor = self.actors.get(int(actor_id))
+        actor = self.actors.get(int(actor_id)) or self.traffic.get(int(actor_id))
         if actor is None:
             return [[0.0, 0.0, 0.0], [0.0, 0.0, 0.0], [0.0, 0.0, 0.0]]
         return self._actor_wire(actor)[3]
 
+    def set_actor_target_velocity(self, actor_id, velocity, *a):
+        """The ego's speed becomes the vector's length (m/s; the embedded car moves along its heading)."""
+        if int(actor_id) == self.ego_id:
+            vx, vy, vz = (float(v) for v in velocity[:3])
+            self.sim.state = replace(self.sim.state, speed_mps=math.sqrt(vx * vx + vy * vy + vz * vz))
+        return VOID
+
     def apply_control_to_vehicle(self, actor_id, c, *a):
+        if int(actor_id) in self.traffic:
+            raise RpcError(f"vehicle {actor_id} is driven by the embedded scenario and takes no control")
         if int(actor_id) != self.ego_id:
             raise RpcError(f"actor {actor_id} is not a vehicle")
         throttle, steer, brake, hand_brake, reverse = (float(c[0]), float(c[1]), float(c[2]), bool(c[3]),
