@@ -591,3 +591,65 @@ def test_shipped_model_closed_loop_through_the_server_matches_direct():
     # The same model on the same pixels: the lateral offsets agree closely, not just the score.
     assert served["mean_abs_offset_m"] == pytest.approx(direct["mean_abs_offset_m"], abs=0.02), (served, direct)
     assert served["distance_m"] == pytest.approx(direct["distance_m"], rel=0.03), (served, direct)
+
+
+def test_traffic_vehicles_are_actors_and_collision_partners():
+    """lead_vehicle's lead car is a ``vehicle.lead`` actor: in get_actors() with its box, moving in the
+    episode stream exactly as in the embedded world, and named as ``other_actor`` when hit."""
+    import math
+
+    from carla_agent.control import VehicleControl
+    from carla_agent.embedded.simulator import EmbeddedSimulator
+    from carla_agent.scenario import load_scenario
+
+    sc = load_scenario("lead_vehicle")
+    direct = EmbeddedSimulator(render=False)
+    direct.reset(sc, 0)
+    lead = next(v for v in direct.traffic if v.name == "lead")
+    proc, port = _start_server("lead_vehicle")
+    actors = []
+    try:
+        world = _client(port).get_world()
+        lib = world.get_blueprint_library()
+        _set_sync(world, True, sc.dt_s)
+        ego = world.spawn_actor(lib.find("vehicle.lincoln.mkz_2020"), world.get_map().get_spawn_points()[0])
+        actors.append(ego)
+        world.tick()
+        direct.step(VehicleControl())
+        served = [a for a in world.get_actors().filter("vehicle.*") if a.id != ego.id]
+        assert [a.type_id for a in served] == ["vehicle.lead"]
+        car = served[0]
+        assert car.attributes["role_name"] == "lead"
+        ext = car.bounding_box.extent
+        assert (ext.x, ext.y, ext.z) == pytest.approx((lead.length_m / 2, lead.width_m / 2, lead.height_m / 2))
+        start = car.get_transform().location
+        for _ in range(20):
+            ego.apply_control(carla.VehicleControl(brake=1.0))
+            world.tick()
+            direct.step(VehicleControl(brake=1.0))
+        box = lead.box(direct.road)
+        loc, rot = car.get_transform().location, car.get_transform().rotation
+        assert loc.distance(carla.Location(x=box.x_m, y=-box.y_m, z=0.0)) < 1e-3
+        assert abs((rot.yaw + math.degrees(box.yaw_rad) + 180.0) % 360.0 - 180.0) < 1e-2
+        assert loc.distance(start) == pytest.approx(20 * sc.dt_s * lead.speed_mps, rel=0.02)
+        assert car.get_velocity().length() == pytest.approx(lead.speed_mps, rel=1e-3)
+
+        # Put the ego onto it: the collision event names the lead car.
+        sensor = world.spawn_actor(lib.find("sensor.other.collision"), carla.Transform(), attach_to=ego)
+        actors.append(sensor)
+        events = queue.Queue()
+        sensor.listen(events.put)
+        ego.set_transform(car.get_transform())
+        frame = world.tick()
+        hit = events.get(timeout=5.0)
+        assert hit.frame == frame and hit.actor.id == ego.id
+        assert hit.other_actor.id == car.id and hit.other_actor.type_id == "vehicle.lead"
+        sensor.stop()
+        # Destroying a traffic vehicle takes it out of the world.
+        assert car.destroy()
+        world.tick()
+        assert [a.id for a in world.get_actors().filter("vehicle.*")] == [ego.id]
+    finally:
+        for a in reversed(actors):
+            a.destroy()
+        _stop_server(proc)
