@@ -618,6 +618,8 @@ class Renderer:
         # Distances where dashes give way to a faint continuous line (period below 8, then 3 px).
         fh = cam.focal_px * cam.height_m * DASH_PERIOD_M
         self._dash_fade_m = (math.sqrt(fh / 8.0), math.sqrt(fh / 3.0))
+        # Beyond twice the fade end a dash covers under a pixel (its label too): it is not drawn.
+        self._dash_reach_m = 2.0 * self._dash_fade_m[1] + DASH_M + self.road.left_edge_t - self.road.right_edge_t
         # Shadow gains: a sun shadow leaves only the ambient light; contact shadows under cars are darker.
         sg = w.shadow_gain if w.casts_shadows else (1.0, 1.0, 1.0)
         self._shadow_rgb = tuple(int(round(255 * min(1.0, g))) for g in sg) if w.casts_shadows else None
@@ -1237,13 +1239,26 @@ class Renderer:
                 (~self._line_broken[line]).tolist())
 
     def _dash_indices(self, s_hint: float) -> np.ndarray:
-        """Numbers k of the dashes (at s = 12 k .. 12 k + 3) between the sampled range's ends."""
+        """Numbers k of the dashes (at s = 12 k .. 12 k + 3) that can cover a pixel.
+
+        Candidates lie between the sampled range's ends; of those only dashes
+        within twice the fade distance of the camera are kept (farther, a dash
+        is under a pixel and the faint continuous line stands for it). The
+        test is by straight-line distance, so the far leg of a hairpin keeps
+        its dashes.
+        """
         if len(self._dash_t) == 0:
             return np.zeros(0)
         lo = s_hint + self._s_offsets_m[0]
         hi = s_hint + self.view_m
         k = np.arange(math.ceil((lo - DASH_M) / DASH_PERIOD_M), math.floor(hi / DASH_PERIOD_M) + 1, dtype=np.float64)
-        return k[(k * DASH_PERIOD_M >= 0.0) & (k * DASH_PERIOD_M + DASH_M <= self.road.length_m)]
+        k = k[(k * DASH_PERIOD_M >= 0.0) & (k * DASH_PERIOD_M + DASH_M <= self.road.length_m)]
+        mid = k * DASH_PERIOD_M + 0.5 * DASH_M
+        o = self.camera._o
+        dx = np.interp(mid, self._ref_s, self._ref_x) - o[0]
+        dy = np.interp(mid, self._ref_s, self._ref_y) - o[1]
+        reach = self._dash_reach_m
+        return k[dx * dx + dy * dy < reach * reach]
 
     # -- light, shadow, fog ------------------------------------------------------
     def _apply_post(self, rgb: np.ndarray, sem: np.ndarray, row0: int) -> None:
