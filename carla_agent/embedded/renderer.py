@@ -1428,6 +1428,8 @@ class Renderer:
                     ellipse(rgb, p[1], p[2], 0.0, 0.0, 360.0, p[3], -1, _AA, SHIFT)
                     if p[4] is not None:
                         ellipse(sem, p[1], p[2], 0.0, 0.0, 360.0, p[4], -1, _HARD, SHIFT)
+                elif tag == 5:  # labels of disjoint projected polygons in one call: (5, points list, label)
+                    cv2.fillPoly(sem, p[1], p[2], _HARD, SHIFT)
                 elif tag == 4:  # labels of disjoint polygons in one call: (4, refs, label)
                     sel = [polys[i] if i.__class__ is int else i for i in p[1]]
                     sel = [q for q in sel if q is not None]
@@ -1515,33 +1517,59 @@ class Renderer:
                     prims.append((1, glow[1][i], glow[2][i], gcol[i], None))
                 items.append((rng_list[k], prims))
 
-        for k in by_kind[_SIGN].tolist():
-            j = int(objs[k])
-            L, Wd, Ht = self._obj_dims[j].tolist()
-            x, y = float(ox[k]), float(oy[k])
-            nx, ny = self._obj_facing[j].tolist()
-            tx, ty = -ny, nx
-            front = (cam._o[0] - x) * nx + (cam._o[1] - y) * ny > 0
-            face_sun = max(0.0, sx * nx + sy * ny)
-            lit = amb[k] + (0.2 + face_sun) * sun[0] + 0.2
-            c_post, c_plate, c_border = self._finish(
-                np.array([POST, self._obj_color[j], SIGN_BORDER], np.float64),
-                np.stack([amb[k] + 0.5 * sun[0], lit, lit]), np.full(3, fog[k]))
-            z0 = Ht - 0.75
-            # The post ends where the plate begins: one label call for both.
-            post = b.billboard(x, y, rx, ry, 0.04, 0.0, z0)
-            plate = b.plate(x, y, tx, ty, 0.42, z0, Ht)
-            prims = [(0, post, c_post, None), (0, plate, c_border if front else c_post, None), (4, (post, plate), _OBJECT)]
-            if front:
-                prims.append((0, b.plate(x + 0.01 * nx, y + 0.01 * ny, tx, ty, 0.31, z0 + 0.11, Ht - 0.11),
-                              c_plate, None))
-            items.append((rng_list[k], prims))
+        sel = by_kind[_SIGN]
+        if len(sel):
+            self._gather_signs(objs[sel], sel, ox[sel], oy[sel], amb[sel], fog[sel], rng_list, b, items)
 
         sel = by_kind[_BUILDING]
         if len(sel):
             per_box = self._building_prims(b, objs[sel], amb[sel], fog[sel])
             for k, prims in zip(sel.tolist(), per_box):
                 items.append((rng_list[k], prims))
+
+    def _gather_signs(self, j: np.ndarray, where: np.ndarray, x: np.ndarray, y: np.ndarray, amb: np.ndarray,
+                      fog: np.ndarray, rng_list: list, b: "_Batch", items: list) -> None:
+        """Signs: a post facing the camera and a plate facing the traffic (with a border seen from the front).
+
+        Args:
+            j: object indices; where: their positions in the frame's object list
+            (for ``rng_list``); x, y: their feet (metres); amb, fog: their light and fog.
+        """
+        cam = self.camera
+        n = len(j)
+        Ht = self._obj_dims[j, 2]
+        nx, ny = self._obj_facing[j].T
+        tx, ty = -ny, nx
+        sx, sy, _ = self.weather.sun_direction
+        rx, ry = cam._r
+        o = cam._o
+        front = ((o[0] - x) * nx + (o[1] - y) * ny > 0).tolist()
+        face_sun = np.maximum(0.0, sx * nx + sy * ny)
+        sun = self._sun_rgb
+        lit = amb + (0.2 + face_sun)[:, None] * sun + 0.2
+        albedo = np.empty((n, 3, 3))
+        albedo[:, 0], albedo[:, 1], albedo[:, 2] = POST, self._obj_color[j], SIGN_BORDER
+        light = np.empty((n, 3, 3))
+        light[:, 0], light[:, 1], light[:, 2] = amb + 0.5 * sun, lit, lit
+        cols = self._finish(albedo.reshape(-1, 3), light.reshape(-1, 3), np.repeat(fog, 3))
+        z0 = Ht - 0.75
+
+        def quads(cx, cy, ax, ay, za, zb):
+            Z = np.empty((n, 4))
+            Z[:, :2], Z[:, 2:] = za[:, None], zb[:, None]
+            return b.many(cx[:, None] + ax[:, None] * _QX, cy[:, None] + ay[:, None] * _QX, Z)
+
+        # The post ends where the plate begins: one label call for both.
+        post = quads(x, y, np.full(n, rx * 0.04), np.full(n, ry * 0.04), np.zeros(n), z0)
+        plate = quads(x, y, tx * 0.42, ty * 0.42, z0, Ht)
+        inner = quads(x + 0.01 * nx, y + 0.01 * ny, tx * 0.31, ty * 0.31, z0 + 0.11, Ht - 0.11)
+        for i, k in enumerate(where.tolist()):
+            c_post, c_plate, c_border = cols[3 * i:3 * i + 3]
+            prims = [(0, post + i, c_post, None), (0, plate + i, c_border if front[i] else c_post, None),
+                     (4, (post + i, plate + i), _OBJECT)]
+            if front[i]:
+                prims.append((0, inner + i, c_plate, None))
+            items.append((rng_list[k], prims))
 
     def _gather_trees(self, j: np.ndarray, where: np.ndarray, amb: np.ndarray, fog: np.ndarray, rng_list: list,
                       toward_sun: float, items: list) -> None:
@@ -1640,7 +1668,7 @@ class Renderer:
             top = q[e2:e3] if conifer[i] else q[4:e1]
             if detail[i]:
                 trunk = q[:4]
-                prims = [(3, trunk, cols[i], None), (3, top, cols[n + i], None), (4, (trunk, top), _TERRAIN)]
+                prims = [(3, trunk, cols[i], None), (3, top, cols[n + i], None), (5, [trunk, top], _TERRAIN)]
             else:
                 prims = [(3, top, cols[n + i], _TERRAIN)]
             if shaded[i]:
@@ -1838,41 +1866,17 @@ class _Batch:
     """
 
     def __init__(self) -> None:
-        self._single: List[Tuple[Tuple[float, ...], Tuple[float, ...], Tuple[float, ...]]] = []
         self._chunks: List[Tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         self._count = 0
 
-    def _flush(self) -> None:
-        if self._single:
-            xs, ys, zs = zip(*self._single)
-            self._chunks.append((np.array(xs), np.array(ys), np.array(zs)))
-            self._single = []
-
-    def quad(self, xs, ys, zs) -> int:
-        self._single.append((xs, ys, zs))
-        self._count += 1
-        return self._count - 1
-
     def many(self, x: np.ndarray, y: np.ndarray, z: np.ndarray) -> int:
-        """Add ``(n, 4)`` quads; returns the index of the first."""
-        self._flush()
+        """Add ``(n, 4)`` quads (world metres); returns the index of the first."""
         self._chunks.append((x, y, z))
         first = self._count
         self._count += len(x)
         return first
 
-    def billboard(self, x, y, rx, ry, half, z0, z1) -> int:
-        """An upright rectangle facing the camera (camera right is ``(rx, ry)``)."""
-        ax, ay = rx * half, ry * half
-        return self.quad((x - ax, x + ax, x + ax, x - ax), (y - ay, y + ay, y + ay, y - ay), (z0, z0, z1, z1))
-
-    def plate(self, x, y, tx, ty, half, z0, z1) -> int:
-        """An upright rectangle centred at ``(x, y)`` spanning ``(tx, ty)``."""
-        ax, ay = tx * half, ty * half
-        return self.quad((x - ax, x + ax, x + ax, x - ax), (y - ay, y + ay, y + ay, y - ay), (z0, z0, z1, z1))
-
     def project(self, r: Renderer) -> List[Optional[np.ndarray]]:
-        self._flush()
         if not self._chunks:
             return []
         X = np.concatenate([c[0] for c in self._chunks]).ravel()
