@@ -5,19 +5,31 @@ Layout of a run folder (``runs/<UTC timestamp>_<scenario>/`` by default)::
     meta.json           run metadata; "complete": false until the writer closes cleanly
     scenario.yaml       copy of the scenario file (the exact scenario used is in meta.json)
     rows.csv            one row per frame (columns: :data:`BASE_COLUMNS`, model outputs, crc32)
-    frames/000000.png   lossless RGB camera frame of row i=0
-    semantic/000000.png (H, W) uint8 semantic labels, when the backend gives them
+    frames.pngs         lossless RGB camera frames: whole PNG files back to back, append-only
+    semantic.pngs       (H, W) uint8 semantic labels as PNGs, when the backend gives them
 
 ``pandas.read_csv(run / "rows.csv")`` loads the rows in one call. Row ``i`` is
-the ``i``-th frame of the run; ``frame`` is the backend's frame id.
+the ``i``-th frame of the run; ``frame`` is the backend's frame id. Its PNG is
+the ``frame_bytes`` bytes at ``frame_offset`` in ``frames.pngs`` (likewise
+``semantic_offset``/``semantic_bytes``), a standard PNG file on its own::
+
+    with open(run / "frames.pngs", "rb") as fh:
+        fh.seek(row.frame_offset)
+        png = fh.read(row.frame_bytes)
+
+One append-only file per stream instead of one file per frame (format version 1,
+``frames/000000.png``; still read): creating a file costs 0.2-1 ms of CPU on a
+virtual disk, as much as encoding the frame, and a live drive pays for it.
 
 Crash safety: rows are buffered and appended to ``rows.csv`` at least every
 ``flush_every_s`` seconds of simulated (or wall-clock) time, only after the frames
-they point to are on disk (one ``syncfs`` on Linux, else an fsync per file); then
-the CSV is fsync'd. So every row in the file points to a whole frame. A killed
+they point to are on disk (the frame files are flushed and fsync'd); then the CSV
+is fsync'd. So every row in the file points to a whole frame. A killed
 process loses at most the rows of the last second. The last field of each
 row is a CRC-32 of the rest of the line, so a torn or corrupted row is found
-and named by :class:`DriveLog` while every other row still reads.
+and named by :class:`DriveLog` while every other row still reads. A torn or
+corrupt frame (PNG signature, ``IEND`` end and chunk CRCs are checked) is named
+by its row; the frames before and after it still read.
 
 A full disk (any ``OSError`` while writing) stops the log with one warning; the
 drive goes on and everything flushed before stays readable. ``meta.json`` is
@@ -53,18 +65,23 @@ from carla_agent.errors import CarlaAgentError
 log = logging.getLogger(__name__)
 
 FORMAT_NAME = "carla_agent.drive_log"
-FORMAT_VERSION = 1
+#: Version 2: frames back to back in ``frames.pngs`` / ``semantic.pngs``; version 1: one PNG per frame.
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 DEFAULT_RUNS_DIR = Path("runs")
 META_FILE = "meta.json"
 ROWS_FILE = "rows.csv"
 SCENARIO_FILE = "scenario.yaml"
-FRAMES_DIR = "frames"
-SEMANTIC_DIR = "semantic"
+FRAMES_FILE = "frames.pngs"
+SEMANTIC_FILE = "semantic.pngs"
+FRAMES_DIR = "frames"      # version 1: frames/000000.png
+SEMANTIC_DIR = "semantic"  # version 1: semantic/000000.png
 CRC_COLUMN = "crc32"
 #: Flush rows (and fsync frames) at least this often, in simulated or wall-clock seconds.
 FLUSH_EVERY_S = 1.0
 #: PNG compression level 0..9. Level 1 without row filters encodes a rendered 480x270 frame in
-#: ~1.5 ms (default settings: ~4.5 ms) and decodes twice as fast, at about the same size (~45 KB).
+#: ~1.4-1.8 ms (default settings: ~4.5 ms; SUB/UP/PAETH filters or the RLE strategy: 2.2-4 ms at
+#: about the same size, bench/bench_recording.py --encode) and decodes twice as fast (~57 KB).
 PNG_COMPRESSION = 1
 
 #: Columns of every row, in file order. Model outputs follow as ``out_<name>``, then ``crc32``.
@@ -95,6 +112,8 @@ BASE_COLUMNS: Tuple[str, ...] = (
     "lane_markings",        # ';'-joined crossed marking types
     "weather", "done",
     "frame_saved",          # 0 when the recorder dropped the image to keep a live drive real-time
+    "frame_offset", "frame_bytes",        # where the frame's PNG is in frames.pngs (empty: not saved)
+    "semantic_offset", "semantic_bytes",  # where its labels' PNG is in semantic.pngs (empty: none)
 )
 
 #: Columns holding the applied control, in :class:`~carla_agent.control.VehicleControl` order.
@@ -330,6 +349,35 @@ def _format_line(values: Sequence[Any]) -> str:
 
 # -- writer -------------------------------------------------------------------------------------
 
+class _Stream:
+    """One append-only file of PNGs back to back (``frames.pngs``), opened on first use."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.fh = open(path, "ab")
+        self.offset = self.fh.tell()  # where the next PNG starts
+        self.dirty = False            # written since the last flush
+        self.new = True               # its directory entry is not synced yet
+
+    def append(self, data: np.ndarray) -> Tuple[int, int]:
+        """Append ``data`` (bytes); return its ``(offset, size)``. Buffered: :meth:`sync` makes it durable."""
+        offset = self.offset
+        self.fh.write(data)
+        self.offset += data.size
+        self.dirty = True
+        return offset, int(data.size)
+
+    def sync(self, fsync: bool) -> None:
+        if self.dirty:
+            self.fh.flush()
+            if fsync:
+                os.fsync(self.fh.fileno())
+            self.dirty = False
+
+    def close(self) -> None:
+        self.fh.close()
+
+
 class DriveLogWriter:
     """Writes one run folder. Not thread-safe: use it from one thread (the recorder's worker).
 
@@ -351,24 +399,28 @@ class DriveLogWriter:
         self.meta = meta
         self.flush_every_s = float(flush_every_s)
         self.fsync = fsync
-        self._png = [cv2.IMWRITE_PNG_COMPRESSION, int(png_compression)]
+        level = [cv2.IMWRITE_PNG_COMPRESSION, int(png_compression)]
         if hasattr(cv2, "IMWRITE_PNG_FILTER"):  # OpenCV >= 4.10
-            self._png += [cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_NONE]
+            level += [cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_NONE]
+        # Camera frames: the default strategy (RLE is slower and no smaller on rendered frames).
+        # Labels: RLE, ~25 % smaller and faster on their flat areas (0.22 vs 0.29 ms, 3.3 vs 4.4 KB).
+        self._png = {FRAMES_FILE: level,
+                     SEMANTIC_FILE: level + [cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_RLE]}
+        self._streams: Dict[str, _Stream] = {}
         self._columns: Optional[List[str]] = None
         self._pending_rows: List[str] = []
-        self._pending_files: List[Path] = []
-        self._dirs: set = set()
         self._last_flush_sim_s: Optional[float] = None
         self._last_flush_wall = time.monotonic()
         self._last_sim_s = 0.0
         self._rows_fh = None
+        self._rows_new = True
         self.frames_written = 0   # rows appended (flushed or pending)
         self.frames_flushed = 0   # rows known to be on disk
         self.error: Optional[str] = None  # why logging stopped, when it did
         self._closed = False
         self._end: Dict[str, Any] = {}
         try:
-            (self.path / FRAMES_DIR).mkdir(parents=True, exist_ok=True)
+            self.path.mkdir(parents=True, exist_ok=True)
             if scenario_file is not None and Path(scenario_file).is_file():
                 shutil.copyfile(scenario_file, self.path / SCENARIO_FILE)
             self._write_meta(complete=False)
@@ -409,18 +461,19 @@ class DriveLogWriter:
             self._n_outputs = len(names)
             self._pending_rows.append(_header_line(self._columns))
         row = {**row, "frame_saved": int(image is not None)}
-        values = [row.get(c, "") for c in BASE_COLUMNS]
-        outs = [_num(v) for v in outputs][: self._n_outputs]
-        values += outs + [""] * (self._n_outputs - len(outs))
         try:
             if image is not None:
-                self._write_png(self.path / FRAMES_DIR / f"{i:06d}.png", _rgb_to_bgr(image))
+                row["frame_offset"], row["frame_bytes"] = self._write_png(FRAMES_FILE, _rgb_to_bgr(image))
             if image is not None and semantic is not None:
-                self._write_png(self.path / SEMANTIC_DIR / f"{i:06d}.png", np.asarray(semantic, np.uint8))
+                row["semantic_offset"], row["semantic_bytes"] = self._write_png(
+                    SEMANTIC_FILE, np.asarray(semantic, np.uint8))
         except OSError as exc:
             self._fail(exc, i)
             self._save_pending_rows()
             return False
+        values = [row.get(c, "") for c in BASE_COLUMNS]
+        outs = [_num(v) for v in outputs][: self._n_outputs]
+        values += outs + [""] * (self._n_outputs - len(outs))
         self._pending_rows.append(_format_line(values))
         self.frames_written += 1
         sim_s = float(row.get("sim_time_s", 0.0) or 0.0)
@@ -433,22 +486,23 @@ class DriveLogWriter:
         return self.active
 
     def flush(self) -> None:
-        """Make every appended frame and row durable: fsync frames, append rows, fsync rows."""
+        """Make every appended frame and row durable: fsync the frame files, append rows, fsync rows."""
         if self.error is not None or self._rows_fh is None:
             return
         try:
-            if self.fsync and self._pending_files:
-                _sync_files(self._pending_files)
+            self._sync_streams()
             if self._pending_rows:
                 self._rows_fh.write("".join(self._pending_rows))
                 self._rows_fh.flush()
                 if self.fsync:
                     os.fsync(self._rows_fh.fileno())
+                    if self._rows_new:
+                        _fsync_dir(self.path)
+                        self._rows_new = False
         except OSError as exc:
             self._fail(exc)
             return
         self._pending_rows.clear()
-        self._pending_files.clear()
         self.frames_flushed = self.frames_written
         self._last_flush_sim_s = self._last_sim_s
         self._last_flush_wall = time.monotonic()
@@ -468,9 +522,11 @@ class DriveLogWriter:
             return
         self.flush()
         self._closed = True
-        if self._rows_fh is not None:
+        for fh in [*(s.fh for s in self._streams.values()), self._rows_fh]:
+            if fh is None:
+                continue
             try:
-                self._rows_fh.close()
+                fh.close()
             except OSError as exc:
                 self._fail(exc)
         done = (not interrupted and self.error is None) if complete is None else bool(complete)
@@ -492,35 +548,40 @@ class DriveLogWriter:
         self.close(interrupted=exc_type is not None)
 
     # -- internals ------------------------------------------------------------------
-    def _write_png(self, path: Path, array: np.ndarray) -> None:
-        ok, buf = cv2.imencode(".png", array, self._png)
+    def _write_png(self, name: str, array: np.ndarray) -> Tuple[int, int]:
+        """PNG-encode ``array`` and append it to stream ``name``; return its ``(offset, size)``."""
+        ok, buf = cv2.imencode(".png", array, self._png[name])
         if not ok:
             raise ValueError(f"cv2 could not PNG-encode an array of shape {array.shape} dtype {array.dtype}")
-        if path.parent not in self._dirs:
-            path.parent.mkdir(exist_ok=True)
-            self._dirs.add(path.parent)
-        # Written in place, not renamed: a file is referenced only by rows flushed after it
-        # was written and synced, so a torn PNG of a killed writer is never read.
-        try:
-            with open(path, "wb") as fh:
-                fh.write(buf.data)
-        except OSError:
-            path.unlink(missing_ok=True)
-            raise
-        self._pending_files.append(path)
+        stream = self._streams.get(name)
+        if stream is None:
+            stream = self._streams[name] = _Stream(self.path / name)
+        # Appended in place, buffered: a PNG is referenced only by rows flushed after it was
+        # flushed and synced, so a torn PNG of a killed writer is never pointed to.
+        return stream.append(buf)
+
+    def _sync_streams(self) -> None:
+        new = False
+        for stream in self._streams.values():
+            stream.sync(self.fsync)
+            new |= stream.new
+            stream.new = False
+        if new and self.fsync:
+            _fsync_dir(self.path)
 
     def _save_pending_rows(self) -> None:
-        """After a write error: try to append the rows whose frames are already on disk."""
+        """After a write error: append the rows whose frames can still be made durable."""
         if not self._pending_rows or self._rows_fh is None:
             return
         try:
+            self._sync_streams()
             self._rows_fh.write("".join(self._pending_rows))
             self._rows_fh.flush()
             if self.fsync:
                 os.fsync(self._rows_fh.fileno())
             self.frames_flushed = self.frames_written
         except OSError:
-            pass  # the reader drops a torn last row
+            pass  # the reader drops a torn last row, and names a frame cut short
         self._pending_rows.clear()
 
     def _write_meta(self, complete: bool) -> None:
@@ -554,10 +615,11 @@ def _header_line(columns: Sequence[str]) -> str:
 
 
 def _rgb_to_bgr(image: np.ndarray) -> np.ndarray:
+    """A contiguous BGR copy for cv2 (cvtColor: ~0.01 ms; a reversed view costs imencode ~0.4 ms)."""
     image = np.asarray(image)
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
         raise ValueError(f"expected an (H, W, 3) uint8 RGB frame, got {image.dtype} {image.shape}")
-    return image[..., ::-1]
+    return cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
 
 
 def _fsync_path(path: Path) -> None:
@@ -566,43 +628,6 @@ def _fsync_path(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-def _libc_syncfs():
-    """Linux ``syncfs(fd)``: flush one filesystem in a single call, or None where unavailable."""
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        import ctypes
-
-        fn = ctypes.CDLL(None, use_errno=True).syncfs
-    except (OSError, AttributeError):
-        return None
-    fn.argtypes = [ctypes.c_int]
-    return fn
-
-
-_SYNCFS = _libc_syncfs()
-
-
-def _sync_files(paths: Sequence[Path]) -> None:
-    """Make freshly written files (and their directory entries) durable.
-
-    One ``syncfs`` call on Linux (~5 ms for a second of frames; a per-file fsync costs
-    ~3.5 ms per file on a virtual disk, which would cap logging at ~140 frames/s);
-    per-file fsync elsewhere.
-    """
-    if _SYNCFS is not None:
-        fd = os.open(paths[0].parent, os.O_RDONLY)
-        try:
-            if _SYNCFS(fd) == 0:
-                return
-        finally:
-            os.close(fd)
-    for p in paths:
-        _fsync_path(p)
-    for d in {p.parent for p in paths}:
-        _fsync_dir(d)
 
 
 def _fsync_dir(path: Path) -> None:
@@ -683,6 +708,9 @@ class DriveLog:
             raise DriveLogError(f"{meta_path}: unreadable ({exc}); the run folder is damaged") from None
         if meta.get("format") != FORMAT_NAME:
             raise DriveLogError(f"{meta_path}: not a drive log (format {meta.get('format')!r})")
+        if meta.get("version") not in READABLE_VERSIONS:
+            raise DriveLogError(f"{meta_path}: drive log format version {meta.get('version')!r}; this carla_agent "
+                                f"reads versions {', '.join(map(str, READABLE_VERSIONS))} (a newer one wrote it?)")
         rows, problems = _read_rows(path / ROWS_FILE)
         for p in problems:
             log.warning("%s: %s", path, p.what)
@@ -739,12 +767,54 @@ class DriveLog:
         return (f"DriveLog({self.path}, {len(self)} frames, scenario {self.scenario_name!r}, "
                 f"{'complete' if self.complete else 'INCOMPLETE'})")
 
+    @property
+    def version(self) -> int:
+        """Format version: 2 (frames back to back in ``frames.pngs``) or 1 (``frames/000000.png``)."""
+        return int(self.meta.get("version", 1))
+
     # -- frames -------------------------------------------------------------------------
     def frame_path(self, i: int) -> Path:
-        return self.path / FRAMES_DIR / f"{int(i):06d}.png"
+        """The file holding frame ``i``'s PNG (``frames.pngs``; version 1: ``frames/<i>.png``)."""
+        return self.path / (FRAMES_FILE if self.version >= 2 else f"{FRAMES_DIR}/{int(i):06d}.png")
 
     def semantic_path(self, i: int) -> Path:
-        return self.path / SEMANTIC_DIR / f"{int(i):06d}.png"
+        """The file holding frame ``i``'s labels (``semantic.pngs``; version 1: ``semantic/<i>.png``)."""
+        return self.path / (SEMANTIC_FILE if self.version >= 2 else f"{SEMANTIC_DIR}/{int(i):06d}.png")
+
+    def frame_png(self, i: int) -> bytes:
+        """Frame ``i`` as PNG file bytes, undecoded (checked: whole, PNG signature and end).
+
+        Raises:
+            DriveLogError: missing, not saved, truncated or not a PNG (the message names the frame).
+        """
+        return self._png_bytes(int(i), "frame")
+
+    def _png_bytes(self, i: int, what: str) -> bytes:
+        semantic = what != "frame"
+        path = self.semantic_path(i) if semantic else self.frame_path(i)
+        label = "semantic frame" if semantic else "frame"
+        if self.version < 2:
+            if not semantic and not path.exists() and i in self.rows.index and not self.rows.at[i, "frame_saved"]:
+                raise self._not_saved(path, i)
+            return _check_png(_read_bytes(path, i, label), path, i, label)
+        row = self.row(i)  # raises, naming the frame, when its row is corrupt or missing
+        if not row.get("frame_saved"):
+            raise self._not_saved(path, i)
+        offset, size = row.get(f"{what}_offset"), row.get(f"{what}_bytes")
+        if _missing(offset) or _missing(size):
+            if semantic:
+                return b""
+            raise DriveLogError(f"{path}: frame i={i}: its row gives no offset and size")
+        offset, size = int(offset), int(size)
+        data = _read_bytes(path, i, label, offset, size)
+        if len(data) < size:
+            raise DriveLogError(f"{path}: {label} i={i} is truncated ({len(data)} of {size} bytes at byte {offset}; "
+                                "the file was cut short); the other frames still read")
+        return _check_png(data, path, i, label)
+
+    def _not_saved(self, path: Path, i: int) -> DriveLogError:
+        return DriveLogError(f"{path}: frame i={i} was not saved (the recorder dropped it to keep "
+                             "the live drive real-time); its row is in the log")
 
     def row(self, i: int) -> Dict[str, Any]:
         """Row ``i`` as a dict.
@@ -769,11 +839,8 @@ class DriveLog:
         Raises:
             DriveLogError: the PNG is missing, truncated or corrupt (the message names the frame).
         """
-        path = self.frame_path(int(i))
-        if not path.exists() and i in self.rows.index and not self.rows.at[i, "frame_saved"]:
-            raise DriveLogError(f"{path}: frame i={i} was not saved (the recorder dropped it to keep "
-                                "the live drive real-time); its row is in the log")
-        return _read_png(path, i, "frame", color=True)
+        i = int(i)
+        return _decode_png(self._png_bytes(i, "frame"), self.frame_path(i), i, "frame", color=True)
 
     def semantic(self, i: int) -> Optional[np.ndarray]:
         """Semantic labels of frame ``i``: ``(H, W)`` uint8, or None when the run has none.
@@ -781,10 +848,15 @@ class DriveLog:
         Raises:
             DriveLogError: the PNG exists but is truncated or corrupt.
         """
-        p = self.semantic_path(i)
-        if not p.exists():
+        i = int(i)
+        if self.version < 2:
+            if not self.semantic_path(i).exists():
+                return None
+        elif not (i in self.rows.index and self.rows.at[i, "frame_saved"]
+                  and not _missing(self.rows.at[i, "semantic_bytes"])):
             return None
-        return _read_png(p, i, "semantic frame", color=False)
+        data = self._png_bytes(i, "semantic")
+        return _decode_png(data, self.semantic_path(i), i, "semantic frame", color=False) if data else None
 
     def iter_frames(self, indices: Optional[Sequence[int]] = None, semantic: bool = True,
                     on_error: str = "raise") -> Iterator[LogFrame]:
@@ -822,17 +894,32 @@ class DriveLog:
         return problems
 
 
-def _read_png(path: Path, i: int, what: str, color: bool) -> np.ndarray:
+def _missing(value: Any) -> bool:
+    return value is None or value == "" or (isinstance(value, float) and math.isnan(value))
+
+
+def _read_bytes(path: Path, i: int, what: str, offset: int = 0, size: int = -1) -> bytes:
+    """``size`` bytes at ``offset`` of ``path`` (all of it for -1). Opened per call: thread-safe."""
     try:
-        data = np.fromfile(path, np.uint8)
+        with open(path, "rb") as fh:
+            if offset:
+                fh.seek(offset)
+            return fh.read(size)
     except FileNotFoundError:
         raise DriveLogError(f"{path}: {what} i={i} is missing") from None
     except OSError as exc:
         raise DriveLogError(f"{path}: {what} i={i} cannot be read ({exc})") from None
-    if data.size < 8 or bytes(data[:8]) != b"\x89PNG\r\n\x1a\n" or bytes(data[-8:-4]) != b"IEND":
-        raise DriveLogError(f"{path}: {what} i={i} is truncated or not a PNG ({data.size} bytes); "
+
+
+def _check_png(data: bytes, path: Path, i: int, what: str) -> bytes:
+    if len(data) < 8 or data[:8] != b"\x89PNG\r\n\x1a\n" or data[-8:-4] != b"IEND":
+        raise DriveLogError(f"{path}: {what} i={i} is truncated or not a PNG ({len(data)} bytes); "
                             "the other frames still read")
-    img = cv2.imdecode(data, cv2.IMREAD_COLOR if color else cv2.IMREAD_UNCHANGED)
+    return data
+
+
+def _decode_png(data: bytes, path: Path, i: int, what: str, color: bool) -> np.ndarray:
+    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR if color else cv2.IMREAD_UNCHANGED)
     if img is None:
         raise DriveLogError(f"{path}: {what} i={i} is corrupt (the PNG does not decode); "
                             "the other frames still read")

@@ -9,6 +9,7 @@ import textwrap
 import time
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pandas as pd
 import pytest
@@ -161,11 +162,32 @@ def test_sigkill_mid_run_keeps_every_flushed_frame(tmp_path, caplog):
         assert np.array_equal(f.image, image(f.i)) and np.array_equal(f.semantic, labels(f.i))
 
 
-def test_corrupt_row_and_truncated_frame_are_named_and_the_rest_reads(tmp_path):
+def test_frames_are_whole_pngs_back_to_back(tmp_path):
+    run = tmp_path / "run"
+    write_log(run, 5)
+    rows = pd.read_csv(run / "rows.csv")
+    data = (run / "frames.pngs").read_bytes()
+    assert rows["frame_offset"].tolist() == [0, *np.cumsum(rows["frame_bytes"])[:-1]]
+    assert len(data) == rows["frame_bytes"].sum() and not (run / "frames").exists()
+    r = rows.iloc[2]  # any frame is a standalone PNG file, located by its row
+    png = data[r.frame_offset:r.frame_offset + r.frame_bytes]
+    assert np.array_equal(cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR)[..., ::-1], image(2))
+    assert DriveLog.open(run).frame_png(2) == png
+    s = rows.iloc[4]
+    sem = (run / "semantic.pngs").read_bytes()[s.semantic_offset:s.semantic_offset + s.semantic_bytes]
+    assert np.array_equal(cv2.imdecode(np.frombuffer(sem, np.uint8), cv2.IMREAD_UNCHANGED), labels(4))
+
+
+def test_corrupt_row_and_corrupt_or_truncated_frames_are_named_and_the_rest_reads(tmp_path):
     run = tmp_path / "bad"
     write_log(run, 10)
-    png = run / "frames" / "000003.png"
-    png.write_bytes(png.read_bytes()[: png.stat().st_size // 2])
+    rows = pd.read_csv(run / "rows.csv")
+    frames = run / "frames.pngs"
+    data = bytearray(frames.read_bytes())
+    r3, r9 = rows.iloc[3], rows.iloc[9]
+    mid = r3.frame_offset + r3.frame_bytes // 2
+    data[mid:mid + 16] = bytes(16)  # frame i=3 damaged in the middle of the file
+    frames.write_bytes(bytes(data[: r9.frame_offset + r9.frame_bytes // 2]))  # and the file cut in frame i=9
     lines = (run / "rows.csv").read_text().split("\n")
     lines[1 + 6] = lines[1 + 6].replace("clear_noon", "clear_nooN")  # row i=6, a silent bit flip
     (run / "rows.csv").write_text("\n".join(lines))
@@ -174,14 +196,53 @@ def test_corrupt_row_and_truncated_frame_are_named_and_the_rest_reads(tmp_path):
     assert [p.i for p in log.problems] == [6] and "frame i=6" in log.problems[0].what
     with pytest.raises(DriveLogError, match=r"frame i=6: row is corrupt .*checksum"):
         log.row(6)
-    with pytest.raises(DriveLogError, match=r"000003\.png: frame i=3 is truncated"):
+    with pytest.raises(DriveLogError, match=r"frames\.pngs: frame i=3 is corrupt"):
         log.frame(3)
+    with pytest.raises(DriveLogError, match=r"frames\.pngs: frame i=9 is truncated"):
+        log.frame(9)
+    with pytest.raises(DriveLogError, match=r"frame i=6: row is corrupt"):
+        log.frame(6)
     good = list(log.iter_frames(on_error="skip"))
-    assert [f.i for f in good] == [0, 1, 2, 4, 5, 7, 8, 9]
-    assert all(np.array_equal(f.image, image(f.i)) for f in good)
+    assert [f.i for f in good] == [0, 1, 2, 4, 5, 7, 8]
+    assert all(np.array_equal(f.image, image(f.i)) and np.array_equal(f.semantic, labels(f.i)) for f in good)
     with pytest.raises(DriveLogError, match="i=3"):
         list(log)
-    assert {p.i for p in log.check()} == {3, 6}
+    assert {p.i for p in log.check()} == {3, 6, 9}
+
+
+def write_v1_log(run: Path, n: int) -> None:
+    """A log as format version 1 wrote it: one PNG file per frame under frames/ and semantic/."""
+    from carla_agent.drive_log import _format_line, _header_line
+
+    v1_columns = BASE_COLUMNS[:BASE_COLUMNS.index("frame_saved") + 1]
+    (run / "frames").mkdir(parents=True)
+    (run / "semantic").mkdir()
+    text = _header_line([*v1_columns, "out_steer"])
+    for i in range(n):
+        cv2.imwrite(str(run / "frames" / f"{i:06d}.png"), image(i)[..., ::-1])
+        cv2.imwrite(str(run / "semantic" / f"{i:06d}.png"), labels(i))
+        text += _format_line([{**row(i), "frame_saved": 1}.get(c, "") for c in v1_columns] + [0.5])
+    (run / "rows.csv").write_text(text)
+    (run / "meta.json").write_text(json.dumps({"format": "carla_agent.drive_log", "version": 1,
+                                               **meta(run.name).to_dict(), "complete": True}))
+
+
+def test_version_1_logs_still_read_and_newer_ones_fail_clearly(tmp_path):
+    run = tmp_path / "v1"
+    write_v1_log(run, 4)
+    log = DriveLog.open(run)
+    assert log.version == 1 and log.complete and log.indices == [0, 1, 2, 3]
+    for f in log:
+        assert np.array_equal(f.image, image(f.i)) and np.array_equal(f.semantic, labels(f.i))
+    assert log.frame_path(2) == run / "frames" / "000002.png"
+    png = run / "frames" / "000002.png"
+    png.write_bytes(png.read_bytes()[:100])
+    with pytest.raises(DriveLogError, match=r"000002\.png: frame i=2 is truncated"):
+        log.frame(2)
+    meta_v3 = json.loads((run / "meta.json").read_text()) | {"version": 3}
+    (run / "meta.json").write_text(json.dumps(meta_v3))
+    with pytest.raises(DriveLogError, match="format version 3; this carla_agent reads versions 1, 2"):
+        DriveLog.open(run)
 
 
 def test_torn_last_row_and_short_row(tmp_path):
@@ -201,11 +262,11 @@ def test_disk_full_stops_logging_without_crashing(tmp_path, caplog, monkeypatch)
     real = DriveLogWriter._write_png
     calls = {"n": 0}
 
-    def full(self, path, array):
+    def full(self, name, array):
         calls["n"] += 1
         if calls["n"] > 10:  # frames + semantic: 5 whole frames fit
             raise OSError(errno.ENOSPC, "No space left on device")
-        return real(self, path, array)
+        return real(self, name, array)
 
     monkeypatch.setattr(DriveLogWriter, "_write_png", full)
     rec, runner, metrics = drive(tmp_path, 1.0)
@@ -219,9 +280,9 @@ def test_disk_full_stops_logging_without_crashing(tmp_path, caplog, monkeypatch)
 def test_drop_mode_keeps_rows(tmp_path, monkeypatch):
     real = DriveLogWriter._write_png
 
-    def slow(self, path, array):
+    def slow(self, name, array):
         time.sleep(0.01)
-        return real(self, path, array)
+        return real(self, name, array)
 
     monkeypatch.setattr(DriveLogWriter, "_write_png", slow)
     rec, runner, metrics = drive(tmp_path, 1.0, queue_frames=2, when_full="drop")

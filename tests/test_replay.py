@@ -47,6 +47,28 @@ def test_resimulation_is_bit_identical(embedded_run):
     assert log.frame(40).std() > 10  # real rendered frames, not black ones
 
 
+def replace_frame(run, i, rgb):
+    """Point row ``i`` at a new PNG appended to frames.pngs (its CRC updated)."""
+    import csv
+
+    import cv2
+
+    from carla_agent.drive_log import _format_line
+
+    ok, png = cv2.imencode(".png", np.ascontiguousarray(rgb[..., ::-1]))
+    frames = run / "frames.pngs"
+    offset = frames.stat().st_size
+    with open(frames, "ab") as fh:
+        fh.write(png.tobytes())
+    lines = (run / "rows.csv").read_text().split("\n")
+    header = next(csv.reader([lines[0]]))
+    fields = next(csv.reader([lines[1 + i].rpartition(",")[0]]))
+    assert int(fields[0]) == i
+    fields[header.index("frame_offset")], fields[header.index("frame_bytes")] = str(offset), str(png.size)
+    lines[1 + i] = _format_line(fields).rstrip("\n")
+    (run / "rows.csv").write_text("\n".join(lines))
+
+
 def test_resimulation_finds_a_changed_frame(embedded_run, tmp_path):
     import shutil
 
@@ -54,9 +76,7 @@ def test_resimulation_finds_a_changed_frame(embedded_run, tmp_path):
     shutil.copytree(embedded_run, run)
     img = DriveLog.open(run).frame(30)
     img[100:110, 200:210] ^= 1
-    import cv2
-
-    cv2.imwrite(str(run / "frames" / "000030.png"), img[..., ::-1])
+    replace_frame(run, 30, img)
     check = verify_resimulation(run, max_frames=40)
     assert not check.identical and check.first_mismatch == 30 and check.max_abs_diff == 1
 
