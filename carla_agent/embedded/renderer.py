@@ -88,6 +88,8 @@ MARK_SOFTNESS_PX = 0.7
 TRACK_OFFSET_M, TRACK_WIDTH_M, TRACK_VIEW_M = 0.82, 0.55, 70.0
 #: Texture patches are drawn this far ahead.
 PATCH_VIEW_M = 90.0
+#: Rain streak patterns repeat after this many frames.
+RAIN_FRAMES = 512
 #: Width of the gravel strip between the road edge and the verge, metres.
 GRAVEL_M = 0.45
 #: Ego headlamps: metres ahead of the vehicle centre, half the spacing, height.
@@ -628,6 +630,7 @@ class Renderer:
         self._build_background()
         self._build_post()
         self._build_glare()
+        self._build_rain()
         # Beyond where fog leaves 1 % of an object's own colour it is invisible: skip it.
         self._object_view_m = min(OBJECT_VIEW_M, self.view_m,
                                   w.fog_start_m + math.log(100.0) / w.fog_extinction_per_m)
@@ -1838,23 +1841,36 @@ class Renderer:
                                   (int(rad * _ONE), int(0.7 * rad * _ONE)), glow, None))
 
     # -- rain --------------------------------------------------------------------
-    def _draw_rain(self, rgb: np.ndarray, frame: int) -> None:
-        """Streaks seeded by ``(seed, frame)``: a faint many and a brighter few, slanted by the wind."""
+    def _build_rain(self) -> None:
+        """Streaks of :data:`RAIN_FRAMES` frames, from the seed: a faint many and a brighter few per frame.
+
+        Drawn in frame order and repeating after RAIN_FRAMES frames (25.6 s at
+        20 Hz), so a frame costs two ``polylines`` calls and no random draws.
+        """
         w = self.weather
+        self._rain_segs = None
+        if w.rain <= 0.0:
+            return
         H, W = self.height_px, self.width_px
-        rng = np.random.default_rng((self.seed, int(frame), 4242))
+        rng = np.random.default_rng((self.seed, 4242))
         n = int(w.rain * W * H / 2500.0) + 2
-        x0 = rng.uniform(0.0, W, n)
-        y0 = rng.uniform(-0.1 * H, H, n)
-        length = rng.uniform(0.025, 0.07, n) * H
-        slant = 0.1 + rng.normal(0.0, 0.02, n)
-        segs = np.stack([np.stack([x0, y0], 1), np.stack([x0 + slant * length, y0 + length], 1)], axis=1)
-        segs = np.rint((segs - 0.5) * _ONE).astype(np.int32)
-        base = w.fog_rgb
+        shape = (RAIN_FRAMES, n)
+        x0 = rng.uniform(0.0, W, shape)
+        y0 = rng.uniform(-0.1 * H, H, shape)
+        length = rng.uniform(0.025, 0.07, shape) * H
+        slant = 0.1 + rng.normal(0.0, 0.02, shape)
+        segs = np.stack([np.stack([x0, y0], -1), np.stack([x0 + slant * length, y0 + length], -1)], axis=2)
+        self._rain_segs = np.rint((segs - 0.5) * _ONE).astype(np.int32)  # (frames, n, 2, 2)
         light = (215, 220, 230) if not w.headlights else (120, 124, 132)
-        few = max(1, n // 5)
-        cv2.polylines(rgb, segs[few:], False, _mix(base, light, 0.22), 1, _AA, SHIFT)
-        cv2.polylines(rgb, segs[:few], False, _mix(base, light, 0.45), 1, _AA, SHIFT)
+        self._rain_rgb = (_mix(w.fog_rgb, light, 0.22), _mix(w.fog_rgb, light, 0.45))
+        self._rain_few = max(1, n // 5)
+
+    def _draw_rain(self, rgb: np.ndarray, frame: int) -> None:
+        """This frame's streaks, slanted by the wind."""
+        segs = self._rain_segs[int(frame) % RAIN_FRAMES]
+        few = self._rain_few
+        cv2.polylines(rgb, segs[few:], False, self._rain_rgb[0], 1, _AA, SHIFT)
+        cv2.polylines(rgb, segs[:few], False, self._rain_rgb[1], 1, _AA, SHIFT)
 
 
 class _Batch:
