@@ -1245,10 +1245,10 @@ class Renderer:
         """Numbers k of the dashes (at s = 12 k .. 12 k + 3) that can cover a pixel.
 
         Candidates lie between the sampled range's ends; of those only dashes
-        within twice the fade distance of the camera are kept (farther, a dash
-        is under a pixel and the faint continuous line stands for it). The
-        test is by straight-line distance, so the far leg of a hairpin keeps
-        its dashes.
+        in front of the camera and within twice the fade distance of it are
+        kept (farther, a dash is under a pixel and the faint continuous line
+        stands for it). The test is by straight-line distance, so the far leg
+        of a hairpin keeps its dashes.
         """
         if len(self._dash_t) == 0:
             return np.zeros(0)
@@ -1261,7 +1261,10 @@ class Renderer:
         dx = np.interp(mid, self._ref_s, self._ref_x) - o[0]
         dy = np.interp(mid, self._ref_s, self._ref_y) - o[1]
         reach = self._dash_reach_m
-        return k[dx * dx + dy * dy < reach * reach]
+        f = self.camera._f
+        # In front of the camera (a dash half behind it still shows its front half) and near enough.
+        keep = (dx * dx + dy * dy < reach * reach) & (dx * f[0] + dy * f[1] > -DASH_M)
+        return k[keep]
 
     # -- light, shadow, fog ------------------------------------------------------
     def _apply_post(self, rgb: np.ndarray, sem: np.ndarray, row0: int) -> None:
