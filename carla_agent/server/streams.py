@@ -18,6 +18,8 @@ from carla_agent.server.rpc import close_socket
 
 log = logging.getLogger(__name__)
 
+#: Kernel send buffer asked for each subscriber socket, bytes (capped by net.core.wmem_max).
+SEND_BUFFER_BYTES = 4 << 20
 SENSOR_HEADER = struct.Struct("<QQd6f")  # type, frame, timestamp, x y z pitch yaw roll
 
 
@@ -98,6 +100,10 @@ class StreamServer:
                 buf += chunk
             conn.settimeout(5.0)  # bounded sends: a stuck client is dropped
             conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            try:  # room for a whole 800x600 BGRA frame: one sendmsg, no waiting on the reader
+                conn.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER_BYTES)
+            except OSError:
+                pass
             (sid,) = struct.unpack("<I", buf)
             with self._lock:
                 self._subs.setdefault(sid, []).append(conn)

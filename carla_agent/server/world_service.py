@@ -149,6 +149,7 @@ class Actor:
         self.vehicle = vehicle
         self.attr = {a[0]: a[2] for a in attributes}
         self.renderer = None
+        self.bgra: Optional[np.ndarray] = None  # the camera's image buffer, reused every frame
 
     @property
     def is_sensor(self) -> bool:
@@ -324,6 +325,8 @@ class WorldService:
         return self.frame
 
     def tick_cue(self, *a) -> int:
+        """One tick: the episode state, the collision events and the camera frames are all sent
+        before the reply, so a client's sensor queue already holds the frame when tick() returns."""
         if self._other_owner() is not None:
             raise self._ownership_error("world.tick()")
         if self.sync and self.sync_owner != self._cid:
@@ -337,9 +340,9 @@ class WorldService:
         self.frame += 1
         self.elapsed_s += self.sim.scenario.dt_s
         self._publish_episode()
-        self._publish_sensors()
         if obs.collisions and self.ego_id is not None:
             self._publish_collisions(obs.collisions)
+        self._publish_sensors()
 
     def _publish_collisions(self, events) -> None:
         """Sensor header (type 0) + msgpack ``[self_actor, other_actor, [ix, iy, iz]]``."""
@@ -492,15 +495,17 @@ class WorldService:
         st = self.sim.state
         boxes = self._visible_boxes()
         rgb, sem = actor.renderer.render(st.x_m, st.y_m, st.yaw_rad, self.sim.s, boxes, self.sim.frame)
+        bgra = actor.bgra
+        if bgra is None or bgra.shape != (h, w, 4):
+            bgra = actor.bgra = np.zeros((h, w, 4), np.uint8)  # publish() sends it before returning
         if actor.type_id == "sensor.camera.semantic_segmentation":
-            bgra = np.zeros((h, w, 4), np.uint8)
-            bgra[..., 2] = SEMANTIC_TO_CARLA[sem]  # CARLA: the tag in the red channel
+            np.take(SEMANTIC_TO_CARLA, sem, out=bgra[..., 2])  # CARLA: the tag in the red channel
             bgra[..., 3] = 255
         else:
-            bgra = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGRA)
+            cv2.cvtColor(rgb, cv2.COLOR_RGB2BGRA, dst=bgra)
         head = (sensor_header(SENSOR_TYPE_RGB, self.frame, self.elapsed_s, self._world_transform(actor))
                 + struct.pack("<IIf", w, h, fov))
-        self.streams.publish(actor.id, head, memoryview(np.ascontiguousarray(bgra)).cast("B"))
+        self.streams.publish(actor.id, head, memoryview(bgra).cast("B"))
 
     # -- map -------------------------------------------------------------------
     def get_map_info(self, *a) -> list:
