@@ -521,6 +521,16 @@ try:
         assert abs(a.truth.lateral_offset_m - b.truth.lateral_offset_m) < 1e-3
         differing.append(int((a.image != b.image).any(axis=2).sum()))
     assert differing == [0] * len(differing), differing
+    # An intervention: both put the car back on its lane centre at the same speed.
+    for _ in range(30):
+        a = served.step(VehicleControl(throttle=1.0, steer=0.3))
+        b = direct.step(VehicleControl(throttle=1.0, steer=0.3))
+    assert abs(a.truth.lateral_offset_m) > 0.3 and abs(b.truth.lateral_offset_m) > 0.3, (a.truth, b.truth)
+    served.recover()
+    direct.recover()
+    a, b = served.step(VehicleControl()), direct.step(VehicleControl())
+    assert abs(a.truth.lateral_offset_m) < 0.05 and abs(b.truth.lateral_offset_m) < 0.05
+    assert abs(a.speed_mps - b.speed_mps) < 0.05, (a.speed_mps, b.speed_mps)
 finally:
     served.close()
 print("RESULT ok", flush=True)
