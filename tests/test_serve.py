@@ -233,7 +233,8 @@ def test_only_the_synchronous_client_ticks_others_read(server):
     """As in CARLA: the client that turned synchronous mode on ticks; others get a clear error if
     they try, and can still read the world (snapshots, on_tick, actors)."""
     owner = _client(server).get_world()
-    other = _client(server).get_world()
+    other_client = _client(server)
+    other = other_client.get_world()
     ego = None
     ticks = []
     callback = None
@@ -247,6 +248,9 @@ def test_only_the_synchronous_client_ticks_others_read(server):
             other.tick()
         with pytest.raises(RuntimeError, match="only that client ticks"):
             _set_sync(other, False)  # nor can it switch the owner's mode off
+        with pytest.raises(RuntimeError, match="only that client ticks"):
+            other_client.apply_batch_sync(
+                [carla.command.ApplyVehicleControl(ego.id, carla.VehicleControl(throttle=1.0))], True)
         assert other.get_settings().synchronous_mode
         callback = other.on_tick(lambda snapshot: ticks.append(snapshot.frame))
         frames = [owner.tick() for _ in range(10)]

@@ -734,7 +734,15 @@ class WorldService:
 
     # -- batches -----------------------------------------------------------------
     def apply_batch(self, commands, do_tick=False, *a) -> list:
-        """Each command is ``[[variant_index, fields]]``; each answer a ``Response<ActorId>``."""
+        """Each command is ``[[variant_index, fields]]``; each answer a ``Response<ActorId>``.
+
+        A batch that asks for a tick from a client that does not own synchronous mode is refused
+        whole: nothing is applied and every command answers the ownership error."""
+        if do_tick and self._other_owner() is not None:
+            message = str(self._ownership_error("apply_batch with a tick"))
+            return Raw([[[0, [message]]] for _ in commands])
+        if do_tick and self.sync and self.sync_owner != self._cid:
+            self.sync_owner = self._cid  # the owner left within its grace period: take it over
         out = []
         for cmd in commands:
             try:
