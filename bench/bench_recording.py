@@ -46,7 +46,7 @@ from carla_agent.agent import ExpertAgent, NetworkAgent  # noqa: E402
 from carla_agent.drive_log import DriveLog  # noqa: E402
 from carla_agent.embedded.simulator import EmbeddedSimulator  # noqa: E402
 from carla_agent.recorder import RecorderConfig, RecorderHook  # noqa: E402
-from carla_agent.runner import Runner  # noqa: E402
+from carla_agent.runner import Runner, RunnerHook  # noqa: E402
 from carla_agent.scenario import load_scenario  # noqa: E402
 
 DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "carla_agent" / "models" / "pilotnet.keras"
@@ -107,6 +107,92 @@ def offline(run: Path, model, batch: int) -> dict:
             "encode": encode}
 
 
+ENCODE_SCENARIOS = ("gentle_curves", "night_rain", "s_curve_fog", "rural_dirt", "hairpin_dusk", "parked_cars")
+
+
+class _Grab(RunnerHook):
+    def __init__(self, every: int) -> None:
+        self.every, self.images, self.labels = every, [], []
+
+    def on_step(self, record) -> None:
+        if record.tick % self.every == 0:
+            self.images.append(np.array(record.obs.image))
+            if record.obs.truth.semantic is not None:
+                self.labels.append(np.array(record.obs.truth.semantic))
+
+
+def rendered_frames(names, per_scenario: int = 12) -> tuple:
+    """Real rendered frames (and labels) of several scenarios at their camera size, with the expert."""
+    images, labels = [], []
+    for name in names:
+        sc = load_scenario(name)
+        grab = _Grab(10)
+        sim = EmbeddedSimulator()
+        Runner(sim, ExpertAgent(sc.target_speed_mps), sc, seed=0, duration_s=per_scenario * 10 * sc.dt_s,
+               hooks=[grab]).run()
+        sim.close()
+        images += grab.images[:per_scenario]
+        labels += grab.labels[:per_scenario]
+    return images, labels
+
+
+def _png_options() -> list:
+    import cv2
+
+    f, st = cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_STRATEGY
+
+    def opt(level, filt=None, strategy=None):
+        out = [cv2.IMWRITE_PNG_COMPRESSION, level]
+        out += [f, getattr(cv2, f"IMWRITE_PNG_{filt}")] if filt else []
+        out += [st, getattr(cv2, f"IMWRITE_PNG_STRATEGY_{strategy}")] if strategy else []
+        return out
+
+    return [("cv2 defaults", []), ("level 0 (stored)", opt(0, "FILTER_NONE")),
+            ("level 1, no filter [log frames]", opt(1, "FILTER_NONE")),
+            ("level 1, no filter, FILTERED", opt(1, "FILTER_NONE", "FILTERED")),
+            ("level 1, no filter, RLE [log labels]", opt(1, "FILTER_NONE", "RLE")),
+            ("level 1, no filter, HUFFMAN_ONLY", opt(1, "FILTER_NONE", "HUFFMAN_ONLY")),
+            ("level 1, SUB", opt(1, "FILTER_SUB")), ("level 1, SUB, RLE", opt(1, "FILTER_SUB", "RLE")),
+            ("level 1, UP, RLE", opt(1, "FILTER_UP", "RLE")), ("level 1, PAETH, RLE", opt(1, "FILTER_PAETH", "RLE")),
+            ("level 1, fast filters, RLE", opt(1, "FAST_FILTERS", "RLE")),
+            ("level 2, no filter", opt(2, "FILTER_NONE")), ("level 3, no filter", opt(3, "FILTER_NONE"))]
+
+
+def encode_costs(images, labels, tmp: Path, repeats: int = 3) -> list:
+    """ms and KB per frame of each PNG option, single thread, best of ``repeats``; then file vs append."""
+    import cv2
+
+    cv2.setNumThreads(1)
+    bgr = [cv2.cvtColor(im, cv2.COLOR_RGB2BGR) for im in images]
+    out = []
+    for name, params in _png_options():
+        for what, arrays in (("frame", bgr), ("labels", labels)):
+            best, size = 1e9, 0
+            for _ in range(repeats):
+                t = time.perf_counter()
+                size = sum(cv2.imencode(".png", a, params)[1].size for a in arrays)
+                best = min(best, time.perf_counter() - t)
+            out.append((name, what, 1000.0 * best / len(arrays), size / len(arrays) / 1000.0))
+    # storing the encoded frames: one new file per frame (format 1) vs appended to one file (format 2)
+    pngs = [cv2.imencode(".png", a, _png_options()[2][1])[1].tobytes() for a in bgr] * 4
+    for how in ("a new file per frame", "appended to one file"):
+        d = Path(tempfile.mkdtemp(dir=tmp)) / "frames"
+        d.mkdir()
+        t, cpu = time.perf_counter(), time.thread_time()
+        if how.startswith("a new"):
+            for k, data in enumerate(pngs):
+                with open(d / f"{k:06d}.png", "wb") as fh:
+                    fh.write(data)
+        else:
+            with open(d / "frames.pngs", "ab") as fh:
+                for data in pngs:
+                    fh.write(data)
+        out.append((how, "write", 1000.0 * (time.thread_time() - cpu) / len(pngs),
+                    sum(map(len, pngs)) / len(pngs) / 1000.0))
+        shutil.rmtree(d.parent, ignore_errors=True)
+    return out
+
+
 def live(scenario, model, frames: int, out: Path, mode: str, explain: bool) -> tuple:
     explainer = None
     if explain:
@@ -119,12 +205,13 @@ def live(scenario, model, frames: int, out: Path, mode: str, explain: bool) -> t
         hooks.append(RecorderHook(RecorderConfig(out_dir=out, video="attention_live.mp4" if mode == "video" else None)))
     sim = EmbeddedSimulator()
     runner = Runner(sim, agent, scenario, seed=1, duration_s=(frames - 1) * scenario.dt_s, hooks=hooks)
-    t, cpu = time.perf_counter(), time.thread_time()
+    t, cpu, proc = time.perf_counter(), time.thread_time(), time.process_time()
     m = runner.run()
-    wall, cpu = time.perf_counter() - t, time.thread_time() - cpu
+    wall, cpu, proc = time.perf_counter() - t, time.thread_time() - cpu, time.process_time() - proc
     sim.close()
     stats = hooks[0].stats if hooks else None
-    return (m.frames + 1) / wall, stats, 1000.0 * cpu / (m.frames + 1)
+    n = m.frames + 1
+    return n / wall, stats, 1000.0 * cpu / n, 1000.0 * proc / n
 
 
 def main() -> int:
@@ -136,6 +223,9 @@ def main() -> int:
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--repeats", type=int, default=4)
     ap.add_argument("--keep", default=None, help="keep the logs in this folder")
+    ap.add_argument("--skip-offline", action="store_true", help="only the encode table and the live drive")
+    ap.add_argument("--skip-encode", action="store_true", help="no isolated encode table")
+    ap.add_argument("--no-explain", action="store_true", help="live drive without live saliency only")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
     model, model_name = load_model(args.model)
@@ -145,24 +235,45 @@ def main() -> int:
     try:
         print(f"cpu cores: {len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count()}"
               f"   model: {model_name}   scenario: {sc.name} {sc.camera.image_size_x}x{sc.camera.image_size_y}")
-        t = time.perf_counter()
-        run = record_log(tmp, sc, args.frames)
-        print(f"recorded a {args.frames}-frame log in {time.perf_counter() - t:.1f} s: {run}")
-        r = offline(run, model, args.batch)
-        passed = r["fps"] >= OFFLINE_TARGET_FPS
-        ok &= passed
-        print("\n1) offline attention video, VisualBackProp, batch", args.batch)
-        print(f"{'frames':>7} {'wall s':>7} {'frames/s':>9} {'target':>7} {'video':>10} {'MB':>6}  "
-              f"{'decode/s':>9} {'explain/s':>9} {'compose/s':>9} {'encode/s':>9}")
-        print(f"{r['frames']:>7} {r['wall_s']:>7.2f} {r['fps']:>9.1f} {'>=100':>7} "
-              f"{r['size'][0]:>5}x{r['size'][1]:<4} {r['mb']:>6.1f}  {r['decode']:>9.0f} {r['explain']:>9.0f} "
-              f"{r['compose']:>9.0f} {r['encode']:>9.0f}   {'PASS' if passed else 'FAIL'}")
+        if not args.skip_offline:
+            t = time.perf_counter()
+            run = record_log(tmp, sc, args.frames)
+            print(f"recorded a {args.frames}-frame log in {time.perf_counter() - t:.1f} s: {run}")
+            r = offline(run, model, args.batch)
+            passed = r["fps"] >= OFFLINE_TARGET_FPS
+            ok &= passed
+            print("\n1) offline attention video, VisualBackProp, batch", args.batch)
+            print(f"{'frames':>7} {'wall s':>7} {'frames/s':>9} {'target':>7} {'video':>10} {'MB':>6}  "
+                  f"{'decode/s':>9} {'explain/s':>9} {'compose/s':>9} {'encode/s':>9}")
+            print(f"{r['frames']:>7} {r['wall_s']:>7.2f} {r['fps']:>9.1f} {'>=100':>7} "
+                  f"{r['size'][0]:>5}x{r['size'][1]:<4} {r['mb']:>6.1f}  {r['decode']:>9.0f} {r['explain']:>9.0f} "
+                  f"{r['compose']:>9.0f} {r['encode']:>9.0f}   {'PASS' if passed else 'FAIL'}")
+
+        if not args.skip_encode:
+            images, labels = rendered_frames(ENCODE_SCENARIOS)
+            h, w = images[0].shape[:2]
+            print(f"\nencode cost in isolation: {len(images)} rendered {w}x{h} frames of {len(ENCODE_SCENARIOS)} "
+                  f"scenarios, one thread, best of 3")
+            print(f"{'PNG option':<38} {'frame ms':>9} {'KB':>6} {'labels ms':>10} {'KB':>5}")
+            rows = encode_costs(images, labels, tmp)
+            by = {}
+            for name, what, ms, kb in rows:
+                by.setdefault(name, {})[what] = (ms, kb)
+            for name, d in by.items():
+                if "write" in d:
+                    print(f"{'store: ' + name:<38} {d['write'][0]:>9.3f} {d['write'][1]:>6.1f}   (CPU ms/frame)")
+                else:
+                    print(f"{name:<38} {d['frame'][0]:>9.2f} {d['frame'][1]:>6.1f} {d['labels'][0]:>10.2f} "
+                          f"{d['labels'][1]:>5.1f}")
 
         print(f"\n2) live drive, NetworkAgent, {args.drive_frames} frames; configurations interleaved, "
-              f"{args.repeats} rounds; cost from the best round of each")
-        print(f"{'agent':<20} {'recording':<17} {'best f/s':>8} {'median':>7} {'cost %':>7} "
-              f"{'loop cpu ms/f':>16} {'on_step ms/f':>12} {'worker ms/f':>11} {'blocked s':>9} {'max queue':>9}")
-        for explain in (False, True):
+              f"{args.repeats} rounds; cost from the best round of each (gated) and the median of each round's "
+              "cost against the drive without recording run just before it (paired)")
+        print(f"{'agent':<20} {'recording':<17} {'best f/s':>8} {'median':>7} {'cost %':>7} {'paired %':>8} "
+              f"{'loop cpu ms/f':>16} {'proc cpu ms/f':>13} {'on_step ms/f':>12} {'worker ms/f':>11} "
+              f"{'blocked s':>9} {'max queue':>9}")
+        load0 = os.getloadavg()[0]
+        for explain in ((False,) if args.no_explain else (False, True)):
             modes = ("off", "log", "video") if explain else ("off", "log")
             runs = {mode: [] for mode in modes}
             for _ in range(args.repeats):
@@ -172,9 +283,11 @@ def main() -> int:
             base_cpu = min(r[2] for r in runs["off"])
             for mode in modes:
                 fps_list = sorted(r[0] for r in runs[mode])
-                best, stats, _ = max(runs[mode], key=lambda r: r[0])
+                best, stats, _, _ = max(runs[mode], key=lambda r: r[0])
                 loop_cpu = min(r[2] for r in runs[mode])
+                proc_cpu = min(r[3] for r in runs[mode])
                 cost = 100.0 * (1.0 - best / base)
+                paired = float(np.median([100.0 * (1.0 - r[0] / o[0]) for r, o in zip(runs[mode], runs["off"])]))
                 verdict = ""
                 if mode == "log":
                     verdict = "PASS" if cost <= LIVE_MAX_COST_PCT else "FAIL"
@@ -187,10 +300,13 @@ def main() -> int:
                 queue = str(stats.max_queue) if stats else "-"
                 loop = f"{loop_cpu:.2f} ({100.0 * (loop_cpu / base_cpu - 1.0):+.1f}%)"
                 print(f"{agent:<20} {label:<17} {best:>8.1f} {fps_list[len(fps_list) // 2]:>7.1f} {cost:>7.1f} "
-                      f"{loop:>16} {step:>12} {cpu:>11} {blocked:>9} {queue:>9}   {verdict}")
-        print(f"load average at the end: {os.getloadavg()[0]:.2f}. Other processes on the 2 cores skew the wall-clock "
-              "rates;\nloop cpu is the drive thread's own CPU per frame (least of the rounds; robust to load), "
-              "on_step the recorder's\ntime on the loop, worker the CPU its thread took on the other core.")
+                      f"{paired if mode != 'off' else 0.0:>8.1f} {loop:>16} {proc_cpu:>13.2f} {step:>12} {cpu:>11} "
+                      f"{blocked:>9} {queue:>9}   {verdict}")
+        print(f"load average (1 min) before the live rounds {load0:.2f}, after {os.getloadavg()[0]:.2f}. Other "
+              "processes on the 2 cores\nskew the wall-clock rates; loop cpu is the drive thread's own CPU per frame "
+              "(least of the rounds;\nrobust to load), proc cpu the whole process's, on_step the recorder's time on "
+              "the loop, worker the\nCPU its thread took on the other core. With the second core busy with other "
+              "work, the cost tends\nto (worker + on_step) / proc cpu of the drive without recording.")
     finally:
         if not args.keep:
             shutil.rmtree(tmp, ignore_errors=True)
