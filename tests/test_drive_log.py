@@ -331,3 +331,27 @@ def test_start_and_stop_mid_drive(tmp_path):
     assert second.rows["frame"].tolist() == list(range(20, 31)) and second.complete
     with pytest.raises(DriveLogError, match="began mid-drive"):
         verify_resimulation(first)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread nice values are a Linux feature")
+def test_worker_nice_lowers_only_the_worker_thread():
+    import threading
+
+    from carla_agent.recorder import _lower_priority
+
+    def nice_of(tid):  # field 19 of /proc/<pid>/task/<tid>/stat
+        stat = Path(f"/proc/self/task/{tid}/stat").read_text()
+        return int(stat.rsplit(")", 1)[1].split()[16])
+
+    seen = {}
+
+    def work():
+        _lower_priority(5)
+        seen["worker"] = nice_of(threading.get_native_id())
+
+    before = nice_of(threading.get_native_id())
+    t = threading.Thread(target=work)
+    t.start()
+    t.join()
+    assert seen["worker"] == min(19, before + 5)
+    assert nice_of(threading.get_native_id()) == before  # the drive's thread keeps its priority
