@@ -447,19 +447,52 @@ def _free_port():
         return s.getsockname()[1]
 
 
+def _communicate_or_report_hang(child, timeout_s: float):
+    """``child.communicate`` within ``timeout_s``. On a hang (known issue, docs/serve.md: a lost
+    wake-up in the wheel's client-side Traffic Manager), save the child's native backtraces (gdb,
+    when installed), warn where they are, kill the child and raise TimeoutExpired."""
+    import shutil
+    import tempfile
+    import warnings
+
+    try:
+        return child.communicate(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        where = "gdb not installed: no backtrace"
+        if shutil.which("gdb"):
+            try:
+                bt = subprocess.run(["gdb", "-p", str(child.pid), "-batch", "-ex", "thread apply all bt 16"],
+                                    capture_output=True, text=True, timeout=60).stdout
+                fd, where = tempfile.mkstemp(prefix="carla_tm_hang_", suffix=".txt")
+                with os.fdopen(fd, "w") as f:
+                    f.write(bt)
+            except (OSError, subprocess.TimeoutExpired) as e:
+                where = f"gdb failed: {e}"
+        warnings.warn(f"a carla client with a synchronous Traffic Manager hung (known issue, docs/serve.md); "
+                      f"backtraces: {where}")
+        raise
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait(timeout=5)
+
+
 def _run_tm_child(timeout_s: float):
     proc, port = _start_server()
     try:
-        return subprocess.run([sys.executable, "-c", TM_CHILD, str(port), str(_free_port())],
-                              capture_output=True, text=True, timeout=timeout_s)
+        child = subprocess.Popen([sys.executable, "-c", TM_CHILD, str(port), str(_free_port())],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        out, err = _communicate_or_report_hang(child, timeout_s)
+        return subprocess.CompletedProcess(child.args, child.returncode, out, err)
     finally:
         _stop_server(proc)
 
 
 def test_autopilot_with_traffic_manager_stays_on_road():
-    # KNOWN ISSUE (docs/serve.md): about 1 full-suite run in 6, the client with a synchronous
-    # Traffic Manager hangs inside world.tick() (never reproduced outside pytest; cause not found).
-    # One retry on a fresh server; a real regression fails both.
+    # KNOWN ISSUE (docs/serve.md): about 1 full-file run in 6, the client with a synchronous
+    # Traffic Manager hangs inside world.tick() (never reproduced outside the full file; cause not
+    # found). One retry on a fresh server; a real regression fails both. A hang leaves the child's
+    # backtraces in a temp file named by a warning.
     for attempt in range(2):
         try:
             child = _run_tm_child(timeout_s=15.0)
@@ -541,7 +574,7 @@ print("RESULT ok", flush=True)
 """
 
 
-def test_our_carla_backend_through_the_server(fresh_server):
+def test_our_carla_backend_through_the_server():
     """CarlaSimulator (our CARLA backend) drives the served world: the physics match the direct
     backend, and so does every pixel once the direct traffic has driven through the backend's
     reset ticks.
@@ -549,9 +582,19 @@ def test_our_carla_backend_through_the_server(fresh_server):
     The client runs in a child process: the wheel's client-side Traffic Manager aborts its
     whole process once the server it talked to is gone, which would take pytest down with it.
     """
-    child = subprocess.run([sys.executable, "-c", BACKEND_CHILD, str(fresh_server), str(_free_port())],
-                           capture_output=True, text=True, timeout=120, cwd=str(ROOT))
-    assert "RESULT ok" in child.stdout, child.stdout[-2000:] + child.stderr[-4000:]
+    for attempt in range(2):  # a hang of the wheel's synchronous Traffic Manager: retry once
+        proc, port = _start_server()  # fresh: a killed client's ego would stay in the world
+        try:
+            child = subprocess.Popen([sys.executable, "-c", BACKEND_CHILD, str(port), str(_free_port())],
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=str(ROOT))
+            out, err = _communicate_or_report_hang(child, 60)
+            break
+        except subprocess.TimeoutExpired:
+            if attempt == 1:
+                raise
+        finally:
+            _stop_server(proc)
+    assert "RESULT ok" in out, out[-2000:] + err[-4000:]
 
 
 CLOSED_LOOP_S = 15.0
@@ -576,26 +619,38 @@ def test_shipped_model_closed_loop_through_the_server_matches_direct(scenario):
     from carla_agent.scenario import load_scenario
     from carla_agent.steering_model import SteeringModel
 
-    proc, port = _start_server(scenario)
-    try:
+    def start_served_drive():
+        proc, port = _start_server(scenario)
         env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
         child = subprocess.Popen(
             [sys.executable, "-m", "carla_agent", "drive", "--scenario", scenario, "--backend", "carla",
              "--host", "127.0.0.1", "--port", str(port), "--tm-port", str(_free_port()), "--timeout", "10",
              "--duration", str(CLOSED_LOOP_S), "--json", "--headless", "--quiet"],
             cwd=str(ROOT), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        try:
-            sc = load_scenario(scenario)
-            model = SteeringModel.load(str(ROOT / "carla_agent" / "models" / "pilotnet.keras"))
-            with EmbeddedSimulator() as sim:
-                direct = Runner(sim, NetworkAgent(model, sc.target_speed_mps), sc, seed=0,
-                                duration_s=CLOSED_LOOP_S).run().to_dict()
-            out, err = child.communicate(timeout=90)
-        finally:
-            if child.poll() is None:
-                child.kill()
-                child.wait(timeout=5)
+        return proc, child
+
+    sc = load_scenario(scenario)
+    proc, child = start_served_drive()
+    try:
+        model = SteeringModel.load(str(ROOT / "carla_agent" / "models" / "pilotnet.keras"))
+        with EmbeddedSimulator() as sim:
+            direct = Runner(sim, NetworkAgent(model, sc.target_speed_mps), sc, seed=0,
+                            duration_s=CLOSED_LOOP_S).run().to_dict()
+        # CarlaSimulator always runs a synchronous Traffic Manager, which can hang in the wheel
+        # (known issue, docs/serve.md): one retry on a fresh server.
+        for attempt in range(2):
+            try:
+                out, err = _communicate_or_report_hang(child, 60)
+                break
+            except subprocess.TimeoutExpired:
+                if attempt == 1:
+                    raise
+                _stop_server(proc)
+                proc, child = start_served_drive()
     finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait(timeout=5)
         _stop_server(proc)
     assert child.returncode == 0, out[-2000:] + err[-4000:]
     served = json.loads(out.strip().splitlines()[-1])
