@@ -489,10 +489,10 @@ def _run_tm_child(timeout_s: float):
 
 
 def test_autopilot_with_traffic_manager_stays_on_road():
-    # KNOWN ISSUE (docs/serve.md): about 1 full-file run in 6, the client with a synchronous
-    # Traffic Manager hangs inside world.tick() (never reproduced outside the full file; cause not
-    # found). One retry on a fresh server; a real regression fails both. A hang leaves the child's
-    # backtraces in a temp file named by a warning.
+    # KNOWN ISSUE (docs/serve.md): now and then the client with a synchronous Traffic Manager hangs
+    # inside world.tick(): a lost wake-up between the wheel's TrafficManagerLocal::SynchronousTick
+    # and its worker thread (client side). One retry on a fresh server; a real regression fails
+    # both. A hang leaves the child's backtraces in a temp file named by a warning.
     for attempt in range(2):
         try:
             child = _run_tm_child(timeout_s=15.0)
