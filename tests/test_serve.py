@@ -229,6 +229,32 @@ def test_killed_sync_client_leaves_server_usable(server):
         _set_sync(world, False)
 
 
+def test_another_client_takes_ticking_over_within_the_grace_period(server):
+    """The owner dies; a client that ticks before the 2 s grace is over becomes the owner, and the
+    grace timer of the dead one no longer switches synchronous mode off under it."""
+    world = _client(server).get_world()
+    child = subprocess.Popen([sys.executable, "-c", CHILD, str(server)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline().strip() == "ticking"
+    finally:
+        child.kill()
+        child.wait(timeout=5)
+    try:
+        deadline = time.time() + 1.5
+        while True:  # the server notices the closed connection a moment after the kill
+            try:
+                first = world.tick()
+                break
+            except RuntimeError:
+                assert time.time() < deadline, "the dead owner's connection was never dropped"
+                time.sleep(0.05)
+        time.sleep(2.5)  # past the grace period
+        assert world.get_settings().synchronous_mode, "the old owner's grace timer switched sync off"
+        assert world.tick() == first + 1
+    finally:
+        _set_sync(world, False)
+
+
 def test_only_the_synchronous_client_ticks_others_read(server):
     """As in CARLA: the client that turned synchronous mode on ticks; others get a clear error if
     they try, and can still read the world (snapshots, on_tick, actors)."""
