@@ -1,8 +1,8 @@
 """Record a drive while it runs: a runner hook that writes the drive log (and a live attention video).
 
-The drive's loop only copies the frame and builds the row (tens of microseconds);
-PNG encoding, disk writes and video encoding run in one worker thread fed by a
-queue. At most ``queue_frames`` frames wait in memory. When the queue is full:
+The drive's loop only copies the frame and builds the row (~0.1 ms);
+PNG encoding (~2 ms a 480x270 frame with its labels), appends to the log's
+frame files and video encoding run in one worker thread fed by a queue. At most ``queue_frames`` frames wait in memory. When the queue is full:
 
 * ``when_full="block"`` (default; lossless): the drive waits for the disk. With
   the simulator in synchronous mode this only slows a drive down, it never
@@ -50,15 +50,17 @@ class RecorderConfig:
         queue_frames: frames that may wait for the worker (memory: about W*H*3 bytes each).
         when_full: ``block`` (lossless) or ``drop`` (real-time; images dropped, rows kept).
         flush_every_s: [s] flush at least this often (simulated or wall-clock time).
-        png_compression: PNG level 0..9.
+        png_compression: PNG level 0..9. Level 1 (default): ~1.7 ms and ~57 KB per rendered 480x270
+            frame; level 0: ~0.4 ms but 390 KB (bench/bench_recording.py prints the table).
         semantic: also save the semantic labels when the backend gives them.
         fsync: fsync at each flush (crash safety on power loss; leave on).
         video: live attention video file name (relative to the run folder) or None.
         video_fps: frames per second of the live video; default the simulation rate.
         video_tile_width_px: tile width of the live video (0: camera width, at most 480).
-        worker_nice: raise the worker thread's nice value by this much (Linux). Off by default:
-            on a loaded 2-core machine a starved worker fills the queue and then blocks the drive
-            (measured: nice 5 and 19 cost more frame rate than 0).
+        worker_nice: raise the worker thread's nice value by this much (Linux, where nice is per
+            thread: only the worker is lowered). Off by default: on a loaded 2-core machine a starved
+            worker fills the queue and then blocks the drive (measured: nice 5 and 19 cost more frame
+            rate than 0; with other sessions' load the worker's CPU is taken from the drive either way).
         video_preset: x264 preset of the live video; ``ultrafast`` takes ~1/3 of ``veryfast``'s CPU
             for ~2x the file size (re-render offline for a small, full-quality video).
     """
