@@ -1018,13 +1018,17 @@ class CarlaSimulator(Simulator):
         s.world, s.map = world, carla_map
         s.original_weather = world.get_weather()
         s.apply_sync(world, scenario.dt_s)
-        tm = self.client.get_trafficmanager(self.tm_port)
-        s.tm = tm
-        s.tm_sync = True
-        tm.set_synchronous_mode(True)
         tm_spec = spec.traffic_manager
-        tm.set_random_device_seed(int(tm_spec.seed if tm_spec.seed is not None else seed))
+        tm = None
         if tm_spec.vehicles or self._autopilot:
+            # Only when something drives on autopilot: the wheel's client-side Traffic Manager can hang
+            # in its synchronous tick (a lost wake-up inside libcarla, see docs/serve.md), so a drive
+            # that does not need it never starts it.
+            tm = self.client.get_trafficmanager(self.tm_port)
+            s.tm = tm
+            s.tm_sync = True
+            tm.set_synchronous_mode(True)
+            tm.set_random_device_seed(int(tm_spec.seed if tm_spec.seed is not None else seed))
             tm.set_global_distance_to_leading_vehicle(float(tm_spec.distance_to_leading_m))
             tm.global_percentage_speed_difference(float(tm_spec.speed_difference_pct))
         weather, self.weather_name = scenario_weather(scenario, spec)
