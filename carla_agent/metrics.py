@@ -3,20 +3,19 @@
 * NVIDIA autonomy (arXiv 1604.07316, section 7.1): an intervention whenever
   the car is more than 1 m off its lane centre, each costing 6 s:
   ``autonomy = (1 - 6 s * interventions / elapsed s) * 100``.
-* The CARLA leaderboard's driving score: route completion times a penalty per
-  infraction (vehicle 0.60, static 0.65, pedestrian 0.50).
+* The CARLA leaderboard's driving score, from :class:`~carla_agent.criteria.RouteCriteria`
+  (the same criteria on every backend): route completion times a penalty per
+  infraction (vehicle 0.60, static 0.65, pedestrian 0.50), collisions de-duplicated.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass
 
+from carla_agent.criteria import RouteCriteria
 from carla_agent.observation import Observation
 
 INTERVENTION_COST_S = 6.0
-#: The CARLA leaderboard's penalty per infraction; the one table both backends use.
-INFRACTION_PENALTIES = {"pedestrian": 0.50, "vehicle": 0.60, "static": 0.65, "red_light": 0.70, "stop_sign": 0.80}
 
 
 def autonomy_pct(interventions: int, elapsed_s: float) -> float:
@@ -24,14 +23,6 @@ def autonomy_pct(interventions: int, elapsed_s: float) -> float:
     if elapsed_s <= 0:
         return 100.0
     return (1.0 - INTERVENTION_COST_S * interventions / elapsed_s) * 100.0
-
-
-def driving_score(route_completion_pct: float, collisions_by_kind: dict) -> float:
-    """Leaderboard-style score: completion x product of penalties, in [0, 100]."""
-    score = route_completion_pct
-    for kind, count in collisions_by_kind.items():
-        score *= INFRACTION_PENALTIES.get(kind, INFRACTION_PENALTIES["static"]) ** count
-    return score
 
 
 @dataclass(frozen=True)
@@ -94,6 +85,7 @@ class MetricsTracker:
         self.route_s_m = 0.0
         self.route_length_m = 1.0
         self.done = False
+        self.criteria = RouteCriteria()
 
     def update(self, obs: Observation, intervened: bool = False) -> None:
         self.frames += 1
@@ -109,6 +101,7 @@ class MetricsTracker:
         self.route_s_m = max(self.route_s_m, obs.truth.route_s_m)
         self.route_length_m = max(obs.truth.route_length_m, 1e-6)
         self.done = self.done or obs.done
+        self.criteria.update(obs)
 
     @property
     def autonomy_pct(self) -> float:
@@ -124,7 +117,7 @@ class MetricsTracker:
             lane_invasions=self.lane_invasions, collisions=sum(self.collisions.values()),
             collisions_vehicle=self.collisions["vehicle"], collisions_static=self.collisions["static"],
             collisions_pedestrian=self.collisions["pedestrian"],
-            driving_score=driving_score(completion, self.collisions), mean_speed_mps=self._sum_speed / n,
+            driving_score=self.criteria.result().score_pct, mean_speed_mps=self._sum_speed / n,
             completed=self.done,
         )
 

@@ -25,8 +25,7 @@ from carla_agent import carla_backend as cb  # noqa: E402
 from carla_agent.contract import check_simulator  # noqa: E402
 from carla_agent.control import VehicleControl  # noqa: E402
 from carla_agent.errors import BackendError, ScenarioError  # noqa: E402
-from carla_agent.observation import (CollisionEvent, GroundTruth, Observation, Pose,  # noqa: E402
-                                     SemanticClass)
+from carla_agent.observation import SemanticClass  # noqa: E402
 from carla_agent.road import build_road  # noqa: E402
 from carla_agent.scenario import load_scenario_file, parse_scenario  # noqa: E402
 from carla_agent.simulator import make_simulator  # noqa: E402
@@ -524,38 +523,6 @@ def test_recorder_per_run_and_replay_re_renders_from_the_hero():
         with cb.replay("missing.log", sc, client_factory=server.client):
             pass
     assert server.clean(), server.state()
-
-
-# -- criteria ----------------------------------------------------------------------------------
-
-def test_driving_score_route_completion_and_collision_dedupe():
-    ds = cb.driving_score(100.0, {"vehicle": 1, "static": 1, "pedestrian": 1})
-    assert ds.score_pct == pytest.approx(100 * 0.60 * 0.65 * 0.50)
-    assert cb.driving_score(80.0, {"vehicle": 2}, off_route_pct=10.0).score_pct == pytest.approx(80 * 0.36 * 0.9)
-    with pytest.raises(ValueError, match="unknown infraction"):
-        cb.driving_score(50.0, {"tree": 1})
-    assert cb.route_completion_pct(50, 200) == 25.0
-    assert cb.route_completion_pct(1995, 2000) == 100.0
-    assert cb.route_completion_pct(1985, 2000) == pytest.approx(99.25)
-    ev = [CollisionEvent(0, "vehicle.a", "vehicle", 1.0), CollisionEvent(40, "vehicle.a", "vehicle", 1.0),
-          CollisionEvent(200, "vehicle.a", "vehicle", 1.0), CollisionEvent(210, "static.pole", "static", 1.0)]
-    assert [e.frame for e in cb.dedupe_collisions(ev, 0.05)] == [0, 200, 210]
-    assert [e.frame for e in cb.dedupe_collisions(ev, 0.05, positions=[(0, 0), (1, 0), (50, 0), (52, 0)])] == [0, 200]
-
-    def obs(frame, s, offset=0.0, collisions=()):
-        truth = GroundTruth(offset, 0.0, s, 100.0, np.zeros((1, 2), np.float32))
-        return Observation(frame, frame * 0.1, 0.1, np.zeros((1, 1, 3), np.uint8), 10.0,
-                           Pose(frame, 0.0), truth, tuple(collisions))
-
-    crit = cb.RouteCriteria()
-    crit.update(obs(0, 0.0))
-    crit.update(obs(1, 10.0, collisions=[CollisionEvent(1, "vehicle.a", "vehicle", 1.0)]))
-    crit.update(obs(2, 20.0, offset=3.0))
-    crit.update(obs(3, 50.0))
-    result = crit.result()
-    assert result.route_completion_pct == 50.0 and result.infractions == {"vehicle": 1}
-    assert result.off_route_pct == pytest.approx(1.0)
-    assert result.score_pct == pytest.approx(50 * 0.6 * 0.99)
 
 
 # -- every carla call the backend makes exists in the wheel and accepts its arguments -------------

@@ -4,7 +4,8 @@ import pytest
 from carla_agent.agent import ExpertAgent
 from carla_agent.embedded.simulator import EmbeddedSimulator
 from carla_agent.expert import Expert, NoiseParams, pure_pursuit_steer
-from carla_agent.metrics import autonomy_pct, driving_score
+from carla_agent.criteria import driving_score
+from carla_agent.metrics import autonomy_pct
 from carla_agent.pid import PID, SpeedController
 from carla_agent.runner import Runner
 from carla_agent.scenario import load_scenario
@@ -57,4 +58,4 @@ def test_noise_injection_perturbs_applied_not_label():
 def test_autonomy_formula_and_driving_score():
     assert autonomy_pct(0, 60) == 100.0
     assert autonomy_pct(1, 600) == pytest.approx(99.0)
-    assert driving_score(100.0, {"vehicle": 1, "static": 1}) == pytest.approx(100 * 0.6 * 0.65)
+    assert driving_score(100.0, {"vehicle": 1, "static": 1}).score_pct == pytest.approx(100 * 0.6 * 0.65)
