@@ -22,8 +22,8 @@ Measured on the shared 2-core VM, other engineers' jobs running (1-minute load
 average 2-4.5 during every run, so wall-clock rates swing +-25 % between
 identical rounds; the CPU columns and the encode table are the steadier numbers):
 
-* offline: 104-137 frames/s before, 119 frames/s with the drive log format 2
-  (frames decoded from frames.pngs at ~480/s). PASS.
+* offline: 104-137 frames/s before, 119-146 frames/s with the drive log format 2
+  (frames decoded from frames.pngs at ~480-500/s). PASS.
 * encode in isolation (ms / KB per 480x270 frame; labels: ms / KB per label image):
   level 1 no filter 1.7-1.9 / 59 (labels 0.21 / 4.7; with RLE 0.18 / 3.5, used);
   cv2 defaults 1.8 / 56; level 2 1.8 / 56; level 3 2.1-2.5 / 54; SUB 2.0-2.5 / 60;
@@ -40,7 +40,9 @@ identical rounds; the CPU columns and the encode table are the steadier numbers)
   27.7 %, new 4.5 % / 10.2 %; 600 frames at load 2.7-3.4: old 16.1 % / 17.2 %, new
   13.5 % / 19.8 %. The CPU saving is steady, the wall-clock one is within the noise.
   This bench (new): 13.6 % (PASS; paired 16.8 %) at load 3.2-3.5; 33 % (FAIL;
-  paired 23 %) at load 4.5. Other runs of 8 rounds: 23-30 % (paired 19-21 %).
+  paired 23 %) at load 4.5; 22.7 % (FAIL; paired 10.1 %) at load 1.5, where with
+  live VBP it was -1.4 % (PASS; paired 10.2 %). Best-vs-best swings with the one
+  luckiest round without recording; the paired median is the steadier figure.
 * png_compression=0 (stored PNGs, 390 KB a frame instead of ~57, 8x the disk):
   worker 0.9 ms a frame, cost 8.5 % (paired 12 %) against 29 % (paired 21 %) for
   level 1 in the same series. An option for uncapped drives on a busy machine,
