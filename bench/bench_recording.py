@@ -55,8 +55,10 @@ when other jobs keep both cores busy it is taken from the drive, and the cost
 tends to that 35 %. Encoding in a child process instead of a thread showed no
 clear gain (a stand-in that only encoded: median paired cost 20 % vs 17 % and 10 %
 vs 27 % in two series) for a much bigger change; pinning the worker to the other
-core did not help either. The drive's own thread runs ~10-20 % slower per frame
-while anything else runs on the other core. At the simulator's real-time rate (20 frames/s)
+core did not help either, nor did a lower worker priority within the noise
+(load 1.2-1.7, paired medians: nice 0 11.7 % and 10.3 %, nice 19 9.3 %, SCHED_IDLE
+8.3 % and 12.9 %). The drive's own thread runs ~10-20 % slower per frame while
+anything else runs on the other core. At the simulator's real-time rate (20 frames/s)
 recording is free. Run on an idle machine for meaningful numbers.
 
 The model defaults to carla_agent/models/pilotnet.keras; without it an untrained
