@@ -33,8 +33,9 @@ identical rounds; the CPU columns and the encode table are the steadier numbers)
   PNGs stay as they were. Storing: a new file per frame cost 0.1-1 ms of CPU each
   (two per frame; most in the kernel, worst in fresh folders under /tmp), appending
   to one file 0.02-0.03 ms: hence format 2 (frames.pngs / semantic.pngs).
-* live, the recorder's worker: 2.8-3.7 ms of CPU per frame before, 2.0-2.7 ms now
-  (of which ~1.9 ms is PNG encoding); its time on the loop ~0.1 ms per frame.
+* live, the recorder's worker: 2.8-3.7 ms of CPU per frame before, 2.0-3.0 ms now
+  (old and new in the same interleaved series: 3.0 -> 2.0, 3.7 -> 2.6; ~1.9 ms of
+  it is PNG encoding); its time on the loop ~0.1 ms per frame.
 * live log cost, old and new recorder interleaved in one process, 10 rounds each
   (best round / median of paired rounds): 400 frames at load 2.7-3.5: old 18.9 % /
   27.7 %, new 4.5 % / 10.2 %; 600 frames at load 2.7-3.4: old 16.1 % / 17.2 %, new
