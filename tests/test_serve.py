@@ -605,10 +605,11 @@ def test_our_carla_backend_through_the_server():
     backend, and so does every pixel once the direct traffic has driven through the backend's
     reset ticks.
 
-    The client runs in a child process: the wheel's client-side Traffic Manager aborts its
-    whole process once the server it talked to is gone, which would take pytest down with it.
+    The client runs in a child process: should it start a client-side Traffic Manager (the
+    backend does only for TM-driven vehicles), the wheel aborts its whole process once the
+    server it talked to is gone, which would take pytest down with it.
     """
-    for attempt in range(2):  # a hang of the wheel's synchronous Traffic Manager: retry once
+    for attempt in range(2):  # defensive: a hang of the wheel's synchronous Traffic Manager
         proc, port = _start_server()  # fresh: a killed client's ego would stay in the world
         try:
             child = subprocess.Popen([sys.executable, "-c", BACKEND_CHILD, str(port), str(_free_port())],
@@ -634,7 +635,7 @@ def test_shipped_model_closed_loop_through_the_server_matches_direct(scenario):
     gentle_curves: bends and oncoming cars. lead_vehicle: the cruise control follows the lead car,
     which the CARLA backend finds among ``world.get_actors()``: the mean speeds agree only if the
     served traffic actor is where the embedded one is.
-    The served drive is the real CLI in a child process (it starts a Traffic Manager, see above);
+    The served drive is the real CLI in a child process (kept apart from pytest, see above);
     the direct drive runs here meanwhile, so the two model loads overlap.
     """
     import json
@@ -662,7 +663,7 @@ def test_shipped_model_closed_loop_through_the_server_matches_direct(scenario):
         with EmbeddedSimulator() as sim:
             direct = Runner(sim, NetworkAgent(model, sc.target_speed_mps), sc, seed=0,
                             duration_s=CLOSED_LOOP_S).run().to_dict()
-        # CarlaSimulator always runs a synchronous Traffic Manager, which can hang in the wheel
+        # Defensive: should a synchronous Traffic Manager ever run here, it can hang in the wheel
         # (known issue, docs/serve.md): one retry on a fresh server.
         for attempt in range(2):
             try:
