@@ -5,17 +5,33 @@ Layout of a run folder (``runs/<UTC timestamp>_<scenario>/`` by default)::
     meta.json           run metadata; "complete": false until the writer closes cleanly
     scenario.yaml       copy of the scenario file (the exact scenario used is in meta.json)
     rows.csv            one row per frame (columns: :data:`BASE_COLUMNS`, model outputs, crc32)
-    frames.pngs         lossless RGB camera frames: whole PNG files back to back, append-only
-    semantic.pngs       (H, W) uint8 semantic labels as PNGs, when the backend gives them
+    frames.zst          lossless (H, W, 3) uint8 RGB camera frames: one blob per frame, back to back,
+                        append-only
+    semantic.zst        (H, W) uint8 semantic labels, same blobs, when the backend gives them
 
 ``pandas.read_csv(run / "rows.csv")`` loads the rows in one call. Row ``i`` is
-the ``i``-th frame of the run; ``frame`` is the backend's frame id. Its PNG is
-the ``frame_bytes`` bytes at ``frame_offset`` in ``frames.pngs`` (likewise
-``semantic_offset``/``semantic_bytes``), a standard PNG file on its own::
+the ``i``-th frame of the run; ``frame`` is the backend's frame id. Its frame is
+the blob of ``frame_bytes`` bytes at ``frame_offset`` in ``frames.zst`` (likewise
+``semantic_offset``/``semantic_bytes`` in ``semantic.zst``). A blob is a
+16-byte little-endian header (:data:`BLOB_HEADER`: magic ``b"CAZ1"``, height
+u32, width u32, channels u16 (1: an (H, W) array), dtype code u8 (1: uint8),
+reserved u8) and then one zstd frame (level 1, with its content size and
+checksum) of the array's raw C-order bytes, RGB as RGB. By hand::
 
-    with open(run / "frames.pngs", "rb") as fh:
+    import struct, numpy as np, zstandard
+    with open(run / "frames.zst", "rb") as fh:
         fh.seek(row.frame_offset)
-        png = fh.read(row.frame_bytes)
+        blob = fh.read(row.frame_bytes)
+    magic, h, w, c, dtype, _ = struct.unpack_from("<4sIIHBB", blob)   # b"CAZ1", 270, 480, 3, 1, 0
+    raw = zstandard.ZstdDecompressor().decompress(blob[16:], max_output_size=h * w * c)
+    rgb = np.frombuffer(raw, np.uint8).reshape(h, w, c)
+
+(:func:`decode_blob` does this with the checks.) zstd level 1 on raw pixels
+instead of PNG (format version 2, ``frames.pngs`` / ``semantic.pngs``: whole
+PNG files back to back; still read): ~0.7 ms and ~50 KB per rendered 480x270
+frame against ~2 ms and ~54 KB for PNG level 1 without filters, and the
+recorder's worker takes that CPU from a live drive. :meth:`DriveLog.frame_png`
+still gives a PNG (encoded on demand for version 3).
 
 One append-only file per stream instead of one file per frame (format version 1,
 ``frames/000000.png``; still read): creating a file costs 0.2-1 ms of CPU on a
@@ -28,8 +44,9 @@ is fsync'd. So every row in the file points to a whole frame. A killed
 process loses at most the rows of the last second. The last field of each
 row is a CRC-32 of the rest of the line, so a torn or corrupted row is found
 and named by :class:`DriveLog` while every other row still reads. A torn or
-corrupt frame (PNG signature, ``IEND`` end and chunk CRCs are checked) is named
-by its row; the frames before and after it still read.
+corrupt frame (blob header, zstd frame and its checksum of the pixels; version 2:
+PNG signature, ``IEND`` end and chunk CRCs) is named by its row; the frames
+before and after it still read.
 
 A full disk (any ``OSError`` while writing) stops the log with one warning; the
 drive goes on and everything flushed before stays readable. ``meta.json`` is
@@ -50,7 +67,9 @@ import math
 import os
 import platform
 import shutil
+import struct
 import sys
+import threading
 import time
 import zlib
 from dataclasses import dataclass, field
@@ -59,30 +78,41 @@ from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
+import zstandard
 
 from carla_agent.errors import CarlaAgentError
 
 log = logging.getLogger(__name__)
 
 FORMAT_NAME = "carla_agent.drive_log"
-#: Version 2: frames back to back in ``frames.pngs`` / ``semantic.pngs``; version 1: one PNG per frame.
-FORMAT_VERSION = 2
-READABLE_VERSIONS = (1, 2)
+#: Version 3: zstd blobs back to back in ``frames.zst`` / ``semantic.zst``; version 2: PNGs back to
+#: back in ``frames.pngs`` / ``semantic.pngs``; version 1: one PNG file per frame.
+FORMAT_VERSION = 3
+READABLE_VERSIONS = (1, 2, 3)
 DEFAULT_RUNS_DIR = Path("runs")
 META_FILE = "meta.json"
 ROWS_FILE = "rows.csv"
 SCENARIO_FILE = "scenario.yaml"
-FRAMES_FILE = "frames.pngs"
-SEMANTIC_FILE = "semantic.pngs"
+FRAMES_FILE = "frames.zst"
+SEMANTIC_FILE = "semantic.zst"
+FRAMES_PNGS_FILE = "frames.pngs"      # version 2
+SEMANTIC_PNGS_FILE = "semantic.pngs"  # version 2
 FRAMES_DIR = "frames"      # version 1: frames/000000.png
 SEMANTIC_DIR = "semantic"  # version 1: semantic/000000.png
 CRC_COLUMN = "crc32"
 #: Flush rows (and fsync frames) at least this often, in simulated or wall-clock seconds.
 FLUSH_EVERY_S = 1.0
-#: PNG compression level 0..9. Level 1 without row filters encodes a rendered 480x270 frame in
-#: ~1.4-1.8 ms (default settings: ~4.5 ms; SUB/UP/PAETH filters or the RLE strategy: 2.2-4 ms at
-#: about the same size, bench/bench_recording.py --encode) and decodes twice as fast (~57 KB).
-PNG_COMPRESSION = 1
+#: zstd level of the frame blobs. Level 1 compresses a rendered 480x270 frame in ~0.7 ms to ~50 KB
+#: (PNG level 1 without filters, format 2: ~2 ms, ~54 KB; bench/bench_recording.py prints the table).
+ZSTD_LEVEL = 1
+#: Frame blob header: magic, height u32, width u32, channels u16, dtype code u8, reserved u8.
+BLOB_HEADER = struct.Struct("<4sIIHBB")
+BLOB_MAGIC = b"CAZ1"
+#: dtype codes of the blob header.
+BLOB_DTYPES = {1: np.dtype(np.uint8)}
+_BLOB_CODES = {dt: code for code, dt in BLOB_DTYPES.items()}
+#: Largest frame a blob may declare (sanity check of a header read from disk), bytes.
+BLOB_MAX_BYTES = 1 << 30
 
 #: Columns of every row, in file order. Model outputs follow as ``out_<name>``, then ``crc32``.
 BASE_COLUMNS: Tuple[str, ...] = (
@@ -112,8 +142,8 @@ BASE_COLUMNS: Tuple[str, ...] = (
     "lane_markings",        # ';'-joined crossed marking types
     "weather", "done",
     "frame_saved",          # 0 when the recorder dropped the image to keep a live drive real-time
-    "frame_offset", "frame_bytes",        # where the frame's PNG is in frames.pngs (empty: not saved)
-    "semantic_offset", "semantic_bytes",  # where its labels' PNG is in semantic.pngs (empty: none)
+    "frame_offset", "frame_bytes",        # where the frame's blob is in frames.zst (empty: not saved)
+    "semantic_offset", "semantic_bytes",  # where its labels' blob is in semantic.zst (empty: none)
 )
 
 #: Columns holding the applied control, in :class:`~carla_agent.control.VehicleControl` order.
@@ -347,25 +377,80 @@ def _format_line(values: Sequence[Any]) -> str:
     return f"{body},{zlib.crc32(body.encode('utf-8'))}\n"
 
 
+# -- frame blobs ------------------------------------------------------------------------------
+
+def make_compressor(level: int = ZSTD_LEVEL) -> zstandard.ZstdCompressor:
+    """The zstd compressor of frame blobs (with content size and checksum). Not thread-safe."""
+    return zstandard.ZstdCompressor(level=int(level), write_checksum=True, write_content_size=True)
+
+
+def encode_blob(array: np.ndarray, compressor: zstandard.ZstdCompressor) -> bytes:
+    """One frame blob: :data:`BLOB_HEADER` and a zstd frame of ``array``'s raw C-order bytes.
+
+    Args:
+        array: ``(H, W, C)`` or ``(H, W)`` (stored as 1 channel) uint8.
+        compressor: from :func:`make_compressor`; used by one thread at a time.
+    """
+    array = np.ascontiguousarray(array)
+    if array.ndim not in (2, 3) or array.dtype not in _BLOB_CODES:
+        raise ValueError(f"expected an (H, W) or (H, W, C) uint8 array, got {array.dtype} {array.shape}")
+    h, w = array.shape[:2]
+    c = array.shape[2] if array.ndim == 3 else 1
+    header = BLOB_HEADER.pack(BLOB_MAGIC, h, w, c, _BLOB_CODES[array.dtype], 0)
+    return header + compressor.compress(array.data)
+
+
+def decode_blob(data: bytes, decompressor: zstandard.ZstdDecompressor) -> np.ndarray:
+    """The array of a frame blob: ``(H, W, C)``, or ``(H, W)`` when it has 1 channel.
+
+    Raises:
+        ValueError: bad header (magic, sizes, dtype), a zstd error (torn or corrupt data, checksum
+            mismatch), or not the declared size.
+    """
+    if len(data) < BLOB_HEADER.size:
+        raise ValueError(f"{len(data)} bytes, shorter than the {BLOB_HEADER.size}-byte header")
+    magic, h, w, c, code, _ = BLOB_HEADER.unpack_from(data)
+    if magic != BLOB_MAGIC:
+        raise ValueError(f"bad magic {magic!r} (expected {BLOB_MAGIC!r})")
+    dtype = BLOB_DTYPES.get(code)
+    if dtype is None:
+        raise ValueError(f"unknown dtype code {code}")
+    size = h * w * c * dtype.itemsize
+    if not (h and w and c) or size > BLOB_MAX_BYTES:
+        raise ValueError(f"insane size {h}x{w}x{c}")
+    payload = memoryview(data)[BLOB_HEADER.size:]
+    try:
+        declared = zstandard.frame_content_size(payload)
+        if declared != size:  # checked first: a damaged header must not make us allocate its size
+            raise ValueError(f"the zstd frame holds {declared} bytes, the header says {h}x{w}x{c}")
+        raw = decompressor.decompress(payload, max_output_size=size, allow_extra_data=False)
+    except zstandard.ZstdError as exc:
+        raise ValueError(f"zstd: {exc}") from None
+    if len(raw) != size:
+        raise ValueError(f"{len(raw)} bytes decompressed, expected {size}")
+    arr = np.frombuffer(raw, dtype).copy()  # writable, like a decoded PNG (~0.03 ms a 480x270 frame)
+    return arr.reshape((h, w) if c == 1 else (h, w, c))
+
+
 # -- writer -------------------------------------------------------------------------------------
 
 class _Stream:
-    """One append-only file of PNGs back to back (``frames.pngs``), opened on first use."""
+    """One append-only file of frame blobs back to back (``frames.zst``), opened on first use."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self.fh = open(path, "ab")
-        self.offset = self.fh.tell()  # where the next PNG starts
+        self.offset = self.fh.tell()  # where the next blob starts
         self.dirty = False            # written since the last flush
         self.new = True               # its directory entry is not synced yet
 
-    def append(self, data: np.ndarray) -> Tuple[int, int]:
-        """Append ``data`` (bytes); return its ``(offset, size)``. Buffered: :meth:`sync` makes it durable."""
-        offset = self.offset
+    def append(self, data: bytes) -> Tuple[int, int]:
+        """Append ``data``; return its ``(offset, size)``. Buffered: :meth:`sync` makes it durable."""
+        offset, size = self.offset, len(data)
         self.fh.write(data)
-        self.offset += data.size
+        self.offset += size
         self.dirty = True
-        return offset, int(data.size)
+        return offset, size
 
     def sync(self, fsync: bool) -> None:
         if self.dirty:
@@ -386,26 +471,22 @@ class DriveLogWriter:
         meta: what is known at the start; ``meta.json`` is written now with ``complete: false``.
         scenario_file: YAML file to copy to ``scenario.yaml`` (skipped when missing).
         flush_every_s: [s] flush rows at least this often in simulated and in wall-clock time.
-        png_compression: PNG level 0..9.
+        zstd_level: zstd level of the frame blobs (1: ~0.7 ms and ~50 KB per rendered 480x270 frame;
+            negative levels are faster and larger, higher ones slower).
         fsync: fsync frames, rows and meta at each flush (off only for throw-away runs).
 
     Use as a context manager, or call :meth:`close` (idempotent).
     """
 
     def __init__(self, run_dir: str | Path, meta: RunMeta, scenario_file: Optional[str | Path] = None,
-                 flush_every_s: float = FLUSH_EVERY_S, png_compression: int = PNG_COMPRESSION,
+                 flush_every_s: float = FLUSH_EVERY_S, zstd_level: int = ZSTD_LEVEL,
                  fsync: bool = True) -> None:
         self.path = Path(run_dir)
         self.meta = meta
         self.flush_every_s = float(flush_every_s)
         self.fsync = fsync
-        level = [cv2.IMWRITE_PNG_COMPRESSION, int(png_compression)]
-        if hasattr(cv2, "IMWRITE_PNG_FILTER"):  # OpenCV >= 4.10
-            level += [cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_NONE]
-        # Camera frames: the default strategy (RLE is slower and no smaller on rendered frames).
-        # Labels: RLE, ~25 % smaller and faster on their flat areas (0.22 vs 0.29 ms, 3.3 vs 4.4 KB).
-        self._png = {FRAMES_FILE: level,
-                     SEMANTIC_FILE: level + [cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_RLE]}
+        # One compressor, used only by the thread calling append (not thread-safe).
+        self._zstd = make_compressor(zstd_level)
         self._streams: Dict[str, _Stream] = {}
         self._columns: Optional[List[str]] = None
         self._pending_rows: List[str] = []
@@ -463,10 +544,10 @@ class DriveLogWriter:
         row = {**row, "frame_saved": int(image is not None)}
         try:
             if image is not None:
-                row["frame_offset"], row["frame_bytes"] = self._write_png(FRAMES_FILE, _rgb_to_bgr(image))
+                row["frame_offset"], row["frame_bytes"] = self._write_frame(FRAMES_FILE, _check_rgb(image))
             if image is not None and semantic is not None:
-                row["semantic_offset"], row["semantic_bytes"] = self._write_png(
-                    SEMANTIC_FILE, np.asarray(semantic, np.uint8))
+                row["semantic_offset"], row["semantic_bytes"] = self._write_frame(
+                    SEMANTIC_FILE, _check_labels(semantic))
         except OSError as exc:
             self._fail(exc, i)
             self._save_pending_rows()
@@ -548,17 +629,15 @@ class DriveLogWriter:
         self.close(interrupted=exc_type is not None)
 
     # -- internals ------------------------------------------------------------------
-    def _write_png(self, name: str, array: np.ndarray) -> Tuple[int, int]:
-        """PNG-encode ``array`` and append it to stream ``name``; return its ``(offset, size)``."""
-        ok, buf = cv2.imencode(".png", array, self._png[name])
-        if not ok:
-            raise ValueError(f"cv2 could not PNG-encode an array of shape {array.shape} dtype {array.dtype}")
+    def _write_frame(self, name: str, array: np.ndarray) -> Tuple[int, int]:
+        """Encode ``array`` as a blob and append it to stream ``name``; return its ``(offset, size)``."""
+        blob = encode_blob(array, self._zstd)
         stream = self._streams.get(name)
         if stream is None:
             stream = self._streams[name] = _Stream(self.path / name)
-        # Appended in place, buffered: a PNG is referenced only by rows flushed after it was
-        # flushed and synced, so a torn PNG of a killed writer is never pointed to.
-        return stream.append(buf)
+        # Appended in place, buffered: a blob is referenced only by rows flushed after it was
+        # flushed and synced, so a torn blob of a killed writer is never pointed to.
+        return stream.append(blob)
 
     def _sync_streams(self) -> None:
         new = False
@@ -614,12 +693,18 @@ def _header_line(columns: Sequence[str]) -> str:
     return buf.getvalue() + "\n"
 
 
-def _rgb_to_bgr(image: np.ndarray) -> np.ndarray:
-    """A contiguous BGR copy for cv2 (cvtColor: ~0.01 ms; a reversed view costs imencode ~0.4 ms)."""
+def _check_rgb(image: np.ndarray) -> np.ndarray:
     image = np.asarray(image)
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
         raise ValueError(f"expected an (H, W, 3) uint8 RGB frame, got {image.dtype} {image.shape}")
-    return cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
+    return image
+
+
+def _check_labels(labels: np.ndarray) -> np.ndarray:
+    labels = np.asarray(labels)
+    if labels.ndim != 2:
+        raise ValueError(f"expected (H, W) semantic labels, got {labels.dtype} {labels.shape}")
+    return labels.astype(np.uint8, copy=False)
 
 
 def _fsync_path(path: Path) -> None:
@@ -687,6 +772,7 @@ class DriveLog:
         self.problems = problems
         self._bad_rows = {p.i: p.what for p in problems if p.i is not None}
         self._records: Optional[Dict[int, Dict[str, Any]]] = None
+        self._local = threading.local()  # one zstd decompressor per reading thread (not thread-safe)
 
     # -- opening ----------------------------------------------------------------------
     @classmethod
@@ -769,27 +855,50 @@ class DriveLog:
 
     @property
     def version(self) -> int:
-        """Format version: 2 (frames back to back in ``frames.pngs``) or 1 (``frames/000000.png``)."""
+        """Format version: 3 (zstd blobs in ``frames.zst``), 2 (PNGs back to back in ``frames.pngs``)
+        or 1 (``frames/000000.png``)."""
         return int(self.meta.get("version", 1))
+
+    @property
+    def has_semantic(self) -> bool:
+        """True when the run stored semantic labels (for at least one readable row)."""
+        if self.version < 2:
+            return (self.path / SEMANTIC_DIR).is_dir()
+        return "semantic_bytes" in self.rows.columns and bool(self.rows["semantic_bytes"].notna().any())
 
     # -- frames -------------------------------------------------------------------------
     def frame_path(self, i: int) -> Path:
-        """The file holding frame ``i``'s PNG (``frames.pngs``; version 1: ``frames/<i>.png``)."""
-        return self.path / (FRAMES_FILE if self.version >= 2 else f"{FRAMES_DIR}/{int(i):06d}.png")
+        """The file holding frame ``i`` (``frames.zst``; version 2: ``frames.pngs``; 1: ``frames/<i>.png``)."""
+        return self.path / {3: FRAMES_FILE, 2: FRAMES_PNGS_FILE}.get(self.version, f"{FRAMES_DIR}/{int(i):06d}.png")
 
     def semantic_path(self, i: int) -> Path:
-        """The file holding frame ``i``'s labels (``semantic.pngs``; version 1: ``semantic/<i>.png``)."""
-        return self.path / (SEMANTIC_FILE if self.version >= 2 else f"{SEMANTIC_DIR}/{int(i):06d}.png")
+        """The file holding frame ``i``'s labels (``semantic.zst``; version 2: ``semantic.pngs``;
+        1: ``semantic/<i>.png``)."""
+        return self.path / {3: SEMANTIC_FILE, 2: SEMANTIC_PNGS_FILE}.get(self.version,
+                                                                         f"{SEMANTIC_DIR}/{int(i):06d}.png")
 
     def frame_png(self, i: int) -> bytes:
-        """Frame ``i`` as PNG file bytes, undecoded (checked: whole, PNG signature and end).
+        """Frame ``i`` as PNG file bytes.
+
+        Versions 1 and 2 store PNGs: their bytes, undecoded (checked: whole, PNG signature and end).
+        Version 3 stores zstd blobs: the frame is decoded and encoded as a PNG on demand
+        (PNG level 1, ~2 ms a 480x270 frame), so the bytes are a valid PNG of the same pixels,
+        not bytes of the log.
 
         Raises:
-            DriveLogError: missing, not saved, truncated or not a PNG (the message names the frame).
+            DriveLogError: missing, not saved, truncated or corrupt (the message names the frame).
         """
-        return self._png_bytes(int(i), "frame")
+        i = int(i)
+        if self.version < 3:
+            return self._stored_bytes(i, "frame")
+        ok, png = cv2.imencode(".png", cv2.cvtColor(self.frame(i), cv2.COLOR_RGB2BGR),
+                               [cv2.IMWRITE_PNG_COMPRESSION, 1])
+        if not ok:
+            raise DriveLogError(f"{self.frame_path(i)}: frame i={i} could not be PNG-encoded")
+        return png.tobytes()
 
-    def _png_bytes(self, i: int, what: str) -> bytes:
+    def _stored_bytes(self, i: int, what: str) -> bytes:
+        """The stored bytes of frame ``i`` (``what``: frame / semantic): a blob (v3) or a PNG (v1, v2)."""
         semantic = what != "frame"
         path = self.semantic_path(i) if semantic else self.frame_path(i)
         label = "semantic frame" if semantic else "frame"
@@ -810,7 +919,23 @@ class DriveLog:
         if len(data) < size:
             raise DriveLogError(f"{path}: {label} i={i} is truncated ({len(data)} of {size} bytes at byte {offset}; "
                                 "the file was cut short); the other frames still read")
-        return _check_png(data, path, i, label)
+        return data if self.version >= 3 else _check_png(data, path, i, label)
+
+    def _decode(self, data: bytes, path: Path, i: int, what: str, color: bool) -> np.ndarray:
+        """Stored bytes -> ``(H, W, 3)`` RGB (``color``) or ``(H, W)`` labels."""
+        if self.version < 3:
+            return _decode_png(data, path, i, what, color)
+        dctx = getattr(self._local, "zstd", None)
+        if dctx is None:
+            dctx = self._local.zstd = zstandard.ZstdDecompressor()
+        try:
+            arr = decode_blob(data, dctx)
+        except ValueError as exc:
+            raise DriveLogError(f"{path}: {what} i={i} is corrupt ({exc}); the other frames still read") from None
+        if arr.ndim != (3 if color else 2) or (color and arr.shape[2] != 3):
+            raise DriveLogError(f"{path}: {what} i={i} is corrupt (shape {arr.shape}, expected "
+                                f"{'(H, W, 3)' if color else '(H, W)'}); the other frames still read")
+        return arr
 
     def _not_saved(self, path: Path, i: int) -> DriveLogError:
         return DriveLogError(f"{path}: frame i={i} was not saved (the recorder dropped it to keep "
@@ -837,16 +962,16 @@ class DriveLog:
         """Camera frame ``i``: ``(H, W, 3)`` uint8 RGB.
 
         Raises:
-            DriveLogError: the PNG is missing, truncated or corrupt (the message names the frame).
+            DriveLogError: the frame is missing, truncated or corrupt (the message names the frame).
         """
         i = int(i)
-        return _decode_png(self._png_bytes(i, "frame"), self.frame_path(i), i, "frame", color=True)
+        return self._decode(self._stored_bytes(i, "frame"), self.frame_path(i), i, "frame", color=True)
 
     def semantic(self, i: int) -> Optional[np.ndarray]:
         """Semantic labels of frame ``i``: ``(H, W)`` uint8, or None when the run has none.
 
         Raises:
-            DriveLogError: the PNG exists but is truncated or corrupt.
+            DriveLogError: the labels are stored but truncated or corrupt.
         """
         i = int(i)
         if self.version < 2:
@@ -855,8 +980,8 @@ class DriveLog:
         elif not (i in self.rows.index and self.rows.at[i, "frame_saved"]
                   and not _missing(self.rows.at[i, "semantic_bytes"])):
             return None
-        data = self._png_bytes(i, "semantic")
-        return _decode_png(data, self.semantic_path(i), i, "semantic frame", color=False) if data else None
+        data = self._stored_bytes(i, "semantic")
+        return self._decode(data, self.semantic_path(i), i, "semantic frame", color=False) if data else None
 
     def iter_frames(self, indices: Optional[Sequence[int]] = None, semantic: bool = True,
                     on_error: str = "raise") -> Iterator[LogFrame]:

@@ -1,8 +1,8 @@
 """Record a drive while it runs: a runner hook that writes the drive log (and a live attention video).
 
 The drive's loop only copies the frame and builds the row (~0.1 ms);
-PNG encoding (~2 ms a 480x270 frame with its labels), appends to the log's
-frame files and video encoding run in one worker thread fed by a queue. At most ``queue_frames`` frames wait in memory. When the queue is full:
+zstd compression of the frames (~0.7 ms a 480x270 frame with its labels), appends
+to the log's frame files and video encoding run in one worker thread fed by a queue. At most ``queue_frames`` frames wait in memory. When the queue is full:
 
 * ``when_full="block"`` (default; lossless): the drive waits for the disk. With
   the simulator in synchronous mode this only slows a drive down, it never
@@ -50,8 +50,9 @@ class RecorderConfig:
         queue_frames: frames that may wait for the worker (memory: about W*H*3 bytes each).
         when_full: ``block`` (lossless) or ``drop`` (real-time; images dropped, rows kept).
         flush_every_s: [s] flush at least this often (simulated or wall-clock time).
-        png_compression: PNG level 0..9. Level 1 (default): ~1.7 ms and ~57 KB per rendered 480x270
-            frame; level 0: ~0.4 ms but 390 KB (bench/bench_recording.py prints the table).
+        zstd_level: zstd level of the log's frame blobs. Level 1 (default): ~0.7 ms and ~50 KB per
+            rendered 480x270 frame (PNG level 1, format 2: ~2 ms, ~54 KB); negative levels are
+            faster and larger (bench/bench_recording.py prints the table).
         semantic: also save the semantic labels when the backend gives them.
         fsync: fsync at each flush (crash safety on power loss; leave on).
         video: live attention video file name (relative to the run folder) or None.
@@ -70,7 +71,7 @@ class RecorderConfig:
     queue_frames: int = 64
     when_full: Literal["block", "drop"] = "block"
     flush_every_s: float = 1.0
-    png_compression: int = 1
+    zstd_level: int = 1
     semantic: bool = True
     fsync: bool = True
     video: Optional[str] = None
@@ -252,7 +253,7 @@ class RecorderHook(RunnerHook):
         self.error = None
         self._video = self._layout = self._normalizer = None
         self._writer = DriveLogWriter(run_dir, meta, source, flush_every_s=self.config.flush_every_s,
-                                      png_compression=self.config.png_compression, fsync=self.config.fsync)
+                                      zstd_level=self.config.zstd_level, fsync=self.config.fsync)
         self._t0 = time.perf_counter()
         self._thread = threading.Thread(target=self._work, args=(self._writer,), name="drive-recorder", daemon=True)
         self._thread.start()

@@ -3,6 +3,7 @@
 import errno
 import json
 import signal
+import struct
 import subprocess
 import sys
 import textwrap
@@ -13,6 +14,7 @@ import cv2
 import numpy as np
 import pandas as pd
 import pytest
+import zstandard
 
 from carla_agent.agent import ExpertAgent
 from carla_agent.drive_log import (BASE_COLUMNS, DriveLog, DriveLogError, DriveLogWriter, RunMeta, new_run_dir,
@@ -76,6 +78,9 @@ def test_round_trip(tmp_path):
     sc = scenario_from_meta(log.meta)
     assert sc == load_scenario("straight_clear")
     assert log.meta["packages"]["numpy"] == np.__version__ and log.meta["metrics"] == {"frames": 12}
+    assert log.version == 3 and log.has_semantic
+    bare = DriveLog.open(write_log(tmp_path / "bare", 3, semantic=False).path)
+    assert not bare.has_semantic and bare.semantic(1) is None and np.array_equal(bare.frame(1), image(1))
 
 
 def test_new_run_dir_is_unique(tmp_path):
@@ -162,31 +167,46 @@ def test_sigkill_mid_run_keeps_every_flushed_frame(tmp_path, caplog):
         assert np.array_equal(f.image, image(f.i)) and np.array_equal(f.semantic, labels(f.i))
 
 
-def test_frames_are_whole_pngs_back_to_back(tmp_path):
+def test_frames_are_zstd_blobs_back_to_back(tmp_path):
     run = tmp_path / "run"
     write_log(run, 5)
     rows = pd.read_csv(run / "rows.csv")
-    data = (run / "frames.pngs").read_bytes()
+    data = (run / "frames.zst").read_bytes()
     assert rows["frame_offset"].tolist() == [0, *np.cumsum(rows["frame_bytes"])[:-1]]
     assert len(data) == rows["frame_bytes"].sum() and not (run / "frames").exists()
-    r = rows.iloc[2]  # any frame is a standalone PNG file, located by its row
-    png = data[r.frame_offset:r.frame_offset + r.frame_bytes]
+    assert not (run / "frames.pngs").exists() and json.loads((run / "meta.json").read_text())["version"] == 3
+    r = rows.iloc[2]  # any frame is a self-describing blob located by its row; read by hand as documented
+    blob = data[r.frame_offset:r.frame_offset + r.frame_bytes]
+    magic, h, w, c, dtype, reserved = struct.unpack_from("<4sIIHBB", blob)
+    assert (magic, h, w, c, dtype, reserved) == (b"CAZ1", H, W, 3, 1, 0)
+    params = zstandard.get_frame_parameters(blob[16:])
+    assert params.content_size == H * W * 3 and params.has_checksum
+    raw = zstandard.ZstdDecompressor().decompress(blob[16:], max_output_size=h * w * c)
+    assert np.array_equal(np.frombuffer(raw, np.uint8).reshape(h, w, c), image(2))  # stored as RGB
+    log = DriveLog.open(run)
+    assert log.frame_path(2) == run / "frames.zst" and log.semantic_path(2) == run / "semantic.zst"
+    png = log.frame_png(2)  # encoded on demand: a PNG of the same pixels
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
     assert np.array_equal(cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR)[..., ::-1], image(2))
-    assert DriveLog.open(run).frame_png(2) == png
     s = rows.iloc[4]
-    sem = (run / "semantic.pngs").read_bytes()[s.semantic_offset:s.semantic_offset + s.semantic_bytes]
-    assert np.array_equal(cv2.imdecode(np.frombuffer(sem, np.uint8), cv2.IMREAD_UNCHANGED), labels(4))
+    sem = (run / "semantic.zst").read_bytes()[s.semantic_offset:s.semantic_offset + s.semantic_bytes]
+    assert struct.unpack_from("<4sIIHBB", sem)[:4] == (b"CAZ1", H, W, 1)
+    raw = zstandard.ZstdDecompressor().decompress(sem[16:], max_output_size=H * W)
+    assert np.array_equal(np.frombuffer(raw, np.uint8).reshape(H, W), labels(4))
+    img = log.frame(1)
+    img[0, 0] ^= 1  # decoded frames are writable, like decoded PNGs were
 
 
 def test_corrupt_row_and_corrupt_or_truncated_frames_are_named_and_the_rest_reads(tmp_path):
     run = tmp_path / "bad"
     write_log(run, 10)
     rows = pd.read_csv(run / "rows.csv")
-    frames = run / "frames.pngs"
+    frames = run / "frames.zst"
     data = bytearray(frames.read_bytes())
-    r3, r9 = rows.iloc[3], rows.iloc[9]
+    r1, r3, r9 = rows.iloc[1], rows.iloc[3], rows.iloc[9]
     mid = r3.frame_offset + r3.frame_bytes // 2
     data[mid:mid + 16] = bytes(16)  # frame i=3 damaged in the middle of the file
+    data[r1.frame_offset:r1.frame_offset + 4] = b"PNG!"  # frame i=1: bad magic
     frames.write_bytes(bytes(data[: r9.frame_offset + r9.frame_bytes // 2]))  # and the file cut in frame i=9
     lines = (run / "rows.csv").read_text().split("\n")
     lines[1 + 6] = lines[1 + 6].replace("clear_noon", "clear_nooN")  # row i=6, a silent bit flip
@@ -196,18 +216,92 @@ def test_corrupt_row_and_corrupt_or_truncated_frames_are_named_and_the_rest_read
     assert [p.i for p in log.problems] == [6] and "frame i=6" in log.problems[0].what
     with pytest.raises(DriveLogError, match=r"frame i=6: row is corrupt .*checksum"):
         log.row(6)
+    with pytest.raises(DriveLogError, match=r"frames\.zst: frame i=3 is corrupt \(zstd"):
+        log.frame(3)
+    with pytest.raises(DriveLogError, match=r"frames\.zst: frame i=1 is corrupt \(bad magic"):
+        log.frame(1)
+    with pytest.raises(DriveLogError, match=r"frames\.zst: frame i=9 is truncated"):
+        log.frame(9)
+    with pytest.raises(DriveLogError, match=r"frames\.zst: frame i=9 is truncated"):
+        log.frame_png(9)
+    with pytest.raises(DriveLogError, match=r"frame i=6: row is corrupt"):
+        log.frame(6)
+    good = list(log.iter_frames(on_error="skip"))
+    assert [f.i for f in good] == [0, 2, 4, 5, 7, 8]
+    assert all(np.array_equal(f.image, image(f.i)) and np.array_equal(f.semantic, labels(f.i)) for f in good)
+    with pytest.raises(DriveLogError, match="i=1"):
+        list(log)
+    assert {p.i for p in log.check()} == {1, 3, 6, 9}
+
+
+def test_zstd_checksum_catches_a_flipped_payload_byte(tmp_path):
+    run = tmp_path / "flip"
+    write_log(run, 4)
+    rows = pd.read_csv(run / "rows.csv")
+    frames = run / "frames.zst"
+    data = bytearray(frames.read_bytes())
+    r = rows.iloc[2]
+    # random pixels do not compress: zstd stores them as raw blocks, so a flipped byte in the middle still
+    # decodes, to wrong pixels; only the frame's checksum of the content can tell
+    at = r.frame_offset + r.frame_bytes // 2
+    data[at] ^= 0x01
+    payload = bytearray(data[r.frame_offset + 16:r.frame_offset + r.frame_bytes])
+    assert len(payload) > H * W * 3 and payload[4] & 0x04  # stored, and the checksum flag is set
+    payload[4] &= ~0x04  # the same frame without its checksum ...
+    raw = zstandard.ZstdDecompressor().decompress(bytes(payload[:-4]), max_output_size=H * W * 3)
+    wrong = np.frombuffer(raw, np.uint8).reshape(H, W, 3)
+    assert (wrong != image(2)).sum() == 1  # ... decodes silently to one wrong byte
+    frames.write_bytes(bytes(data))
+    log = DriveLog.open(run)
+    with pytest.raises(DriveLogError, match=r"frames\.zst: frame i=2 is corrupt \(zstd: .*checksum"):
+        log.frame(2)
+    assert [p.i for p in log.check()] == [2]
+    assert all(np.array_equal(log.frame(i), image(i)) for i in (0, 1, 3))
+
+
+def write_v2_log(run: Path, n: int) -> None:
+    """A log as format version 2 wrote it: whole PNGs back to back in frames.pngs and semantic.pngs."""
+    from carla_agent.drive_log import _format_line, _header_line
+
+    run.mkdir(parents=True)
+    columns = [*BASE_COLUMNS, "out_steer"]
+    text = _header_line(columns)
+    with open(run / "frames.pngs", "wb") as fh, open(run / "semantic.pngs", "wb") as sh:
+        for i in range(n):
+            png = cv2.imencode(".png", image(i)[..., ::-1])[1].tobytes()
+            sem = cv2.imencode(".png", labels(i))[1].tobytes()
+            r = {**row(i), "frame_saved": 1, "frame_offset": fh.tell(), "frame_bytes": len(png),
+                 "semantic_offset": sh.tell(), "semantic_bytes": len(sem)}
+            fh.write(png)
+            sh.write(sem)
+            text += _format_line([r.get(c, "") for c in BASE_COLUMNS] + [0.5])
+    (run / "rows.csv").write_text(text)
+    (run / "meta.json").write_text(json.dumps({"format": "carla_agent.drive_log", "version": 2,
+                                               **meta(run.name).to_dict(), "complete": True}))
+
+
+def test_version_2_logs_still_read_and_bad_pngs_are_named(tmp_path):
+    run = tmp_path / "v2"
+    write_v2_log(run, 10)
+    log = DriveLog.open(run)
+    assert log.version == 2 and log.complete and log.indices == list(range(10))
+    for f in log:
+        assert np.array_equal(f.image, image(f.i)) and np.array_equal(f.semantic, labels(f.i))
+    rows = pd.read_csv(run / "rows.csv")
+    r2 = rows.iloc[2]
+    data = bytearray((run / "frames.pngs").read_bytes())
+    assert log.frame_path(2) == run / "frames.pngs"
+    assert log.frame_png(2) == bytes(data[r2.frame_offset:r2.frame_offset + r2.frame_bytes])  # the stored bytes
+    r3, r9 = rows.iloc[3], rows.iloc[9]
+    mid = r3.frame_offset + r3.frame_bytes // 2
+    data[mid:mid + 16] = bytes(16)
+    (run / "frames.pngs").write_bytes(bytes(data[: r9.frame_offset + r9.frame_bytes // 2]))
     with pytest.raises(DriveLogError, match=r"frames\.pngs: frame i=3 is corrupt"):
         log.frame(3)
     with pytest.raises(DriveLogError, match=r"frames\.pngs: frame i=9 is truncated"):
         log.frame(9)
-    with pytest.raises(DriveLogError, match=r"frame i=6: row is corrupt"):
-        log.frame(6)
-    good = list(log.iter_frames(on_error="skip"))
-    assert [f.i for f in good] == [0, 1, 2, 4, 5, 7, 8]
-    assert all(np.array_equal(f.image, image(f.i)) and np.array_equal(f.semantic, labels(f.i)) for f in good)
-    with pytest.raises(DriveLogError, match="i=3"):
-        list(log)
-    assert {p.i for p in log.check()} == {3, 6, 9}
+    assert {p.i for p in log.check()} == {3, 9}
+    assert [f.i for f in log.iter_frames(on_error="skip")] == [0, 1, 2, 4, 5, 6, 7, 8]
 
 
 def write_v1_log(run: Path, n: int) -> None:
@@ -239,9 +333,9 @@ def test_version_1_logs_still_read_and_newer_ones_fail_clearly(tmp_path):
     png.write_bytes(png.read_bytes()[:100])
     with pytest.raises(DriveLogError, match=r"000002\.png: frame i=2 is truncated"):
         log.frame(2)
-    meta_v3 = json.loads((run / "meta.json").read_text()) | {"version": 3}
-    (run / "meta.json").write_text(json.dumps(meta_v3))
-    with pytest.raises(DriveLogError, match="format version 3; this carla_agent reads versions 1, 2"):
+    meta_v4 = json.loads((run / "meta.json").read_text()) | {"version": 4}
+    (run / "meta.json").write_text(json.dumps(meta_v4))
+    with pytest.raises(DriveLogError, match="format version 4; this carla_agent reads versions 1, 2, 3"):
         DriveLog.open(run)
 
 
@@ -259,7 +353,7 @@ def test_torn_last_row_and_short_row(tmp_path):
 
 
 def test_disk_full_stops_logging_without_crashing(tmp_path, caplog, monkeypatch):
-    real = DriveLogWriter._write_png
+    real = DriveLogWriter._write_frame
     calls = {"n": 0}
 
     def full(self, name, array):
@@ -268,7 +362,7 @@ def test_disk_full_stops_logging_without_crashing(tmp_path, caplog, monkeypatch)
             raise OSError(errno.ENOSPC, "No space left on device")
         return real(self, name, array)
 
-    monkeypatch.setattr(DriveLogWriter, "_write_png", full)
+    monkeypatch.setattr(DriveLogWriter, "_write_frame", full)
     rec, runner, metrics = drive(tmp_path, 1.0)
     assert metrics.frames == 20  # the drive went on
     assert "disk full at frame i=5" in caplog.text
@@ -278,13 +372,13 @@ def test_disk_full_stops_logging_without_crashing(tmp_path, caplog, monkeypatch)
 
 
 def test_drop_mode_keeps_rows(tmp_path, monkeypatch):
-    real = DriveLogWriter._write_png
+    real = DriveLogWriter._write_frame
 
     def slow(self, name, array):
         time.sleep(0.01)
         return real(self, name, array)
 
-    monkeypatch.setattr(DriveLogWriter, "_write_png", slow)
+    monkeypatch.setattr(DriveLogWriter, "_write_frame", slow)
     rec, runner, metrics = drive(tmp_path, 1.0, queue_frames=2, when_full="drop")
     log = DriveLog.open(rec.run_dir)
     assert rec.stats.dropped > 0 and len(log) == 21 and not log.complete

@@ -48,23 +48,21 @@ def test_resimulation_is_bit_identical(embedded_run):
 
 
 def replace_frame(run, i, rgb):
-    """Point row ``i`` at a new PNG appended to frames.pngs (its CRC updated)."""
+    """Point row ``i`` at a new frame blob appended to frames.zst (its CRC updated)."""
     import csv
 
-    import cv2
+    from carla_agent.drive_log import _format_line, encode_blob, make_compressor
 
-    from carla_agent.drive_log import _format_line
-
-    ok, png = cv2.imencode(".png", np.ascontiguousarray(rgb[..., ::-1]))
-    frames = run / "frames.pngs"
+    blob = encode_blob(rgb, make_compressor())
+    frames = run / "frames.zst"
     offset = frames.stat().st_size
     with open(frames, "ab") as fh:
-        fh.write(png.tobytes())
+        fh.write(blob)
     lines = (run / "rows.csv").read_text().split("\n")
     header = next(csv.reader([lines[0]]))
     fields = next(csv.reader([lines[1 + i].rpartition(",")[0]]))
     assert int(fields[0]) == i
-    fields[header.index("frame_offset")], fields[header.index("frame_bytes")] = str(offset), str(png.size)
+    fields[header.index("frame_offset")], fields[header.index("frame_bytes")] = str(offset), str(len(blob))
     lines[1 + i] = _format_line(fields).rstrip("\n")
     (run / "rows.csv").write_text("\n".join(lines))
 
