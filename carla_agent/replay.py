@@ -318,7 +318,7 @@ def render_log_video(drive_log: DriveLog | str | Path, out_path: str | Path, sou
     cam_hw = tuple(dlog.meta.get("camera_hw") or dlog.frame(idx[0]).shape[:2])
     lay = AttentionLayout(cam_hw, len(sources), layout, pre)
     norms = [make_normalizer(normalizer, signed=s.signed) for s in sources]
-    want_sem = stats and (dlog.path / "semantic").is_dir()
+    want_sem = stats and dlog.has_semantic
     stat_rows: List[dict] = []
     prev_maps: List[Optional[np.ndarray]] = [None] * len(sources)
     skipped: List[int] = []
