@@ -28,9 +28,10 @@ checksum) of the array's raw C-order bytes, RGB as RGB. By hand::
 
 (:func:`decode_blob` does this with the checks.) zstd level 1 on raw pixels
 instead of PNG (format version 2, ``frames.pngs`` / ``semantic.pngs``: whole
-PNG files back to back; still read): ~0.7 ms and ~50 KB per rendered 480x270
-frame against ~2 ms and ~54 KB for PNG level 1 without filters, and the
-recorder's worker takes that CPU from a live drive. :meth:`DriveLog.frame_png`
+PNG files back to back; still read): 0.6 ms and 54 KB per rendered 480x270
+frame (labels: 0.06 ms, 2.8 KB) against 2.1 ms and 59 KB for PNG level 1
+without filters (labels, RLE: 0.27 ms, 3.5 KB), and the recorder's worker takes
+that CPU from a live drive (bench/bench_recording.py). :meth:`DriveLog.frame_png`
 still gives a PNG (encoded on demand for version 3).
 
 One append-only file per stream instead of one file per frame (format version 1,
@@ -102,8 +103,9 @@ SEMANTIC_DIR = "semantic"  # version 1: semantic/000000.png
 CRC_COLUMN = "crc32"
 #: Flush rows (and fsync frames) at least this often, in simulated or wall-clock seconds.
 FLUSH_EVERY_S = 1.0
-#: zstd level of the frame blobs. Level 1 compresses a rendered 480x270 frame in ~0.7 ms to ~50 KB
-#: (PNG level 1 without filters, format 2: ~2 ms, ~54 KB; bench/bench_recording.py prints the table).
+#: zstd level of the frame blobs. Level 1 compresses a rendered 480x270 frame in ~0.6 ms to ~54 KB
+#: (level 3: 0.7 ms, 52 KB; level -1: 0.55 ms, 58 KB; PNG level 1 without filters, format 2: 2.1 ms,
+#: 59 KB; bench/bench_recording.py prints the table).
 ZSTD_LEVEL = 1
 #: Frame blob header: magic, height u32, width u32, channels u16, dtype code u8, reserved u8.
 BLOB_HEADER = struct.Struct("<4sIIHBB")
@@ -471,7 +473,7 @@ class DriveLogWriter:
         meta: what is known at the start; ``meta.json`` is written now with ``complete: false``.
         scenario_file: YAML file to copy to ``scenario.yaml`` (skipped when missing).
         flush_every_s: [s] flush rows at least this often in simulated and in wall-clock time.
-        zstd_level: zstd level of the frame blobs (1: ~0.7 ms and ~50 KB per rendered 480x270 frame;
+        zstd_level: zstd level of the frame blobs (1: ~0.6 ms and ~54 KB per rendered 480x270 frame;
             negative levels are faster and larger, higher ones slower).
         fsync: fsync frames, rows and meta at each flush (off only for throw-away runs).
 

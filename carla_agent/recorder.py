@@ -50,8 +50,8 @@ class RecorderConfig:
         queue_frames: frames that may wait for the worker (memory: about W*H*3 bytes each).
         when_full: ``block`` (lossless) or ``drop`` (real-time; images dropped, rows kept).
         flush_every_s: [s] flush at least this often (simulated or wall-clock time).
-        zstd_level: zstd level of the log's frame blobs. Level 1 (default): ~0.7 ms and ~50 KB per
-            rendered 480x270 frame (PNG level 1, format 2: ~2 ms, ~54 KB); negative levels are
+        zstd_level: zstd level of the log's frame blobs. Level 1 (default): ~0.6 ms and ~54 KB per
+            rendered 480x270 frame (PNG level 1, format 2: ~2.1 ms, ~59 KB); negative levels are
             faster and larger (bench/bench_recording.py prints the table).
         semantic: also save the semantic labels when the backend gives them.
         fsync: fsync at each flush (crash safety on power loss; leave on).
