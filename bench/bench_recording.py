@@ -14,13 +14,41 @@ Usage: python bench/bench_recording.py [--frames 1000] [--scenario gentle_curves
    <= 15 % of the drive's frame rate. The live video is reported, not gated: it
    is a convenience (full-quality videos are rendered from the log afterwards).
 
-Also (unless --skip-encode): the PNG encode cost in isolation, one thread, on
-rendered frames of six scenarios at the camera size (480x270), per option, and
-the CPU of storing a frame as a new file vs appending it to one file.
+Also (unless --skip-encode): the encode cost in isolation, one thread, on
+rendered frames of six scenarios at the camera size (480x270), per PNG option
+and zstd level (the log's format 3 blobs), and the CPU of storing a frame as a
+new file vs appending it to one file.
 
-Measured on the shared 2-core VM, other engineers' jobs running (1-minute load
-average 2-4.5 during every run, so wall-clock rates swing +-25 % between
-identical rounds; the CPU columns and the encode table are the steadier numbers):
+Format 3 (frames.zst / semantic.zst: zstd level 1 of the raw RGB and label
+bytes instead of PNG), on the shared 2-core VM at a 1-minute load average of
+0.7-1.8 (lighter than in the format 2 runs below):
+
+* encode in isolation (ms / KB per 480x270 frame; labels: ms / KB per label
+  image): zstd level 1 0.60 / 54.2 (labels 0.06 / 2.8; used), level 3 0.68 /
+  51.6, level -1 0.55 / 57.7; in the same run PNG level 1 without filters 2.07 /
+  58.8 (labels with RLE 0.27 / 3.5: format 2), cv2 defaults 2.34 / 56.5, level
+  0 0.44 / 390. zstd level 1 is 3.5x cheaper than format 2's PNGs (0.66 vs 2.34
+  ms a frame with its labels) and 8 % smaller; level 3 saves 5 % of the disk for
+  13 % more CPU, level -1 saves 8 % of the CPU for ~6 % more disk: level 1 stays.
+* live, the recorder's worker: 1.31-1.46 ms of CPU per frame (format 2: 2.0-3.7
+  ms, below); its time on the loop 0.12-0.16 ms per frame.
+* live log cost (best round / median of paired rounds), --repeats 8 at load
+  0.8-1.8: network 8.3 % / 11.5 % (PASS), with live VBP 7.5 % / 8.8 %; the
+  offline run's --repeats 4 at load 1.0-1.6: 10.1 % / 10.9 % (PASS), with live
+  VBP 10.4 % / 10.3 %. The live video (reported, not gated) costs 28-30 % /
+  29-32 %, its worker 4.9 ms a frame.
+* offline: 127.6 frames/s (PASS); frames decoded from frames.zst at ~1900/s
+  (PNGs from frames.pngs: ~480-500/s).
+* before / after, back to back (--skip-encode --skip-offline --repeats 8
+  --no-explain; format 2 at dfe8d5f, then format 3; load 0.7-1.7):
+  worker 2.85 -> 1.31 ms of CPU per frame, cost 22.2 % (FAIL; paired 12.5 %)
+  -> 4.2 % (PASS; paired 7.7 %). The format 2 round without recording was a
+  lucky 151 frames/s (median 130), which inflates its best-round cost.
+
+Format 2 (frames.pngs: PNG level 1 without filters), measured on the shared
+2-core VM, other engineers' jobs running (1-minute load average 2-4.5 during
+every run, so wall-clock rates swing +-25 % between identical rounds; the CPU
+columns and the encode table are the steadier numbers):
 
 * offline: 104-137 frames/s before, 119-146 frames/s with the drive log format 2
   (frames decoded from frames.pngs at ~480-500/s). PASS.
@@ -44,16 +72,16 @@ identical rounds; the CPU columns and the encode table are the steadier numbers)
   paired 23 %) at load 4.5; 22.7 % (FAIL; paired 10.1 %) at load 1.5, where with
   live VBP it was -1.4 % (PASS; paired 10.2 %). Best-vs-best swings with the one
   luckiest round without recording; the paired median is the steadier figure.
-* png_compression=0 (stored PNGs, 390 KB a frame instead of ~57, 8x the disk):
+* format 2's png_compression=0 (stored PNGs, 390 KB a frame instead of ~57, 8x the disk):
   worker 0.9 ms a frame, cost 8.5 % (paired 12 %) against 29 % (paired 21 %) for
   level 1 in the same series. An option for uncapped drives on a busy machine,
   not the default: a real-time drive (20 frames/s) records for free either way.
 
-Why it still depends on the load: PNG level 1 is the cheapest lossless encoding
-at hand (~2 ms a frame with its labels, ~35 % of the drive's own ~5.5 ms of CPU a
-frame at 150-190 frames/s). On an idle second core that work is nearly free;
-when other jobs keep both cores busy it is taken from the drive, and the cost
-tends to that 35 %. Encoding in a child process instead of a thread showed no
+Why it depends on the load: on an idle second core the worker's CPU is nearly
+free; when other jobs keep both cores busy it is taken from the drive, and the
+cost tends to (worker + on_step) / the drive's process CPU (7-8 ms a frame):
+with PNG level 1 (~2.3 ms a frame with its labels) ~3 ms, 35-43 %; with zstd
+level 1 (~0.7 ms) ~1.6 ms, 20-23 %. Encoding in a child process instead of a thread showed no
 clear gain (a stand-in that only encoded: median paired cost 20 % vs 17 % and 10 %
 vs 27 % in two series) for a much bigger change; pinning the worker to the other
 core did not help either, nor did a lower worker priority within the noise
@@ -189,9 +217,9 @@ def _png_options() -> list:
         return out
 
     return [("cv2 defaults", []), ("level 0 (stored)", opt(0, "FILTER_NONE")),
-            ("level 1, no filter [log frames]", opt(1, "FILTER_NONE")),
+            ("level 1, no filter [format 2 frames]", opt(1, "FILTER_NONE")),
             ("level 1, no filter, FILTERED", opt(1, "FILTER_NONE", "FILTERED")),
-            ("level 1, no filter, RLE [log labels]", opt(1, "FILTER_NONE", "RLE")),
+            ("level 1, no filter, RLE [format 2 labels]", opt(1, "FILTER_NONE", "RLE")),
             ("level 1, no filter, HUFFMAN_ONLY", opt(1, "FILTER_NONE", "HUFFMAN_ONLY")),
             ("level 1, SUB", opt(1, "FILTER_SUB")), ("level 1, SUB, RLE", opt(1, "FILTER_SUB", "RLE")),
             ("level 1, UP, RLE", opt(1, "FILTER_UP", "RLE")), ("level 1, PAETH, RLE", opt(1, "FILTER_PAETH", "RLE")),
@@ -199,9 +227,15 @@ def _png_options() -> list:
             ("level 2, no filter", opt(2, "FILTER_NONE")), ("level 3, no filter", opt(3, "FILTER_NONE"))]
 
 
+ZSTD_LEVELS = (1, 3, -1)
+
+
 def encode_costs(images, labels, tmp: Path, repeats: int = 3) -> list:
-    """ms and KB per frame of each PNG option, single thread, best of ``repeats``; then file vs append."""
+    """ms and KB per frame of each PNG option and zstd level (format 3 blobs: header + zstd of the raw
+    RGB bytes), single thread, best of ``repeats``; then file vs append."""
     import cv2
+
+    from carla_agent.drive_log import encode_blob, make_compressor
 
     cv2.setNumThreads(1)
     bgr = [cv2.cvtColor(im, cv2.COLOR_RGB2BGR) for im in images]
@@ -212,6 +246,16 @@ def encode_costs(images, labels, tmp: Path, repeats: int = 3) -> list:
             for _ in range(repeats):
                 t = time.perf_counter()
                 size = sum(cv2.imencode(".png", a, params)[1].size for a in arrays)
+                best = min(best, time.perf_counter() - t)
+            out.append((name, what, 1000.0 * best / len(arrays), size / len(arrays) / 1000.0))
+    for level in ZSTD_LEVELS:
+        name = f"zstd level {level}" + (" [log frames, labels]" if level == 1 else "")
+        cctx = make_compressor(level)  # one per level, reused, as the writer does
+        for what, arrays in (("frame", images), ("labels", labels)):
+            best, size = 1e9, 0
+            for _ in range(repeats):
+                t = time.perf_counter()
+                size = sum(len(encode_blob(a, cctx)) for a in arrays)
                 best = min(best, time.perf_counter() - t)
             out.append((name, what, 1000.0 * best / len(arrays), size / len(arrays) / 1000.0))
     # storing the encoded frames: one new file per frame (format 1) vs appended to one file (format 2)
@@ -295,16 +339,16 @@ def main() -> int:
             h, w = images[0].shape[:2]
             print(f"\nencode cost in isolation: {len(images)} rendered {w}x{h} frames of {len(ENCODE_SCENARIOS)} "
                   f"scenarios, one thread, best of 3")
-            print(f"{'PNG option':<38} {'frame ms':>9} {'KB':>6} {'labels ms':>10} {'KB':>5}")
+            print(f"{'PNG option / zstd level':<42} {'frame ms':>9} {'KB':>6} {'labels ms':>10} {'KB':>5}")
             rows = encode_costs(images, labels, tmp)
             by = {}
             for name, what, ms, kb in rows:
                 by.setdefault(name, {})[what] = (ms, kb)
             for name, d in by.items():
                 if "write" in d:
-                    print(f"{'store: ' + name:<38} {d['write'][0]:>9.3f} {d['write'][1]:>6.1f}   (CPU ms/frame)")
+                    print(f"{'store: ' + name:<42} {d['write'][0]:>9.3f} {d['write'][1]:>6.1f}   (CPU ms/frame)")
                 else:
-                    print(f"{name:<38} {d['frame'][0]:>9.2f} {d['frame'][1]:>6.1f} {d['labels'][0]:>10.2f} "
+                    print(f"{name:<42} {d['frame'][0]:>9.2f} {d['frame'][1]:>6.1f} {d['labels'][0]:>10.2f} "
                           f"{d['labels'][1]:>5.1f}")
 
         print(f"\n2) live drive, NetworkAgent, {args.drive_frames} frames; configurations interleaved, "
