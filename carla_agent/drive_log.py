@@ -430,7 +430,7 @@ def decode_blob(data: bytes, decompressor: zstandard.ZstdDecompressor) -> np.nda
         raise ValueError(f"zstd: {exc}") from None
     if len(raw) != size:
         raise ValueError(f"{len(raw)} bytes decompressed, expected {size}")
-    arr = np.frombuffer(raw, dtype).copy()  # writable, like a decoded PNG (~0.03 ms a 480x270 frame)
+    arr = np.frombuffer(raw, dtype).copy()  # writable, like a decoded PNG (~0.005 ms a 480x270 frame)
     return arr.reshape((h, w) if c == 1 else (h, w, c))
 
 
