@@ -10,9 +10,13 @@ Usage: python bench/bench_recording.py [--frames 1000] [--scenario gentle_curves
    Target: >= 100 frames/s on the 2-core CPU. Stage rates are printed too.
 2. Live: the same scenario driven closed-loop by the network, with and without
    the recorder hook (the log; with live maps also the live video), interleaved
-   over ``--repeats`` rounds, best round of each. Target: writing the log costs
-   <= 15 % of the drive's frame rate. The live video is reported, not gated: it
-   is a convenience (full-quality videos are rendered from the log afterwards).
+   over ``--repeats`` rounds, with TensorFlow at the threads per op that `drive`
+   uses (``--tf-threads``). Target: writing the log costs <= 15 % of the drive's
+   frame rate, gated on the median of the paired rounds (each recording round
+   against the round without recording just before it: adjacent rounds see the
+   same machine speed, while best-vs-best hangs on one lucky baseline round; both
+   are printed). The live video is reported, not gated: it is a convenience
+   (full-quality videos are rendered from the log afterwards).
 
 Also (unless --skip-encode): the encode cost in isolation, one thread, on
 rendered frames of six scenarios at the camera size (480x270), per PNG option
@@ -30,6 +34,12 @@ bytes instead of PNG), on the shared 2-core VM at a 1-minute load average of
   0 0.44 / 390. zstd level 1 is 3.5x cheaper than format 2's PNGs (0.66 vs 2.34
   ms a frame with its labels) and 8 % smaller; level 3 saves 5 % of the disk for
   13 % more CPU, level -1 saves 8 % of the CPU for ~6 % more disk: level 1 stays.
+* gated on the paired median, TensorFlow 1 thread per op (as `drive`), --repeats
+  10 at load 1.0-1.4: network best-round 15.9 % / paired 10.9 % (PASS; medians
+  143.4 vs 128.0 frames/s), with live VBP 20.3 % / 11.7 % (PASS); the best rounds
+  without recording were lucky 164 and 184 frames/s against medians of 143-144.
+  The drive thread's own CPU per frame still rises 13-21 % while the worker runs
+  on the other core (shared caches and memory bandwidth of this VM's host).
 * live, the recorder's worker: 1.31-1.46 ms of CPU per frame (format 2: 2.0-3.7
   ms, below); its time on the loop 0.12-0.16 ms per frame.
 * live log cost (best round / median of paired rounds), --repeats 8 at load
@@ -311,15 +321,23 @@ def main() -> int:
     ap.add_argument("--skip-offline", action="store_true", help="only the encode table and the live drive")
     ap.add_argument("--skip-encode", action="store_true", help="no isolated encode table")
     ap.add_argument("--no-explain", action="store_true", help="live drive without live saliency only")
+    ap.add_argument("--tf-threads", type=int, default=None, metavar="N",
+                    help="TensorFlow threads per op (default: as `drive` and `record` use, "
+                         "steering_model.DRIVE_TF_THREADS; 0 = all cores)")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
+    from carla_agent.steering_model import DRIVE_TF_THREADS, set_tf_threads
+
+    tf_threads = DRIVE_TF_THREADS if args.tf_threads is None else args.tf_threads
+    set_tf_threads(tf_threads)  # the live drive is measured as the CLI drives
     model, model_name = load_model(args.model)
     sc = load_scenario(args.scenario)
     tmp = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="bench_recording_"))
     ok = True
     try:
         print(f"cpu cores: {len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count()}"
-              f"   model: {model_name}   scenario: {sc.name} {sc.camera.image_size_x}x{sc.camera.image_size_y}")
+              f"   model: {model_name}   scenario: {sc.name} {sc.camera.image_size_x}x{sc.camera.image_size_y}"
+              f"   TensorFlow threads per op: {tf_threads or 'all'}")
         if not args.skip_offline:
             t = time.perf_counter()
             run = record_log(tmp, sc, args.frames)
@@ -352,8 +370,9 @@ def main() -> int:
                           f"{d['labels'][1]:>5.1f}")
 
         print(f"\n2) live drive, NetworkAgent, {args.drive_frames} frames; configurations interleaved, "
-              f"{args.repeats} rounds; cost from the best round of each (gated) and the median of each round's "
-              "cost against the drive without recording run just before it (paired)")
+              f"{args.repeats} rounds; cost from the best round of each, and the median of each round's "
+              "cost against the drive without recording run just before it (paired, gated: adjacent rounds see "
+              "the same machine speed, while best-vs-best hangs on one lucky round)")
         print(f"{'agent':<20} {'recording':<17} {'best f/s':>8} {'median':>7} {'cost %':>7} {'paired %':>8} "
               f"{'loop cpu ms/f':>16} {'proc cpu ms/f':>13} {'on_step ms/f':>12} {'worker ms/f':>11} "
               f"{'blocked s':>9} {'max queue':>9}")
@@ -375,8 +394,8 @@ def main() -> int:
                 paired = float(np.median([100.0 * (1.0 - r[0] / o[0]) for r, o in zip(runs[mode], runs["off"])]))
                 verdict = ""
                 if mode == "log":
-                    verdict = "PASS" if cost <= LIVE_MAX_COST_PCT else "FAIL"
-                    ok &= cost <= LIVE_MAX_COST_PCT
+                    verdict = "PASS" if paired <= LIVE_MAX_COST_PCT else "FAIL"
+                    ok &= paired <= LIVE_MAX_COST_PCT
                 agent = "network + live VBP" if explain else "network"
                 label = {"off": "none", "log": "log", "video": "log + live video"}[mode]
                 cpu = f"{1000 * stats.worker_cpu_s / max(stats.frames, 1):.2f}" if stats else "-"

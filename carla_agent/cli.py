@@ -75,10 +75,19 @@ def _load_scenario(args):
     return sc
 
 
-def _load_model(path: str):
-    from carla_agent.steering_model import SteeringModel
+def _load_model(path: str, tf_threads: int = 0):
+    from carla_agent.steering_model import SteeringModel, set_tf_threads
 
+    set_tf_threads(tf_threads)  # before the model's first op: TensorFlow fixes it then
     return SteeringModel.load(path)
+
+
+def _add_tf_threads_arg(p: argparse.ArgumentParser) -> None:
+    from carla_agent.steering_model import DRIVE_TF_THREADS
+
+    p.add_argument("--tf-threads", type=int, default=DRIVE_TF_THREADS, metavar="N",
+                   help=f"TensorFlow threads per op while driving (default {DRIVE_TF_THREADS}: the other core is "
+                        "left to the recorder and the saliency worker; 0 = all cores)")
 
 
 # -- commands ---------------------------------------------------------------
@@ -109,7 +118,7 @@ def cmd_drive(args) -> int:
     use_hud = not args.headless and _hud_available()
     # The simulator first: an unreachable server is reported before a slow model load.
     with make_simulator(backend, **options) as sim:
-        model = _load_model(args.model)
+        model = _load_model(args.model, args.tf_threads)
         agent = NetworkAgent(model, scenario.target_speed_mps)
         recorder = None
         if args.record or use_hud:
@@ -195,6 +204,9 @@ def cmd_explain(args) -> int:
 
 def cmd_record(args) -> int:
     from carla_agent.batch_record import record_batch
+    from carla_agent.steering_model import set_tf_threads
+
+    set_tf_threads(args.tf_threads)
 
     backend_options = {}
     if args.backend == "carla":
@@ -291,6 +303,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--hud-res", type=_res, default=(1280, 720), metavar="WxH", help="HUD window size (default 1280x720)")
     p.add_argument("--record", action="store_true", help="record a drive log and attention video under --out")
     p.add_argument("--out", default="runs", help="folder for recorded runs (default runs/)")
+    _add_tf_threads_arg(p)
     _add_backend_args(p)
     p.set_defaults(func=cmd_drive)
 
@@ -313,6 +326,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default=str(DEFAULT_MODEL))
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--gif", action="store_true", help="also write a short GIF per run")
+    _add_tf_threads_arg(p)
     _add_backend_args(p)
     p.set_defaults(func=cmd_record)
 

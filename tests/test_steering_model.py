@@ -6,6 +6,7 @@ import hashlib
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -225,3 +226,31 @@ def test_size_agnostic_model_takes_size_from_preprocessing():
     sm = SteeringModel(model, preprocessing=Preprocessing(height=48, width=96))
     assert sm.input_shape == (48, 96, 3)
     assert sm.predict_inputs(np.zeros((2, 48, 96, 3), np.float32)).shape == (2, 1)
+
+
+def test_set_tf_threads_limits_tensorflow_before_its_first_op_only():
+    """`drive --tf-threads` must take effect: TensorFlow fixes its thread pool at the first op."""
+    code = (
+        "from carla_agent.steering_model import set_tf_threads\n"
+        "import tensorflow as tf\n"
+        "assert set_tf_threads(1)\n"
+        "assert tf.config.threading.get_intra_op_parallelism_threads() == 1\n"
+        "tf.constant(1.0) + 1.0\n"
+        "assert not set_tf_threads(2)  # too late: refused with a warning, not an exception\n"
+        "assert tf.config.threading.get_intra_op_parallelism_threads() == 1\n"
+        "assert set_tf_threads(0)  # 0 = leave TensorFlow's default alone\n"
+        "print('RESULT ok')\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         cwd=str(Path(__file__).resolve().parent.parent))
+    assert "RESULT ok" in out.stdout, out.stdout + out.stderr[-3000:]
+    assert "could not set TensorFlow to 2 thread(s) per op" in out.stderr
+
+
+def test_drive_and_record_accept_tf_threads():
+    from carla_agent.cli import build_parser
+    from carla_agent.steering_model import DRIVE_TF_THREADS
+
+    parser = build_parser()
+    assert parser.parse_args(["drive"]).tf_threads == DRIVE_TF_THREADS == 1
+    assert parser.parse_args(["drive", "--tf-threads", "0"]).tf_threads == 0
+    assert parser.parse_args(["record", "--scenarios", "gentle_curves", "--tf-threads", "2"]).tf_threads == 2
