@@ -15,6 +15,8 @@ from typing import Any, Callable, Dict, Optional
 
 import msgpack
 
+from carla_agent.server.listener import Listener, close_socket
+
 log = logging.getLogger(__name__)
 
 REQUEST, RESPONSE, NOTIFY = 0, 1, 2
@@ -32,18 +34,6 @@ class Raw:
 
     def __init__(self, value: Any) -> None:
         self.value = value
-
-
-def close_socket(sock: socket.socket) -> None:
-    """Shut down and close a socket, ignoring one that is already gone (wakes blocked readers)."""
-    try:
-        sock.shutdown(socket.SHUT_RDWR)
-    except OSError:
-        pass
-    try:
-        sock.close()
-    except OSError:
-        pass
 
 
 def ok(value: Any) -> list:
@@ -71,42 +61,31 @@ class RpcServer:
                  on_disconnect: Optional[Callable[[int], None]] = None) -> None:
         self._dispatch = dispatch
         self._on_disconnect = on_disconnect
-        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._sock.bind((host, port))
-        self._sock.listen(16)
-        self.host, self.port = self._sock.getsockname()[:2]
-        self._closed = threading.Event()
+        self._listener = Listener(host, port, "carla-rpc-accept", self._accept)
+        self.host, self.port = self._listener.host, self._listener.port
+        self._closed = self._listener.closed
         self._conns: Dict[int, socket.socket] = {}
         self._lock = threading.Lock()
         self._next_conn = 1
-        self._thread = threading.Thread(target=self._accept_loop, name="carla-rpc-accept", daemon=True)
 
     def start(self) -> None:
-        self._thread.start()
+        self._listener.start()
 
     def close(self) -> None:
-        self._closed.set()
-        close_socket(self._sock)
+        self._listener.close()
         with self._lock:
             conns = list(self._conns.values())
         for c in conns:
             close_socket(c)
-        self._thread.join(timeout=2.0)
+        self._listener.join()
 
-    def _accept_loop(self) -> None:
-        while not self._closed.is_set():
-            try:
-                conn, _ = self._sock.accept()
-            except OSError:
-                return
-            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            with self._lock:
-                cid = self._next_conn
-                self._next_conn += 1
-                self._conns[cid] = conn
-            threading.Thread(target=self._serve_conn, args=(cid, conn), name=f"carla-rpc-{cid}",
-                             daemon=True).start()
+    def _accept(self, conn: socket.socket) -> None:
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        with self._lock:
+            cid = self._next_conn
+            self._next_conn += 1
+            self._conns[cid] = conn
+        threading.Thread(target=self._serve_conn, args=(cid, conn), name=f"carla-rpc-{cid}", daemon=True).start()
 
     def _serve_conn(self, cid: int, conn: socket.socket) -> None:
         unpacker = msgpack.Unpacker(raw=False, strict_map_key=False, max_buffer_size=64 << 20)

@@ -14,7 +14,7 @@ import threading
 import time
 from typing import Dict, List
 
-from carla_agent.server.rpc import close_socket
+from carla_agent.server.listener import Listener, close_socket
 
 log = logging.getLogger(__name__)
 
@@ -29,25 +29,21 @@ def sensor_header(sensor_type: int, frame: int, timestamp: float, transform=(0, 
 
 class StreamServer:
     def __init__(self, host: str, port: int = 0) -> None:
-        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._sock.bind((host, port))
-        self._sock.listen(16)
-        self.host, self.port = self._sock.getsockname()[:2]
+        self._listener = Listener(host, port, "carla-stream-accept", self._accept)
+        self.host, self.port = self._listener.host, self._listener.port
         addr = socket.inet_aton("127.0.0.1" if host in ("0.0.0.0", "") else host)
         self._addr16 = addr + bytes(12)
         self._subs: Dict[int, List[socket.socket]] = {}
         self._lock = threading.Lock()
         self._subscribed = threading.Condition(self._lock)
         self._expected: set = set()
-        self._closed = threading.Event()
-        self._thread = threading.Thread(target=self._accept_loop, name="carla-stream-accept", daemon=True)
+        self._closed = self._listener.closed
 
     def token(self, stream_id: int) -> bytes:
         return struct.pack("<IHBB", stream_id, self.port, 1, 1) + self._addr16
 
     def start(self) -> None:
-        self._thread.start()
+        self._listener.start()
 
     def expect(self, stream_id: int) -> None:
         """A client asked for this stream's token: it is about to subscribe."""
@@ -71,22 +67,16 @@ class StreamServer:
             return bool(self._subs.get(stream_id))
 
     def close(self) -> None:
-        self._closed.set()
-        close_socket(self._sock)
+        self._listener.close()
         with self._lock:
             socks = [s for lst in self._subs.values() for s in lst]
             self._subs.clear()
         for s in socks:
             close_socket(s)
-        self._thread.join(timeout=2.0)
+        self._listener.join()
 
-    def _accept_loop(self) -> None:
-        while not self._closed.is_set():
-            try:
-                conn, _ = self._sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._handshake, args=(conn,), daemon=True).start()
+    def _accept(self, conn: socket.socket) -> None:
+        threading.Thread(target=self._handshake, args=(conn,), daemon=True).start()
 
     def _handshake(self, conn: socket.socket) -> None:
         try:
