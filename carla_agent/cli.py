@@ -37,6 +37,16 @@ def _res(text: str):
     return w, h
 
 
+def _threads(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = -1
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"--tf-threads expects a whole number >= 0 (0 = all cores), got {text!r}")
+    return n
+
+
 def _add_backend_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("backend")
     g.add_argument("--backend", choices=("embedded", "carla"), default=None,
@@ -85,7 +95,7 @@ def _load_model(path: str, tf_threads: int = 0):
 def _add_tf_threads_arg(p: argparse.ArgumentParser) -> None:
     from carla_agent.steering_model import DRIVE_TF_THREADS
 
-    p.add_argument("--tf-threads", type=int, default=DRIVE_TF_THREADS, metavar="N",
+    p.add_argument("--tf-threads", type=_threads, default=DRIVE_TF_THREADS, metavar="N",
                    help=f"TensorFlow threads per op while driving (default {DRIVE_TF_THREADS}: the other core is "
                         "left to the recorder and the saliency worker; 0 = all cores)")
 

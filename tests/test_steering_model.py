@@ -254,3 +254,6 @@ def test_drive_and_record_accept_tf_threads():
     assert parser.parse_args(["drive"]).tf_threads == DRIVE_TF_THREADS == 1
     assert parser.parse_args(["drive", "--tf-threads", "0"]).tf_threads == 0
     assert parser.parse_args(["record", "--scenarios", "gentle_curves", "--tf-threads", "2"]).tf_threads == 2
+    for bad in ("-1", "two"):
+        with pytest.raises(SystemExit):
+            parser.parse_args(["drive", "--tf-threads", bad])
