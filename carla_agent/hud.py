@@ -158,6 +158,20 @@ def hud_available() -> bool:
     return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
 
+def _no_gl_probe() -> None:
+    """Keep SDL from opening an OpenGL context just to pick how to present the window.
+
+    On Linux, SDL 2 decides between an OpenGL texture and an X11 shared-memory image
+    for the window surface by creating a hidden GL window and reading the GL vendor
+    (``ShouldUseTextureFramebuffer`` in SDL's ``SDL_video.c``). On a machine without a
+    GPU driver that loads Mesa's llvmpipe, whose calls into LLVM resolve into the copy
+    of LLVM that TensorFlow loaded with ``RTLD_GLOBAL``: a segmentation fault the moment
+    the window opens (seen in a gdb backtrace under Xvfb). The HUD blits plain surfaces
+    and needs no GL, so the shared-memory path is as fast. A user's own setting wins.
+    """
+    os.environ.setdefault("SDL_FRAMEBUFFER_ACCELERATION", "0")
+
+
 KEYMAP: Dict[int, str] = {
     pygame.K_t: "target", pygame.K_o: "overlay_style", pygame.K_LEFTBRACKET: "alpha_down",
     pygame.K_RIGHTBRACKET: "alpha_up", pygame.K_l: "layer", pygame.K_TAB: "layout", pygame.K_p: "pause",
@@ -322,6 +336,7 @@ class HudHook(RunnerHook):
             self.screen = pygame.Surface(config.size_wh)
         else:
             try:
+                _no_gl_probe()
                 pygame.display.init()
                 self.window = pygame.display.set_mode(config.size_wh)
             except pygame.error as exc:
