@@ -2,7 +2,7 @@
 
     python bench/bench_evaluate.py [--scenario gentle_curves] [--frames 200] [--methods a,b] [--out out/bench_evaluate]
 
-Shipped PilotNet, default methods of :mod:`carla_agent.evaluate` (VisualBackProp,
+Shipped PilotNet, default methods of :mod:`carla_agent.faithfulness.evaluate` (VisualBackProp,
 gradient, Grad-CAM, SmoothGrad, Integrated Gradients, occlusion) plus the random
 and Sobel reference maps; every measure (deletion/insertion 20 steps, shift
 test, flip, road attention, temporal stability, model randomisation on 8
@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from carla_agent.evaluate import DEFAULT_METHODS, evaluate  # noqa: E402
+from carla_agent.faithfulness.evaluate import DEFAULT_METHODS, evaluate  # noqa: E402
 
 MODEL = Path(__file__).resolve().parents[1] / "carla_agent" / "models" / "pilotnet.keras"
 

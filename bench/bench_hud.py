@@ -32,13 +32,13 @@ os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from carla_agent.agent import NetworkAgent  # noqa: E402
-from carla_agent.embedded.simulator import EmbeddedSimulator  # noqa: E402
-from carla_agent.hud import make_hud  # noqa: E402
-from carla_agent.hud_layout import LAYOUTS  # noqa: E402
-from carla_agent.hud_overlay import OVERLAY_STYLES  # noqa: E402
-from carla_agent.runner import Runner, RunnerHook, StepRecord  # noqa: E402
-from carla_agent.scenario import load_scenario  # noqa: E402
+from carla_agent.drive.agent import NetworkAgent  # noqa: E402
+from carla_agent.sim.embedded.simulator import EmbeddedSimulator  # noqa: E402
+from carla_agent.hud.app import make_hud  # noqa: E402
+from carla_agent.hud.layout import LAYOUTS  # noqa: E402
+from carla_agent.hud.overlay import OVERLAY_STYLES  # noqa: E402
+from carla_agent.drive.runner import Runner, RunnerHook, StepRecord  # noqa: E402
+from carla_agent.sim.scenario import load_scenario  # noqa: E402
 
 RES = (1280, 720)
 DRAW_TARGET_MS = 4.0
@@ -49,11 +49,11 @@ SHOT_METHODS = ("visual_backprop", "gradcam", "occlusion")
 
 
 def load_model():
-    from carla_agent.steering_model import SteeringModel
+    from carla_agent.network.steering_model import SteeringModel
 
     if MODEL_PATH.exists():
         return SteeringModel.load(MODEL_PATH), MODEL_PATH.name
-    from carla_agent.pilotnet import build_pilotnet
+    from carla_agent.network.pilotnet import build_pilotnet
 
     return SteeringModel(build_pilotnet()), "untrained PilotNet"
 
@@ -119,7 +119,7 @@ def bench_draw(model, frames: int) -> bool:
     run_case("side, panels hidden (F1)")
     hud.state.panel_visible = True
     # A worker map: the same map stays on screen for several frames (overlay composed once).
-    from carla_agent.attention_worker import AttentionMap
+    from carla_agent.hud.worker import AttentionMap
 
     first = records[0]
     amap = AttentionMap(first.obs.frame, first.obs.image, hud.key, first.decision.attention, 50.0)

@@ -121,12 +121,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 
-from carla_agent.agent import ExpertAgent, NetworkAgent  # noqa: E402
-from carla_agent.drive_log import DriveLog  # noqa: E402
-from carla_agent.embedded.simulator import EmbeddedSimulator  # noqa: E402
-from carla_agent.recorder import RecorderConfig, RecorderHook  # noqa: E402
-from carla_agent.runner import Runner, RunnerHook  # noqa: E402
-from carla_agent.scenario import load_scenario  # noqa: E402
+from carla_agent.drive.agent import ExpertAgent, NetworkAgent  # noqa: E402
+from carla_agent.recording.drive_log import DriveLog  # noqa: E402
+from carla_agent.sim.embedded.simulator import EmbeddedSimulator  # noqa: E402
+from carla_agent.recording.recorder import RecorderConfig, RecorderHook  # noqa: E402
+from carla_agent.drive.runner import Runner, RunnerHook  # noqa: E402
+from carla_agent.sim.scenario import load_scenario  # noqa: E402
 
 DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "carla_agent" / "models" / "pilotnet.keras"
 OFFLINE_TARGET_FPS = 100.0
@@ -134,12 +134,12 @@ LIVE_MAX_COST_PCT = 15.0
 
 
 def load_model(path: str | None):
-    from carla_agent.steering_model import SteeringModel
+    from carla_agent.network.steering_model import SteeringModel
 
     p = Path(path) if path else DEFAULT_MODEL
     if p.exists():
         return SteeringModel.load(p), str(p)
-    from carla_agent.pilotnet import build_pilotnet
+    from carla_agent.network.pilotnet import build_pilotnet
 
     return SteeringModel(build_pilotnet(seed=0)), "untrained PilotNet (no model file)"
 
@@ -152,8 +152,8 @@ def record_log(out: Path, scenario, frames: int) -> Path:
 
 
 def offline(run: Path, model, batch: int) -> dict:
-    from carla_agent.replay import ExplainerSource, render_log_video
-    from carla_agent.video import AttentionLayout, LayoutSpec, MapPanel, Mp4Writer, Telemetry
+    from carla_agent.recording.replay import ExplainerSource, render_log_video
+    from carla_agent.recording.video import AttentionLayout, LayoutSpec, MapPanel, Mp4Writer, Telemetry
 
     log = DriveLog.open(run)
     n = len(log)
@@ -245,7 +245,7 @@ def encode_costs(images, labels, tmp: Path, repeats: int = 3) -> list:
     RGB bytes), single thread, best of ``repeats``; then file vs append."""
     import cv2
 
-    from carla_agent.drive_log import encode_blob, make_compressor
+    from carla_agent.recording.drive_log import encode_blob, make_compressor
 
     cv2.setNumThreads(1)
     bgr = [cv2.cvtColor(im, cv2.COLOR_RGB2BGR) for im in images]
@@ -326,7 +326,7 @@ def main() -> int:
                          "steering_model.DRIVE_TF_THREADS; 0 = all cores)")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    from carla_agent.steering_model import DRIVE_TF_THREADS, set_tf_threads
+    from carla_agent.network.steering_model import DRIVE_TF_THREADS, set_tf_threads
 
     tf_threads = DRIVE_TF_THREADS if args.tf_threads is None else args.tf_threads
     set_tf_threads(tf_threads)  # the live drive is measured as the CLI drives

@@ -27,11 +27,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from carla_agent.embedded.renderer import Renderer  # noqa: E402
-from carla_agent.embedded.weather import PRESETS, resolve_weather  # noqa: E402
-from carla_agent.embedded.world import CAR_COLORS, VehicleBox, place_static  # noqa: E402
-from carla_agent.road import build_road  # noqa: E402
-from carla_agent.scenario import (CameraSpec, LanesSpec, PlacementSpec, RoadSpec, RoadsideSpec,  # noqa: E402
+from carla_agent.sim.embedded.renderer import Renderer  # noqa: E402
+from carla_agent.sim.embedded.weather import PRESETS, resolve_weather  # noqa: E402
+from carla_agent.sim.embedded.world import CAR_COLORS, VehicleBox, place_static  # noqa: E402
+from carla_agent.sim.embedded.road import build_road  # noqa: E402
+from carla_agent.sim.scenario import (CameraSpec, LanesSpec, PlacementSpec, RoadSpec, RoadsideSpec,  # noqa: E402
                                   SegmentSpec, WeatherSpec)
 
 log = logging.getLogger("bench_renderer")
@@ -111,8 +111,8 @@ def bench_simulator(size: Tuple[int, int], weather: str, frames: int, blocks: in
     from dataclasses import replace
 
     from carla_agent.control import VehicleControl
-    from carla_agent.embedded.simulator import EmbeddedSimulator
-    from carla_agent.scenario import load_scenario
+    from carla_agent.sim.embedded.simulator import EmbeddedSimulator
+    from carla_agent.sim.scenario import load_scenario
 
     sc = load_scenario("gentle_curves")
     sc = replace(sc, camera=replace(sc.camera, image_size_x=size[0], image_size_y=size[1]),

@@ -114,7 +114,7 @@ def main(argv: List[str] | None = None) -> int:
 
     import tensorflow as tf
 
-    from carla_agent.pilotnet import build_pilotnet
+    from carla_agent.network.pilotnet import build_pilotnet
     from carla_agent.saliency import METHODS, make_explainer
 
     model = build_pilotnet(seed=0)

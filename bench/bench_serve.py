@@ -35,8 +35,8 @@ class Direct:
 
     def __init__(self, scenario: str, w: int, h: int) -> None:
         from carla_agent.control import VehicleControl
-        from carla_agent.embedded.simulator import EmbeddedSimulator
-        from carla_agent.scenario import load_scenario
+        from carla_agent.sim.embedded.simulator import EmbeddedSimulator
+        from carla_agent.sim.scenario import load_scenario
 
         sc = load_scenario(scenario)
         self.scenario = replace(sc, camera=replace(sc.camera, image_size_x=w, image_size_y=h))

@@ -27,9 +27,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
-from carla_agent.agent import ExpertAgent  # noqa: E402
-from carla_agent.embedded.simulator import EmbeddedSimulator  # noqa: E402
-from carla_agent.scenario import load_scenario, shipped_scenarios  # noqa: E402
+from carla_agent.drive.agent import ExpertAgent  # noqa: E402
+from carla_agent.sim.embedded.simulator import EmbeddedSimulator  # noqa: E402
+from carla_agent.sim.scenario import load_scenario, shipped_scenarios  # noqa: E402
 
 TARGETS = {(200, 66): 500.0, (800, 600): 100.0}
 

@@ -30,9 +30,9 @@ from typing import Dict, List, Optional, Tuple
 import carla
 import numpy as np
 
-from carla_agent.road import build_road
-from carla_agent.scenario import parse_scenario
-from carla_agent.xodr import write_xodr
+from carla_agent.sim.embedded.road import build_road
+from carla_agent.sim.scenario import parse_scenario
+from carla_agent.sim.embedded.xodr import write_xodr
 
 #: The road every fake map is made of: two driving lanes each way, a long
 #: straight, a left curve and another straight (OpenDRIVE: 2 x 300 m + 94 m).
@@ -815,8 +815,8 @@ class FakeServer:
 
 
 def make_double_simulator(server: Optional[FakeServer] = None, **options):
-    """A :class:`~carla_agent.carla_backend.CarlaSimulator` connected to ``server`` (a new one by default)."""
-    from carla_agent.carla_backend import CarlaSimulator
+    """A :class:`~carla_agent.sim.carla_backend.simulator.CarlaSimulator` connected to ``server`` (a new one by default)."""
+    from carla_agent.sim.carla_backend.simulator import CarlaSimulator
 
     server = server if server is not None else FakeServer()
     options.setdefault("timeout_s", 2.0)

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from carla_agent.attention_worker import AttentionWorker
+from carla_agent.hud.worker import AttentionWorker
 
 
 class FrameExplainer:

@@ -21,15 +21,15 @@ carla = pytest.importorskip("carla")
 import carla_double  # noqa: E402
 from carla_double import Api, FakeServer  # noqa: E402
 
-from carla_agent import carla_backend as cb  # noqa: E402
-from carla_agent.contract import check_simulator  # noqa: E402
+from carla_agent.sim.carla_backend import simulator as cb  # noqa: E402
+from carla_agent.sim.contract import check_simulator  # noqa: E402
 from carla_agent.control import VehicleControl  # noqa: E402
 from carla_agent.errors import BackendError, ScenarioError  # noqa: E402
-from carla_agent.observation import SemanticClass  # noqa: E402
-from carla_agent.road import build_road  # noqa: E402
-from carla_agent.scenario import load_scenario_file, parse_scenario  # noqa: E402
-from carla_agent.simulator import make_simulator  # noqa: E402
-from carla_agent.xodr import write_xodr  # noqa: E402
+from carla_agent.sim.observation import SemanticClass  # noqa: E402
+from carla_agent.sim.embedded.road import build_road  # noqa: E402
+from carla_agent.sim.scenario import load_scenario_file, parse_scenario  # noqa: E402
+from carla_agent.sim.simulator import make_simulator  # noqa: E402
+from carla_agent.sim.embedded.xodr import write_xodr  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -59,14 +59,14 @@ def drive(sim, n, control=VehicleControl(throttle=0.6)):
 def test_module_imports_without_carla_and_construction_says_how_to_install():
     code = (
         "import sys; sys.modules['carla'] = None\n"
-        "import carla_agent.carla_backend\n"
-        "from carla_agent.simulator import make_simulator\n"
+        "import carla_agent.sim.carla_backend.simulator\n"
+        "from carla_agent.sim.simulator import make_simulator\n"
         "from carla_agent.errors import BackendError\n"
         "try:\n    make_simulator('carla')\nexcept BackendError as e:\n    print('ERR', e)\n")
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert "ERR" in out.stdout and "pip install carla==0.9.16" in out.stdout
-    code = "import sys, carla_agent.carla_backend; print('carla' in sys.modules)"
+    code = "import sys, carla_agent.sim.carla_backend.simulator; print('carla' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "False", "importing the backend must not import carla"
 
@@ -301,7 +301,7 @@ def test_lateral_offset_and_heading_from_get_waypoint_and_the_right_vector():
 
 
 def test_ground_truth_matches_the_embedded_simulator_on_its_exported_opendrive():
-    from carla_agent.embedded.simulator import EmbeddedSimulator
+    from carla_agent.sim.embedded.simulator import EmbeddedSimulator
 
     sc = parse_scenario({"road": {"segments": [
         {"line": 40}, {"curve": {"radius_m": 50, "angle_deg": 70, "turn": "right", "transition_m": 20}},

@@ -3,11 +3,11 @@
 import numpy as np
 import pytest
 
-from carla_agent.contract import ContractError, check_simulator
-from carla_agent.embedded.simulator import EmbeddedSimulator
-from carla_agent.observation import SemanticClass
-from carla_agent.scenario import load_scenario
-from carla_agent.simulator import BACKENDS, make_simulator
+from carla_agent.sim.contract import ContractError, check_simulator
+from carla_agent.sim.embedded.simulator import EmbeddedSimulator
+from carla_agent.sim.observation import SemanticClass
+from carla_agent.sim.scenario import load_scenario
+from carla_agent.sim.simulator import BACKENDS, make_simulator
 
 
 def carla_double_factory():
@@ -48,7 +48,7 @@ def test_embedded_semantic_labels_cover_the_frame():
     with EmbeddedSimulator() as sim:
         obs = sim.reset(sc, seed=0)
         for _ in range(10):
-            obs = sim.step(__import__("carla_agent.control", fromlist=["VehicleControl"]).VehicleControl(throttle=0.5))
+            obs = sim.step(__import__("carla_agent.control.vehicle_control", fromlist=["VehicleControl"]).VehicleControl(throttle=0.5))
     sem = obs.truth.semantic
     h, w = sem.shape
     classes = set(np.unique(sem).tolist())

@@ -1,11 +1,11 @@
-"""Leaderboard-style route criteria, shared by both backends (carla_agent/criteria.py)."""
+"""Leaderboard-style route criteria, shared by both backends (carla_agent/sim/criteria.py)."""
 
 import numpy as np
 import pytest
 
-from carla_agent import criteria
-from carla_agent.metrics import MetricsTracker
-from carla_agent.observation import CollisionEvent, GroundTruth, Observation, Pose
+from carla_agent.sim import criteria
+from carla_agent.drive.metrics import MetricsTracker
+from carla_agent.sim.observation import CollisionEvent, GroundTruth, Observation, Pose
 
 
 def test_driving_score_route_completion_and_collision_dedupe():

@@ -16,13 +16,13 @@ import pandas as pd
 import pytest
 import zstandard
 
-from carla_agent.agent import ExpertAgent
-from carla_agent.drive_log import (BASE_COLUMNS, DriveLog, DriveLogError, DriveLogWriter, RunMeta, new_run_dir,
+from carla_agent.drive.agent import ExpertAgent
+from carla_agent.recording.drive_log import (BASE_COLUMNS, DriveLog, DriveLogError, DriveLogWriter, RunMeta, new_run_dir,
                                    scenario_from_meta, scenario_to_dict)
-from carla_agent.embedded.simulator import EmbeddedSimulator
-from carla_agent.recorder import RecorderConfig, RecorderHook
-from carla_agent.runner import Runner, RunnerHook
-from carla_agent.scenario import load_scenario
+from carla_agent.sim.embedded.simulator import EmbeddedSimulator
+from carla_agent.recording.recorder import RecorderConfig, RecorderHook
+from carla_agent.drive.runner import Runner, RunnerHook
+from carla_agent.sim.scenario import load_scenario
 
 ROOT = Path(__file__).resolve().parent.parent
 H, W = 36, 64
@@ -131,7 +131,7 @@ CHILD = textwrap.dedent("""
     sys.path.insert(0, {root!r}); sys.path.insert(0, {tests!r})
     from pathlib import Path
     from test_drive_log import meta, row, image, labels
-    from carla_agent.drive_log import DriveLogWriter
+    from carla_agent.recording.drive_log import DriveLogWriter
     w = DriveLogWriter(Path({run!r}), meta(), flush_every_s=0.25)
     seen = 0
     for i in range(100000):
@@ -261,7 +261,7 @@ def test_zstd_checksum_catches_a_flipped_payload_byte(tmp_path):
 
 def write_v2_log(run: Path, n: int) -> None:
     """A log as format version 2 wrote it: whole PNGs back to back in frames.pngs and semantic.pngs."""
-    from carla_agent.drive_log import _format_line, _header_line
+    from carla_agent.recording.drive_log import _format_line, _header_line
 
     run.mkdir(parents=True)
     columns = [*BASE_COLUMNS, "out_steer"]
@@ -306,7 +306,7 @@ def test_version_2_logs_still_read_and_bad_pngs_are_named(tmp_path):
 
 def write_v1_log(run: Path, n: int) -> None:
     """A log as format version 1 wrote it: one PNG file per frame under frames/ and semantic/."""
-    from carla_agent.drive_log import _format_line, _header_line
+    from carla_agent.recording.drive_log import _format_line, _header_line
 
     v1_columns = BASE_COLUMNS[:BASE_COLUMNS.index("frame_saved") + 1]
     (run / "frames").mkdir(parents=True)
@@ -412,7 +412,7 @@ class RKey(RunnerHook):
 
 
 def test_start_and_stop_mid_drive(tmp_path):
-    from carla_agent.replay import verify_resimulation
+    from carla_agent.recording.replay import verify_resimulation
 
     sc = load_scenario("straight_clear")
     rec = RecorderHook(RecorderConfig(out_dir=tmp_path), autostart=False)
@@ -431,7 +431,7 @@ def test_start_and_stop_mid_drive(tmp_path):
 def test_worker_nice_lowers_only_the_worker_thread():
     import threading
 
-    from carla_agent.recorder import _lower_priority
+    from carla_agent.recording.recorder import _lower_priority
 
     def nice_of(tid):  # field 19 of /proc/<pid>/task/<tid>/stat
         stat = Path(f"/proc/self/task/{tid}/stat").read_text()

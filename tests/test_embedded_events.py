@@ -1,8 +1,8 @@
 """Collisions and lane invasions of the embedded simulator."""
 
 from carla_agent.control import VehicleControl
-from carla_agent.embedded.simulator import EmbeddedSimulator
-from carla_agent.scenario import parse_scenario
+from carla_agent.sim.embedded.simulator import EmbeddedSimulator
+from carla_agent.sim.scenario import parse_scenario
 
 
 def drive(scenario, steer_after=40, steer=0.15, steps=200):

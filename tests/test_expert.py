@@ -1,14 +1,14 @@
 import numpy as np
 import pytest
 
-from carla_agent.agent import ExpertAgent
-from carla_agent.embedded.simulator import EmbeddedSimulator
-from carla_agent.expert import Expert, NoiseParams, pure_pursuit_steer
-from carla_agent.criteria import driving_score
-from carla_agent.metrics import autonomy_pct
-from carla_agent.pid import PID, SpeedController
-from carla_agent.runner import Runner
-from carla_agent.scenario import load_scenario
+from carla_agent.drive.agent import ExpertAgent
+from carla_agent.sim.embedded.simulator import EmbeddedSimulator
+from carla_agent.drive.expert import Expert, NoiseParams, pure_pursuit_steer
+from carla_agent.sim.criteria import driving_score
+from carla_agent.drive.metrics import autonomy_pct
+from carla_agent.control.pid import PID, SpeedController
+from carla_agent.drive.runner import Runner
+from carla_agent.sim.scenario import load_scenario
 
 
 def test_pure_pursuit_sign():

@@ -152,7 +152,7 @@ def test_ssim_and_spearman():
 
 
 def test_road_attention():
-    from carla_agent.observation import SemanticClass
+    from carla_agent.sim.observation import SemanticClass
 
     labels = np.full((2, 10, 10), SemanticClass.SKY, np.uint8)
     labels[:, 5:] = SemanticClass.ROAD

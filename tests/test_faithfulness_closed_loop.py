@@ -43,7 +43,7 @@ def test_masked_model_delegates_and_masks():
 
 def test_closed_loop_short_drive():
     from carla_agent.saliency import make_explainer
-    from carla_agent.steering_model import SteeringModel
+    from carla_agent.network.steering_model import SteeringModel
 
     model = SteeringModel.load(Path(carla_agent.__file__).parent / "models" / "pilotnet.keras")
     res = closed_loop_test(model, "gentle_curves", make_explainer(model, "gradient", output=model.steer_index),

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 import carla_agent
-from carla_agent.evaluate import COLUMNS, evaluate
+from carla_agent.faithfulness.evaluate import COLUMNS, evaluate
 
 MODEL = Path(carla_agent.__file__).parent / "models" / "pilotnet.keras"
 
@@ -30,8 +30,8 @@ def test_evaluate_writes_table_plots_and_html(tmp_path):
 
 
 def _write_log(path: Path, n: int) -> None:
-    from carla_agent.drive_log import DriveLogWriter, RunMeta, scenario_to_dict
-    from carla_agent.scenario import load_scenario
+    from carla_agent.recording.drive_log import DriveLogWriter, RunMeta, scenario_to_dict
+    from carla_agent.sim.scenario import load_scenario
 
     sc = load_scenario("straight_clear")
     h, w = 240, 320
@@ -51,8 +51,8 @@ def _write_log(path: Path, n: int) -> None:
 
 
 def test_frames_from_a_drive_log(tmp_path):
-    from carla_agent.evaluate import frames_from_log
-    from carla_agent.steering_model import SteeringModel
+    from carla_agent.faithfulness.evaluate import frames_from_log
+    from carla_agent.network.steering_model import SteeringModel
 
     run = tmp_path / "run"
     _write_log(run, 5)

@@ -19,25 +19,25 @@ import numpy as np
 import pygame
 import pytest
 
-from carla_agent.agent import NetworkAgent
+from carla_agent.drive.agent import NetworkAgent
 from carla_agent.errors import CarlaAgentError
-from carla_agent.hud import HudConfig, HudError, HudHook, RestartEpisode, drive_episodes, hud_available, make_hud
-from carla_agent.hud_controls import KEY_HELP, ManualDriver
-from carla_agent.hud_explainers import MethodMenu, make_key, model_explainer_factory
-from carla_agent.hud_layout import LAYOUTS, compute_layout, default_layout
-from carla_agent.hud_overlay import OVERLAY_STYLES, compose
-from carla_agent.hud_telemetry import PALETTE
-from carla_agent.observation import CollisionEvent, GroundTruth, LaneInvasionEvent, Observation, Pose
-from carla_agent.pilotnet import build_pilotnet
-from carla_agent.preprocess import Preprocessing
-from carla_agent.runner import Runner, RunnerHook, StepRecord, StopDrive
+from carla_agent.hud.app import HudConfig, HudError, HudHook, RestartEpisode, drive_episodes, hud_available, make_hud
+from carla_agent.hud.controls import KEY_HELP, ManualDriver
+from carla_agent.hud.explainers import MethodMenu, make_key, model_explainer_factory
+from carla_agent.hud.layout import LAYOUTS, compute_layout, default_layout
+from carla_agent.hud.overlay import OVERLAY_STYLES, compose
+from carla_agent.hud.telemetry import PALETTE
+from carla_agent.sim.observation import CollisionEvent, GroundTruth, LaneInvasionEvent, Observation, Pose
+from carla_agent.network.pilotnet import build_pilotnet
+from carla_agent.network.preprocess import Preprocessing
+from carla_agent.drive.runner import Runner, RunnerHook, StepRecord, StopDrive
 from carla_agent.saliency.methods import METHODS
 from carla_agent.saliency.overlay import blur_background, green_mask, overlay
 from carla_agent.saliency.result import SaliencyResult
-from carla_agent.scenario import WEATHER_PRESETS, load_scenario
-from carla_agent.simulator import Simulator
-from carla_agent.steering_model import SteeringModel
-from carla_agent.strip_chart import StripChart
+from carla_agent.sim.scenario import WEATHER_PRESETS, load_scenario
+from carla_agent.sim.simulator import Simulator
+from carla_agent.network.steering_model import SteeringModel
+from carla_agent.hud.strip_chart import StripChart
 
 FRAME_WH = (480, 270)
 HUD_WH = (1280, 720)
@@ -180,7 +180,7 @@ def real_factory(model):
 
 @pytest.fixture(autouse=True)
 def _shared_explainers(real_factory, monkeypatch):
-    monkeypatch.setattr("carla_agent.hud_attention.model_explainer_factory", lambda model: real_factory)
+    monkeypatch.setattr("carla_agent.hud.attention.model_explainer_factory", lambda model: real_factory)
 
 
 @pytest.fixture
@@ -192,7 +192,7 @@ def shots(tmp_path) -> Path:
 
 def fake_factory(model, delay_s=0.0, slow=("occlusion",)):
     """Real explainers, except the ``slow`` methods, which become a slow CodeExplainer."""
-    from carla_agent import hud_attention
+    from carla_agent.hud import attention as hud_attention
 
     real = hud_attention.model_explainer_factory(model)
 

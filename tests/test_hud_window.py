@@ -27,13 +27,13 @@ SCRIPT = r"""
 import sys
 from pathlib import Path
 import pygame
-from carla_agent.agent import NetworkAgent
-from carla_agent.hud import make_hud
-from carla_agent.runner import Runner
+from carla_agent.drive.agent import NetworkAgent
+from carla_agent.hud.app import make_hud
+from carla_agent.drive.runner import Runner
 from carla_agent.saliency.methods import METHODS
-from carla_agent.scenario import load_scenario
-from carla_agent.simulator import make_simulator
-from carla_agent.steering_model import SteeringModel
+from carla_agent.sim.scenario import load_scenario
+from carla_agent.sim.simulator import make_simulator
+from carla_agent.network.steering_model import SteeringModel
 
 out = Path(sys.argv[1])
 methods = sys.argv[2].split(",")

@@ -7,13 +7,13 @@ import math
 import numpy as np
 import pytest
 
-from carla_agent.embedded.camera import Camera
-from carla_agent.embedded.renderer import Renderer
-from carla_agent.embedded.weather import PRESETS, Weather, resolve_weather
-from carla_agent.embedded.world import VehicleBox, place_static
-from carla_agent.observation import SemanticClass as L
-from carla_agent.road import build_road
-from carla_agent.scenario import (WEATHER_PRESETS, CameraSpec, LanesSpec, PlacementSpec, RoadSpec, RoadsideSpec,
+from carla_agent.sim.embedded.camera import Camera
+from carla_agent.sim.embedded.renderer import Renderer
+from carla_agent.sim.embedded.weather import PRESETS, Weather, resolve_weather
+from carla_agent.sim.embedded.world import VehicleBox, place_static
+from carla_agent.sim.observation import SemanticClass as L
+from carla_agent.sim.embedded.road import build_road
+from carla_agent.sim.scenario import (WEATHER_PRESETS, CameraSpec, LanesSpec, PlacementSpec, RoadSpec, RoadsideSpec,
                                   SegmentSpec, WeatherSpec)
 
 LANE_T = -1.75  # centre of the ego lane (right of the reference line) on a 3.5 m two-lane road

@@ -3,17 +3,17 @@
 import numpy as np
 import pytest
 
-from carla_agent.agent import Decision
+from carla_agent.drive.agent import Decision
 from carla_agent.control import VehicleControl
-from carla_agent.drive_log import DriveLog, DriveLogError
-from carla_agent.embedded.simulator import EmbeddedSimulator
+from carla_agent.recording.drive_log import DriveLog, DriveLogError
+from carla_agent.sim.embedded.simulator import EmbeddedSimulator
 from carla_agent.errors import BackendError, CarlaAgentError
-from carla_agent.recorder import RecorderConfig, RecorderHook
-from carla_agent.replay import (compare_runs, parse_method, redrive, render_ab_video, render_log_video,
+from carla_agent.recording.recorder import RecorderConfig, RecorderHook
+from carla_agent.recording.replay import (compare_runs, parse_method, redrive, render_ab_video, render_log_video,
                                 ExplainerSource, verify_resimulation)
-from carla_agent.runner import Runner
-from carla_agent.scenario import load_scenario
-from carla_agent.video import read_video
+from carla_agent.drive.runner import Runner
+from carla_agent.sim.scenario import load_scenario
+from carla_agent.recording.video import read_video
 
 
 class Wobble:
@@ -51,7 +51,7 @@ def replace_frame(run, i, rgb):
     """Point row ``i`` at a new frame blob appended to frames.zst (its CRC updated)."""
     import csv
 
-    from carla_agent.drive_log import _format_line, encode_blob, make_compressor
+    from carla_agent.recording.drive_log import _format_line, encode_blob, make_compressor
 
     blob = encode_blob(rgb, make_compressor())
     frames = run / "frames.zst"
@@ -107,8 +107,8 @@ def test_parse_method():
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
-    from carla_agent.pilotnet import build_pilotnet
-    from carla_agent.steering_model import SteeringModel
+    from carla_agent.network.pilotnet import build_pilotnet
+    from carla_agent.network.steering_model import SteeringModel
 
     d = tmp_path_factory.mktemp("models")
     paths = []

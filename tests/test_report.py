@@ -6,11 +6,11 @@ import re
 import numpy as np
 import pytest
 
-from carla_agent.drive_log import DriveLog
-from carla_agent.preprocess import Preprocessing
-from carla_agent.replay import FunctionSource, render_log_video
-from carla_agent.report import key_frames, write_index, write_report_info
-from carla_agent.video import read_video
+from carla_agent.recording.drive_log import DriveLog
+from carla_agent.network.preprocess import Preprocessing
+from carla_agent.recording.replay import FunctionSource, render_log_video
+from carla_agent.recording.report import key_frames, write_index, write_report_info
+from carla_agent.recording.video import read_video
 from test_drive_log import write_log
 
 
@@ -63,8 +63,8 @@ def test_large_video_is_linked_and_incomplete_run_is_flagged(run_with_video):
 
 
 def test_key_frames_with_model_maps(run_with_video):
-    from carla_agent.pilotnet import build_pilotnet
-    from carla_agent.steering_model import SteeringModel
+    from carla_agent.network.pilotnet import build_pilotnet
+    from carla_agent.network.steering_model import SteeringModel
 
     model = SteeringModel(build_pilotnet(input_shape=(66, 200, 3), seed=4))
     info = write_report_info(run_with_video, model=model, methods=["visual_backprop"])

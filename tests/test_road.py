@@ -3,9 +3,9 @@ import math
 import numpy as np
 import pytest
 
-from carla_agent.road import build_road
-from carla_agent.scenario import LanesSpec, RoadSpec, SegmentSpec, load_scenario, shipped_scenarios
-from carla_agent.xodr import read_xodr, write_xodr
+from carla_agent.sim.embedded.road import build_road
+from carla_agent.sim.scenario import LanesSpec, RoadSpec, SegmentSpec, load_scenario, shipped_scenarios
+from carla_agent.sim.embedded.xodr import read_xodr, write_xodr
 
 
 def winding_road(**lanes):

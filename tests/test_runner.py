@@ -1,11 +1,11 @@
 import numpy as np
 import pytest
 
-from carla_agent.agent import Decision, ExpertAgent
+from carla_agent.drive.agent import Decision, ExpertAgent
 from carla_agent.control import VehicleControl
-from carla_agent.embedded.simulator import EmbeddedSimulator
-from carla_agent.runner import Runner, RunnerHook, StopDrive
-from carla_agent.scenario import load_scenario
+from carla_agent.sim.embedded.simulator import EmbeddedSimulator
+from carla_agent.drive.runner import Runner, RunnerHook, StopDrive
+from carla_agent.sim.scenario import load_scenario
 
 
 class Recorder(RunnerHook):

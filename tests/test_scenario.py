@@ -3,7 +3,7 @@ import textwrap
 import pytest
 
 from carla_agent.errors import ScenarioError, UnknownNameError
-from carla_agent.scenario import load_scenario, load_scenario_file, shipped_scenarios
+from carla_agent.sim.scenario import load_scenario, load_scenario_file, shipped_scenarios
 
 
 def write(tmp_path, text, name="s.yaml"):

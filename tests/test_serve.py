@@ -313,8 +313,8 @@ def test_weather_get_set(server):
 
 
 def test_apply_batch_control_and_semantic_camera(server):
-    from carla_agent.carla_backend import SEMANTIC_LUT
-    from carla_agent.observation import SemanticClass
+    from carla_agent.sim.carla_backend.simulator import SEMANTIC_LUT
+    from carla_agent.sim.observation import SemanticClass
 
     client = _client(server)
     world = client.get_world()
@@ -370,8 +370,8 @@ def test_frames_equal_direct_backend(fresh_server):
     import numpy as np
 
     from carla_agent.control import VehicleControl
-    from carla_agent.embedded.simulator import EmbeddedSimulator
-    from carla_agent.scenario import load_scenario
+    from carla_agent.sim.embedded.simulator import EmbeddedSimulator
+    from carla_agent.sim.scenario import load_scenario
 
     sc = load_scenario("gentle_curves")
     cam_spec = sc.camera
@@ -414,8 +414,8 @@ def test_frames_equal_direct_backend(fresh_server):
 
 
 def test_collision_sensor(server):
-    from carla_agent.embedded.simulator import EmbeddedSimulator
-    from carla_agent.scenario import load_scenario
+    from carla_agent.sim.embedded.simulator import EmbeddedSimulator
+    from carla_agent.sim.scenario import load_scenario
 
     sim = EmbeddedSimulator(render=False)
     sim.reset(load_scenario("gentle_curves"), 0)
@@ -536,8 +536,8 @@ def test_autopilot_with_traffic_manager_stays_on_road():
 def test_get_waypoint_agrees_with_embedded_ground_truth(server):
     import math
 
-    from carla_agent.embedded.simulator import EmbeddedSimulator
-    from carla_agent.scenario import load_scenario
+    from carla_agent.sim.embedded.simulator import EmbeddedSimulator
+    from carla_agent.sim.scenario import load_scenario
 
     sim = EmbeddedSimulator(render=False)
     sim.reset(load_scenario("gentle_curves"), 0)
@@ -555,10 +555,10 @@ def test_get_waypoint_agrees_with_embedded_ground_truth(server):
 
 BACKEND_CHILD = """
 import sys
-from carla_agent.carla_backend import CarlaSimulator
+from carla_agent.sim.carla_backend.simulator import CarlaSimulator
 from carla_agent.control import VehicleControl
-from carla_agent.embedded.simulator import EmbeddedSimulator
-from carla_agent.scenario import load_scenario
+from carla_agent.sim.embedded.simulator import EmbeddedSimulator
+from carla_agent.sim.scenario import load_scenario
 
 sc = load_scenario("gentle_curves")
 served = CarlaSimulator(port=int(sys.argv[1]), tm_port=int(sys.argv[2]), timeout_s=5.0, load_timeout_s=10.0)
@@ -640,11 +640,11 @@ def test_shipped_model_closed_loop_through_the_server_matches_direct(scenario):
     """
     import json
 
-    from carla_agent.agent import NetworkAgent
-    from carla_agent.embedded.simulator import EmbeddedSimulator
-    from carla_agent.runner import Runner
-    from carla_agent.scenario import load_scenario
-    from carla_agent.steering_model import SteeringModel
+    from carla_agent.drive.agent import NetworkAgent
+    from carla_agent.sim.embedded.simulator import EmbeddedSimulator
+    from carla_agent.drive.runner import Runner
+    from carla_agent.sim.scenario import load_scenario
+    from carla_agent.network.steering_model import SteeringModel
 
     def start_served_drive():
         proc, port = _start_server(scenario)
@@ -701,8 +701,8 @@ def test_traffic_vehicles_are_actors_and_collision_partners():
     import math
 
     from carla_agent.control import VehicleControl
-    from carla_agent.embedded.simulator import EmbeddedSimulator
-    from carla_agent.scenario import load_scenario
+    from carla_agent.sim.embedded.simulator import EmbeddedSimulator
+    from carla_agent.sim.scenario import load_scenario
 
     sc = load_scenario("lead_vehicle")
     direct = EmbeddedSimulator(render=False)

@@ -6,20 +6,20 @@ import cv2
 import numpy as np
 import pytest
 
-from carla_agent.agent import NetworkAgent
+from carla_agent.drive.agent import NetworkAgent
 from carla_agent.cli import DEFAULT_MODEL
 from carla_agent.control import VehicleControl
-from carla_agent.embedded.simulator import EmbeddedSimulator
-from carla_agent.observation import SemanticClass
-from carla_agent.runner import Runner
-from carla_agent.scenario import load_scenario
+from carla_agent.sim.embedded.simulator import EmbeddedSimulator
+from carla_agent.sim.observation import SemanticClass
+from carla_agent.drive.runner import Runner
+from carla_agent.sim.scenario import load_scenario
 
 pytestmark = pytest.mark.skipif(not Path(DEFAULT_MODEL).exists(), reason="no shipped model yet")
 
 
 @pytest.fixture(scope="module")
 def model():
-    from carla_agent.steering_model import SteeringModel
+    from carla_agent.network.steering_model import SteeringModel
 
     return SteeringModel.load(DEFAULT_MODEL)
 
@@ -48,7 +48,7 @@ def curve_obs():
 
 def curve_frames(n=6):
     """Frames on the first curve of gentle_curves, driven by the expert."""
-    from carla_agent.agent import ExpertAgent
+    from carla_agent.drive.agent import ExpertAgent
 
     sc = load_scenario("gentle_curves")
     out = []

@@ -15,9 +15,9 @@ keras = pytest.importorskip("keras")
 from keras import layers  # noqa: E402
 
 from carla_agent.errors import ModelError  # noqa: E402
-from carla_agent.pilotnet import build_pilotnet  # noqa: E402
-from carla_agent.preprocess import Preprocessing, sidecar_path  # noqa: E402
-from carla_agent.steering_model import Prediction, SteeringModel  # noqa: E402
+from carla_agent.network.pilotnet import build_pilotnet  # noqa: E402
+from carla_agent.network.preprocess import Preprocessing, sidecar_path  # noqa: E402
+from carla_agent.network.steering_model import Prediction, SteeringModel  # noqa: E402
 
 
 def tiny(input_shape=(66, 200, 3), heads=(("steer", 1),), name="tiny"):
@@ -212,7 +212,7 @@ def test_models_that_cannot_steer(tmp_path):
 
 
 def test_import_does_not_load_tensorflow():
-    code = ("import sys, carla_agent, carla_agent.steering_model, carla_agent.train; "
+    code = ("import sys, carla_agent, carla_agent.network.steering_model, carla_agent.network.train; "
             "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True)
 
@@ -231,7 +231,7 @@ def test_size_agnostic_model_takes_size_from_preprocessing():
 def test_set_tf_threads_limits_tensorflow_before_its_first_op_only():
     """`drive --tf-threads` must take effect: TensorFlow fixes its thread pool at the first op."""
     code = (
-        "from carla_agent.steering_model import set_tf_threads\n"
+        "from carla_agent.network.steering_model import set_tf_threads\n"
         "import tensorflow as tf\n"
         "assert set_tf_threads(1)\n"
         "assert tf.config.threading.get_intra_op_parallelism_threads() == 1\n"
@@ -248,7 +248,7 @@ def test_set_tf_threads_limits_tensorflow_before_its_first_op_only():
 
 def test_drive_and_record_accept_tf_threads():
     from carla_agent.cli import build_parser
-    from carla_agent.steering_model import DRIVE_TF_THREADS
+    from carla_agent.network.steering_model import DRIVE_TF_THREADS
 
     parser = build_parser()
     assert parser.parse_args(["drive"]).tf_threads == DRIVE_TF_THREADS == 1

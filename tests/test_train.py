@@ -9,11 +9,11 @@ import pytest
 
 pytest.importorskip("tensorflow")
 
-from carla_agent.dataset import DatasetWriter  # noqa: E402
+from carla_agent.network.dataset import DatasetWriter  # noqa: E402
 from carla_agent.errors import DatasetError, ModelError  # noqa: E402
-from carla_agent.preprocess import Preprocessing, sidecar_path  # noqa: E402
-from carla_agent.steering_model import SteeringModel  # noqa: E402
-from carla_agent.train import Augmenter, split_indices, train  # noqa: E402
+from carla_agent.network.preprocess import Preprocessing, sidecar_path  # noqa: E402
+from carla_agent.network.steering_model import SteeringModel  # noqa: E402
+from carla_agent.network.train import Augmenter, split_indices, train  # noqa: E402
 
 H, W = 66, 200
 PX_PER_STEER = 70.0  # band centre = W/2 + steer * PX_PER_STEER

@@ -3,7 +3,7 @@ import math
 import pytest
 
 from carla_agent.control import VehicleControl
-from carla_agent.embedded.vehicle import VehicleParams, VehicleState, step_vehicle
+from carla_agent.sim.embedded.vehicle import VehicleParams, VehicleState, step_vehicle
 
 
 def drive(control, steps, state=None, params=VehicleParams(), dt=0.05):

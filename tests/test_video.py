@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from carla_agent.preprocess import Preprocessing
-from carla_agent.replay import FunctionSource, render_log_video
-from carla_agent.video import (AttentionLayout, GifWriter, LayoutSpec, MapPanel, Mp4Writer, Telemetry, open_writer,
+from carla_agent.network.preprocess import Preprocessing
+from carla_agent.recording.replay import FunctionSource, render_log_video
+from carla_agent.recording.video import (AttentionLayout, GifWriter, LayoutSpec, MapPanel, Mp4Writer, Telemetry, open_writer,
                                probe_video, read_video, write_video)
 from test_drive_log import H, W, write_log
 

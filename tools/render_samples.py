@@ -17,9 +17,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
-from carla_agent.agent import ExpertAgent  # noqa: E402
-from carla_agent.embedded.simulator import EmbeddedSimulator  # noqa: E402
-from carla_agent.scenario import load_scenario, shipped_scenarios  # noqa: E402
+from carla_agent.drive.agent import ExpertAgent  # noqa: E402
+from carla_agent.sim.embedded.simulator import EmbeddedSimulator  # noqa: E402
+from carla_agent.sim.scenario import load_scenario, shipped_scenarios  # noqa: E402
 
 PALETTE = np.array([[0, 0, 0], [128, 64, 128], [255, 255, 255], [244, 35, 232], [107, 142, 35],
                     [70, 130, 180], [0, 0, 142], [220, 220, 0]], np.uint8)

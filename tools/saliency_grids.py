@@ -13,12 +13,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import cv2  # noqa: E402
 
-from carla_agent.agent import ExpertAgent  # noqa: E402
+from carla_agent.drive.agent import ExpertAgent  # noqa: E402
 from carla_agent.cli import DEFAULT_MODEL  # noqa: E402
-from carla_agent.embedded.simulator import EmbeddedSimulator  # noqa: E402
+from carla_agent.sim.embedded.simulator import EmbeddedSimulator  # noqa: E402
 from carla_agent.saliency import saliency_grid  # noqa: E402
-from carla_agent.scenario import load_scenario  # noqa: E402
-from carla_agent.steering_model import SteeringModel  # noqa: E402
+from carla_agent.sim.scenario import load_scenario  # noqa: E402
+from carla_agent.network.steering_model import SteeringModel  # noqa: E402
 
 SHOTS = (("gentle_curves", 10.0), ("s_curve_fog", 9.0), ("night_rain", 8.0))
 METHODS = ("visual_backprop", "gradcam", "gradient", "gradient_signed", "occlusion", "smoothgrad",

@@ -12,12 +12,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from carla_agent.agent import NetworkAgent  # noqa: E402
+from carla_agent.drive.agent import NetworkAgent  # noqa: E402
 from carla_agent.cli import DEFAULT_MODEL  # noqa: E402
-from carla_agent.embedded.simulator import EmbeddedSimulator  # noqa: E402
-from carla_agent.runner import Runner  # noqa: E402
-from carla_agent.scenario import load_scenario, shipped_scenarios  # noqa: E402
-from carla_agent.steering_model import SteeringModel  # noqa: E402
+from carla_agent.sim.embedded.simulator import EmbeddedSimulator  # noqa: E402
+from carla_agent.drive.runner import Runner  # noqa: E402
+from carla_agent.sim.scenario import load_scenario, shipped_scenarios  # noqa: E402
+from carla_agent.network.steering_model import SteeringModel  # noqa: E402
 
 
 def drive_all(model_path: str, seed: int = 0, names=None):

@@ -27,7 +27,7 @@ from carla_agent.faithfulness.stability import temporal_stability
 
 
 def steer_function(model, output=None):
-    """``f(images) -> (N,)`` for a :class:`~carla_agent.steering_model.SteeringModel` or a keras model."""
+    """``f(images) -> (N,)`` for a :class:`~carla_agent.network.steering_model.SteeringModel` or a keras model."""
     import numpy as np
 
     if hasattr(model, "predict_inputs"):

@@ -61,10 +61,10 @@ class MaskedModel:
 def closed_loop_test(model: Any, scenario: str, explain: Callable, share: float = 0.1, seed: int = 0,
                      duration_s: Optional[float] = None) -> Dict[str, DriveOutcome]:
     """Drive ``scenario`` three ways (``clean``, ``random``, ``salient``); outcome per mode."""
-    from carla_agent.agent import NetworkAgent
-    from carla_agent.runner import Runner
-    from carla_agent.scenario import load_scenario
-    from carla_agent.simulator import make_simulator
+    from carla_agent.drive.agent import NetworkAgent
+    from carla_agent.drive.runner import Runner
+    from carla_agent.sim.scenario import load_scenario
+    from carla_agent.sim.simulator import make_simulator
 
     sc = load_scenario(scenario)
     out = {}

@@ -13,7 +13,7 @@ from typing import Dict, Mapping, Sequence
 import cv2
 import numpy as np
 
-from carla_agent.observation import SemanticClass
+from carla_agent.sim.observation import SemanticClass
 
 GROUPS: Mapping[str, Sequence[int]] = MappingProxyType({
     "road": (SemanticClass.ROAD, SemanticClass.LANE_MARKING),

@@ -11,7 +11,7 @@ under ``out_dir``:
 - ``NAME.<method>.json``: prediction per output, method, layer, target, normalisation.
 
 The images are camera frames: they go through the model's preprocessing (a
-model file is loaded as a :class:`~carla_agent.steering_model.SteeringModel`,
+model file is loaded as a :class:`~carla_agent.network.steering_model.SteeringModel`,
 which reads the ``preprocessing`` entry of its JSON sidecar; a plain
 ``keras.Model`` gets the default crop, resized to its input size, in RGB).
 """
@@ -60,7 +60,7 @@ def explain_images(image_paths: Iterable[str | Path], model: Any, method: str = 
         out_dir: directory for the outputs (created).
     """
     if isinstance(model, (str, Path)):
-        from carla_agent.steering_model import SteeringModel
+        from carla_agent.network.steering_model import SteeringModel
 
         model = SteeringModel.load(model)  # reads the sidecar's preprocessing; clear errors
     pre = default_preprocessing(model)

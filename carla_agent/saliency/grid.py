@@ -120,7 +120,7 @@ def saliency_grid(frames: np.ndarray | Sequence[np.ndarray], model: Any, methods
 
 def default_preprocessing(model: Any):
     """The SteeringModel's preprocessing, or an RGB resize-only one at a plain model's input size."""
-    from carla_agent.preprocess import Preprocessing
+    from carla_agent.network.preprocess import Preprocessing
 
     pre = getattr(model, "preprocessing", None)
     if pre is not None:

@@ -65,7 +65,7 @@ class SaliencyResult:
 def project_maps(maps: np.ndarray, preprocessing, frame_hw: Tuple[int, int]) -> np.ndarray:
     """Project ``(H, W)`` or ``(N, H, W)`` maps back onto a camera frame of size ``frame_hw``.
 
-    Uses :meth:`carla_agent.preprocess.Preprocessing.project_map`, so the crop is
+    Uses :meth:`carla_agent.network.preprocess.Preprocessing.project_map`, so the crop is
     the one the model was fed through. Signs are kept.
     """
     maps = np.asarray(maps, np.float32)

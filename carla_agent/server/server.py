@@ -24,7 +24,7 @@ class Server:
     def __init__(self, scenario="gentle_curves", host: str = "127.0.0.1", port: int = 2000,
                  stream_port: int = 0, seed: int = 0, sync_grace_s: float = 2.0) -> None:
         if isinstance(scenario, str):
-            from carla_agent.scenario import load_scenario
+            from carla_agent.sim.scenario import load_scenario
 
             scenario = load_scenario(scenario)
         self.world = WorldService(scenario, seed=seed, sync_grace_s=sync_grace_s)

@@ -32,7 +32,7 @@ SENSOR_TYPE_EPISODE = 17
 # ActorAttributeType
 A_BOOL, A_INT, A_FLOAT, A_STRING, A_RGB = 1, 2, 3, 4, 5
 TAG_CAR = 14  # CityObjectLabel::Car in 0.9.16
-# SemanticClass (carla_agent.observation) -> CityObjectLabel (the red channel of CARLA's semantic camera)
+# SemanticClass (carla_agent.sim.observation) -> CityObjectLabel (the red channel of CARLA's semantic camera)
 SEMANTIC_TO_CARLA = np.array([0, 1, 24, 2, 10, 11, 14, 20] + [0] * 248, np.uint8)
 CMD_APPLY_VEHICLE_CONTROL = 2  # index in carla::rpc::Command's variant (0.9.16)
 
@@ -121,7 +121,7 @@ def _carla_preset_inverse() -> Dict[tuple, str]:
         try:
             import carla
 
-            from carla_agent.carla_backend import _WEATHER_OF_PRESET
+            from carla_agent.sim.carla_backend.simulator import _WEATHER_OF_PRESET
         except ImportError:
             _PRESET_INVERSE = table
             return table
@@ -160,7 +160,7 @@ class WorldService:
     """The embedded world behind the RPC calls. All state is guarded by ``lock``."""
 
     def __init__(self, scenario, seed: int = 0, async_period_s: float = 0.05, sync_grace_s: float = 2.0) -> None:
-        from carla_agent.embedded.simulator import EmbeddedSimulator
+        from carla_agent.sim.embedded.simulator import EmbeddedSimulator
 
         self.lock = threading.RLock()
         self.scenario = scenario
@@ -367,7 +367,7 @@ class WorldService:
     def _traffic_hit(self, events) -> Dict[int, Actor]:
         """``{index in events: traffic actor}`` for the events whose other party is a traffic vehicle
         (the one of that kind whose box overlaps the ego's, as ``EmbeddedSimulator`` found it)."""
-        from carla_agent.embedded.collision import boxes_overlap
+        from carla_agent.sim.embedded.collision import boxes_overlap
 
         sim = self.sim
         st, params = sim.state, sim.params
@@ -473,16 +473,16 @@ class WorldService:
 
     def _visible_boxes(self) -> list:
         """The traffic boxes exactly as EmbeddedSimulator._observe passes them to its renderer."""
-        from carla_agent.embedded import simulator as emb
+        from carla_agent.sim.embedded import simulator as emb
 
         sim = self.sim
         behind, ahead = getattr(emb, "VIEW_BEHIND_M", math.inf), getattr(emb, "VIEW_AHEAD_M", math.inf)
         return [v.box(sim.road) for v in sim.traffic if v.active and -behind < v.s_m - sim.s < ahead]
 
     def _publish_camera(self, actor: Actor) -> None:
-        from carla_agent.embedded.renderer import Renderer
-        from carla_agent.embedded.weather import resolve_weather
-        from carla_agent.scenario import CameraSpec
+        from carla_agent.sim.embedded.renderer import Renderer
+        from carla_agent.sim.embedded.weather import resolve_weather
+        from carla_agent.sim.scenario import CameraSpec
 
         w, h = int(actor.attr.get("image_size_x", 800)), int(actor.attr.get("image_size_y", 600))
         fov = float(actor.attr.get("fov", 90.0))
@@ -572,7 +572,7 @@ class WorldService:
     def _start_episode(self, x: float, y: float, yaw_deg: float) -> None:
         """Spawning the ego starts the scenario afresh (same seed: same traffic, same frames as the
         direct backend). A transform within 5 cm / 0.5 deg of the scenario's start snaps to it exactly."""
-        from carla_agent.embedded.vehicle import VehicleState
+        from carla_agent.sim.embedded.vehicle import VehicleState
 
         sim = self.sim
         dt, weather = sim.scenario.dt_s, sim._weather_spec
@@ -615,7 +615,7 @@ class WorldService:
     def set_actor_transform(self, actor_id, transform, *a):
         """Teleport the ego (speed kept, as CARLA does); the spectator and sensors ignore it."""
         if int(actor_id) == self.ego_id:
-            from carla_agent.embedded.vehicle import VehicleState
+            from carla_agent.sim.embedded.vehicle import VehicleState
 
             (x, y, _), (_, yaw, _) = transform
             sim = self.sim
@@ -675,7 +675,7 @@ class WorldService:
     def get_weather_parameters(self, *a) -> list:
         if self._weather_params is not None:
             return list(self._weather_params)
-        from carla_agent.embedded.weather import resolve_weather
+        from carla_agent.sim.embedded.weather import resolve_weather
 
         w = resolve_weather(self.sim._weather_spec)
         return [w.cloudiness * 100.0, w.rain * 100.0, w.wetness * 100.0, 10.0, float(w.sun_azimuth_deg),
@@ -684,7 +684,7 @@ class WorldService:
 
     def set_weather_parameters(self, p, *a):
         """Map CARLA's WeatherParameters onto the nearest embedded preset plus its explicit overrides."""
-        from carla_agent.scenario import WeatherSpec
+        from carla_agent.sim.scenario import WeatherSpec
 
         cloud, rain, _, _, _, sun_alt, fog = (float(v) for v in p[:7])
         exact = _carla_preset_inverse().get(_weather_key(p))
@@ -708,7 +708,7 @@ class WorldService:
             preset = "overcast"
         else:
             preset = "clear_noon"
-        from carla_agent.embedded.weather import resolve_weather
+        from carla_agent.sim.embedded.weather import resolve_weather
 
         base = resolve_weather(WeatherSpec(preset=preset))
 

@@ -16,7 +16,7 @@ from saliency_models import build_nested, build_same_pool, build_two_head
 
 @pytest.fixture(scope="session")
 def pilotnet():
-    from carla_agent.pilotnet import build_pilotnet
+    from carla_agent.network.pilotnet import build_pilotnet
 
     return build_pilotnet(seed=0)
 

@@ -1,6 +1,6 @@
 """Tiny models and images for the saliency tests (imported by conftest.py and the tests).
 
-PilotNet itself (66x200, 'valid' convs, one output) comes from carla_agent.pilotnet;
+PilotNet itself (66x200, 'valid' convs, one output) comes from carla_agent.network.pilotnet;
 here: a 120x160 model with two outputs (steering, throttle) and a conv followed
 by a separate ReLU layer, a model with 'same' padding, a dilated conv, batch norm
 and pooling layers, and a Functional model with a Sequential backbone inside.

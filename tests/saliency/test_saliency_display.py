@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from carla_agent.preprocess import Preprocessing
+from carla_agent.network.preprocess import Preprocessing
 from carla_agent.saliency import (RunningNormalizer, SaliencyResult, blend, blur_background, colorize, green_mask,
                                   make_normalizer, normalize_frame, overlay, project_maps, salient_mask)
 from carla_agent.saliency.overlay import PUSHES_LEFT_RGB, PUSHES_RIGHT_RGB

@@ -213,7 +213,7 @@ def test_nested_layer_names(nested):
 
 
 def test_steering_model_duck_type(two_head):
-    from carla_agent.preprocess import Preprocessing
+    from carla_agent.network.preprocess import Preprocessing
 
     class Wrapped:
         keras_model = two_head
@@ -229,8 +229,8 @@ def test_size_agnostic_model_through_steering_model():
     import keras
     from keras import layers
 
-    from carla_agent.preprocess import Preprocessing
-    from carla_agent.steering_model import SteeringModel
+    from carla_agent.network.preprocess import Preprocessing
+    from carla_agent.network.steering_model import SteeringModel
 
     inp = keras.Input((None, None, 3))
     x = layers.Conv2D(4, 3, strides=2, activation="relu", name="fc_conv1")(inp)

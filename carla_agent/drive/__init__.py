@@ -1,0 +1,1 @@
+"""The closed loop: agents, the expert, the runner, metrics."""

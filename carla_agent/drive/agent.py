@@ -1,0 +1,121 @@
+"""Agents turn an observation into a control: the network driver and the expert.
+
+Both share the verb ``run_step(obs) -> Decision``, like CARLA's agents.
+Throttle comes from the model's throttle output when it has one, otherwise a
+PID holds the scenario's target speed (with a gap keeper behind a lead car).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Optional, Protocol, Tuple
+
+import numpy as np
+
+from carla_agent.control import VehicleControl
+from carla_agent.drive.expert import Expert
+from carla_agent.sim.observation import Observation
+from carla_agent.control.pid import SpeedController
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What an agent decided for one frame.
+
+    Attributes:
+        control: the control to apply.
+        predicted_steer: the steering the agent (network or expert) asked for, in [-1, 1].
+        predicted_throttle: the model's throttle output, when it has one.
+        outputs: every scalar model output, in model order (empty for the expert).
+        attention: the saliency result computed from this frame in the same
+            graph as the prediction, when a saliency method is active.
+        frame: the frame id the decision was made from.
+    """
+
+    control: VehicleControl
+    predicted_steer: float
+    predicted_throttle: Optional[float] = None
+    outputs: Tuple[float, ...] = ()
+    attention: Any = None
+    frame: int = -1
+
+
+class Agent(Protocol):
+    def reset(self) -> None: ...
+
+    def run_step(self, obs: Observation) -> Decision: ...
+
+
+class _Cruise:
+    """Longitudinal control shared by the agents."""
+
+    def __init__(self, target_speed_mps: float) -> None:
+        self.target_speed_mps = target_speed_mps
+        self.speed = SpeedController()
+
+    def reset(self) -> None:
+        self.speed.reset()
+
+    def pedals(self, obs: Observation) -> Tuple[float, float]:
+        return self.speed.run_step(self.target_speed_mps, obs.speed_mps, obs.dt_s,
+                                   obs.truth.lead_distance_m, obs.truth.lead_speed_mps)
+
+
+class NetworkAgent:
+    """Drives with a :class:`~carla_agent.network.steering_model.SteeringModel`.
+
+    Args:
+        model: the steering model (its preprocessing is applied to each frame).
+        target_speed_mps: cruise speed when the model has no throttle output.
+        explainer: optional saliency explainer; when set, the prediction and the
+            map come from its single graph call and the map rides along in
+            :attr:`Decision.attention`.
+    """
+
+    def __init__(self, model, target_speed_mps: float, explainer=None) -> None:
+        self.model = model
+        self.explainer = explainer
+        self.cruise = _Cruise(target_speed_mps)
+
+    def reset(self) -> None:
+        self.cruise.reset()
+        reset = getattr(self.explainer, "reset", None)
+        if callable(reset):
+            reset()
+
+    def run_step(self, obs: Observation) -> Decision:
+        x = self.model.preprocessing(obs.image)[None]
+        attention = None
+        if self.explainer is not None:
+            attention = self.explainer(x)
+            outputs = np.asarray(attention.prediction[0], dtype=np.float64)
+        else:
+            outputs = self.model.predict_inputs(x)[0].astype(np.float64)
+        steer = float(np.clip(outputs[self.model.steer_index], -1.0, 1.0))
+        throttle_pred = None
+        if self.model.throttle_index is not None:
+            throttle_pred = float(outputs[self.model.throttle_index])
+            throttle, brake = float(np.clip(throttle_pred, 0.0, 1.0)), float(np.clip(-throttle_pred, 0.0, 1.0))
+        else:
+            throttle, brake = self.cruise.pedals(obs)
+        return Decision(VehicleControl(steer=steer, throttle=throttle, brake=brake), steer, throttle_pred,
+                        tuple(float(v) for v in outputs), attention, obs.frame)
+
+
+class ExpertAgent:
+    """Pure pursuit on the lane centre (optionally noisy, for data collection)."""
+
+    def __init__(self, target_speed_mps: float, expert: Optional[Expert] = None) -> None:
+        self.expert = expert if expert is not None else Expert()
+        self.cruise = _Cruise(target_speed_mps)
+        self.last_label = 0.0
+
+    def reset(self) -> None:
+        self.cruise.reset()
+        self.expert.reset()
+
+    def run_step(self, obs: Observation) -> Decision:
+        label, applied = self.expert.run_step(obs)
+        self.last_label = label
+        throttle, brake = self.cruise.pedals(obs)
+        return Decision(VehicleControl(steer=applied, throttle=throttle, brake=brake), label, frame=obs.frame)

@@ -1,0 +1,37 @@
+"""A terminal progress bar for headless drives (a runner hook)."""
+
+from __future__ import annotations
+
+from tqdm import tqdm
+
+from carla_agent.drive.runner import RunnerHook
+
+
+class ProgressHook(RunnerHook):
+    """Shows simulated seconds driven, autonomy and offset on stderr."""
+
+    def __init__(self, duration_s: float) -> None:
+        self.duration_s = duration_s
+        self._bar = None
+        self._last = 0.0
+
+    def on_start(self, runner, obs) -> None:
+        self._bar = tqdm(total=round(self.duration_s, 1), unit="sim s", desc=runner.scenario.name,
+                         bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.1f}/{total:.1f} sim s [{elapsed}<{remaining}] {postfix}")
+
+    def on_step(self, record) -> None:
+        if self._bar is None:
+            return
+        t = record.obs.sim_time_s
+        if t - self._last >= 0.5:
+            self._bar.update(round(t - self._last, 2))
+            self._last = t
+            self._bar.set_postfix_str(f"autonomy {record.autonomy_pct:.1f}% offset {record.obs.truth.lateral_offset_m:+.2f} m")
+
+    def on_end(self, metrics, interrupted: bool) -> None:
+        if self._bar is not None:
+            if metrics.completed:  # the route ended before the time limit
+                self._bar.total = round(self._last, 1)
+                self._bar.refresh()
+            self._bar.close()
+            self._bar = None

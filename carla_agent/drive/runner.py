@@ -1,0 +1,162 @@
+"""The closed-loop runner: reset, then observe -> decide -> hooks -> step, at a fixed time step.
+
+Plugins (HUD, saliency worker, recorder) attach as :class:`RunnerHook` objects
+and never need the loop rewritten. Order of one tick:
+
+1. the agent decides from the current observation;
+2. every hook's ``on_step`` sees that observation and decision (a hook may
+   replace the control, e.g. the HUD's manual takeover);
+3. the simulator steps with the control;
+4. if the car is more than ``intervention_m`` off its lane centre, an
+   intervention is counted and the car is put back (NVIDIA's protocol).
+
+The run ends at the end of the route, at the duration limit, when a hook
+raises :class:`StopDrive`, or on Ctrl-C; hooks' ``on_end`` runs on every path.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Optional, Sequence
+
+from carla_agent.drive.agent import Agent, Decision
+from carla_agent.control import VehicleControl
+from carla_agent.drive.metrics import DriveMetrics, MetricsTracker
+from carla_agent.sim.observation import Observation
+from carla_agent.sim.simulator import Simulator
+
+log = logging.getLogger(__name__)
+
+
+class StopDrive(Exception):
+    """Raised by a hook to end the drive cleanly (the HUD's ESC)."""
+
+
+@dataclass(frozen=True)
+class StepRecord:
+    """What hooks see each tick.
+
+    Attributes:
+        obs: the observation the decision was made from.
+        decision: the agent's decision for it.
+        control: the control that will be applied (after any hook override).
+        tick: index of the tick in this run, from 0.
+        interventions: interventions so far.
+        autonomy_pct: autonomy so far.
+        sim_fps: simulation ticks per wall-clock second (smoothed).
+    """
+
+    obs: Observation
+    decision: Decision
+    control: VehicleControl
+    tick: int
+    interventions: int
+    autonomy_pct: float
+    sim_fps: float
+
+
+class RunnerHook:
+    """Base class of plugins. Override what you need; all methods are optional."""
+
+    def on_start(self, runner: "Runner", obs: Observation) -> None:
+        """Called once after reset, with the first observation."""
+
+    def override(self, record: StepRecord) -> Optional[VehicleControl]:
+        """Return a control to apply instead of the agent's, or None."""
+        return None
+
+    def on_step(self, record: StepRecord) -> None:
+        """Called every tick before the simulator steps."""
+
+    def on_end(self, metrics: DriveMetrics, interrupted: bool) -> None:
+        """Called once when the run ends, on every exit path."""
+
+
+class Runner:
+    """Runs one episode of ``scenario`` on ``sim`` with ``agent``.
+
+    Args:
+        sim: a simulator backend (already constructed; the caller closes it).
+        agent: decides each tick.
+        scenario: the scenario to reset with.
+        seed: episode seed.
+        duration_s: time limit; the scenario's ``duration_s`` when None.
+        hooks: plugins, called in order.
+        intervention_m: lateral offset that triggers an intervention.
+    """
+
+    def __init__(self, sim: Simulator, agent: Agent, scenario, seed: int = 0,
+                 duration_s: Optional[float] = None, hooks: Sequence[RunnerHook] = (),
+                 intervention_m: float = 1.0) -> None:
+        self.sim = sim
+        self.agent = agent
+        self.scenario = scenario
+        self.seed = seed
+        self.duration_s = scenario.duration_s if duration_s is None else float(duration_s)
+        self.hooks = list(hooks)
+        self.intervention_m = intervention_m
+        self.tracker = MetricsTracker(scenario.name, getattr(sim, "name", type(sim).__name__))
+        self.interrupted = False
+        self._extra_interventions = 0
+
+    def add_intervention(self) -> None:
+        """Count an intervention that a hook caused (manual takeover)."""
+        self._extra_interventions += 1
+
+    def run(self) -> DriveMetrics:
+        obs = self.sim.reset(self.scenario, seed=self.seed)
+        self.agent.reset()
+        started = False
+        tick = 0
+        fps = 0.0
+        last = time.perf_counter()
+        try:
+            for hook in self.hooks:
+                hook.on_start(self, obs)
+            started = True
+            while True:
+                decision = self.agent.run_step(obs)
+                record = StepRecord(obs, decision, decision.control, tick, self.tracker.interventions,
+                                    self.tracker.autonomy_pct, fps)
+                control = decision.control
+                for hook in self.hooks:
+                    replaced = hook.override(record)
+                    if replaced is not None:
+                        control = replaced
+                if control is not decision.control:
+                    record = StepRecord(obs, decision, control, tick, self.tracker.interventions,
+                                        self.tracker.autonomy_pct, fps)
+                for hook in self.hooks:
+                    hook.on_step(record)
+                if obs.done or obs.sim_time_s >= self.duration_s - 1e-9:
+                    break
+                obs = self.sim.step(control)
+                intervened = abs(obs.truth.lateral_offset_m) > self.intervention_m
+                if self._extra_interventions:
+                    intervened = True
+                    self.tracker.interventions += self._extra_interventions - 1
+                    self._extra_interventions = 0
+                self.tracker.update(obs, intervened)
+                if intervened and abs(obs.truth.lateral_offset_m) > self.intervention_m:
+                    log.info("intervention at t=%.2f s: offset %.2f m", obs.sim_time_s, obs.truth.lateral_offset_m)
+                    self.sim.recover()
+                tick += 1
+                now = time.perf_counter()
+                fps = 0.9 * fps + 0.1 / max(now - last, 1e-6) if fps else 1.0 / max(now - last, 1e-6)
+                last = now
+        except KeyboardInterrupt:
+            self.interrupted = True
+            log.warning("interrupted at frame %d; metrics cover the frames driven so far", obs.frame)
+        except StopDrive:
+            log.info("stopped by a hook at frame %d", obs.frame)
+        finally:
+            metrics = self.tracker.result()
+            if started or self.hooks:
+                for hook in self.hooks:
+                    try:
+                        hook.on_end(metrics, self.interrupted)
+                    except Exception:  # one broken hook must not lose another's data
+                        log.exception("hook %s failed in on_end", type(hook).__name__)
+        return metrics

@@ -1,0 +1,1 @@
+"""The live pygame HUD (the only package that imports pygame)."""

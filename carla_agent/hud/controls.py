@@ -1,0 +1,140 @@
+"""The HUD's keys: what each does, the state they change, and manual driving. Pure Python.
+
+The key table (:data:`KEY_HELP`) is the single source of the help overlay (H)
+and of the README table. ``hud.py`` maps pygame key codes to the action names
+below; everything else (what an action changes) lives here and is testable
+without pygame.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import FrozenSet, Optional, Tuple
+
+from carla_agent.control import VehicleControl
+from carla_agent.hud.layout import LAYOUTS
+from carla_agent.hud.overlay import OVERLAY_STYLES
+
+#: ``(keys, action)`` rows of the help overlay, in the order shown.
+KEY_HELP: Tuple[Tuple[str, str], ...] = (
+    ("1-9", "saliency method (again: next variant)"),
+    ("T", "target: auto / left / right / straight"),
+    ("O", "overlay style: " + " / ".join(OVERLAY_STYLES)),
+    ("[  ]", "overlay opacity - / +"),
+    ("L", "conv layer (per-layer methods)"),
+    ("TAB", "layout: " + " / ".join(LAYOUTS)),
+    ("P", "pause"),
+    ("N", "single step while paused"),
+    ("R", "start / stop recording"),
+    ("M", "manual takeover (counts as an intervention)"),
+    ("arrows", "steer, throttle, brake in manual"),
+    ("W", "cycle weather"),
+    ("BACKSPACE", "restart the scenario"),
+    ("F1", "hide / show the panels"),
+    ("H", "this help"),
+    ("ESC", "quit"),
+)
+
+#: Action names ``hud.py`` dispatches (besides ``method:<digit>``).
+ACTIONS = ("target", "overlay_style", "alpha_down", "alpha_up", "layer", "layout", "pause", "step",
+           "record", "manual", "weather", "restart", "toggle_panel", "help", "quit")
+
+ALPHA_STEP = 0.1
+ALPHA_RANGE = (0.1, 1.0)
+
+
+def cycle(options: Tuple, current, step: int = 1):
+    """The option after ``current`` (the first one when ``current`` is not among them)."""
+    if current not in options:
+        return options[0]
+    return options[(options.index(current) + step) % len(options)]
+
+
+@dataclass
+class HudState:
+    """What the keys changed. Mutable, owned by the HUD.
+
+    Attributes:
+        method, target, layer: the saliency asked for (layer None: the method's default).
+        style: overlay style (:data:`~carla_agent.hud.overlay.OVERLAY_STYLES`).
+        alpha: overlay opacity in :data:`ALPHA_RANGE`.
+        layout: one of :data:`~carla_agent.hud.layout.LAYOUTS`.
+        paused: the drive waits in the HUD until P (or one tick per N).
+        step_once: N was pressed: let one tick through, then pause again.
+        recording: R toggled recording on.
+        manual: M handed the car to the arrow keys.
+        panel_visible: F1 hides the info panels.
+        help_visible: H shows the key table.
+    """
+
+    method: str
+    target: str = "auto"
+    layer: Optional[str] = None
+    style: str = "heat"
+    alpha: float = 0.5
+    layout: str = "side"
+    paused: bool = False
+    step_once: bool = False
+    recording: bool = False
+    manual: bool = False
+    panel_visible: bool = True
+    help_visible: bool = False
+
+    def __post_init__(self) -> None:
+        if self.style not in OVERLAY_STYLES:
+            raise ValueError(f"unknown overlay style {self.style!r}; known: {', '.join(OVERLAY_STYLES)}")
+        if self.layout not in LAYOUTS:
+            raise ValueError(f"unknown layout {self.layout!r}; known: {', '.join(LAYOUTS)}")
+        self.alpha = min(max(float(self.alpha), ALPHA_RANGE[0]), ALPHA_RANGE[1])
+
+    def nudge_alpha(self, sign: int) -> float:
+        """``[`` / ``]``: change the opacity by one step, clamped; returns the new value."""
+        self.alpha = round(min(max(self.alpha + sign * ALPHA_STEP, ALPHA_RANGE[0]), ALPHA_RANGE[1]), 2)
+        return self.alpha
+
+
+@dataclass(frozen=True)
+class ManualParams:
+    """Keyboard driving, per tick (CARLA manual_control's feel at 20 Hz).
+
+    Attributes:
+        steer_step: steering added per tick while an arrow is held.
+        steer_max: steering limit (CARLA: 0.7).
+        throttle_step: throttle added per tick while UP is held.
+        brake_step: brake added per tick while DOWN is held.
+    """
+
+    steer_step: float = 0.08
+    steer_max: float = 0.7
+    throttle_step: float = 0.1
+    brake_step: float = 0.2
+
+
+@dataclass
+class ManualDriver:
+    """Arrow keys -> :class:`VehicleControl`, ramping like CARLA's ``KeyboardControl``.
+
+    Held keys are names: ``left``, ``right``, ``up``, ``down``. Releasing the
+    steering arrows re-centres the wheel; releasing UP/DOWN releases the pedal.
+    """
+
+    params: ManualParams = ManualParams()
+    steer: float = 0.0
+    throttle: float = 0.0
+    brake: float = 0.0
+
+    def reset(self) -> None:
+        self.steer = self.throttle = self.brake = 0.0
+
+    def step(self, held: FrozenSet[str]) -> VehicleControl:
+        """One tick with the keys in ``held``."""
+        p = self.params
+        if "left" in held and "right" not in held:
+            self.steer = max(-p.steer_max, min(self.steer, 0.0) - p.steer_step)
+        elif "right" in held and "left" not in held:
+            self.steer = min(p.steer_max, max(self.steer, 0.0) + p.steer_step)
+        else:
+            self.steer = 0.0
+        self.throttle = min(1.0, self.throttle + p.throttle_step) if "up" in held else 0.0
+        self.brake = min(1.0, self.brake + p.brake_step) if "down" in held else 0.0
+        return VehicleControl(steer=self.steer, throttle=self.throttle, brake=self.brake)

@@ -1,0 +1,1 @@
+"""The steering network: model loading, preprocessing, PilotNet, data, training."""

@@ -1,0 +1,94 @@
+"""``collect``: drive the noisy expert through scenarios and write a training dataset.
+
+Noise injection follows NVIDIA's recipe: the applied steering is perturbed by
+smooth pulses, the label is the expert's clean command, so the data shows how
+to recover from off-centre positions.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+from tqdm import tqdm
+
+from carla_agent.drive.agent import ExpertAgent
+from carla_agent.network.dataset import DatasetWriter
+from carla_agent.drive.expert import Expert, NoiseParams
+from carla_agent.network.preprocess import Preprocessing
+from carla_agent.sim.scenario import WeatherSpec, load_scenario
+from carla_agent.sim.simulator import make_simulator
+
+log = logging.getLogger(__name__)
+
+
+def collect(scenarios: Sequence[str], out_dir: str | Path, *, episodes: int = 2, seed: int = 0,
+            duration_s: Optional[float] = None, noise: Optional[NoiseParams] = NoiseParams(),
+            preprocessing: Preprocessing = Preprocessing(), backend: str = "embedded",
+            backend_options: Optional[dict] = None, weathers: Sequence[str] = (),
+            driver_model: Optional[str] = None, progress: bool = True) -> dict:
+    """Write a dataset (see :mod:`carla_agent.network.dataset`) and return its statistics.
+
+    Args:
+        scenarios: scenario names or YAML paths.
+        out_dir: new dataset directory.
+        episodes: episodes per scenario; episode ``k`` uses seed ``seed + k``.
+        duration_s: per-episode limit (the scenario's own when None).
+        noise: steering-noise pulses; None drives clean.
+        weathers: if given, episode ``k`` uses ``weathers[k % len]`` instead of the
+            scenario's weather, to widen the training distribution.
+        driver_model: DAgger: when set, this model steers (plus the noise) while
+            the expert still labels every frame, so the data covers the states
+            the network itself drives into.
+    """
+    loaded = [load_scenario(s) for s in scenarios]
+    total = sum(int((duration_s or sc.duration_s) / sc.dt_s) for sc in loaded) * episodes
+    meta = {"scenarios": [sc.name for sc in loaded], "episodes": episodes, "seed": seed,
+            "noise": None if noise is None else noise.__dict__, "backend": backend}
+    stats = {"frames": 0, "episodes": 0, "interventions": 0}
+    model = None
+    if driver_model is not None:
+        from carla_agent.network.steering_model import SteeringModel
+
+        model = SteeringModel.load(driver_model)
+        meta["driver_model"] = str(driver_model)
+    bar = tqdm(total=total, unit="frame", desc="collect", disable=not progress)
+    episode = 0
+    with DatasetWriter(out_dir, preprocessing, meta=meta) as writer, \
+            make_simulator(backend, **(backend_options or {})) as sim:
+        for sc in loaded:
+            for k in range(episodes):
+                ep_seed = seed + 1000 * episode + k
+                if weathers:
+                    sc_ep = replace(sc, weather=WeatherSpec(preset=weathers[(episode + k) % len(weathers)]))
+                else:
+                    sc_ep = sc
+                rng = np.random.default_rng(ep_seed)
+                speed = sc.target_speed_mps * float(rng.uniform(0.8, 1.15))
+                agent = ExpertAgent(speed, Expert(noise=noise, rng=rng))
+                obs = sim.reset(sc_ep, seed=ep_seed)
+                agent.reset()
+                limit = duration_s or sc.duration_s
+                while not obs.done and obs.sim_time_s < limit - 1e-9:
+                    decision = agent.run_step(obs)
+                    if model is not None:
+                        steer = model.predict(obs.image).steer + (decision.control.steer - decision.predicted_steer)
+                        decision = replace(decision, control=replace(decision.control, steer=float(np.clip(steer, -1, 1))))
+                    writer.add(preprocessing.crop_resize(obs.image), steer=decision.predicted_steer,
+                               applied_steer=decision.control.steer, throttle=decision.control.throttle,
+                               speed_mps=obs.speed_mps, lateral_offset_m=obs.truth.lateral_offset_m,
+                               heading_error_rad=obs.truth.heading_error_rad, episode=episode)
+                    obs = sim.step(decision.control)
+                    if abs(obs.truth.lateral_offset_m) > 1.0:
+                        stats["interventions"] += 1
+                        sim.recover()
+                    bar.update(1)
+                episode += 1
+                stats["episodes"] += 1
+        stats["frames"] = writer.count
+    bar.close()
+    log.info("collected %d frames in %d episodes into %s", stats["frames"], stats["episodes"], out_dir)
+    return stats

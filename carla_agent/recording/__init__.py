@@ -1,0 +1,1 @@
+"""Drive logs, the recorder, videos, replay and reports."""

@@ -1,0 +1,1 @@
+"""The simulator contract and its two backends (embedded, CARLA)."""

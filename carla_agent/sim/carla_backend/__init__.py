@@ -1,0 +1,1 @@
+"""The CARLA 0.9.x backend."""

@@ -1,0 +1,260 @@
+"""The embedded simulator backend: OpenDRIVE road, bicycle model, NumPy/OpenCV renderer.
+
+Deterministic: the same scenario, seed and controls give bit-identical frames.
+One ``step`` is one fixed time step (``scenario.dt_s``), as in CARLA's
+synchronous mode.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import List, Optional, Tuple
+
+import numpy as np
+
+from carla_agent.control import VehicleControl
+from carla_agent.sim.embedded.collision import boxes_overlap
+from carla_agent.sim.embedded.traffic import TrafficVehicle, spawn_traffic
+from carla_agent.sim.embedded.vehicle import VehicleParams, VehicleState, step_vehicle, stopped
+from carla_agent.sim.embedded.world import StaticObject, place_static
+from carla_agent.errors import BackendError
+from carla_agent.drive.expert import PurePursuitParams, pure_pursuit_steer
+from carla_agent.sim.observation import (CollisionEvent, GroundTruth, LaneInvasionEvent, Observation, Pose)
+from carla_agent.sim.embedded.road import Road, build_road
+from carla_agent.sim.simulator import Simulator
+
+log = logging.getLogger(__name__)
+
+#: Lane-centre points handed to the expert: every 2 m up to 40 m ahead.
+ROUTE_AHEAD_M = np.arange(2.0, 41.0, 2.0)
+#: Vehicles farther than this along the road are not handed to the renderer.
+VIEW_BEHIND_M = 30.0
+VIEW_AHEAD_M = 260.0
+#: The episode is done this far before the end of the road.
+END_MARGIN_M = 8.0
+#: Objects whose footprint can stop the car (trees: the trunk only).
+_SOLID_SIZE = {"tree": (0.5, 0.5), "pole": (0.3, 0.3), "sign": (0.15, 0.15)}
+
+
+def wrap_angle(a: float) -> float:
+    return (a + math.pi) % (2.0 * math.pi) - math.pi
+
+
+class EmbeddedSimulator(Simulator):
+    """Backend ``embedded``. See :class:`carla_agent.sim.simulator.Simulator`.
+
+    Args:
+        render: draw camera frames (turn off for physics-only tests).
+        vehicle: the ego's parameters.
+    """
+
+    name = "embedded"
+
+    def __init__(self, render: bool = True, vehicle: VehicleParams = VehicleParams(), **unused) -> None:
+        if unused:
+            log.debug("embedded backend ignores options %s", sorted(unused))
+        self.render_enabled = render
+        self.params = vehicle
+        self.scenario = None
+        self.road: Optional[Road] = None
+        self._renderer = None
+        self._closed = False
+        self._pp = PurePursuitParams(wheelbase_m=vehicle.wheelbase_m, max_steer_deg=vehicle.max_steer_deg)
+
+    # -- contract --------------------------------------------------------
+    def reset(self, scenario, seed: int = 0) -> Observation:
+        if self._closed:
+            raise BackendError("the embedded simulator was closed; create a new one")
+        if not scenario.road.segments and scenario.road.xodr is None:
+            raise BackendError(f"{scenario.source}: scenario '{scenario.name}' is for a CARLA server; "
+                               "run it with --backend carla, or pick an embedded scenario")
+        self.scenario = scenario
+        self.seed = int(seed)
+        rng = np.random.default_rng(self.seed)
+        if self.road is None or getattr(self, "_road_spec", None) != scenario.road:
+            self.road = build_road(scenario.road, name=scenario.name)
+            self._road_spec = scenario.road
+        road = self.road
+        self._bounds = road.boundaries()
+        self.lane_id = -scenario.ego.lane
+        self.lane_t = road.lane_center_t(self.lane_id)
+        self.lane_width = road.lane(self.lane_id).width_m
+        self.start_s = min(scenario.ego.start_s_m, max(0.0, road.length_m - 2 * END_MARGIN_M))
+        self.statics: List[StaticObject] = place_static(road, scenario.roadside, rng)
+        self._static_order = np.argsort([o.s_m for o in self.statics], kind="stable")
+        self._static_s = np.array([self.statics[i].s_m for i in self._static_order])
+        self.traffic: List[TrafficVehicle] = spawn_traffic(road, scenario.traffic, self.lane_id, self.start_s, rng)
+        x, y = road.to_world(self.start_s, self.lane_t)
+        speed0 = 0.0
+        self.state = VehicleState(float(x), float(y), road.heading_at(self.start_s), speed0)
+        self.s = self.start_s
+        self._t = self.lane_t
+        self.frame = 0
+        self.sim_time_s = 0.0
+        self._contacts: set = set()
+        self._marks_inside: frozenset = frozenset()
+        self._weather_spec = scenario.weather
+        self._make_renderer()
+        self._marks_inside = self._marks_under_car(self._footprint_t())
+        return self._observe((), ())
+
+    def step(self, control: VehicleControl) -> Observation:
+        if self.scenario is None:
+            raise BackendError("call reset(scenario) before step()")
+        dt = self.scenario.dt_s
+        self.state = step_vehicle(self.state, control, self.params, dt)
+        for v in self.traffic:
+            v.step(self.road, dt)
+        self.s, self._t = self.road.project(self.state.x_m, self.state.y_m, s_hint=self.s)
+        self.frame += 1
+        self.sim_time_s = self.frame * dt
+        collisions = self._collisions()
+        invasions = self._lane_invasions()
+        return self._observe(collisions, invasions)
+
+    def recover(self) -> None:
+        if self.scenario is None:
+            raise BackendError("call reset(scenario) before recover()")
+        x, y = self.road.to_world(self.s, self.lane_t)
+        self.state = VehicleState(float(x), float(y), self.road.heading_at(self.s), self.state.speed_mps)
+        self._t = self.lane_t
+        self._marks_inside = self._marks_under_car(self._footprint_t())
+        self._contacts = set()
+
+    def close(self) -> None:
+        self._closed = True
+        self._renderer = None
+
+    # -- extras used by the HUD and tools -----------------------------------
+    def set_weather(self, weather_spec) -> None:
+        """Change the weather mid-episode (the HUD's W key)."""
+        self._weather_spec = weather_spec
+        self._make_renderer()
+
+    def xodr(self) -> str:
+        """The current road as OpenDRIVE text."""
+        from carla_agent.sim.embedded.xodr import write_xodr
+
+        return write_xodr(self.road)
+
+    # -- internals -------------------------------------------------------
+    def _make_renderer(self) -> None:
+        if not self.render_enabled:
+            self._renderer = None
+            return
+        from carla_agent.sim.embedded.renderer import Renderer
+        from carla_agent.sim.embedded.weather import resolve_weather
+
+        self._renderer = Renderer(self.road, self.scenario.camera, resolve_weather(self._weather_spec),
+                                  self.statics, self.seed)
+
+    def _observe(self, collisions, invasions) -> Observation:
+        road, st = self.road, self.state
+        t = self._t
+        lane_hdg = road.heading_at(self.s)
+        lateral_right = -(t - self.lane_t)
+        heading_err = -wrap_angle(st.yaw_rad - lane_hdg)
+        route_ahead = self._route_ahead()
+        # Only what the camera can see: a little behind the car to the far clip ahead.
+        boxes = [v.box(road) for v in self.traffic
+                 if v.active and -VIEW_BEHIND_M < v.s_m - self.s < VIEW_AHEAD_M]
+        lead_d, lead_v = self._lead()
+        image = semantic = None
+        if self._renderer is not None:
+            image, semantic = self._renderer.render(st.x_m, st.y_m, st.yaw_rad, self.s, boxes, self.frame)
+        else:
+            cam = self.scenario.camera
+            image = np.zeros((cam.image_size_y, cam.image_size_x, 3), np.uint8)
+        truth = GroundTruth(
+            lateral_offset_m=float(lateral_right),
+            heading_error_rad=float(heading_err),
+            route_s_m=float(self.s - self.start_s),
+            route_length_m=float(road.length_m - END_MARGIN_M - self.start_s),
+            route_ahead=route_ahead,
+            lane_width_m=self.lane_width,
+            speed_limit_mps=road.speed_limit_mps,
+            lead_distance_m=lead_d,
+            lead_speed_mps=lead_v,
+            expert_steer=pure_pursuit_steer(route_ahead, st.speed_mps, self._pp),
+            semantic=semantic,
+        )
+        pose = Pose(st.x_m, -st.y_m, 0.0, -math.degrees(st.yaw_rad), 0.0, 0.0)
+        return Observation(
+            frame=self.frame, sim_time_s=self.sim_time_s, dt_s=self.scenario.dt_s, image=image,
+            speed_mps=st.speed_mps, pose=pose, truth=truth, collisions=tuple(collisions),
+            lane_invasions=tuple(invasions), weather=self._weather_spec.preset,
+            done=bool(self.s >= road.length_m - END_MARGIN_M),
+        )
+
+    def _route_ahead(self) -> np.ndarray:
+        st = self.state
+        s = np.minimum(self.s + ROUTE_AHEAD_M, self.road.length_m)
+        wx, wy = self.road.to_world(s, self.lane_t)
+        dx, dy = wx - st.x_m, wy - st.y_m
+        c, si = math.cos(st.yaw_rad), math.sin(st.yaw_rad)
+        fwd = dx * c + dy * si
+        left = -dx * si + dy * c
+        return np.stack([fwd, -left], axis=1).astype(np.float32)
+
+    def _lead(self) -> Tuple[Optional[float], Optional[float]]:
+        best = None
+        for v in self.traffic:
+            if not v.active or v.speed_mps < 0 or abs(v.t_m - self.lane_t) > 0.5 * self.lane_width:
+                continue
+            gap = v.s_m - self.s - 0.5 * (v.length_m + self.params.length_m)
+            if -0.5 * v.length_m < gap < 100.0 and (best is None or gap < best[0]):
+                best = (max(0.0, gap), v.speed_mps)
+        return (None, None) if best is None else (float(best[0]), float(best[1]))
+
+    def _ego_box(self):
+        st = self.state
+        return (st.x_m, st.y_m, st.yaw_rad, self.params.length_m, self.params.width_m)
+
+    def _collisions(self) -> List[CollisionEvent]:
+        ego = self._ego_box()
+        touching = {}
+        for v in self.traffic:
+            if v.active and abs(v.s_m - self.s) < 10.0:
+                b = v.box(self.road)
+                if boxes_overlap(ego, (b.x_m, b.y_m, b.yaw_rad, b.length_m, b.width_m)):
+                    touching[v.name] = (b.kind, "vehicle")
+        lo, hi = np.searchsorted(self._static_s, (self.s - 30.0, self.s + 30.0))
+        for i in self._static_order[lo:hi].tolist():
+            o = self.statics[i]
+            length, width = _SOLID_SIZE.get(o.kind, (o.length_m, o.width_m))
+            if boxes_overlap(ego, (o.x_m, o.y_m, o.yaw_rad, length, width)):
+                touching[f"static_{i}"] = (f"static.{o.kind}", "static")
+        events = []
+        speed = self.state.speed_mps
+        for key, (other, kind) in touching.items():
+            if key not in self._contacts:
+                mass_kg = 1800.0
+                events.append(CollisionEvent(self.frame, other, kind, mass_kg * max(speed, 0.1)))
+        if touching and speed > 0:
+            self.state = stopped(self.state)
+        self._contacts = set(touching)
+        return events
+
+    def _footprint_t(self) -> Tuple[float, float]:
+        """Lateral extent ``(t_min, t_max)`` of the car's footprint on the road."""
+        st = self.state
+        t = self._t
+        rel = st.yaw_rad - self.road.heading_at(self.s)
+        half_l, half_w = 0.5 * self.params.length_m, 0.5 * self.params.width_m
+        spread = abs(half_l * math.sin(rel)) + abs(half_w * math.cos(rel))
+        return t - spread, t + spread
+
+    def _marks_under_car(self, span: Tuple[float, float]) -> frozenset:
+        lo, hi = span
+        return frozenset(i for i, b in enumerate(self._bounds)
+                         if b.mark.type != "none" and lo < b.t_m < hi)
+
+    def _lane_invasions(self) -> List[LaneInvasionEvent]:
+        inside = self._marks_under_car(self._footprint_t())
+        new = inside - self._marks_inside
+        self._marks_inside = inside
+        if not new:
+            return []
+        bounds = self._bounds
+        return [LaneInvasionEvent(self.frame, tuple(bounds[i].mark.carla_name for i in sorted(new)))]

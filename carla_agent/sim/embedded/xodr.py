@@ -1,0 +1,160 @@
+"""Write and read OpenDRIVE 1.4 files for :class:`~carla_agent.sim.embedded.road.Road`.
+
+The writer emits what CARLA's client-side ``carla.Map(name, xodr_text)``
+parses: a header, one road without junction, its plan view (line, arc,
+spiral), flat elevation, and one lane section with constant-width lanes and
+road marks. The reader accepts the same subset, so a road survives a round
+trip, and a user can hand the simulator a single-road ``.xodr`` of their own.
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import List
+
+from carla_agent.errors import ScenarioError
+from carla_agent.sim.embedded.road import Geometry, Lane, Road, RoadMark
+
+
+def _f(value: float) -> str:
+    return f"{value:.17g}"
+
+
+def _mark_xml(parent: ET.Element, mark: RoadMark) -> None:
+    ET.SubElement(parent, "roadMark", sOffset="0", type=mark.type, weight="standard",
+                  color=mark.color, width=_f(mark.width_m if mark.type != "none" else 0.0),
+                  laneChange="none" if mark.type in ("solid", "solid solid") else "both")
+
+
+def _lane_xml(parent: ET.Element, lane: Lane) -> None:
+    el = ET.SubElement(parent, "lane", id=str(lane.id), type=lane.type, level="false")
+    ET.SubElement(el, "link")
+    ET.SubElement(el, "width", sOffset="0", a=_f(lane.width_m), b="0", c="0", d="0")
+    _mark_xml(el, lane.mark)
+
+
+def write_xodr(road: Road, path: str | Path | None = None) -> str:
+    """Serialise ``road`` as OpenDRIVE text; also write it to ``path`` when given."""
+    root = ET.Element("OpenDRIVE")
+    header = ET.SubElement(root, "header", revMajor="1", revMinor="4", name=road.name, version="1.00",
+                           north="0", south="0", east="0", west="0", vendor="carla_agent")
+    # CARLA derives GNSS from this; without it the client logs a parse warning.
+    ET.SubElement(header, "geoReference").text = "+proj=tmerc +lat_0=0 +lon_0=0 +k=1 +x_0=0 +y_0=0 +datum=WGS84 +units=m +no_defs"
+    el = ET.SubElement(root, "road", name=road.name, length=_f(road.length_m), id="0", junction="-1")
+    ET.SubElement(el, "link")
+    rtype = ET.SubElement(el, "type", s="0", type="town")
+    ET.SubElement(rtype, "speed", max=_f(road.speed_limit_mps * 3.6), unit="km/h")
+    plan = ET.SubElement(el, "planView")
+    for g in road.geometries:
+        ge = ET.SubElement(plan, "geometry", s=_f(g.s_m), x=_f(g.x_m), y=_f(g.y_m), hdg=_f(g.hdg_rad),
+                           length=_f(g.length_m))
+        if g.kind == "line":
+            ET.SubElement(ge, "line")
+        elif g.kind == "arc":
+            ET.SubElement(ge, "arc", curvature=_f(g.curv_start))
+        else:
+            ET.SubElement(ge, "spiral", curvStart=_f(g.curv_start), curvEnd=_f(g.curv_end))
+    elev = ET.SubElement(el, "elevationProfile")
+    ET.SubElement(elev, "elevation", s="0", a="0", b="0", c="0", d="0")
+    ET.SubElement(el, "lateralProfile")
+    lanes = ET.SubElement(el, "lanes")
+    ET.SubElement(lanes, "laneOffset", s="0", a="0", b="0", c="0", d="0")
+    section = ET.SubElement(lanes, "laneSection", s="0")
+    if road.left_lanes:
+        left = ET.SubElement(section, "left")
+        for lane in reversed(road.left_lanes):  # OpenDRIVE lists lanes from left to right
+            _lane_xml(left, lane)
+    center = ET.SubElement(section, "center")
+    c = ET.SubElement(center, "lane", id="0", type="none", level="false")
+    ET.SubElement(c, "link")
+    _mark_xml(c, road.center_mark)
+    if road.right_lanes:
+        right = ET.SubElement(section, "right")
+        for lane in road.right_lanes:
+            _lane_xml(right, lane)
+    ET.SubElement(el, "objects")
+    ET.SubElement(el, "signals")
+    ET.indent(root)
+    text = '<?xml version="1.0" standalone="yes"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+    if path is not None:
+        Path(path).write_text(text)
+    return text
+
+
+def _num(el: ET.Element, key: str, source: str, default: float | None = None) -> float:
+    raw = el.get(key)
+    if raw is None:
+        if default is not None:
+            return default
+        raise ScenarioError(f"{source}: <{el.tag}> lacks attribute '{key}'")
+    try:
+        return float(raw)
+    except ValueError:
+        raise ScenarioError(f"{source}: <{el.tag} {key}={raw!r}> is not a number") from None
+
+
+def _read_mark(lane_el: ET.Element, source: str) -> RoadMark:
+    rm = lane_el.find("roadMark")
+    if rm is None:
+        return RoadMark("none")
+    kind = rm.get("type", "none")
+    if kind not in ("solid", "broken", "solid solid", "none"):
+        kind = "broken" if "broken" in kind else ("solid" if "solid" in kind else "none")
+    color = "yellow" if rm.get("color", "standard") == "yellow" else "standard"
+    return RoadMark(kind, color, _num(rm, "width", source, 0.15) or 0.15)
+
+
+def read_xodr(path: str | Path, speed_limit_mps: float = 13.9) -> Road:
+    """Read a single-road OpenDRIVE file (the subset :func:`write_xodr` writes).
+
+    Only the first road and its first lane section are used; lane widths use
+    the constant coefficient ``a``.
+    """
+    source = str(path)
+    try:
+        root = ET.fromstring(Path(path).read_text())
+    except (OSError, ET.ParseError) as exc:
+        raise ScenarioError(f"{source}: not a readable OpenDRIVE file ({exc})") from None
+    road_el = root.find("road")
+    if road_el is None:
+        raise ScenarioError(f"{source}: no <road> element; is this an OpenDRIVE (.xodr) file?")
+    geoms: List[Geometry] = []
+    for ge in road_el.findall("planView/geometry"):
+        args = [_num(ge, k, source) for k in ("s", "x", "y", "hdg", "length")]
+        if ge.find("line") is not None:
+            geoms.append(Geometry(*args, "line"))
+        elif ge.find("arc") is not None:
+            k = _num(ge.find("arc"), "curvature", source)
+            geoms.append(Geometry(*args, "arc", k, k))
+        elif ge.find("spiral") is not None:
+            sp = ge.find("spiral")
+            geoms.append(Geometry(*args, "spiral", _num(sp, "curvStart", source), _num(sp, "curvEnd", source)))
+        else:
+            raise ScenarioError(f"{source}: geometry at s={args[0]} is not a line, arc or spiral "
+                                "(paramPoly3 and poly3 are not supported)")
+    if not geoms:
+        raise ScenarioError(f"{source}: the road has no <planView><geometry>")
+    section = road_el.find("lanes/laneSection")
+    if section is None:
+        raise ScenarioError(f"{source}: the road has no <lanes><laneSection>")
+
+    def lanes_of(side: str) -> tuple:
+        out = []
+        for el in section.findall(f"{side}/lane"):
+            width = el.find("width")
+            kind = el.get("type", "driving")
+            if kind not in ("driving", "shoulder", "border", "sidewalk"):
+                kind = "shoulder"
+            out.append(Lane(int(el.get("id")), kind, _num(width, "a", source) if width is not None else 0.0,
+                            _read_mark(el, source)))
+        return tuple(sorted(out, key=lambda lane: abs(lane.id)))
+
+    center_el = section.find("center/lane")
+    center = _read_mark(center_el, source) if center_el is not None else RoadMark("none")
+    speed = road_el.find("type/speed")
+    if speed is not None and speed.get("max"):
+        factor = 1 / 3.6 if speed.get("unit", "m/s") == "km/h" else (0.44704 if speed.get("unit") == "mph" else 1.0)
+        speed_limit_mps = _num(speed, "max", source) * factor
+    return Road(tuple(geoms), lanes_of("left"), lanes_of("right"), center,
+                name=road_el.get("name") or Path(path).stem, speed_limit_mps=speed_limit_mps)

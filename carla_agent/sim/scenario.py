@@ -1,0 +1,293 @@
+"""Scenarios: YAML files in ``scenarios/``, validated into frozen dataclasses.
+
+A scenario says which road to drive (compact segments or an OpenDRIVE file),
+what stands beside it, the traffic, the weather, the camera, the ego's lane and
+speed, and how long to drive. See ``scenarios/straight_clear.yaml`` for a
+commented example. Every field has units in its name.
+
+Errors name the file, the dotted field and what is expected, for example::
+
+    scenarios/bad.yaml: field 'ego.target_speed_kmh': expected a number in [1, 200], got 'fast'
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Literal, Optional, Tuple
+
+import yaml
+
+from carla_agent.errors import ScenarioError
+from carla_agent.resources import scenario_dir
+from carla_agent.registry import Registry
+from carla_agent.schema import build, field
+
+
+MarkStyle = Literal["solid", "dashed", "double_yellow", "solid_yellow", "dashed_yellow", "double_solid", "none"]
+
+
+@dataclass(frozen=True)
+class SegmentSpec:
+    """One piece of the route, in driving order. Exactly one kind per entry.
+
+    * ``line``: straight, ``length_m``.
+    * ``arc``: constant curvature, ``length_m`` or ``angle_deg``, ``radius_m``, ``turn``.
+    * ``curve``: clothoid in, arc, clothoid out: ``radius_m``, ``angle_deg``,
+      ``turn``, ``transition_m`` (length of each spiral).
+    * ``s_curve``: a curve one way, then the same curve the other way.
+    * ``hairpin``: a 180-degree curve.
+    """
+
+    kind: Literal["line", "arc", "curve", "s_curve", "hairpin"] = "line"
+    length_m: float = field(0.0, min=0.0, max=20000.0)
+    radius_m: float = field(100.0, min=8.0, max=100000.0)
+    angle_deg: float = field(0.0, min=0.0, max=270.0)
+    turn: Literal["left", "right"] = "left"
+    transition_m: float = field(0.0, min=0.0, max=500.0)
+
+
+@dataclass(frozen=True)
+class LanesSpec:
+    """Cross-section of the road.
+
+    ``driving`` lanes go the ego's way (right of the centre line, right-hand
+    traffic); ``oncoming`` lanes go the other way.
+    """
+
+    driving: int = field(1, min=1, max=3)
+    oncoming: int = field(1, min=0, max=3)
+    width_m: float = field(3.5, min=2.5, max=5.0)
+    center_mark: MarkStyle = "double_yellow"
+    lane_mark: MarkStyle = "dashed"
+    edge_mark: MarkStyle = "solid"
+    shoulder_m: float = field(0.8, min=0.0, max=4.0)
+    curb: bool = False
+    verge: Literal["grass", "dirt"] = "grass"
+
+
+@dataclass(frozen=True)
+class RoadSpec:
+    """The road: either ``segments`` (+ ``lanes``) or an OpenDRIVE file ``xodr``."""
+
+    segments: Tuple[SegmentSpec, ...] = ()
+    lanes: LanesSpec = LanesSpec()
+    xodr: Optional[str] = None
+    speed_limit_kmh: float = field(50.0, min=5.0, max=200.0)
+
+
+@dataclass(frozen=True)
+class PlacementSpec:
+    """Objects placed along the road every ``every_m`` metres (jittered by the seed)."""
+
+    every_m: float = field(0.0, min=0.0, max=10000.0, help="0 disables")
+    side: Literal["left", "right", "both"] = "both"
+    offset_m: Tuple[float, float] = (2.0, 8.0)
+
+
+@dataclass(frozen=True)
+class RoadsideSpec:
+    """Static objects beside the road. Offsets are measured from the road's outer edge."""
+
+    trees: PlacementSpec = PlacementSpec()
+    poles: PlacementSpec = PlacementSpec()
+    buildings: PlacementSpec = PlacementSpec()
+    signs: PlacementSpec = PlacementSpec()
+
+
+@dataclass(frozen=True)
+class LeadSpec:
+    gap_m: float = field(30.0, min=5.0, max=500.0)
+    speed_kmh: float = field(30.0, min=0.0, max=200.0)
+
+
+@dataclass(frozen=True)
+class StreamSpec:
+    """Vehicles every ``every_m`` metres: parked on the shoulder, or oncoming."""
+
+    every_m: float = field(0.0, min=0.0, max=10000.0, help="0 disables")
+    speed_kmh: float = field(40.0, min=0.0, max=200.0)
+    side: Literal["left", "right", "both"] = "right"
+
+
+@dataclass(frozen=True)
+class TrafficSpec:
+    parked: StreamSpec = StreamSpec()
+    lead: Optional[LeadSpec] = None
+    oncoming: StreamSpec = StreamSpec()
+
+
+WEATHER_PRESETS = ("clear_noon", "overcast", "fog", "rain", "sunset", "night", "night_rain", "dusk")
+
+
+@dataclass(frozen=True)
+class WeatherSpec:
+    """Weather and light. ``preset`` fills the rest; explicit fields override it."""
+
+    preset: str = field("clear_noon", choices=WEATHER_PRESETS)
+    fog_density: Optional[float] = field(None, min=0.0, max=1.0)
+    rain: Optional[float] = field(None, min=0.0, max=1.0)
+    cloudiness: Optional[float] = field(None, min=0.0, max=1.0)
+    shadows: Optional[bool] = None
+
+
+@dataclass(frozen=True)
+class CameraSpec:
+    """Front RGB camera, configured like CARLA's ``sensor.camera.rgb``.
+
+    Mount position is relative to the vehicle's centre (x forward, z up), metres.
+    """
+
+    image_size_x: int = field(480, min=32, max=4096)
+    image_size_y: int = field(270, min=32, max=4096)
+    fov: float = field(90.0, min=10.0, max=170.0, help="horizontal field of view, degrees")
+    x_m: float = field(0.8, min=-5.0, max=5.0)
+    y_m: float = field(0.0, min=-3.0, max=3.0)
+    z_m: float = field(1.5, min=0.3, max=5.0)
+    pitch_deg: float = field(-8.0, min=-45.0, max=20.0)
+
+
+@dataclass(frozen=True)
+class EgoSpec:
+    lane: int = field(1, min=1, max=3, help="driving lane counted from the centre line")
+    start_s_m: float = field(5.0, min=0.0)
+    target_speed_kmh: float = field(36.0, min=1.0, max=200.0)
+    blueprint: str = "vehicle.lincoln.mkz_2020"
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A validated scenario. Build with :func:`load_scenario`."""
+
+    name: str
+    description: str = ""
+    backend: Literal["embedded", "carla"] = "embedded"
+    road: RoadSpec = RoadSpec()
+    roadside: RoadsideSpec = RoadsideSpec()
+    traffic: TrafficSpec = TrafficSpec()
+    weather: WeatherSpec = WeatherSpec()
+    camera: CameraSpec = CameraSpec()
+    ego: EgoSpec = EgoSpec()
+    duration_s: float = field(60.0, min=1.0, max=3600.0)
+    dt_s: float = field(0.05, min=0.005, max=0.1, help="fixed time step; CARLA needs <= 0.1")
+    carla: Optional[dict] = None
+    source: str = "<memory>"
+
+    @property
+    def target_speed_mps(self) -> float:
+        return self.ego.target_speed_kmh / 3.6
+
+    def with_overrides(self, **kwargs) -> "Scenario":
+        return replace(self, **kwargs)
+
+
+def _parse_segment(entry, source: str, path: str) -> dict:
+    """Accept both ``{kind: arc, radius_m: ..}`` and the short ``{arc: {...}}`` / ``{line: 80}``."""
+    if isinstance(entry, dict) and len(entry) == 1:
+        (key, value), = entry.items()
+        kinds = ("line", "arc", "curve", "s_curve", "hairpin")
+        if key in kinds:
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                return {"kind": key, "length_m": value}
+            if isinstance(value, dict):
+                return dict(value, kind=key)
+            raise ScenarioError(f"{source}: field '{path}': '{key}' takes a length in metres or a mapping, got {value!r}")
+    if isinstance(entry, dict) and "kind" in entry:
+        return entry
+    raise ScenarioError(
+        f"{source}: field '{path}': expected one of line/arc/curve/s_curve/hairpin, e.g. '- line: 80' "
+        f"or '- curve: {{radius_m: 60, angle_deg: 90, turn: left}}', got {entry!r}")
+
+
+def _check(sc: Scenario) -> Scenario:
+    src = sc.source
+    road = sc.road
+    if road.xodr is None and not road.segments and sc.backend == "carla":
+        return sc  # the CARLA backend drives carla.map; it needs no embedded road
+    if road.xodr is None and not road.segments:
+        raise ScenarioError(f"{src}: field 'road': give 'segments' (e.g. '- line: 200') or 'xodr: path/to/road.xodr'")
+    if road.xodr is not None and road.segments:
+        raise ScenarioError(f"{src}: field 'road': give either 'segments' or 'xodr', not both")
+    for i, seg in enumerate(road.segments):
+        where = f"{src}: field 'road.segments[{i}]'"
+        if seg.kind == "line" and seg.length_m <= 0:
+            raise ScenarioError(f"{where}: a line needs length_m > 0")
+        if seg.kind == "arc" and seg.length_m <= 0 and seg.angle_deg <= 0:
+            raise ScenarioError(f"{where}: an arc needs length_m or angle_deg > 0")
+        if seg.kind in ("curve", "s_curve") and seg.angle_deg <= 0:
+            raise ScenarioError(f"{where}: a {seg.kind} needs angle_deg > 0")
+        if seg.kind in ("curve", "s_curve", "hairpin"):
+            swept = math.degrees(seg.transition_m / seg.radius_m)  # both spirals together
+            total = 180.0 if seg.kind == "hairpin" else seg.angle_deg
+            if swept > total:
+                raise ScenarioError(f"{where}: transition_m {seg.transition_m} is too long for a "
+                                    f"{total:g}-degree curve of radius {seg.radius_m} m; shorten it")
+    if sc.ego.lane > road.lanes.driving:
+        raise ScenarioError(f"{src}: field 'ego.lane': lane {sc.ego.lane} does not exist; the road has "
+                            f"{road.lanes.driving} driving lane(s)")
+    lo, hi = sc.roadside.trees.offset_m
+    for name in ("trees", "poles", "buildings", "signs"):
+        lo, hi = getattr(sc.roadside, name).offset_m
+        if not (0 <= lo <= hi):
+            raise ScenarioError(f"{src}: field 'roadside.{name}.offset_m': expected [min, max] with 0 <= min <= max, got [{lo}, {hi}]")
+    return sc
+
+
+def parse_scenario(data, source: str, base_dir: Path | None = None) -> Scenario:
+    """Validate a mapping (already read from YAML) into a :class:`Scenario`."""
+    if not isinstance(data, dict):
+        raise ScenarioError(f"{source}: expected a mapping at the top level (name:, road:, ...), got {type(data).__name__}")
+    data = dict(data)
+    if "name" not in data:
+        data["name"] = Path(source).stem
+    road = data.get("road")
+    if isinstance(road, dict) and isinstance(road.get("segments"), list):
+        road = dict(road)
+        road["segments"] = [_parse_segment(e, source, f"road.segments[{i}]") for i, e in enumerate(road["segments"])]
+        data["road"] = road
+    if isinstance(data.get("weather"), str):
+        data["weather"] = {"preset": data["weather"]}
+    if "source" in data:
+        raise ScenarioError(f"{source}: unknown key(s) source")
+    data["source"] = source
+    sc = build(Scenario, data, source)
+    if sc.road.xodr is not None and base_dir is not None and not Path(sc.road.xodr).is_absolute():
+        sc = replace(sc, road=replace(sc.road, xodr=str((base_dir / sc.road.xodr).resolve())))
+    if sc.road.xodr is not None and not Path(sc.road.xodr).exists():
+        raise ScenarioError(f"{source}: field 'road.xodr': file {sc.road.xodr} does not exist")
+    return _check(sc)
+
+
+def load_scenario_file(path: str | Path) -> Scenario:
+    """Read and validate one YAML scenario file."""
+    path = Path(path)
+    if not path.exists():
+        raise ScenarioError(f"{path}: no such scenario file")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ScenarioError(f"{path}: not valid YAML{where}: {problem}") from None
+    return parse_scenario(data, str(path), base_dir=path.parent)
+
+
+def shipped_scenarios() -> Registry:
+    """The scenarios in the package's ``scenarios/`` folder, by name."""
+    reg: Registry = Registry("scenario")
+    for path in sorted(scenario_dir().glob("*.yaml")):
+        reg.register(path.stem, path)
+    return reg
+
+
+def load_scenario(name_or_path: str) -> Scenario:
+    """A shipped scenario by name (``straight_clear``) or any YAML file by path."""
+    candidate = Path(name_or_path)
+    if candidate.suffix in (".yaml", ".yml") or candidate.exists():
+        return load_scenario_file(candidate)
+    return load_scenario_file(shipped_scenarios().get(name_or_path))
+
+
+DEFAULT_SCENARIO = "gentle_curves"
