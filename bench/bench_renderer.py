@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from carla_agent.sim.embedded.renderer import Renderer  # noqa: E402
 from carla_agent.sim.embedded.weather import PRESETS, resolve_weather  # noqa: E402
 from carla_agent.sim.embedded.world import CAR_COLORS, VehicleBox, place_static  # noqa: E402
-from carla_agent.sim.embedded.road import build_road  # noqa: E402
+from carla_agent.sim.embedded.road_build import build_road  # noqa: E402
 from carla_agent.sim.scenario import (CameraSpec, LanesSpec, PlacementSpec, RoadSpec, RoadsideSpec,  # noqa: E402
                                   SegmentSpec, WeatherSpec)
 

@@ -30,7 +30,7 @@ from typing import Dict, List, Optional, Tuple
 import carla
 import numpy as np
 
-from carla_agent.sim.embedded.road import build_road
+from carla_agent.sim.embedded.road_build import build_road
 from carla_agent.sim.scenario import parse_scenario
 from carla_agent.sim.embedded.xodr import write_xodr
 

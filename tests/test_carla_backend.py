@@ -26,7 +26,7 @@ from carla_agent.sim.contract import check_simulator  # noqa: E402
 from carla_agent.control import VehicleControl  # noqa: E402
 from carla_agent.errors import BackendError, ScenarioError  # noqa: E402
 from carla_agent.sim.observation import SemanticClass  # noqa: E402
-from carla_agent.sim.embedded.road import build_road  # noqa: E402
+from carla_agent.sim.embedded.road_build import build_road  # noqa: E402
 from carla_agent.sim.scenario import load_scenario_file, parse_scenario  # noqa: E402
 from carla_agent.sim.simulator import make_simulator  # noqa: E402
 from carla_agent.sim.embedded.xodr import write_xodr  # noqa: E402

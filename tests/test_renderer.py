@@ -12,7 +12,7 @@ from carla_agent.sim.embedded.renderer import Renderer
 from carla_agent.sim.embedded.weather import PRESETS, Weather, resolve_weather
 from carla_agent.sim.embedded.world import VehicleBox, place_static
 from carla_agent.sim.observation import SemanticClass as L
-from carla_agent.sim.embedded.road import build_road
+from carla_agent.sim.embedded.road_build import build_road
 from carla_agent.sim.scenario import (WEATHER_PRESETS, CameraSpec, LanesSpec, PlacementSpec, RoadSpec, RoadsideSpec,
                                   SegmentSpec, WeatherSpec)
 

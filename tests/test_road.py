@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from carla_agent.sim.embedded.road import build_road
+from carla_agent.sim.embedded.road_build import build_road
 from carla_agent.sim.scenario import LanesSpec, RoadSpec, SegmentSpec, load_scenario, shipped_scenarios
 from carla_agent.sim.embedded.xodr import read_xodr, write_xodr
 

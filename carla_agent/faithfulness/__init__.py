@@ -14,7 +14,8 @@ per measure:
 - :mod:`.randomisation` -- model randomisation sanity check (Adebayo et al. 2018).
 - :mod:`.similarity` -- SSIM (NumPy/OpenCV) and Spearman rank correlation.
 
-Only :mod:`.randomisation` and :func:`steer_function` import TensorFlow.
+No module here imports TensorFlow: the network side (running a model, cloning and
+randomising its layers) lives in :mod:`carla_agent.network`.
 """
 
 from carla_agent.faithfulness.baseline import blur_baseline
@@ -24,28 +25,7 @@ from carla_agent.faithfulness.road import RoadAttention, road_attention
 from carla_agent.faithfulness.shift import ShiftResult, shift_test
 from carla_agent.faithfulness.similarity import spearman, ssim
 from carla_agent.faithfulness.stability import temporal_stability
-
-
-def steer_function(model, output=None):
-    """``f(images) -> (N,)`` for a :class:`~carla_agent.network.steering_model.SteeringModel` or a keras model."""
-    import numpy as np
-
-    if hasattr(model, "predict_inputs"):
-        col = model.steer_index if output is None else model.output_index(output)
-        return lambda x: model.predict_inputs(np.asarray(x, np.float32))[:, col]
-    import tensorflow as tf
-
-    fn = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
-    col = 0 if output is None else int(output)
-
-    def f(x):
-        out = fn(tf.convert_to_tensor(np.asarray(x, np.float32)))
-        if isinstance(out, (list, tuple)):
-            out = out[col] if len(out) > 1 else out[0]
-            return np.asarray(out).reshape(len(x), -1)[:, 0]
-        return np.asarray(out).reshape(len(x), -1)[:, col]
-
-    return f
+from carla_agent.network.steering_model import steer_function
 
 
 __all__ = ["blur_baseline", "CurveResult", "deletion_insertion", "random_maps", "sobel_maps", "FlipResult",

@@ -8,17 +8,18 @@ that compute the output are random does not explain the output. VisualBackProp
 uses only the conv layers' activations, so it cannot react to a randomised
 dense head: the check shows it, by design.
 
-Imports TensorFlow / Keras.
+The Keras side (cloning, randomising a layer) is :mod:`carla_agent.network.randomise`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, List, Tuple
+from typing import Any, Tuple
 
 import numpy as np
 
 from carla_agent.faithfulness.similarity import spearman, ssim
+from carla_agent.network.randomise import clone, randomise_layer, weighted_layers
 from carla_agent.saliency import make_explainer
 from carla_agent.saliency.model_view import unwrap_model
 
@@ -40,35 +41,6 @@ class RandomisationResult:
         """``(spearman, ssim)`` once ``layer`` (and every layer above it) is random."""
         i = self.layers.index(layer)
         return float(self.spearman[i]), float(self.ssim[i])
-
-
-def weighted_layers(model: Any) -> List[Any]:
-    """Layers with weights, in model order, nested models flattened."""
-    out = []
-    for layer in model.layers:
-        if hasattr(layer, "layers") and layer.layers:
-            out += weighted_layers(layer)
-        elif layer.weights:
-            out.append(layer)
-    return out
-
-
-def clone(keras_model: Any) -> Any:
-    """A copy of the model with its own weights."""
-    import keras
-
-    copy = keras.models.clone_model(keras_model)
-    copy.set_weights(keras_model.get_weights())
-    return copy
-
-
-def randomise_layer(layer: Any, rng: np.random.Generator) -> None:
-    """Replace each weight of ``layer`` by Gaussian noise with the original's standard deviation."""
-    new = []
-    for w in layer.get_weights():
-        std = float(np.std(w)) or 0.05
-        new.append(rng.normal(0.0, std, w.shape).astype(w.dtype))
-    layer.set_weights(new)
 
 
 def model_randomisation(model: Any, method: str, images: np.ndarray, output: int | str = 0,

@@ -36,7 +36,7 @@ import numpy as np
 
 from carla_agent.control import VehicleControl
 from carla_agent.errors import BackendError, ScenarioError
-from carla_agent.drive.expert import PurePursuitParams, pure_pursuit_steer
+from carla_agent.control.pure_pursuit import PurePursuitParams, pure_pursuit_steer
 from carla_agent.sim.criteria import route_completion_pct
 from carla_agent.sim.observation import (CollisionEvent, GroundTruth, LaneInvasionEvent, Observation, Pose,
                                      SemanticClass)

@@ -19,9 +19,10 @@ from carla_agent.sim.embedded.traffic import TrafficVehicle, spawn_traffic
 from carla_agent.sim.embedded.vehicle import VehicleParams, VehicleState, step_vehicle, stopped
 from carla_agent.sim.embedded.world import StaticObject, place_static
 from carla_agent.errors import BackendError
-from carla_agent.drive.expert import PurePursuitParams, pure_pursuit_steer
+from carla_agent.control.pure_pursuit import PurePursuitParams, pure_pursuit_steer
 from carla_agent.sim.observation import (CollisionEvent, GroundTruth, LaneInvasionEvent, Observation, Pose)
-from carla_agent.sim.embedded.road import Road, build_road
+from carla_agent.sim.embedded.road import Road
+from carla_agent.sim.embedded.road_build import build_road
 from carla_agent.sim.simulator import Simulator
 
 log = logging.getLogger(__name__)
