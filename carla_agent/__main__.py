@@ -2,4 +2,4 @@ import sys
 
 from carla_agent.cli import main
 
-sys.exit(main())
+sys.exit(main(prog="python -m carla_agent"))

@@ -62,3 +62,43 @@ def test_model_whose_input_is_not_an_image(tmp_path):
 def test_bad_res_flag():
     proc = run_cli("drive", "--res", "big")
     assert proc.returncode == 2 and "WIDTHxHEIGHT" in proc.stderr
+
+
+def _options(parser) -> set:
+    return {s for a in parser._actions for s in a.option_strings}
+
+
+def test_serve_takes_the_same_options_from_both_entry_points():
+    import argparse
+
+    from carla_agent.cli import build_parser
+    from carla_agent.server.options import add_arguments
+
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    direct = argparse.ArgumentParser()
+    add_arguments(direct)
+    assert _options(direct) - {"-h", "--help"} <= _options(sub.choices["serve"])
+    assert {"--scenario", "--host", "--port"} <= _options(direct)
+
+
+def test_verbose_counts_before_and_after_the_command():
+    from carla_agent.cli import parse_args
+
+    assert parse_args(["-v", "drive"]).verbose == 1
+    assert parse_args(["drive", "-v"]).verbose == 1
+    assert parse_args(["-v", "drive", "-vv"]).verbose == 3
+    assert parse_args(["drive"]).verbose == 0
+
+
+def test_choices_come_from_the_registries():
+    from carla_agent.cli import build_parser
+    from carla_agent.saliency.targets import TARGETS
+    from carla_agent.sim.simulator import BACKENDS
+
+    parser = build_parser()
+    with pytest.raises(SystemExit):
+        parser.parse_args(["drive", "--backend", "nope"])
+    for name in BACKENDS.names():
+        assert parser.parse_args(["drive", "--backend", name]).backend == name
+    for name in TARGETS.names():
+        assert parser.parse_args(["replay", "run", "--target", name]).target == name

@@ -9,13 +9,11 @@ method, runs the measures of :mod:`carla_agent.faithfulness`, and writes
 - ``deletion_curves.png``, ``shift_test.png``, ``randomisation.png``;
 - ``index.html``: the table and the plots on one page.
 
-Command-line wiring (``python -m carla_agent evaluate``): call
-:func:`main` with the arguments after ``evaluate``; see :func:`build_parser`.
+The command line (``carla-agent evaluate``) is :mod:`carla_agent.cli.evaluate`.
 """
 
 from __future__ import annotations
 
-import argparse
 import html
 import json
 import logging
@@ -27,7 +25,6 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from carla_agent.resources import DEFAULT_MODEL
 from carla_agent import faithfulness as F
 
 log = logging.getLogger(__name__)
@@ -339,34 +336,3 @@ def write(table: Table, out_dir: str | Path) -> Path:
         f"<h1>How far each saliency map can be trusted</h1><p>{notes}</p>"
         f"<table><tr><th>method</th>{head}</tr>\n{body}</table>{imgs}")
     return out
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m carla_agent evaluate", description=__doc__.splitlines()[0])
-    p.add_argument("--model", default=str(DEFAULT_MODEL))
-    p.add_argument("--scenarios", default="gentle_curves",
-                   help="comma-separated scenario names, YAML paths or drive-log folders")
-    p.add_argument("--methods", default=",".join(DEFAULT_METHODS), help="comma-separated method names")
-    p.add_argument("--frames", type=int, default=200, help="frames per scenario")
-    p.add_argument("--stride", type=int, default=1)
-    p.add_argument("--steps", type=int, default=20)
-    p.add_argument("--closed-loop-s", type=float, default=None,
-                   help="also run the closed-loop causal test, drives of this many simulated seconds")
-    p.add_argument("--closed-loop-share", type=float, default=0.1)
-    p.add_argument("--out", default="out/evaluate")
-    return p
-
-
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    """``python -m carla_agent evaluate [--model M] [--scenarios a,b] [--methods x,y] [--frames N] [--out DIR]``."""
-    args = build_parser().parse_args(argv)
-    table = evaluate(args.model, [s for s in args.scenarios.split(",") if s],
-                     [m for m in args.methods.split(",") if m], args.frames, args.out, args.steps, args.stride,
-                     closed_loop_s=args.closed_loop_s, closed_loop_share=args.closed_loop_share)
-    print(table.markdown())  # noqa: T201 - the command's output
-    print(f"\nwritten to {args.out}/index.html")  # noqa: T201
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -1,0 +1,103 @@
+"""What several commands share: output, argument types, and the option groups whose
+choices come from the registries (backends, saliency methods, targets)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Tuple
+
+from carla_agent.resources import DEFAULT_MODEL
+
+
+def out(text: str = "") -> None:
+    """Program output (results), as opposed to logging."""
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
+
+
+def resolution(text: str) -> Tuple[int, int]:
+    """``WIDTHxHEIGHT`` -> ``(width, height)`` in pixels, each at least 32."""
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--res expects WIDTHxHEIGHT like 800x600, got {text!r}") from None
+    if w < 32 or h < 32:
+        raise argparse.ArgumentTypeError(f"--res {text}: width and height must be at least 32")
+    return w, h
+
+
+def tf_threads(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = -1
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"--tf-threads expects a whole number >= 0 (0 = all cores), got {text!r}")
+    return n
+
+
+def comma_list(text: str) -> list:
+    return [item for item in text.split(",") if item]
+
+
+def add_verbose(p: argparse.ArgumentParser) -> None:
+    """``-v`` after the command too (``drive -v``); :func:`carla_agent.cli.parse_args` adds
+    it to the count given before the command."""
+    p.add_argument("-v", "--verbose", action="count", dest="verbose_after", default=0,
+                   help="more logging (-vv for debug)")
+
+
+def add_model(p: argparse.ArgumentParser, default=str(DEFAULT_MODEL), text: str = "") -> None:
+    p.add_argument("--model", default=default,
+                   help=text or "Keras model (.keras or .h5); default: the shipped PilotNet")
+
+
+def add_backend_args(p: argparse.ArgumentParser) -> None:
+    from carla_agent.sim.simulator import BACKENDS
+
+    g = p.add_argument_group("backend")
+    g.add_argument("--backend", choices=BACKENDS.names(), default=None,
+                   help="simulator (default: the scenario's, 'embedded' for the shipped ones)")
+    g.add_argument("--host", default="127.0.0.1", help="CARLA server host (default 127.0.0.1)")
+    g.add_argument("--port", "-p", type=int, default=2000, help="CARLA RPC port (default 2000)")
+    g.add_argument("--tm-port", type=int, default=8000, help="Traffic Manager port (default 8000)")
+    g.add_argument("--timeout", type=float, default=10.0, help="CARLA client timeout in seconds (default 10)")
+
+
+def backend_options(args) -> dict:
+    """The CARLA connection options for ``--backend carla``; nothing for the embedded one."""
+    if getattr(args, "backend", None) != "carla":
+        return {}
+    return dict(host=args.host, port=args.port, tm_port=args.tm_port, timeout_s=args.timeout)
+
+
+def add_target(p, help_text: str = "what the map explains (Grad-CAM and gradients)") -> None:
+    from carla_agent.saliency.targets import TARGETS
+
+    p.add_argument("--target", default="auto", choices=TARGETS.names(), help=help_text)
+
+
+def add_saliency_args(p: argparse.ArgumentParser) -> None:
+    from carla_agent.saliency.methods import METHODS
+
+    g = p.add_argument_group("saliency")
+    g.add_argument("--method", default="visual_backprop", metavar="NAME",
+                   help=f"saliency method: {', '.join(METHODS.names())}")
+    add_target(g)
+    g.add_argument("--layer", default=None, help="conv layer for per-layer methods (default: chosen per method)")
+
+
+def add_tf_threads(p: argparse.ArgumentParser) -> None:
+    from carla_agent.network.steering_model import DRIVE_TF_THREADS
+
+    p.add_argument("--tf-threads", type=tf_threads, default=DRIVE_TF_THREADS, metavar="N",
+                   help=f"TensorFlow threads per op while driving (default {DRIVE_TF_THREADS}: the other core is "
+                        "left to the recorder and the saliency worker; 0 = all cores)")
+
+
+def load_model(path: str, threads: int = 0):
+    from carla_agent.network.steering_model import SteeringModel, set_tf_threads
+
+    set_tf_threads(threads)  # before the model's first op: TensorFlow fixes it then
+    return SteeringModel.load(path)

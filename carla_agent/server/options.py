@@ -1,0 +1,27 @@
+"""The options of ``serve``, shared by ``carla-agent serve`` and ``python -m carla_agent.server``
+so that the two entry points cannot drift apart."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    from carla_agent.sim.scenario import DEFAULT_SCENARIO
+
+    p.add_argument("--scenario", default=DEFAULT_SCENARIO, help=f"scenario to serve (default {DEFAULT_SCENARIO})")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default loopback)")
+    p.add_argument("--port", "-p", type=int, default=2000, help="RPC port; the stream port is the next (0: any free)")
+    p.add_argument("--log-level", default=None, choices=("DEBUG", "INFO", "WARNING", "ERROR"),
+                   type=str.upper, help="logging level (overrides -v)")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Serve until Ctrl-C."""
+    from carla_agent.server.server import serve
+
+    if args.log_level:
+        logging.getLogger().setLevel(args.log_level)
+    serve(args.scenario, host=args.host, port=args.port)
+    return 0
