@@ -75,7 +75,7 @@ def _load_scenario(args):
 
 def run(args) -> int:
     from carla_agent.drive.agent import NetworkAgent
-    from carla_agent.drive.runner import Runner
+    from carla_agent.drive.session import drive_scenario
     from carla_agent.saliency import METHODS
     from carla_agent.sim.simulator import make_simulator
 
@@ -95,37 +95,28 @@ def run(args) -> int:
             recorder = make_recorder(args.out, live_video=True, when_full="block" if args.record else "drop",
                                      model=model)
             recorder.autostart = bool(args.record)
-        progress = []
-        if not args.quiet and not use_hud:
-            from carla_agent.drive.progress import ProgressHook
-
-            progress.append(ProgressHook(args.duration or scenario.duration_s))
+        drive = dict(sim=sim, seed=args.seed, duration_s=args.duration)
         if use_hud:
-            from carla_agent.hud.app import drive_episodes, make_hud
+            from carla_agent.hud.app import make_hud
 
             hud = make_hud(model, scenario, method=args.method, target=args.target, layer=args.layer,
                            res=args.hud_res,
                            on_record_toggle=lambda on: recorder.start() if on else recorder.stop())
-            runners = []
-
-            def make_runner():
-                runners.append(Runner(sim, agent, scenario, seed=args.seed, duration_s=args.duration,
-                                      hooks=[hud, recorder]))
-                return runners[-1]
-
             with hud:
-                metrics = drive_episodes(make_runner, hud)
-            interrupted = runners[-1].interrupted
+                result = drive_scenario(scenario, agent, hooks=[hud, recorder], restart=hud.consume_restart, **drive)
         else:
+            hooks = [] if recorder is None else [recorder]
+            if not args.quiet:
+                from carla_agent.drive.progress import ProgressHook
+
+                hooks.insert(0, ProgressHook(args.duration or scenario.duration_s))
             if args.record:
                 from carla_agent.saliency import make_explainer
 
                 agent.explainer = make_explainer(model, args.method, output=model.steer_index,
                                                  target=args.target, layer=args.layer)
-            hooks = progress + ([recorder] if recorder is not None else [])
-            runner = Runner(sim, agent, scenario, seed=args.seed, duration_s=args.duration, hooks=hooks)
-            metrics = runner.run()
-            interrupted = runner.interrupted
+            result = drive_scenario(scenario, agent, hooks=hooks, **drive)
+    metrics, interrupted = result.metrics, result.interrupted
     if args.json:
         out(json.dumps(metrics.to_dict()))
     else:

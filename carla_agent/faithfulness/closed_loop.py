@@ -62,7 +62,7 @@ def closed_loop_test(model: Any, scenario: str, explain: Callable, share: float 
                      duration_s: Optional[float] = None) -> Dict[str, DriveOutcome]:
     """Drive ``scenario`` three ways (``clean``, ``random``, ``salient``); outcome per mode."""
     from carla_agent.drive.agent import NetworkAgent
-    from carla_agent.drive.runner import Runner
+    from carla_agent.drive.session import drive_scenario
     from carla_agent.sim.scenario import load_scenario
     from carla_agent.sim.simulator import make_simulator
 
@@ -71,6 +71,6 @@ def closed_loop_test(model: Any, scenario: str, explain: Callable, share: float 
     with make_simulator("embedded") as sim:
         for mode in MODES:
             agent = NetworkAgent(MaskedModel(model, explain, share, mode, seed), sc.target_speed_mps)
-            m = Runner(sim, agent, sc, seed=seed, duration_s=duration_s).run()
+            m = drive_scenario(sc, agent, sim=sim, seed=seed, duration_s=duration_s).metrics
             out[mode] = DriveOutcome(m.autonomy_pct, m.mean_abs_offset_m, m.max_abs_offset_m, m.interventions)
     return out

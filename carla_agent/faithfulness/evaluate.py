@@ -129,14 +129,12 @@ class _Collect:
 def collect_frames(model, scenario: str, frames: int = 200, stride: int = 1, seed: int = 0) -> Frames:
     """Drive ``scenario`` (embedded simulator) with ``model`` and keep ``frames`` frames, one every ``stride`` ticks."""
     from carla_agent.drive.agent import NetworkAgent
-    from carla_agent.drive.runner import Runner
+    from carla_agent.drive.session import drive_scenario
     from carla_agent.sim.scenario import load_scenario
-    from carla_agent.sim.simulator import make_simulator
 
     sc = load_scenario(scenario)
     hook = _Collect(model, frames, stride)
-    with make_simulator("embedded") as sim:
-        Runner(sim, NetworkAgent(model, sc.target_speed_mps), sc, seed=seed, hooks=[hook]).run()
+    drive_scenario(sc, NetworkAgent(model, sc.target_speed_mps), backend="embedded", seed=seed, hooks=[hook])
     labels = None if any(lab is None for lab in hook.labels) else np.stack(hook.labels)
     return Frames(np.stack(hook.inputs).astype(np.float32), labels, np.asarray(hook.steer), sc.name)
 
