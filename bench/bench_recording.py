@@ -152,8 +152,10 @@ def record_log(out: Path, scenario, frames: int) -> Path:
 
 
 def offline(run: Path, model, batch: int) -> dict:
-    from carla_agent.recording.replay import ExplainerSource, render_log_video
-    from carla_agent.recording.video import AttentionLayout, LayoutSpec, MapPanel, Mp4Writer, Telemetry
+    from carla_agent.recording.compose import AttentionLayout, LayoutSpec, MapPanel, Telemetry
+    from carla_agent.recording.render import render_log_video
+    from carla_agent.recording.sources import ExplainerSource
+    from carla_agent.recording.video_io import Mp4Writer
 
     log = DriveLog.open(run)
     n = len(log)

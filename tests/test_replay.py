@@ -9,11 +9,12 @@ from carla_agent.recording.drive_log import DriveLog, DriveLogError
 from carla_agent.sim.embedded.simulator import EmbeddedSimulator
 from carla_agent.errors import BackendError, CarlaAgentError
 from carla_agent.recording.recorder import RecorderConfig, RecorderHook
-from carla_agent.recording.replay import (compare_runs, parse_method, redrive, render_ab_video, render_log_video,
-                                ExplainerSource, verify_resimulation)
+from carla_agent.recording.render import render_ab_video, render_log_video
+from carla_agent.recording.replay import compare_runs, redrive, verify_resimulation
+from carla_agent.recording.sources import ExplainerSource, parse_method
 from carla_agent.drive.runner import Runner
 from carla_agent.sim.scenario import load_scenario
-from carla_agent.recording.video import read_video
+from carla_agent.recording.video_io import read_video
 
 
 class Wobble:

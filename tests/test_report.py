@@ -8,9 +8,10 @@ import pytest
 
 from carla_agent.recording.drive_log import DriveLog
 from carla_agent.network.preprocess import Preprocessing
-from carla_agent.recording.replay import FunctionSource, render_log_video
+from carla_agent.recording.render import render_log_video
 from carla_agent.recording.report import key_frames, write_index, write_report_info
-from carla_agent.recording.video import read_video
+from carla_agent.recording.sources import FunctionSource
+from carla_agent.recording.video_io import read_video
 from test_drive_log import write_log
 
 

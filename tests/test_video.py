@@ -7,9 +7,10 @@ import pandas as pd
 import pytest
 
 from carla_agent.network.preprocess import Preprocessing
-from carla_agent.recording.replay import FunctionSource, render_log_video
-from carla_agent.recording.video import (AttentionLayout, GifWriter, LayoutSpec, MapPanel, Mp4Writer, Telemetry, open_writer,
-                               probe_video, read_video, write_video)
+from carla_agent.recording.compose import AttentionLayout, LayoutSpec, MapPanel, Telemetry
+from carla_agent.recording.render import render_log_video
+from carla_agent.recording.sources import FunctionSource
+from carla_agent.recording.video_io import GifWriter, Mp4Writer, open_writer, probe_video, read_video, write_video
 from test_drive_log import H, W, write_log
 
 

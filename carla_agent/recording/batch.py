@@ -65,7 +65,7 @@ def _split(names: str | Sequence[str]) -> Tuple[str, ...]:
 
 def check_methods(methods: Sequence[str]) -> None:
     """Fail fast on an unknown method name (lists the known ones), before any driving."""
-    from carla_agent.recording.replay import parse_method
+    from carla_agent.recording.sources import parse_method
     from carla_agent.saliency.methods import METHODS
 
     for text in methods:
@@ -153,7 +153,8 @@ def finish_run(run_dir: str | Path, methods: Sequence[str] = ("visual_backprop",
         ``(video, report)`` paths (None where not written).
     """
     from carla_agent.recording.drive_log import DriveLog
-    from carla_agent.recording.replay import ExplainerSource, parse_method, render_log_video, resolve_model
+    from carla_agent.recording.render import render_log_video
+    from carla_agent.recording.sources import ExplainerSource, parse_method, resolve_model
     from carla_agent.recording.report import write_report
 
     dlog = DriveLog.open(run_dir)

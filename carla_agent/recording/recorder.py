@@ -321,17 +321,18 @@ class RecorderHook(RunnerHook):
             self.stats.worker_cpu_s = time.thread_time() - cpu0
 
     def _video_frame(self, item: _Item) -> None:
-        from carla_agent.recording import video as vid
+        from carla_agent.recording.compose import AttentionLayout, LayoutSpec, MapPanel, Telemetry
+        from carla_agent.recording.video_io import Mp4Writer
 
         if self._video is False:
             return
         if self._video is None:
             att = item.attention
             fps = self.config.video_fps or 1.0 / max(self._runner.scenario.dt_s, 1e-6)
-            spec = vid.LayoutSpec(tile_width_px=self.config.video_tile_width_px)
-            self._layout = vid.AttentionLayout(item.image.shape[:2], 1 if att is not None else 0, spec,
-                                               self._preprocessing)
-            self._video = vid.Mp4Writer(self.run_dir / self.config.video, fps, preset=self.config.video_preset)
+            spec = LayoutSpec(tile_width_px=self.config.video_tile_width_px)
+            self._layout = AttentionLayout(item.image.shape[:2], 1 if att is not None else 0, spec,
+                                           self._preprocessing)
+            self._video = Mp4Writer(self.run_dir / self.config.video, fps, preset=self.config.video_preset)
         panels = []
         att = item.attention
         if att is not None and self._layout.n_maps:
@@ -340,12 +341,12 @@ class RecorderHook(RunnerHook):
             maps, signed, method, target = att
             if self._normalizer is None:
                 self._normalizer = make_normalizer("running", signed=signed)
-            panels.append(vid.MapPanel(self._layout.project(self._normalizer(maps)), signed, method, target,
-                                       float(item.row["predicted_steer"] or 0.0)))
+            panels.append(MapPanel(self._layout.project(self._normalizer(maps)), signed, method, target,
+                                   float(item.row["predicted_steer"] or 0.0)))
         elif self._layout.n_maps:
-            panels.append(vid.MapPanel(np.zeros(self._layout.tile_hw, np.float32), False, "no map", "-",
-                                       float(item.row["predicted_steer"] or 0.0)))
-        frame = self._layout.compose(item.image, panels, vid.Telemetry.from_row(item.row))
+            panels.append(MapPanel(np.zeros(self._layout.tile_hw, np.float32), False, "no map", "-",
+                                   float(item.row["predicted_steer"] or 0.0)))
+        frame = self._layout.compose(item.image, panels, Telemetry.from_row(item.row))
         self._video.write(frame)
         self.stats.video_frames += 1
 

@@ -30,8 +30,10 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import cv2
 import numpy as np
 
+from carla_agent.recording.compose import AttentionLayout, LayoutSpec, MapPanel, Telemetry
 from carla_agent.recording.drive_log import DriveLog, DriveLogError
-from carla_agent.recording.replay import STATS_SUFFIX
+from carla_agent.recording.sources import ExplainerSource, parse_method, resolve_model
+from carla_agent.recording.stats import STATS_SUFFIX, metrics_from_rows, saliency_statistics, stats_methods
 
 log = logging.getLogger(__name__)
 
@@ -156,55 +158,6 @@ def plot_steering(rows, intervention_m: float = 1.0) -> str:
     return _b64_png_figure(fig)
 
 
-def metrics_from_rows(rows) -> Dict[str, Any]:
-    """What can be said from the rows alone (for runs that never got to write their metrics)."""
-    if len(rows) == 0:
-        return {"frames": 0}
-    off = rows["lateral_offset_m"].abs()
-    return {"frames": int(len(rows)), "elapsed_s": float(rows["sim_time_s"].iloc[-1]),
-            "distance_m": float(rows["route_s_m"].max()), "interventions": int(rows["interventions"].iloc[-1]),
-            "mean_abs_offset_m": float(off.mean()), "max_abs_offset_m": float(off.max()),
-            "collisions": int(rows["collisions"].sum()), "lane_invasions": int(rows["lane_invasions"].sum()),
-            "mean_speed_mps": float(rows["speed_mps"].mean())}
-
-
-def saliency_statistics(stats_files: Sequence[Path]):
-    """Per-source means of the per-frame statistics, plus corr(centroid_x, steer). A DataFrame or None."""
-    import pandas as pd
-
-    frames = []
-    for f in stats_files:
-        try:
-            frames.append(pd.read_csv(f))
-        except (OSError, ValueError) as exc:
-            log.warning("%s: unreadable statistics (%s); skipped", f, exc)
-    if not frames:
-        return None
-    df = pd.concat(frames, ignore_index=True)
-    numeric = [c for c in df.columns if c not in ("i", "frame", "sim_time_s", "source", "target", "steer",
-                                                  "method", "label")
-               and pd.api.types.is_numeric_dtype(df[c])]
-    table = df.groupby("source")[numeric].mean()
-    table["corr(centroid_x, steer)"] = df.groupby("source").apply(
-        lambda g: g["centroid_x"].corr(g["steer"]) if len(g) > 2 else float("nan"), include_groups=False)
-    table.insert(0, "frames", df.groupby("source").size())
-    return table
-
-
-def _stats_methods(stats_files: Sequence[Path]) -> List[str]:
-    """Method specs (``parse_method`` text) of the single-model sources in statistics files."""
-    import pandas as pd
-
-    found: List[str] = []
-    for f in stats_files:
-        try:
-            df = pd.read_csv(f, usecols=["method", "label"])
-        except (OSError, ValueError):
-            continue
-        found += [str(m) for m in df.loc[df["label"].isna(), "method"].unique()]
-    return list(dict.fromkeys(found))
-
-
 def _fmt(v: Any) -> str:
     if isinstance(v, float):
         if not math.isfinite(v):
@@ -232,9 +185,6 @@ def _frame_table(df) -> str:
 
 def _key_frame_images(dlog: DriveLog, keys: Sequence[KeyFrame], model: Any, methods: Sequence[str]) -> Dict[int, str]:
     """base64 JPEG per key frame: camera | one overlay per method, with captions."""
-    from carla_agent.recording.replay import ExplainerSource, parse_method
-    from carla_agent.recording.video import AttentionLayout, LayoutSpec, MapPanel, Telemetry
-
     sources = []
     if model is not None:
         for text in methods:
@@ -346,20 +296,16 @@ def write_report_info(run: str | Path, out: Optional[str | Path] = None, video: 
     out = Path(out) if out else dlog.path / REPORT_FILE
     stats_files = sorted(dlog.path.glob(f"*{STATS_SUFFIX}"))
     if model is None and (meta.get("model") or {}).get("path") and Path(meta["model"]["path"]).exists():
-        from carla_agent.recording.replay import resolve_model
-
         try:
             model = resolve_model(dlog)
         except Exception as exc:  # the report must not fail on a model problem
             log.warning("report: no maps on key frames: %s", exc)
     elif model is not None and not hasattr(model, "keras_model"):
-        from carla_agent.recording.replay import resolve_model
-
         model = resolve_model(dlog, model)
     stats = saliency_statistics(stats_files)
     if methods is None:
         live = (meta.get("saliency") or {}).get("method")
-        methods = _stats_methods(stats_files) or ([live] if live else ["visual_backprop"])
+        methods = stats_methods(stats_files) or ([live] if live else ["visual_backprop"])
     methods = list(dict.fromkeys(methods))[:4]
 
     title = f"{meta.get('scenario_name', '?')} — {dlog.path.name}"
