@@ -15,7 +15,9 @@ from typing import Optional, Sequence
 import numpy as np
 from tqdm import tqdm
 
-from carla_agent.drive.agent import ExpertAgent
+from carla_agent.drive.agent import Decision, ExpertAgent
+from carla_agent.drive.runner import RunnerHook, StepRecord
+from carla_agent.drive.session import drive_scenario
 from carla_agent.network.dataset import DatasetWriter
 from carla_agent.drive.expert import Expert, NoiseParams
 from carla_agent.network.preprocess import Preprocessing
@@ -69,26 +71,60 @@ def collect(scenarios: Sequence[str], out_dir: str | Path, *, episodes: int = 2,
                 rng = np.random.default_rng(ep_seed)
                 speed = sc.target_speed_mps * float(rng.uniform(0.8, 1.15))
                 agent = ExpertAgent(speed, Expert(noise=noise, rng=rng))
-                obs = sim.reset(sc_ep, seed=ep_seed)
-                agent.reset()
+                if model is not None:
+                    agent = DaggerAgent(agent, model)
                 limit = duration_s or sc.duration_s
-                while not obs.done and obs.sim_time_s < limit - 1e-9:
-                    decision = agent.run_step(obs)
-                    if model is not None:
-                        steer = model.predict(obs.image).steer + (decision.control.steer - decision.predicted_steer)
-                        decision = replace(decision, control=replace(decision.control, steer=float(np.clip(steer, -1, 1))))
-                    writer.add(preprocessing.crop_resize(obs.image), steer=decision.predicted_steer,
-                               applied_steer=decision.control.steer, throttle=decision.control.throttle,
-                               speed_mps=obs.speed_mps, lateral_offset_m=obs.truth.lateral_offset_m,
-                               heading_error_rad=obs.truth.heading_error_rad, episode=episode)
-                    obs = sim.step(decision.control)
-                    if abs(obs.truth.lateral_offset_m) > 1.0:
-                        stats["interventions"] += 1
-                        sim.recover()
-                    bar.update(1)
+                result = drive_scenario(sc_ep, agent, sim=sim, seed=ep_seed, duration_s=limit,
+                                        hooks=[_WriteFrames(writer, preprocessing, episode, limit, bar)])
+                if result.interrupted:
+                    raise KeyboardInterrupt
+                stats["interventions"] += result.metrics.interventions
                 episode += 1
                 stats["episodes"] += 1
         stats["frames"] = writer.count
     bar.close()
     log.info("collected %d frames in %d episodes into %s", stats["frames"], stats["episodes"], out_dir)
     return stats
+
+
+class DaggerAgent:
+    """DAgger: the network steers (plus the expert's noise) while the expert labels.
+
+    The decision keeps the expert's clean command as ``predicted_steer`` (the label);
+    its control steers by the network's prediction plus the noise the expert applied.
+    """
+
+    def __init__(self, expert: ExpertAgent, model) -> None:
+        self.expert = expert
+        self.model = model
+
+    def reset(self) -> None:
+        self.expert.reset()
+
+    def run_step(self, obs) -> Decision:
+        decision = self.expert.run_step(obs)
+        steer = self.model.predict(obs.image).steer + (decision.control.steer - decision.predicted_steer)
+        return replace(decision, control=replace(decision.control, steer=float(np.clip(steer, -1, 1))))
+
+
+class _WriteFrames(RunnerHook):
+    """Writes each driven frame to the dataset: the network's input, the expert's label, what was applied.
+    The last observation of an episode (the one no control is applied to) is not written."""
+
+    def __init__(self, writer: DatasetWriter, preprocessing: Preprocessing, episode: int, limit_s: float,
+                 bar) -> None:
+        self.writer = writer
+        self.preprocessing = preprocessing
+        self.episode = episode
+        self.limit_s = limit_s
+        self.bar = bar
+
+    def on_step(self, record: StepRecord) -> None:
+        obs, decision = record.obs, record.decision
+        if obs.done or obs.sim_time_s >= self.limit_s - 1e-9:
+            return
+        self.writer.add(self.preprocessing.crop_resize(obs.image), steer=decision.predicted_steer,
+                        applied_steer=record.control.steer, throttle=record.control.throttle,
+                        speed_mps=obs.speed_mps, lateral_offset_m=obs.truth.lateral_offset_m,
+                        heading_error_rad=obs.truth.heading_error_rad, episode=self.episode)
+        self.bar.update(1)

@@ -109,9 +109,8 @@ def record_drive(scenario: Any, model: Any, out_dir: str | Path = "runs", seed: 
         ``(run_dir, DriveMetrics)``.
     """
     from carla_agent.drive.agent import NetworkAgent
-    from carla_agent.drive.runner import Runner
+    from carla_agent.drive.session import drive_scenario
     from carla_agent.sim.scenario import load_scenario
-    from carla_agent.sim.simulator import make_simulator
     from carla_agent.network.steering_model import SteeringModel
 
     sc = load_scenario(scenario) if isinstance(scenario, (str, Path)) else scenario
@@ -128,12 +127,11 @@ def record_drive(scenario: Any, model: Any, out_dir: str | Path = "runs", seed: 
         from carla_agent.drive.progress import ProgressHook
 
         hooks.append(ProgressHook(duration_s or sc.duration_s))
-    with make_simulator(backend or sc.backend, **dict(backend_options or {})) as sim:
-        runner = Runner(sim, agent, sc, seed=seed, duration_s=duration_s, hooks=hooks)
-        metrics = runner.run()
-    if runner.interrupted:
+    result = drive_scenario(sc, agent, backend=backend, backend_options=backend_options, seed=seed,
+                            duration_s=duration_s, hooks=hooks)
+    if result.interrupted:
         raise KeyboardInterrupt
-    return rec.run_dir, metrics
+    return rec.run_dir, result.metrics
 
 
 def finish_run(run_dir: str | Path, methods: Sequence[str] = ("visual_backprop",), model: Any = None,

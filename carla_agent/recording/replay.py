@@ -152,9 +152,8 @@ def redrive(drive_log: DriveLog | str | Path, model: Any, out_dir: Optional[str 
         ``(run_dir, DriveMetrics)`` of the new run.
     """
     from carla_agent.drive.agent import NetworkAgent
+    from carla_agent.drive.session import drive_scenario
     from carla_agent.recording.recorder import RecorderConfig, RecorderHook
-    from carla_agent.drive.runner import Runner
-    from carla_agent.sim.simulator import make_simulator
 
     dlog = drive_log if isinstance(drive_log, DriveLog) else DriveLog.open(drive_log)
     meta = dlog.meta
@@ -173,12 +172,10 @@ def redrive(drive_log: DriveLog | str | Path, model: Any, out_dir: Optional[str 
 
         hooks.append(ProgressHook(duration_s or float(meta.get("duration_s", scenario.duration_s))))
     options = dict(backend_options if backend_options is not None else meta.get("backend_options") or {})
-    with make_simulator(meta.get("backend", "embedded"), **options) as sim:
-        runner = Runner(sim, agent, scenario, seed=int(meta.get("seed", 0)),
-                        duration_s=duration_s or meta.get("duration_s"), hooks=hooks,
-                        intervention_m=float(meta.get("intervention_m", 1.0)))
-        metrics = runner.run()
-    return hooks[0].run_dir, metrics
+    result = drive_scenario(scenario, agent, backend=meta.get("backend", "embedded"), backend_options=options,
+                            seed=int(meta.get("seed", 0)), duration_s=duration_s or meta.get("duration_s"),
+                            hooks=hooks, intervention_m=float(meta.get("intervention_m", 1.0)))
+    return hooks[0].run_dir, result.metrics
 
 
 def compare_runs(runs: Sequence[DriveLog | str | Path]):
