@@ -2,7 +2,7 @@
 
 Importing the package needs no CARLA server, display, GPU or TensorFlow:
 heavy dependencies are imported lazily by the modules that own them
-(``carla`` in :mod:`carla_agent.sim.carla_backend.simulator`, ``pygame`` in the HUD,
+(``carla`` in :mod:`carla_agent.sim.carla_backend.client`, ``pygame`` in the HUD,
 TensorFlow in the model and saliency code).
 """
 

@@ -816,7 +816,7 @@ class FakeServer:
 
 def make_double_simulator(server: Optional[FakeServer] = None, **options):
     """A :class:`~carla_agent.sim.carla_backend.simulator.CarlaSimulator` connected to ``server`` (a new one by default)."""
-    from carla_agent.sim.carla_backend.simulator import CarlaSimulator
+    from carla_agent.sim.carla_backend import CarlaSimulator
 
     server = server if server is not None else FakeServer()
     options.setdefault("timeout_s", 2.0)

@@ -21,7 +21,8 @@ carla = pytest.importorskip("carla")
 import carla_double  # noqa: E402
 from carla_double import Api, FakeServer  # noqa: E402
 
-from carla_agent.sim.carla_backend import simulator as cb  # noqa: E402
+import carla_agent.sim.carla_backend as cb  # noqa: E402
+from carla_agent.sim.carla_backend import client as cb_client, route as cb_route, sensors as cb_sensors  # noqa: E402
 from carla_agent.sim.contract import check_simulator  # noqa: E402
 from carla_agent.control import VehicleControl  # noqa: E402
 from carla_agent.errors import BackendError, ScenarioError  # noqa: E402
@@ -59,14 +60,14 @@ def drive(sim, n, control=VehicleControl(throttle=0.6)):
 def test_module_imports_without_carla_and_construction_says_how_to_install():
     code = (
         "import sys; sys.modules['carla'] = None\n"
-        "import carla_agent.sim.carla_backend.simulator\n"
+        "import carla_agent.sim.carla_backend\n"
         "from carla_agent.sim.simulator import make_simulator\n"
         "from carla_agent.errors import BackendError\n"
         "try:\n    make_simulator('carla')\nexcept BackendError as e:\n    print('ERR', e)\n")
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert "ERR" in out.stdout and "pip install carla==0.9.16" in out.stdout
-    code = "import sys, carla_agent.sim.carla_backend.simulator; print('carla' in sys.modules)"
+    code = "import sys, carla_agent.sim.carla_backend; print('carla' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "False", "importing the backend must not import carla"
 
@@ -97,7 +98,7 @@ def test_version_mismatch_is_an_error_unless_allowed():
     sim = make(FakeServer(version="0.9.15"), allow_version_mismatch=True)
     assert sim.server_version == "0.9.15"
     sim.close()
-    assert cb._version_key("0.9.16-2-gabc") == cb._version_key("0.9.16")
+    assert cb_client._version_key("0.9.16-2-gabc") == cb_client._version_key("0.9.16")
 
 
 # -- the simulator contract and cleanup -------------------------------------------------------
@@ -250,7 +251,7 @@ def test_bgra_is_converted_to_rgb_with_one_copy():
     bgra = np.zeros((3, 4, 4), np.uint8)
     bgra[..., 0], bgra[..., 1], bgra[..., 2], bgra[..., 3] = 10, 20, 30, 255
     img = _image(bgra)
-    view = cb._bgra(img)
+    view = cb_sensors._bgra(img)
     assert not view.flags.owndata and not view.flags.writeable  # a view of the buffer
     rgb = cb.bgra_to_rgb(img)
     assert rgb.shape == (3, 4, 3) and rgb.dtype == np.uint8 and rgb.flags.c_contiguous
@@ -361,10 +362,10 @@ def test_junction_choice():
     here = wp(0.0)
     options = [wp(0.0, [wp(-80.0)]), wp(0.0, [wp(2.0)]), wp(0.0, [wp(85.0)])]
     rng = np.random.default_rng(0)
-    assert cb._choose(here, options, "straight", rng) is options[1]
-    assert cb._choose(here, options, "left", rng) is options[0]
-    assert cb._choose(here, options, "right", rng) is options[2]
-    assert cb._choose(here, options, "random", rng) in options
+    assert cb_route._choose(here, options, "straight", rng) is options[1]
+    assert cb_route._choose(here, options, "left", rng) is options[0]
+    assert cb_route._choose(here, options, "right", rng) is options[2]
+    assert cb_route._choose(here, options, "random", rng) in options
 
 
 # -- scenarios ------------------------------------------------------------------------------

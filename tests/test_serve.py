@@ -313,7 +313,7 @@ def test_weather_get_set(server):
 
 
 def test_apply_batch_control_and_semantic_camera(server):
-    from carla_agent.sim.carla_backend.simulator import SEMANTIC_LUT
+    from carla_agent.sim.carla_backend.sensors import SEMANTIC_LUT
     from carla_agent.sim.observation import SemanticClass
 
     client = _client(server)
@@ -555,7 +555,7 @@ def test_get_waypoint_agrees_with_embedded_ground_truth(server):
 
 BACKEND_CHILD = """
 import sys
-from carla_agent.sim.carla_backend.simulator import CarlaSimulator
+from carla_agent.sim.carla_backend import CarlaSimulator
 from carla_agent.control import VehicleControl
 from carla_agent.sim.embedded.simulator import EmbeddedSimulator
 from carla_agent.sim.scenario import load_scenario

@@ -117,20 +117,17 @@ def _carla_preset_inverse() -> Dict[tuple, str]:
     Needs the carla wheel (for the presets' values); without it, empty."""
     global _PRESET_INVERSE
     if _PRESET_INVERSE is None:
+        from carla_agent.errors import BackendError
+        from carla_agent.sim.carla_backend.weather import embedded_preset_weathers
+
         table: Dict[tuple, str] = {}
         try:
-            import carla
-
-            from carla_agent.sim.carla_backend.simulator import _WEATHER_OF_PRESET
-        except ImportError:
+            weathers = embedded_preset_weathers(WEATHER_FIELDS)
+        except BackendError:  # no carla wheel
             _PRESET_INVERSE = table
             return table
-        fields = WEATHER_FIELDS
-        for preset, (name, overrides) in _WEATHER_OF_PRESET.items():
-            w = getattr(carla.WeatherParameters, name)
-            values = {f: float(getattr(w, f)) for f in fields}
-            values.update(overrides)
-            key = _weather_key([values[f] for f in fields])
+        for preset, values in weathers.items():
+            key = _weather_key([values[f] for f in WEATHER_FIELDS])
             table.setdefault(key, preset)
         _PRESET_INVERSE = table
     return _PRESET_INVERSE

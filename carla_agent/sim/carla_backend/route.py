@@ -1,0 +1,134 @@
+"""The route the ego drives: lane-centre waypoints planned along ``waypoint.next``,
+and the projection of a position onto it."""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from typing import Optional, Sequence, Tuple
+
+import numpy as np
+
+from carla_agent.errors import BackendError
+from carla_agent.sim.carla_backend.truth import wrap_pi
+
+log = logging.getLogger(__name__)
+
+#: Spacing of the planned route's waypoints, metres. Chord error at r = 10 m: 1.25 cm.
+ROUTE_STEP_M = 1.0
+
+
+@dataclass(frozen=True)
+class RouteProjection:
+    s_m: float
+    index: int
+    lateral_m: float  # positive right of the route
+    yaw_deg: float
+
+
+class Route:
+    """Lane-centre waypoints from a start waypoint, following ``waypoint.next(step)``.
+
+    Positions are in CARLA's world frame. ``s`` is the distance along the route.
+    """
+
+    def __init__(self, waypoints: Sequence) -> None:
+        if len(waypoints) < 2:
+            raise BackendError("the route has fewer than 2 waypoints: no driving lane continues from the spawn point")
+        self.waypoints = list(waypoints)
+        locs = [w.transform.location for w in self.waypoints]
+        self.xy = np.array([(p.x, p.y) for p in locs], dtype=np.float64)
+        self.z = np.array([p.z for p in locs], dtype=np.float64)
+        self.keys = [(w.road_id, w.lane_id) for w in self.waypoints]
+        self.lane_width = np.array([w.lane_width for w in self.waypoints], dtype=np.float64)
+        seg = np.hypot(*np.diff(self.xy, axis=0).T)
+        self.s = np.concatenate([[0.0], np.cumsum(seg)])
+        self.length_m = float(self.s[-1])
+
+    @classmethod
+    def plan(cls, start, length_m: float, step_m: float = ROUTE_STEP_M, junctions: str = "straight",
+             rng: Optional[np.random.Generator] = None) -> "Route":
+        """Follow ``start.next(step_m)`` for ``length_m`` metres, choosing branches by ``junctions``."""
+        rng = rng if rng is not None else np.random.default_rng(0)
+        wps = [start]
+        wp = start
+        for _ in range(int(math.ceil(length_m / step_m))):
+            options = wp.next(step_m)
+            if not options:
+                log.warning("the route ends after %.0f m (dead end)", (len(wps) - 1) * step_m)
+                break
+            wp = options[0] if len(options) == 1 else _choose(wp, options, junctions, rng)
+            wps.append(wp)
+        return cls(wps)
+
+    def project(self, x: float, y: float, hint: Optional[int] = None, window_m: float = 30.0) -> RouteProjection:
+        """The closest point of the route to ``(x, y)``, searched near ``hint`` when given."""
+        n = len(self.s)
+        if hint is None:
+            lo, hi = 0, n
+        else:
+            k = int(window_m / max(self.s[-1] / (n - 1), 1e-6)) + 1
+            lo, hi = max(0, hint - k), min(n, hint + k + 1)
+        d2 = (self.xy[lo:hi, 0] - x) ** 2 + (self.xy[lo:hi, 1] - y) ** 2
+        i = lo + int(np.argmin(d2))
+        best = None
+        for j in (i - 1, i):
+            if 0 <= j < n - 1:
+                p0 = self.xy[j]
+                seg = self.xy[j + 1] - p0
+                length = float(math.hypot(seg[0], seg[1])) or 1e-9
+                fx, fy = seg / length
+                ex, ey = x - p0[0], y - p0[1]
+                u = min(max(ex * fx + ey * fy, 0.0), length)
+                dist = math.hypot(ex - u * fx, ey - u * fy)
+                if best is None or dist < best[0]:
+                    lateral = ex * -fy + ey * fx  # CARLA's right vector is (-sin yaw, cos yaw)
+                    best = (dist, RouteProjection(float(self.s[j] + u), j, float(lateral),
+                                                  math.degrees(math.atan2(fy, fx))))
+        return best[1]
+
+    def point_at(self, s_m: float) -> Tuple[float, float, float, float]:
+        """``(x, y, z, yaw_deg)`` of the route at distance ``s_m`` (clamped)."""
+        s = min(max(float(s_m), 0.0), self.length_m)
+        j = min(int(np.searchsorted(self.s, s, side="right")) - 1, len(self.s) - 2)
+        f = (s - self.s[j]) / max(self.s[j + 1] - self.s[j], 1e-9)
+        p = self.xy[j] + f * (self.xy[j + 1] - self.xy[j])
+        d = self.xy[j + 1] - self.xy[j]
+        z = self.z[j] + f * (self.z[j + 1] - self.z[j])
+        return float(p[0]), float(p[1]), float(z), math.degrees(math.atan2(d[1], d[0]))
+
+    def ahead(self, x: float, y: float, yaw_deg: float, s_m: float, distances_m: np.ndarray) -> np.ndarray:
+        """``(N, 2)`` float32 route points at ``s + distances`` in the vehicle frame (x forward, y right).
+
+        Cut where the distance from the car stops growing (a hairpin), so the
+        points stay ordered by distance.
+        """
+        s = np.minimum(s_m + np.asarray(distances_m, dtype=np.float64), self.length_m)
+        px = np.interp(s, self.s, self.xy[:, 0]) - x
+        py = np.interp(s, self.s, self.xy[:, 1]) - y
+        c, sn = math.cos(math.radians(yaw_deg)), math.sin(math.radians(yaw_deg))
+        pts = np.stack([px * c + py * sn, -px * sn + py * c], axis=1)
+        dist = np.hypot(pts[:, 0], pts[:, 1])
+        falling = np.nonzero(np.diff(dist) < -1e-3)[0]
+        if len(falling):
+            pts = pts[:falling[0] + 1]
+        return pts.astype(np.float32)
+
+
+def _choose(wp, options, junctions: str, rng: np.random.Generator):
+    if junctions == "random":
+        return options[int(rng.integers(len(options)))]
+    yaw0 = wp.transform.rotation.yaw
+
+    def turn(option) -> float:  # positive: turns right (CARLA's yaw is clockwise)
+        far = option.next(10.0)
+        yaw = (far[0] if far else option).transform.rotation.yaw
+        return math.degrees(wrap_pi(math.radians(yaw - yaw0)))
+
+    turns = [turn(o) for o in options]
+    if junctions == "left":
+        return options[int(np.argmin(turns))]
+    if junctions == "right":
+        return options[int(np.argmax(turns))]
+    return options[int(np.argmin(np.abs(turns)))]
