@@ -261,7 +261,7 @@ def test_zstd_checksum_catches_a_flipped_payload_byte(tmp_path):
 
 def write_v2_log(run: Path, n: int) -> None:
     """A log as format version 2 wrote it: whole PNGs back to back in frames.pngs and semantic.pngs."""
-    from carla_agent.recording.drive_log import _format_line, _header_line
+    from carla_agent.recording.drive_log.rows import _format_line, _header_line
 
     run.mkdir(parents=True)
     columns = [*BASE_COLUMNS, "out_steer"]
@@ -306,7 +306,7 @@ def test_version_2_logs_still_read_and_bad_pngs_are_named(tmp_path):
 
 def write_v1_log(run: Path, n: int) -> None:
     """A log as format version 1 wrote it: one PNG file per frame under frames/ and semantic/."""
-    from carla_agent.recording.drive_log import _format_line, _header_line
+    from carla_agent.recording.drive_log.rows import _format_line, _header_line
 
     v1_columns = BASE_COLUMNS[:BASE_COLUMNS.index("frame_saved") + 1]
     (run / "frames").mkdir(parents=True)

@@ -52,7 +52,8 @@ def replace_frame(run, i, rgb):
     """Point row ``i`` at a new frame blob appended to frames.zst (its CRC updated)."""
     import csv
 
-    from carla_agent.recording.drive_log import _format_line, encode_blob, make_compressor
+    from carla_agent.recording.drive_log import encode_blob, make_compressor
+    from carla_agent.recording.drive_log.rows import _format_line
 
     blob = encode_blob(rgb, make_compressor())
     frames = run / "frames.zst"

@@ -1,0 +1,119 @@
+"""``rows.csv``: one line per frame, its last field a CRC-32 of the rest; written and checked here."""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import zlib
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence
+
+from carla_agent.recording.drive_log.format import BASE_COLUMNS, CRC_COLUMN, DriveLogError, LogProblem
+
+
+def _num(value: Optional[float]) -> Any:
+    """A float for the CSV: exact repr, empty for None/NaN."""
+    if value is None:
+        return ""
+    value = float(value)
+    return "" if not math.isfinite(value) else value
+
+
+def make_row(i: int, record: Any, wall_time_s: float) -> Dict[str, Any]:
+    """One CSV row (without model outputs) from a runner :class:`~carla_agent.drive.runner.StepRecord`.
+
+    Floats keep their exact ``repr`` in the file, so controls read back bit-identical.
+    """
+    obs, decision, control = record.obs, record.decision, record.control
+    truth, pose = obs.truth, obs.pose
+    return {
+        "i": i, "frame": obs.frame, "sim_time_s": obs.sim_time_s, "wall_time_s": round(wall_time_s, 4),
+        "predicted_steer": _num(decision.predicted_steer), "predicted_throttle": _num(decision.predicted_throttle),
+        "agent_steer": decision.control.steer,
+        "steer": control.steer, "throttle": control.throttle, "brake": control.brake,
+        "hand_brake": int(control.hand_brake), "reverse": int(control.reverse),
+        "overridden": int(control != decision.control),
+        "expert_steer": _num(truth.expert_steer), "speed_mps": obs.speed_mps,
+        "x_m": pose.x_m, "y_m": pose.y_m, "z_m": pose.z_m, "yaw_deg": pose.yaw_deg,
+        "pitch_deg": pose.pitch_deg, "roll_deg": pose.roll_deg,
+        "lateral_offset_m": truth.lateral_offset_m, "heading_error_rad": truth.heading_error_rad,
+        "route_s_m": truth.route_s_m, "route_length_m": truth.route_length_m, "lane_width_m": truth.lane_width_m,
+        "lead_distance_m": _num(truth.lead_distance_m), "lead_speed_mps": _num(truth.lead_speed_mps),
+        "interventions": record.interventions, "autonomy_pct": _num(record.autonomy_pct),
+        "sim_fps": round(float(record.sim_fps), 2),
+        "collisions": len(obs.collisions),
+        "collision_with": ";".join(f"{c.other_kind}:{c.other}" for c in obs.collisions),
+        "collision_impulse_ns": _num(sum(c.impulse_ns for c in obs.collisions)),
+        "lane_invasions": len(obs.lane_invasions),
+        "lane_markings": ";".join(m for ev in obs.lane_invasions for m in ev.markings),
+        "weather": obs.weather, "done": int(bool(obs.done)),
+    }
+
+
+def output_columns(names: Sequence[str]) -> List[str]:
+    """CSV column names of the model outputs: ``out_<name>``."""
+    return [f"out_{n}" for n in names]
+
+
+def _format_line(values: Sequence[Any]) -> str:
+    """CSV text of ``values`` plus the CRC-32 field, ending in a newline."""
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="").writerow(values)
+    body = buf.getvalue()
+    return f"{body},{zlib.crc32(body.encode('utf-8'))}\n"
+
+
+def _header_line(columns: Sequence[str]) -> str:
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="").writerow([*columns, CRC_COLUMN])
+    return buf.getvalue() + "\n"
+
+
+def _read_rows(path: Path):
+    """Parse ``rows.csv``, checking each line's field count and CRC. Returns (DataFrame, problems)."""
+    import pandas as pd
+
+    problems: List[LogProblem] = []
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raw = b""
+    text = raw.decode("utf-8", errors="replace")
+    lines = text.split("\n")
+    torn_tail = bool(lines and lines[-1] != "")
+    if not torn_tail:
+        lines = lines[:-1]
+    if not lines:
+        return pd.DataFrame(columns=list(BASE_COLUMNS)), problems
+    header = next(csv.reader([lines[0]]))
+    if not header or header[0] != "i" or header[-1] != CRC_COLUMN:
+        raise DriveLogError(f"{path}: the header line is corrupt; expected columns i, frame, ... {CRC_COLUMN}")
+    good = [lines[0]]
+    last_i = -1
+    for lineno, line in enumerate(lines[1:], start=2):
+        is_tail = torn_tail and lineno == len(lines)
+        guess = last_i + 1
+        body, _, crc = line.rpartition(",")
+        fields = next(csv.reader([body]), []) if body else []
+        try:
+            guess = int(fields[0])
+        except (ValueError, IndexError):
+            pass
+        problem = None
+        if is_tail:
+            problem = "row is torn (the writer stopped while writing it)"
+        elif len(fields) + 1 != len(header):
+            problem = f"row is corrupt (line {lineno}: {len(fields) + 1} fields, expected {len(header)})"
+        elif not crc.isdigit() or zlib.crc32(body.encode("utf-8")) != int(crc):
+            problem = f"row is corrupt (line {lineno}: checksum mismatch)"
+        if problem is not None:
+            problems.append(LogProblem(guess, f"frame i={guess}: {problem}; the other rows still read"))
+            last_i = guess
+            continue
+        last_i = guess
+        good.append(line)
+    frame = pd.read_csv(io.StringIO("\n".join(good) + "\n"))
+    frame = frame.drop(columns=[CRC_COLUMN])
+    frame.index = frame["i"].to_numpy()
+    return frame, problems
