@@ -41,6 +41,16 @@ class Decision:
 
 
 class Agent(Protocol):
+    """Decides a control from each observation (``run_step``), like CARLA's agents.
+
+    ``model`` is the steering network driving (None for the expert) and ``explainer``
+    the saliency explainer run in the same graph as the prediction (None when off);
+    hooks read them through :class:`~carla_agent.drive.runner.DriveContext`.
+    """
+
+    model: Any
+    explainer: Any
+
     def reset(self) -> None: ...
 
     def run_step(self, obs: Observation) -> Decision: ...
@@ -104,6 +114,9 @@ class NetworkAgent:
 
 class ExpertAgent:
     """Pure pursuit on the lane centre (optionally noisy, for data collection)."""
+
+    model = None
+    explainer = None
 
     def __init__(self, target_speed_mps: float, expert: Optional[Expert] = None) -> None:
         self.expert = expert if expert is not None else Expert()

@@ -15,8 +15,8 @@ class ProgressHook(RunnerHook):
         self._bar = None
         self._last = 0.0
 
-    def on_start(self, runner, obs) -> None:
-        self._bar = tqdm(total=round(self.duration_s, 1), unit="sim s", desc=runner.scenario.name,
+    def on_start(self, context, obs) -> None:
+        self._bar = tqdm(total=round(self.duration_s, 1), unit="sim s", desc=context.scenario.name,
                          bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.1f}/{total:.1f} sim s [{elapsed}<{remaining}] {postfix}")
 
     def on_step(self, record) -> None:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from typing import Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 from carla_agent.drive.agent import Agent, Decision
 from carla_agent.control import VehicleControl
@@ -57,11 +57,46 @@ class StepRecord:
     sim_fps: float
 
 
+@dataclass(frozen=True, eq=False)
+class DriveContext:
+    """What a hook is told about the drive it joins (``on_start``), in place of the runner.
+
+    Attributes:
+        scenario: the scenario driven.
+        seed: episode seed.
+        duration_s: [s] simulated time limit.
+        intervention_m: [m] lateral offset that counts an intervention.
+        sim: the simulator (hooks that act on the world, e.g. the HUD's weather key).
+        agent: the agent deciding; ``agent.model`` / ``agent.explainer`` may be None.
+        metrics_so_far: the metrics of the frames driven so far.
+        add_intervention: count an intervention a hook caused (manual takeover).
+    """
+
+    scenario: Any
+    seed: int
+    duration_s: float
+    intervention_m: float
+    sim: Simulator
+    agent: Agent
+    metrics_so_far: Callable[[], DriveMetrics]
+    add_intervention: Callable[[], None]
+
+    @property
+    def model(self) -> Any:
+        """The network driving, or None (the expert)."""
+        return getattr(self.agent, "model", None)
+
+    @property
+    def explainer(self) -> Any:
+        """The saliency explainer run with the prediction, or None."""
+        return getattr(self.agent, "explainer", None)
+
+
 class RunnerHook:
     """Base class of plugins. Override what you need; all methods are optional."""
 
-    def on_start(self, runner: "Runner", obs: Observation) -> None:
-        """Called once after reset, with the first observation."""
+    def on_start(self, context: DriveContext, obs: Observation) -> None:
+        """Called once after reset, with what the drive is and the first observation."""
 
     def override(self, record: StepRecord) -> Optional[VehicleControl]:
         """Return a control to apply instead of the agent's, or None."""
@@ -97,7 +132,7 @@ class Runner:
         self.duration_s = scenario.duration_s if duration_s is None else float(duration_s)
         self.hooks = list(hooks)
         self.intervention_m = intervention_m
-        self.tracker = MetricsTracker(scenario.name, getattr(sim, "name", type(sim).__name__))
+        self.tracker = MetricsTracker(scenario.name, sim.name)
         self.interrupted = False
         self._extra_interventions = 0
 
@@ -113,8 +148,10 @@ class Runner:
         fps = 0.0
         last = time.perf_counter()
         try:
+            context = DriveContext(self.scenario, self.seed, self.duration_s, self.intervention_m, self.sim,
+                                   self.agent, self.tracker.result, self.add_intervention)
             for hook in self.hooks:
-                hook.on_start(self, obs)
+                hook.on_start(context, obs)
             started = True
             while True:
                 decision = self.agent.run_step(obs)

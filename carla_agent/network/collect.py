@@ -94,6 +94,8 @@ class DaggerAgent:
     its control steers by the network's prediction plus the noise the expert applied.
     """
 
+    explainer = None
+
     def __init__(self, expert: ExpertAgent, model) -> None:
         self.expert = expert
         self.model = model

@@ -33,7 +33,7 @@ import numpy as np
 
 from carla_agent.recording.drive_log import (DriveLogWriter, RunMeta, SaliencySettings, make_row, new_run_dir,
                                    scenario_to_dict)
-from carla_agent.drive.runner import RunnerHook, StepRecord
+from carla_agent.drive.runner import DriveContext, RunnerHook, StepRecord
 
 log = logging.getLogger(__name__)
 
@@ -156,7 +156,7 @@ class RecorderHook(RunnerHook):
         self._queue: "queue.Queue" = queue.Queue()
         self._slots = threading.BoundedSemaphore(config.queue_frames)
         self._thread: Optional[threading.Thread] = None
-        self._runner = None
+        self._context: Optional[DriveContext] = None
         self._want = False
         self._t0 = 0.0
         self._output_names: Tuple[str, ...] = ()
@@ -180,13 +180,12 @@ class RecorderHook(RunnerHook):
         self._want = False
         if self._writer is None:
             return None
-        tracker = getattr(self._runner, "tracker", None)
-        metrics = tracker.result() if tracker is not None else None
+        metrics = self._context.metrics_so_far() if self._context is not None else None
         return self._finish(metrics, interrupted)
 
     # -- hook ---------------------------------------------------------------------------
-    def on_start(self, runner, obs) -> None:
-        self._runner = runner
+    def on_start(self, context: DriveContext, obs) -> None:
+        self._context = context
         self._want = self.autostart
 
     def on_step(self, record: StepRecord) -> None:
@@ -222,11 +221,10 @@ class RecorderHook(RunnerHook):
 
     # -- internals -----------------------------------------------------------------------------
     def _open(self, obs) -> None:
-        runner = self._runner
-        scenario = runner.scenario
-        model = self.model if self.model is not None else getattr(runner.agent, "model", None)
-        explainer = getattr(runner.agent, "explainer", None)
-        saliency = self.saliency or SaliencySettings.from_explainer(explainer)
+        context = self._context
+        scenario = context.scenario
+        model = self.model if self.model is not None else context.model
+        saliency = self.saliency or SaliencySettings.from_explainer(context.explainer)
         self._output_names = tuple(getattr(model, "output_names", ()) or ())
         self._preprocessing = getattr(model, "preprocessing", None)
         if self.config.run_dir and not self.runs:
@@ -236,17 +234,15 @@ class RecorderHook(RunnerHook):
             run_dir = new_run_dir(self.config.out_dir, scenario.name)
         self.run_dir = run_dir
         self.runs.append(run_dir)
-        sim = runner.sim
-        backend_options = {"render": bool(sim.render_enabled)} if hasattr(sim, "render_enabled") else {}
+        sim = context.sim
         source = None if scenario.source.startswith("<") else str(scenario.source)
         meta = RunMeta(
             run_id=run_dir.name, scenario_name=scenario.name, scenario_file=source,
-            scenario=scenario_to_dict(scenario), seed=int(runner.seed),
-            backend=str(getattr(sim, "name", type(sim).__name__)),
-            server_version=_opt_str(getattr(sim, "server_version", None)),
-            backend_options=backend_options, dt_s=float(scenario.dt_s), duration_s=float(runner.duration_s),
-            intervention_m=float(runner.intervention_m), camera_hw=tuple(int(v) for v in obs.image.shape[:2]),
-            model=_safe_summary(model), agent=type(runner.agent).__name__,
+            scenario=scenario_to_dict(scenario), seed=int(context.seed),
+            backend=str(sim.name), server_version=_opt_str(sim.server_version),
+            backend_options=sim.options(), dt_s=float(scenario.dt_s), duration_s=float(context.duration_s),
+            intervention_m=float(context.intervention_m), camera_hw=tuple(int(v) for v in obs.image.shape[:2]),
+            model=_safe_summary(model), agent=type(context.agent).__name__,
             saliency=saliency.to_dict() if saliency is not None else None, first_frame=int(obs.frame),
         )
         self.stats = RecorderStats()
@@ -271,7 +267,7 @@ class RecorderHook(RunnerHook):
             "max_queue": self.stats.max_queue}}
         if self.config.video:
             extra["live_video"] = self.config.video if self.stats.video_frames else None
-        recorder_file = getattr(getattr(self._runner, "sim", None), "recorder_file", None)
+        recorder_file = self._context.sim.recorder_file if self._context is not None else None
         if recorder_file:
             extra["carla_recorder_file"] = str(recorder_file)
         complete = not interrupted and self.error is None and self.stats.dropped == 0
@@ -328,7 +324,7 @@ class RecorderHook(RunnerHook):
             return
         if self._video is None:
             att = item.attention
-            fps = self.config.video_fps or 1.0 / max(self._runner.scenario.dt_s, 1e-6)
+            fps = self.config.video_fps or 1.0 / max(self._context.scenario.dt_s, 1e-6)
             spec = LayoutSpec(tile_width_px=self.config.video_tile_width_px)
             self._layout = AttentionLayout(item.image.shape[:2], 1 if att is not None else 0, spec,
                                            self._preprocessing)

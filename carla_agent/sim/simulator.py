@@ -16,7 +16,7 @@ The contract is four verbs, in the spirit of Gymnasium:
 from __future__ import annotations
 
 import abc
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Optional
 
 from carla_agent.control import VehicleControl
 from carla_agent.sim.observation import Observation
@@ -30,6 +30,14 @@ class Simulator(abc.ABC):
     """Base class of the backends. See the module docstring for the contract."""
 
     name: str = "abstract"
+    #: the server's version (CARLA), None for a simulator without a server
+    server_version: Optional[str] = None
+    #: where the simulator itself records this episode (CARLA's recorder), or None
+    recorder_file: Optional[str] = None
+
+    def options(self) -> dict:
+        """The options that make this backend again as it is now (stored in drive logs)."""
+        return {}
 
     @abc.abstractmethod
     def reset(self, scenario: "Scenario", seed: int = 0) -> Observation:

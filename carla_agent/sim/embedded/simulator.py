@@ -123,6 +123,9 @@ class EmbeddedSimulator(Simulator):
         self._marks_inside = self._marks_under_car(self._footprint_t())
         self._contacts = set()
 
+    def options(self) -> dict:
+        return {"render": bool(self.render_enabled)}
+
     def close(self) -> None:
         self._closed = True
         self._renderer = None
