@@ -1,0 +1,286 @@
+"""The actor calls of the served world (spawn, destroy, look-ups, transforms, control), the blueprint
+library it offers and the actors it serves: the ego, its sensors and the scenario's traffic.
+
+Each call is a function of the :class:`~carla_agent.server.world_service.WorldService` ``world``
+(its lock held), with the call's arguments as :mod:`rpc` passes them. Poses are in CARLA's frame:
+y and yaw are the embedded world's mirrored (``y_carla = -y``, ``yaw_carla = -yaw`` in degrees).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+from typing import List, Optional
+
+import numpy as np
+
+from carla_agent.control import VehicleControl
+from carla_agent.server.rpc import VOID, RpcError
+from carla_agent.server.wire import A_BOOL, A_FLOAT, A_INT, A_RGB, A_STRING, actor_wire, attr
+
+VEHICLES = ("vehicle.lincoln.mkz_2020", "vehicle.tesla.model3", "vehicle.audi.a2", "vehicle.toyota.prius")
+VEHICLE_EXTENT = (2.45, 1.05, 0.75)  # the ego's bounding-box half sizes, metres
+#: Actor id of the scenario's k-th traffic vehicle (``EmbeddedSimulator.traffic[k]``); stable across
+#: episodes, far above the ids of spawned actors (which count up from 101).
+TRAFFIC_ID0 = 1_000_000
+#: Synthetic ids of static things hit (trees, poles...): they are not actors.
+STATIC_ID0 = 90_000
+
+
+def blueprints() -> list:
+    """The blueprint library: ``ActorDefinition`` ``[uid, id, tags, attributes]`` of each servable type."""
+    defs = []
+    uid = 1
+    for name in VEHICLES:
+        defs.append([uid, name, "vehicle,car," + name.split(".")[1], [
+            attr("role_name", A_STRING, "autopilot", ("autopilot", "scenario", "ego_vehicle", "hero"), True),
+            attr("color", A_RGB, "255,255,255", ("255,255,255", "0,0,0", "200,20,20"), True),
+            attr("number_of_wheels", A_INT, "4"),
+            attr("generation", A_INT, "2"),
+            attr("base_type", A_STRING, "car"),
+            attr("special_type", A_STRING, ""),
+            attr("has_dynamic_doors", A_BOOL, "false"),
+            attr("has_lights", A_BOOL, "true"),
+            attr("sticky_control", A_BOOL, "true", ("true", "false"), True),
+            attr("terramechanics", A_BOOL, "false", ("true", "false"), True),
+        ]])
+        uid += 1
+    for name in ("sensor.camera.rgb", "sensor.camera.semantic_segmentation"):
+        defs.append([uid, name, "sensor,camera," + name.split(".")[-1], [
+            attr("role_name", A_STRING, "front", (), True),
+            attr("image_size_x", A_INT, "800", (), True),
+            attr("image_size_y", A_INT, "600", (), True),
+            attr("fov", A_FLOAT, "90", (), True),
+            attr("sensor_tick", A_FLOAT, "0.0", (), True),
+            attr("gamma", A_FLOAT, "2.2", (), True),
+            attr("enable_postprocess_effects", A_BOOL, "true", (), True),
+            attr("lens_circle_falloff", A_FLOAT, "5.0", (), True),
+            attr("lens_circle_multiplier", A_FLOAT, "0.0", (), True),
+            attr("lens_k", A_FLOAT, "-1.0", (), True),
+            attr("lens_kcube", A_FLOAT, "0.0", (), True),
+            attr("lens_x_size", A_FLOAT, "0.08", (), True),
+            attr("lens_y_size", A_FLOAT, "0.08", (), True),
+        ]])
+        uid += 1
+    for name in ("sensor.other.collision", "sensor.other.lane_invasion"):
+        defs.append([uid, name, "sensor,other," + name.split(".")[-1], [
+            attr("role_name", A_STRING, "", (), True)]])
+        uid += 1
+    return defs
+
+
+class Actor:
+    """A served actor. ``mount``: ((x, y, z) m, (pitch, yaw, roll) deg) relative to the parent, in
+    CARLA's frame; ``extent``: bounding-box half sizes in metres (vehicles); ``vehicle``: the
+    embedded ``TrafficVehicle`` behind a traffic actor (None for the ego and sensors)."""
+
+    def __init__(self, id_: int, uid: int, type_id: str, attributes: list, parent: int = 0,
+                 mount=((0.0, 0.0, 0.0), (0.0, 0.0, 0.0)), extent=VEHICLE_EXTENT, vehicle=None) -> None:
+        self.id, self.uid, self.type_id, self.attributes, self.parent = id_, uid, type_id, attributes, parent
+        self.mount = mount
+        self.extent = extent
+        self.vehicle = vehicle
+        self.attr = {a[0]: a[2] for a in attributes}
+        self.renderer = None
+        self.bgra: Optional[np.ndarray] = None  # the camera's image buffer, reused every frame
+
+    @property
+    def is_sensor(self) -> bool:
+        return self.type_id.startswith("sensor.")
+
+
+def spectator(world) -> Actor:
+    """The spectator: a fresh placeholder each time (it has no state to keep)."""
+    return Actor(world.spectator_id, 0, "spectator", [])
+
+
+def _find(world, actor_id) -> Actor:
+    actor = world.actors.get(int(actor_id))
+    if actor is None:
+        raise RpcError(f"actor {actor_id} not found")
+    return actor
+
+
+def spawn_actor(world, description, transform, *a) -> list:
+    return _spawn(world, description, transform, 0)
+
+
+def spawn_actor_with_parent(world, description, transform, parent_id, *a) -> list:
+    _find(world, parent_id)
+    return _spawn(world, description, transform, int(parent_id))
+
+
+def _spawn(world, description, transform, parent: int) -> list:
+    uid, type_id, attributes = description[0], str(description[1]), list(description[2])
+    (x, y, z), (pitch, yaw, roll) = transform
+    if type_id.startswith("vehicle."):
+        if world.ego_id is not None:
+            raise RpcError("the embedded server supports one vehicle (the ego); destroy it first")
+        _start_episode(world, float(x), float(y), float(yaw))
+        world.control = VehicleControl()
+        actor = Actor(_new_id(world), uid, type_id, attributes)
+        world.ego_id = actor.id
+    elif type_id.startswith("sensor."):
+        # float32 on the wire: round back to the decimals the client wrote (0.8f -> 0.8)
+        r = lambda v: round(float(v), 5)  # noqa: E731
+        actor = Actor(_new_id(world), uid, type_id, attributes, parent,
+                      ((r(x), r(y), r(z)), (r(pitch), r(yaw), r(roll))))
+    else:
+        raise RpcError(f"the embedded server cannot spawn {type_id}")
+    world.actors[actor.id] = actor
+    return actor_wire(actor, world.streams)
+
+
+def _start_episode(world, x: float, y: float, yaw_deg: float) -> None:
+    """Spawning the ego starts the scenario afresh (same seed: same traffic, same frames as the
+    direct backend). A transform within 5 cm / 0.5 deg of the scenario's start snaps to it exactly."""
+    from carla_agent.sim.embedded.vehicle import VehicleState
+
+    sim = world.sim
+    dt, weather = sim.scenario.dt_s, sim._weather_spec
+    sim.reset(world.scenario, world.seed)
+    if world.weather_params is not None:
+        sim.set_weather(weather)
+    if dt != sim.scenario.dt_s:
+        sim.scenario = replace(sim.scenario, dt_s=dt)
+    st = sim.state
+    yaw = -math.radians(yaw_deg)
+    dyaw = abs((yaw - st.yaw_rad + math.pi) % (2 * math.pi) - math.pi)
+    if math.hypot(x - st.x_m, -y - st.y_m) > 0.05 or dyaw > math.radians(0.5):
+        sim.state = VehicleState(x, -y, yaw, 0.0)
+        sim.s, _ = sim.road.project(sim.state.x_m, sim.state.y_m, s_hint=sim.s)
+        sim._marks_inside = sim._marks_under_car(sim._footprint_t())
+    for actor in world.actors.values():
+        actor.renderer = None
+    make_traffic_actors(world)
+
+
+def _new_id(world) -> int:
+    world.next_id += 1
+    return world.next_id
+
+
+def destroy_actor(world, actor_id, *a) -> bool:
+    traffic = world.traffic.get(int(actor_id))
+    if traffic is not None:  # gone from the world: no longer drawn, hit or published
+        was = traffic.vehicle.active
+        traffic.vehicle.active = False
+        return was
+    actor = world.actors.pop(int(actor_id), None)
+    if actor is None:
+        return False
+    if actor.id == world.ego_id:
+        world.ego_id = None
+        world.control = VehicleControl()
+        for child in [c for c in world.actors.values() if c.parent == actor.id]:
+            child.parent = 0
+    return True
+
+
+def set_actor_transform(world, actor_id, transform, *a):
+    """Teleport the ego (speed kept, as CARLA does); the spectator and sensors ignore it."""
+    if int(actor_id) == world.ego_id:
+        from carla_agent.sim.embedded.vehicle import VehicleState
+
+        (x, y, _), (_, yaw, _) = transform
+        sim = world.sim
+        st = sim.state
+        dyaw = abs((-math.radians(float(yaw)) - st.yaw_rad + math.pi) % (2 * math.pi) - math.pi)
+        if math.hypot(float(x) - st.x_m, -float(y) - st.y_m) < 1e-3 and dyaw < 1e-4:
+            return VOID  # float32 echo of where it already is: keep the exact state
+        sim.state = VehicleState(float(x), -float(y), -math.radians(float(yaw)), sim.state.speed_mps)
+        sim.s, _ = sim.road.project(sim.state.x_m, sim.state.y_m, s_hint=sim.s)
+        sim._marks_inside = sim._marks_under_car(sim._footprint_t())
+        sim._contacts = set()
+    return VOID
+
+
+def get_actors_by_id(world, ids, *a) -> list:
+    out = []
+    for i in ids:
+        if int(i) == world.spectator_id:
+            out.append(actor_wire(spectator(world), world.streams))
+        elif int(i) in world.actors:
+            out.append(actor_wire(world.actors[int(i)], world.streams))
+        elif int(i) in world.traffic:
+            out.append(actor_wire(world.traffic[int(i)], world.streams))
+    return out
+
+
+def get_vehicle_light_states(world, *a) -> list:
+    ids = ([world.ego_id] if world.ego_id is not None else []) + [t.id for t in live_traffic(world)]
+    return [[i, 0] for i in ids]
+
+
+def get_actor_bounding_box(world, actor_id, *a) -> list:
+    # Lenient: the client-side Traffic Manager asks from its own thread, where an error aborts
+    # the client process; a destroyed actor gets an empty box instead.
+    actor = world.actors.get(int(actor_id)) or world.traffic.get(int(actor_id))
+    if actor is None:
+        return [[0.0, 0.0, 0.0], [0.0, 0.0, 0.0], [0.0, 0.0, 0.0]]
+    return actor_wire(actor, world.streams)[3]
+
+
+def set_actor_target_velocity(world, actor_id, velocity, *a):
+    """The ego's speed becomes the vector's length (m/s; the embedded car moves along its heading)."""
+    if int(actor_id) == world.ego_id:
+        vx, vy, vz = (float(v) for v in velocity[:3])
+        world.sim.state = replace(world.sim.state, speed_mps=math.sqrt(vx * vx + vy * vy + vz * vz))
+    return VOID
+
+
+def apply_control_to_vehicle(world, actor_id, c, *a):
+    if int(actor_id) in world.traffic:
+        raise RpcError(f"vehicle {actor_id} is driven by the embedded scenario and takes no control")
+    if int(actor_id) != world.ego_id:
+        raise RpcError(f"actor {actor_id} is not a vehicle")
+    throttle, steer, brake, hand_brake, reverse = (float(c[0]), float(c[1]), float(c[2]), bool(c[3]),
+                                                   bool(c[4]))
+    world.raw_control = list(c[:7]) + [0] * max(0, 7 - len(c))
+    world.control = VehicleControl(steer=min(max(steer, -1.0), 1.0), throttle=min(max(throttle, 0.0), 1.0),
+                                  brake=min(max(brake, 0.0), 1.0), hand_brake=hand_brake, reverse=reverse)
+    return VOID
+
+
+def make_traffic_actors(world) -> None:
+    """One ``vehicle.<kind>`` actor per scenario vehicle (``vehicle.lead``, ``vehicle.parked``,
+    ``vehicle.oncoming``: the embedded kinds, so collision events name the same thing on both
+    backends), ids ``TRAFFIC_ID0 + k``."""
+    world.traffic = {}
+    road = world.sim.road
+    for k, v in enumerate(world.sim.traffic):
+        kind = v.box(road).kind
+        attributes = [
+            attr("role_name", A_STRING, v.name),
+            attr("color", A_RGB, ",".join(str(int(c)) for c in v.color)),
+            attr("number_of_wheels", A_INT, "4"),
+            attr("base_type", A_STRING, "car"),
+        ]
+        actor = Actor(TRAFFIC_ID0 + k, 0, kind, attributes,
+                      extent=(0.5 * v.length_m, 0.5 * v.width_m, 0.5 * v.height_m), vehicle=v)
+        world.traffic[actor.id] = actor
+
+
+def live_traffic(world) -> List[Actor]:
+    """Traffic actors on the map now (a vehicle that drove off either end is gone, as CARLA
+    destroys it; one that has not yet driven onto the map is not there yet)."""
+    end = world.sim.road.length_m + 5.0
+    return [a for a in world.traffic.values() if a.vehicle.active and -5.0 <= a.vehicle.s_m <= end]
+
+
+def ego_pose(world):
+    """The ego's ``(x m, y m, yaw deg)`` in CARLA's frame."""
+    st = world.sim.state
+    return st.x_m, -st.y_m, -math.degrees(st.yaw_rad)
+
+
+def world_transform(world, actor: Actor) -> tuple:
+    """``actor``'s ``(x, y, z m, pitch, yaw, roll deg)`` in CARLA's world frame (a mount on the ego
+    follows the ego; any other mount is taken as world coordinates)."""
+    (mx, my, mz), (mp, myaw, mr) = actor.mount
+    if actor.parent and actor.parent == world.ego_id:
+        x, y, yaw = ego_pose(world)
+        r = math.radians(yaw)
+        return (x + mx * math.cos(r) - my * math.sin(r), y + mx * math.sin(r) + my * math.cos(r), mz,
+                mp, yaw + myaw, mr)
+    return (mx, my, mz, mp, myaw, mr)

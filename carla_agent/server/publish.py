@@ -1,0 +1,158 @@
+"""What the served world sends on its streams each tick: the episode state (every actor's
+transform, velocity and control), the collision events and the camera frames.
+
+Each function takes the :class:`~carla_agent.server.world_service.WorldService` ``world`` (its lock
+held) and publishes through ``world.streams``; layouts are those of :mod:`wire`.
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+import time
+from typing import Dict, Set
+
+import cv2
+import numpy as np
+
+from carla_agent.server.actors import STATIC_ID0, Actor, ego_pose, live_traffic, world_transform
+from carla_agent.server.streams import sensor_header
+from carla_agent.server.wire import (ACTOR_RECORD, EPISODE_HEADER, EPISODE_STREAM, SEMANTIC_TO_CARLA,
+                                     SENSOR_TYPE_COLLISION, SENSOR_TYPE_EPISODE, SENSOR_TYPE_RGB, UNION_BYTES,
+                                     VEHICLE_DATA, actor_wire)
+
+
+def publish_episode(world) -> None:
+    """Sensor header (type 17) + the 36-byte episode header + one 119-byte record per actor: the
+    spawned actors, then the traffic on the map (CARLA's frame, m, m/s, m/s^2, deg)."""
+    if world.streams is None:
+        return
+    parts = [sensor_header(SENSOR_TYPE_EPISODE, world.frame, world.elapsed_s),
+             EPISODE_HEADER.pack(world.episode_id, time.time(), float(world.sim.scenario.dt_s), 0, 0, 0, 0)]
+    st = world.sim.state
+    for actor in world.actors.values():
+        if actor.id == world.ego_id:
+            x, y, yaw = ego_pose(world)
+            vx, vy = st.speed_mps * math.cos(st.yaw_rad), -st.speed_mps * math.sin(st.yaw_rad)
+            ax, ay = st.accel_mps2 * math.cos(st.yaw_rad), -st.accel_mps2 * math.sin(st.yaw_rad)
+            c = world.raw_control
+            union = VEHICLE_DATA.pack(float(c[0]), float(c[1]), float(c[2]), bool(c[3]), bool(c[4]),
+                                      bool(c[5]), int(c[6]), float(world.sim.road.speed_limit_mps) * 3.6,
+                                      4, False, 0, 0)
+            parts.append(ACTOR_RECORD.pack(actor.id, 1, x, y, 0.0, 0.0, yaw, 0.0, vx, vy, 0.0,
+                                           0.0, 0.0, 0.0, ax, ay, 0.0))
+            parts.append(union + bytes(UNION_BYTES - len(union)))
+        else:
+            tf = world_transform(world, actor)
+            parts.append(ACTOR_RECORD.pack(actor.id, 1, *tf, 0, 0, 0, 0, 0, 0, 0, 0, 0))
+            parts.append(bytes(UNION_BYTES))
+    if world.traffic:
+        road = world.sim.road
+        limit_kmh = float(road.speed_limit_mps) * 3.6
+        traffic_union = VEHICLE_DATA.pack(0.0, 0.0, 0.0, False, False, False, 0, limit_kmh, 4, False, 0, 0)
+        traffic_union += bytes(UNION_BYTES - len(traffic_union))
+        for actor in live_traffic(world):
+            v = actor.vehicle
+            b = v.box(road)
+            h = road.heading_at(min(max(v.s_m, 0.0), road.length_m))  # the direction of +s
+            vx, vy = v.speed_mps * math.cos(h), -v.speed_mps * math.sin(h)
+            parts.append(ACTOR_RECORD.pack(actor.id, 1, b.x_m, -b.y_m, 0.0, 0.0, -math.degrees(b.yaw_rad), 0.0,
+                                           vx, vy, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0))
+            parts.append(traffic_union)
+    world.streams.publish(EPISODE_STREAM, b"".join(parts))
+
+
+def publish_collisions(world, events) -> None:
+    """Sensor header (type 0) + msgpack ``[self_actor, other_actor, [ix, iy, iz]]``."""
+    import msgpack
+
+    ego = world.actors[world.ego_id]
+    yaw = math.radians(ego_pose(world)[2])
+    hit = _traffic_hit(world, events)
+    for sensor in list(world.actors.values()):
+        if sensor.type_id != "sensor.other.collision" or sensor.parent != world.ego_id:
+            continue
+        world.streams.wait_expected(sensor.id)
+        if not world.streams.has_subscribers(sensor.id):
+            continue
+        for k, ev in enumerate(events):
+            other = hit.get(k) or Actor(STATIC_ID0 + k, 0, ev.other, [])
+            impulse = [-ev.impulse_ns * math.cos(yaw), -ev.impulse_ns * math.sin(yaw), 0.0]
+            body = msgpack.packb([actor_wire(ego, world.streams), actor_wire(other, world.streams), impulse],
+                                 use_bin_type=True)
+            world.streams.publish(sensor.id, sensor_header(SENSOR_TYPE_COLLISION, world.frame, world.elapsed_s,
+                                                          world_transform(world, sensor)), body)
+
+
+def _traffic_hit(world, events) -> Dict[int, Actor]:
+    """``{index in events: traffic actor}`` for the events whose other party is a traffic vehicle
+    (the one of that kind whose box overlaps the ego's, as ``EmbeddedSimulator`` found it)."""
+    from carla_agent.sim.embedded.collision import boxes_overlap
+
+    sim = world.sim
+    st, params = sim.state, sim.params
+    ego_box = (st.x_m, st.y_m, st.yaw_rad, params.length_m, params.width_m)
+    out: Dict[int, Actor] = {}
+    taken: Set[int] = set()
+    for k, ev in enumerate(events):
+        if not ev.other.startswith("vehicle."):
+            continue
+        for actor in world.traffic.values():
+            v = actor.vehicle
+            if actor.id in taken or not v.active or abs(v.s_m - sim.s) > 10.0:
+                continue
+            b = v.box(sim.road)
+            if b.kind == ev.other and boxes_overlap(ego_box, (b.x_m, b.y_m, b.yaw_rad, b.length_m, b.width_m)):
+                out[k] = actor
+                taken.add(actor.id)
+                break
+    return out
+
+
+def publish_sensors(world) -> None:
+    """One frame to each camera with a subscriber (waiting briefly for one announced by get_sensor_token)."""
+    for actor in list(world.actors.values()):
+        if actor.type_id not in ("sensor.camera.rgb", "sensor.camera.semantic_segmentation"):
+            continue
+        world.streams.wait_expected(actor.id)
+        if world.streams.has_subscribers(actor.id):
+            _publish_camera(world, actor)
+
+
+def _visible_boxes(world) -> list:
+    """The traffic boxes exactly as EmbeddedSimulator._observe passes them to its renderer."""
+    from carla_agent.sim.embedded import simulator as emb
+
+    sim = world.sim
+    behind, ahead = getattr(emb, "VIEW_BEHIND_M", math.inf), getattr(emb, "VIEW_AHEAD_M", math.inf)
+    return [v.box(sim.road) for v in sim.traffic if v.active and -behind < v.s_m - sim.s < ahead]
+
+
+def _publish_camera(world, actor: Actor) -> None:
+    """Sensor header (type 13) + ``<IIf`` width, height, fov + the BGRA image (uint8, h x w x 4)."""
+    from carla_agent.sim.embedded.renderer import Renderer
+    from carla_agent.sim.embedded.weather import resolve_weather
+    from carla_agent.sim.scenario import CameraSpec
+
+    w, h = int(actor.attr.get("image_size_x", 800)), int(actor.attr.get("image_size_y", 600))
+    fov = float(actor.attr.get("fov", 90.0))
+    if actor.renderer is None:
+        (mx, my, mz), (mp, _, _) = actor.mount
+        spec = CameraSpec(image_size_x=w, image_size_y=h, fov=fov, x_m=float(mx), y_m=-float(my),
+                          z_m=float(mz) if mz > 0.3 else 1.5, pitch_deg=float(mp))
+        actor.renderer = Renderer(world.sim.road, spec, resolve_weather(world.sim._weather_spec),
+                                  world.sim.statics, world.seed)
+    st = world.sim.state
+    boxes = _visible_boxes(world)
+    rgb, sem = actor.renderer.render(st.x_m, st.y_m, st.yaw_rad, world.sim.s, boxes, world.sim.frame)
+    bgra = actor.bgra
+    if bgra is None or bgra.shape != (h, w, 4):
+        bgra = actor.bgra = np.zeros((h, w, 4), np.uint8)  # publish() sends it before returning
+    if actor.type_id == "sensor.camera.semantic_segmentation":
+        np.take(SEMANTIC_TO_CARLA, sem, out=bgra[..., 2])  # CARLA: the tag in the red channel
+        bgra[..., 3] = 255
+    else:
+        cv2.cvtColor(rgb, cv2.COLOR_RGB2BGRA, dst=bgra)
+    head = (sensor_header(SENSOR_TYPE_RGB, world.frame, world.elapsed_s, world_transform(world, actor))
+            + struct.pack("<IIf", w, h, fov))
+    world.streams.publish(actor.id, head, memoryview(bgra).cast("B"))
