@@ -480,7 +480,7 @@ class WorldService:
         return [v.box(sim.road) for v in sim.traffic if v.active and -behind < v.s_m - sim.s < ahead]
 
     def _publish_camera(self, actor: Actor) -> None:
-        from carla_agent.sim.embedded.renderer import Renderer
+        from carla_agent.sim.embedded.render import Renderer
         from carla_agent.sim.embedded.weather import resolve_weather
         from carla_agent.sim.scenario import CameraSpec
 
