@@ -27,7 +27,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from carla_agent.sim.embedded.renderer import Renderer  # noqa: E402
+from carla_agent.sim.embedded.render import Renderer  # noqa: E402
 from carla_agent.sim.embedded.weather import PRESETS, resolve_weather  # noqa: E402
 from carla_agent.sim.embedded.world import CAR_COLORS, VehicleBox, place_static  # noqa: E402
 from carla_agent.sim.embedded.road_build import build_road  # noqa: E402

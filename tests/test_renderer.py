@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from carla_agent.sim.embedded.camera import Camera
-from carla_agent.sim.embedded.renderer import Renderer
+from carla_agent.sim.embedded.render import Renderer
 from carla_agent.sim.embedded.weather import PRESETS, Weather, resolve_weather
 from carla_agent.sim.embedded.world import VehicleBox, place_static
 from carla_agent.sim.observation import SemanticClass as L

@@ -130,7 +130,7 @@ def _visible_boxes(world) -> list:
 
 def _publish_camera(world, actor: Actor) -> None:
     """Sensor header (type 13) + ``<IIf`` width, height, fov + the BGRA image (uint8, h x w x 4)."""
-    from carla_agent.sim.embedded.renderer import Renderer
+    from carla_agent.sim.embedded.render import Renderer
     from carla_agent.sim.embedded.weather import resolve_weather
     from carla_agent.sim.scenario import CameraSpec
 

@@ -147,7 +147,7 @@ class EmbeddedSimulator(Simulator):
         if not self.render_enabled:
             self._renderer = None
             return
-        from carla_agent.sim.embedded.renderer import Renderer
+        from carla_agent.sim.embedded.render import Renderer
         from carla_agent.sim.embedded.weather import resolve_weather
 
         self._renderer = Renderer(self.road, self.scenario.camera, resolve_weather(self._weather_spec),
