@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from carla_agent.drive.agent import NetworkAgent
-from carla_agent.cli import DEFAULT_MODEL
+from carla_agent.resources import DEFAULT_MODEL
 from carla_agent.control import VehicleControl
 from carla_agent.sim.embedded.simulator import EmbeddedSimulator
 from carla_agent.sim.observation import SemanticClass

@@ -14,7 +14,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import cv2  # noqa: E402
 
 from carla_agent.drive.agent import ExpertAgent  # noqa: E402
-from carla_agent.cli import DEFAULT_MODEL  # noqa: E402
+from carla_agent.resources import DEFAULT_MODEL  # noqa: E402
 from carla_agent.sim.embedded.simulator import EmbeddedSimulator  # noqa: E402
 from carla_agent.saliency import saliency_grid  # noqa: E402
 from carla_agent.sim.scenario import load_scenario  # noqa: E402

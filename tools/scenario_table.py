@@ -13,7 +13,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from carla_agent.drive.agent import NetworkAgent  # noqa: E402
-from carla_agent.cli import DEFAULT_MODEL  # noqa: E402
+from carla_agent.resources import DEFAULT_MODEL  # noqa: E402
 from carla_agent.sim.embedded.simulator import EmbeddedSimulator  # noqa: E402
 from carla_agent.drive.runner import Runner  # noqa: E402
 from carla_agent.sim.scenario import load_scenario, shipped_scenarios  # noqa: E402
