@@ -21,12 +21,11 @@ import pytest
 
 from carla_agent.drive.agent import NetworkAgent
 from carla_agent.errors import CarlaAgentError
-from carla_agent.hud.app import HudConfig, HudError, HudHook, RestartEpisode, drive_episodes, hud_available, make_hud
+from carla_agent.hud import HudConfig, HudError, HudHook, RestartEpisode, drive_episodes, hud_available, make_hud
 from carla_agent.hud.controls import KEY_HELP, ManualDriver
 from carla_agent.hud.explainers import MethodMenu, make_key, model_explainer_factory
 from carla_agent.hud.layout import LAYOUTS, compute_layout, default_layout
 from carla_agent.hud.overlay import OVERLAY_STYLES, compose
-from carla_agent.hud.telemetry import PALETTE
 from carla_agent.sim.observation import CollisionEvent, GroundTruth, LaneInvasionEvent, Observation, Pose
 from carla_agent.network.pilotnet import build_pilotnet
 from carla_agent.network.preprocess import Preprocessing

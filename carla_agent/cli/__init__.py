@@ -144,7 +144,7 @@ def cmd_drive(args) -> int:
 
             progress.append(ProgressHook(args.duration or scenario.duration_s))
         if use_hud:
-            from carla_agent.hud.app import drive_episodes, make_hud
+            from carla_agent.hud import drive_episodes, make_hud
 
             hud = make_hud(model, scenario, method=args.method, target=args.target, layer=args.layer,
                            res=args.hud_res,
@@ -185,7 +185,7 @@ def cmd_drive(args) -> int:
 
 
 def _hud_available() -> bool:
-    from carla_agent.hud.app import hud_available
+    from carla_agent.hud import hud_available
 
     return hud_available()
 
