@@ -21,12 +21,12 @@ import pytest
 
 from carla_agent.drive.agent import NetworkAgent
 from carla_agent.errors import CarlaAgentError
-from carla_agent.hud.app import HudConfig, HudError, HudHook, RestartEpisode, drive_episodes, hud_available, make_hud
+from carla_agent.drive.session import drive_scenario
+from carla_agent.hud import HudConfig, HudError, HudHook, RestartEpisode, hud_available, make_hud
 from carla_agent.hud.controls import KEY_HELP, ManualDriver
 from carla_agent.hud.explainers import MethodMenu, make_key, model_explainer_factory
 from carla_agent.hud.layout import LAYOUTS, compute_layout, default_layout
 from carla_agent.hud.overlay import OVERLAY_STYLES, compose
-from carla_agent.hud.telemetry import PALETTE
 from carla_agent.sim.observation import CollisionEvent, GroundTruth, LaneInvasionEvent, Observation, Pose
 from carla_agent.network.pilotnet import build_pilotnet
 from carla_agent.network.preprocess import Preprocessing
@@ -637,17 +637,18 @@ def test_escape_quits_and_backspace_restarts(model, scenario):
         metrics, ticks, _, _ = drive(model, scenario, hud, ticks=20,
                                      hooks_before=(KeyScript({3: [(pygame.KEYDOWN, pygame.K_ESCAPE)]}),))
         assert metrics.frames == 3 and len(ticks) == 3  # ESC in tick 3's override: that tick never steps
-        episodes = []
+        class BackspaceInFirstEpisode(KeyScript):
+            episodes = 0
 
-        def make_runner():
-            script = {4: [(pygame.KEYDOWN, pygame.K_BACKSPACE)]} if not episodes else {}
-            agent = NetworkAgent(model, scenario.target_speed_mps)
-            episodes.append(Runner(SynthSim(), agent, scenario, duration_s=6 * scenario.dt_s,
-                                   hooks=[KeyScript(script), hud]))
-            return episodes[-1]
+            def on_start(self, context, obs):
+                BackspaceInFirstEpisode.episodes += 1
+                self.script = {4: [(pygame.KEYDOWN, pygame.K_BACKSPACE)]} if self.episodes == 1 else {}
 
-        final = drive_episodes(make_runner, hud)
-        assert len(episodes) == 2 and final.frames == 6 and not hud.consume_restart()
+        result = drive_scenario(scenario, NetworkAgent(model, scenario.target_speed_mps), sim=SynthSim(),
+                                duration_s=6 * scenario.dt_s, hooks=[BackspaceInFirstEpisode({}), hud],
+                                restart=hud.consume_restart)
+        assert result.episodes == 2 and BackspaceInFirstEpisode.episodes == 2
+        assert result.metrics.frames == 6 and not hud.consume_restart()
         assert issubclass(RestartEpisode, StopDrive)
 
 

@@ -28,7 +28,7 @@ import sys
 from pathlib import Path
 import pygame
 from carla_agent.drive.agent import NetworkAgent
-from carla_agent.hud.app import make_hud
+from carla_agent.hud import make_hud
 from carla_agent.drive.runner import Runner
 from carla_agent.saliency.methods import METHODS
 from carla_agent.sim.scenario import load_scenario

@@ -97,7 +97,7 @@ def run(args) -> int:
             recorder.autostart = bool(args.record)
         drive = dict(sim=sim, seed=args.seed, duration_s=args.duration)
         if use_hud:
-            from carla_agent.hud.app import make_hud
+            from carla_agent.hud import make_hud
 
             hud = make_hud(model, scenario, method=args.method, target=args.target, layer=args.layer,
                            res=args.hud_res,
@@ -133,6 +133,6 @@ def run(args) -> int:
 
 
 def _hud_available() -> bool:
-    from carla_agent.hud.app import hud_available
+    from carla_agent.hud import hud_available
 
     return hud_available()

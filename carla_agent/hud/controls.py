@@ -1,9 +1,9 @@
 """The HUD's keys: what each does, the state they change, and manual driving. Pure Python.
 
 The key table (:data:`KEY_HELP`) is the single source of the help overlay (H)
-and of the README table. ``hud.py`` maps pygame key codes to the action names
-below; everything else (what an action changes) lives here and is testable
-without pygame.
+and of the README table. :mod:`carla_agent.hud.keys` maps pygame key codes to the action names
+below and dispatches them; the state they change, cycling and manual driving live here
+and are testable without pygame.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ KEY_HELP: Tuple[Tuple[str, str], ...] = (
     ("ESC", "quit"),
 )
 
-#: Action names ``hud.py`` dispatches (besides ``method:<digit>``).
+#: Action names :data:`carla_agent.hud.keys.HANDLERS` dispatches (besides ``method:<digit>``).
 ACTIONS = ("target", "overlay_style", "alpha_down", "alpha_up", "layer", "layout", "pause", "step",
            "record", "manual", "weather", "restart", "toggle_panel", "help", "quit")
 

@@ -29,18 +29,20 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from carla_agent.saliency.methods import METHODS
+from carla_agent.saliency.targets import TARGETS as TARGET_REGISTRY
 
 log = logging.getLogger(__name__)
 
-#: Methods that never run inline: many forward passes per map (issue 4, "Timing").
-SLOW_METHODS = frozenset({"occlusion", "occlusion_iterative", "smoothgrad", "integrated_gradients",
-                          "integrated_gradients_signed"})
-#: Method families on the number keys, in this order; other registry names follow.
-#: A family is a name and every registry name that extends it (``gradient`` ->
-#: ``gradient_signed``); pressing its key again cycles through the family.
-KEY_ORDER = ("visual_backprop", "gradcam", "gradient", "layer_gradient", "hypercolumns", "activations",
-             "occlusion", "smoothgrad", "integrated_gradients")
-TARGETS = ("auto", "left", "right", "straight")
+#: Methods that never run inline: many forward passes per map (issue 4, "Timing");
+#: the registry's ``slow`` methods.
+SLOW_METHODS = frozenset(n for n in METHODS.names() if METHODS.get(n).slow)
+#: Method families on the number keys, in this order (the registry's ``key_order``);
+#: other registry names follow. A family is a name and every registry name that extends
+#: it (``gradient`` -> ``gradient_signed``); pressing its key again cycles through the family.
+KEY_ORDER = tuple(sorted((n for n in METHODS.names() if METHODS.get(n).key_order is not None),
+                         key=lambda n: METHODS.get(n).key_order))
+#: The targets T cycles through, in name order (the saliency target registry).
+TARGETS = tuple(TARGET_REGISTRY.names())
 NO_TARGET = "-"
 
 

@@ -2,7 +2,7 @@
 
 :class:`Telemetry` gathers everything a person needs to judge the drive (issue 4,
 "Telemetry panel"); :func:`text_rows` and :func:`bar_rows` turn it into rows
-that ``hud.py`` draws without knowing what they mean. :data:`PALETTE` gives the
+that :mod:`carla_agent.hud.gauges` draws without knowing what they mean. :data:`PALETTE` gives the
 colours shared by the bars, the steering-wheel gauge and the strip chart, so a
 signal has the same colour everywhere.
 """

@@ -42,6 +42,9 @@ class MethodSpec:
         defaults: options this entry sets (``gradient_signed`` is ``gradient`` with ``signed=True``).
         signed: whether the maps keep their sign (positive = pushes the output up).
         needs_conv: whether the model must have a 2-D conv layer.
+        slow: many forward passes per map; the live HUD never runs it inside the agent's step.
+        key_order: where the method's family sits on the HUD's number keys (1 first);
+            None: after the ordered families, by name.
     """
 
     name: str
@@ -51,6 +54,8 @@ class MethodSpec:
     defaults: Mapping[str, Any] = field(default_factory=dict)
     signed: bool = False
     needs_conv: bool = False
+    slow: bool = False
+    key_order: int | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "defaults", MappingProxyType(dict(self.defaults)))
@@ -69,38 +74,39 @@ def _add(spec: MethodSpec) -> None:
 
 _add(MethodSpec("visual_backprop", "VisualBackProp: product of conv layers' mean activations, "
                 "scaled up by all-ones transposed convs (Bojarski et al. 2016)",
-                "visual_backprop", "VisualBackProp", needs_conv=True))
+                "visual_backprop", "VisualBackProp", needs_conv=True, key_order=1))
 _add(MethodSpec("gradient", "vanilla gradient: |d target / d pixel|, max over channels (Simonyan et al. 2013)",
-                "gradient", "Gradient"))
+                "gradient", "Gradient", key_order=3))
 _add(MethodSpec("gradient_signed", "signed gradient: sum over channels of d output / d pixel "
                 "(positive = pushes the output up, i.e. steers right)",
                 "gradient", "Gradient", defaults={"signed": True}, signed=True))
 _add(MethodSpec("layer_gradient", "per-layer saliency: |d mean activation of a conv layer / d pixel| "
                 "(keras-vis visualize_saliency, as used on DAVE-2)",
-                "layer_gradient", "LayerGradient", needs_conv=True))
+                "layer_gradient", "LayerGradient", needs_conv=True, key_order=4))
 _add(MethodSpec("gradcam", "Grad-CAM for regression on one conv layer "
                 "(default: deepest with a map of at least 4 px per side)",
-                "gradcam", "GradCam", needs_conv=True))
+                "gradcam", "GradCam", needs_conv=True, key_order=2))
 _add(MethodSpec("gradcam_multi", "Grad-CAM on several conv layers, each normalised, then averaged",
                 "gradcam_multi", "GradCamMulti", needs_conv=True))
 _add(MethodSpec("occlusion", "occlusion: |change of the output| when a grey window hides a region, "
                 "averaged over windows (Zeiler & Fergus 2014)",
-                "occlusion", "Occlusion"))
+                "occlusion", "Occlusion", slow=True, key_order=7))
 _add(MethodSpec("occlusion_iterative", "iterative occlusion: occlude the strongest window, search again "
                 "(3 rounds, per-pixel max)",
-                "occlusion", "Occlusion", defaults={"iterations": 3}))
+                "occlusion", "Occlusion", defaults={"iterations": 3}, slow=True))
 _add(MethodSpec("hypercolumns", "hypercolumns: conv layers' mean activations at input size, multiplied",
-                "hypercolumns", "Hypercolumns", needs_conv=True))
+                "hypercolumns", "Hypercolumns", needs_conv=True, key_order=5))
 _add(MethodSpec("activations", "activation maps: one conv layer's feature maps (mean as the map, "
                 "all channels in extras['features'])",
-                "activations", "Activations", needs_conv=True))
+                "activations", "Activations", needs_conv=True, key_order=6))
 _add(MethodSpec("smoothgrad", "SmoothGrad: mean |gradient| over 20 noisy copies (Smilkov et al. 2017)",
-                "smoothgrad", "SmoothGrad"))
+                "smoothgrad", "SmoothGrad", slow=True, key_order=8))
 _add(MethodSpec("integrated_gradients", "Integrated Gradients, 20 steps from a blurred baseline "
                 "(Sundararajan et al. 2017)",
-                "integrated_gradients", "IntegratedGradients"))
+                "integrated_gradients", "IntegratedGradients", slow=True, key_order=9))
 _add(MethodSpec("integrated_gradients_signed", "signed Integrated Gradients (positive = pushes the output up)",
-                "integrated_gradients", "IntegratedGradients", defaults={"signed": True}, signed=True))
+                "integrated_gradients", "IntegratedGradients", defaults={"signed": True}, signed=True,
+                slow=True))
 
 
 def make_explainer(model: Any, method: str = "visual_backprop", output: int | str = 0,
