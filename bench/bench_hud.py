@@ -36,7 +36,7 @@ from carla_agent.drive.agent import NetworkAgent  # noqa: E402
 from carla_agent.sim.embedded.simulator import EmbeddedSimulator  # noqa: E402
 from carla_agent.hud import make_hud  # noqa: E402
 from carla_agent.hud.layout import LAYOUTS  # noqa: E402
-from carla_agent.hud.overlay import OVERLAY_STYLES  # noqa: E402
+from carla_agent.saliency.compose import OVERLAY_STYLES  # noqa: E402
 from carla_agent.drive.runner import Runner, RunnerHook, StepRecord  # noqa: E402
 from carla_agent.sim.scenario import load_scenario  # noqa: E402
 

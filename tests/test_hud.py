@@ -26,7 +26,7 @@ from carla_agent.hud import HudConfig, HudError, HudHook, RestartEpisode, hud_av
 from carla_agent.hud.controls import KEY_HELP, ManualDriver
 from carla_agent.hud.explainers import MethodMenu, make_key, model_explainer_factory
 from carla_agent.hud.layout import LAYOUTS, compute_layout, default_layout
-from carla_agent.hud.overlay import OVERLAY_STYLES, compose
+from carla_agent.saliency.compose import OVERLAY_STYLES, compose
 from carla_agent.sim.observation import CollisionEvent, GroundTruth, LaneInvasionEvent, Observation, Pose
 from carla_agent.network.pilotnet import build_pilotnet
 from carla_agent.network.preprocess import Preprocessing

@@ -10,7 +10,7 @@ from carla_agent.drive.runner import StopDrive
 from carla_agent.errors import CarlaAgentError
 from carla_agent.hud.explainers import TARGETS, SaliencyKey
 from carla_agent.hud.layout import LAYOUTS
-from carla_agent.hud.overlay import OVERLAY_STYLES
+from carla_agent.saliency.compose import OVERLAY_STYLES
 
 
 class HudError(CarlaAgentError, ValueError):
@@ -31,7 +31,7 @@ class HudConfig:
         size_wh: window (or offscreen surface) size.
         headless: draw offscreen: no window, no keys (for recording).
         method, target, layer: the saliency shown first.
-        style, alpha: overlay style (:data:`~carla_agent.hud.overlay.OVERLAY_STYLES`) and opacity.
+        style, alpha: overlay style (:data:`~carla_agent.saliency.compose.OVERLAY_STYLES`) and opacity.
         layout: one of :data:`~carla_agent.hud.layout.LAYOUTS`, or None to pick by the image aspect.
         chart_window_s: [s] span of the strip chart.
         lockstep: every frame waits for its own map (offline renders, screenshots).

@@ -13,7 +13,7 @@ from typing import FrozenSet, Optional, Tuple
 
 from carla_agent.control import VehicleControl
 from carla_agent.hud.layout import LAYOUTS
-from carla_agent.hud.overlay import OVERLAY_STYLES
+from carla_agent.saliency.compose import OVERLAY_STYLES
 
 #: ``(keys, action)`` rows of the help overlay, in the order shown.
 KEY_HELP: Tuple[Tuple[str, str], ...] = (
@@ -56,7 +56,7 @@ class HudState:
 
     Attributes:
         method, target, layer: the saliency asked for (layer None: the method's default).
-        style: overlay style (:data:`~carla_agent.hud.overlay.OVERLAY_STYLES`).
+        style: overlay style (:data:`~carla_agent.saliency.compose.OVERLAY_STYLES`).
         alpha: overlay opacity in :data:`ALPHA_RANGE`.
         layout: one of :data:`~carla_agent.hud.layout.LAYOUTS`.
         paused: the drive waits in the HUD until P (or one tick per N).

@@ -25,7 +25,7 @@ from carla_agent.hud.config import RestartEpisode
 from carla_agent.hud.controls import cycle
 from carla_agent.hud.explainers import TARGETS, uses_layer, uses_target
 from carla_agent.hud.layout import LAYOUTS
-from carla_agent.hud.overlay import OVERLAY_STYLES
+from carla_agent.saliency.compose import OVERLAY_STYLES
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ import numpy as np
 import pygame
 
 from carla_agent.hud.layout import Rect
-from carla_agent.hud.overlay import resize_rgb
+from carla_agent.hud.images import resize_rgb
 from carla_agent.hud.telemetry import PALETTE
 
 

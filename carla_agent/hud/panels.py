@@ -29,7 +29,8 @@ from carla_agent.hud.controls import KEY_HELP
 from carla_agent.hud.explainers import SaliencyKey
 from carla_agent.hud.gauges import draw_chart_static, draw_telemetry_static
 from carla_agent.hud.layout import Rect
-from carla_agent.hud.overlay import colorize_fast, compose, feature_grid, resize_rgb
+from carla_agent.hud.images import feature_grid, resize_rgb
+from carla_agent.saliency.compose import colorize_fast, compose
 from carla_agent.hud.painter import Painter
 from carla_agent.hud.strip_chart import StripChart
 from carla_agent.hud.telemetry import PALETTE, Telemetry

@@ -27,7 +27,7 @@ from typing import Deque, List, Mapping, Optional, Sequence, Tuple
 import cv2
 import numpy as np
 
-from carla_agent.saliency.overlay import COLORMAPS, SIGNED_COLORMAPS, default_cmap
+from carla_agent.saliency.compose import compose as overlay
 
 log = logging.getLogger(__name__)
 
@@ -213,43 +213,6 @@ class MapPanel:
         return f"{head}{self.method}{target} | frame {frame} | steer {self.steer:+.2f}"
 
 
-def crop_mask(preprocessing, tile_hw: Tuple[int, int]) -> np.ndarray:
-    """``(H, W)`` float32, 1 inside the model's crop on a tile of ``tile_hw``, 0 outside."""
-    t, b, left, r = preprocessing.crop_box(tuple(tile_hw))
-    mask = np.zeros(tuple(tile_hw), np.float32)
-    mask[t:b, left:r] = 1.0
-    return mask
-
-
-def fast_overlay(image: np.ndarray, sal: np.ndarray, signed: bool, alpha: float = 0.5,
-                 mask: Optional[np.ndarray] = None, cmap: Optional[str] = None) -> np.ndarray:
-    """Heat map over the image with OpenCV (the colour maps of :mod:`carla_agent.saliency.overlay`).
-
-    Args:
-        image: ``(H, W, 3)`` uint8 RGB.
-        sal: ``(H, W)`` float32 normalised map.
-        signed: diverging map (opacity follows |map|) instead of a heat map.
-        alpha: opacity where the map is strongest (heat maps: everywhere inside ``mask``).
-        mask: ``(H, W)`` float32 in [0, 1] where a heat map is drawn (the crop); None = everywhere.
-        cmap: colour map name; default ``diverging`` when signed, else ``jet``.
-    """
-    cmap = cmap or default_cmap(signed)
-    sal = np.asarray(sal, np.float32)
-    if cmap in SIGNED_COLORMAPS:
-        idx = cv2.convertScaleAbs(sal, alpha=127.5, beta=127.5)
-    else:
-        idx = cv2.convertScaleAbs(np.maximum(sal, 0.0), alpha=255.0)
-    colour = cv2.LUT(cv2.merge([idx, idx, idx]), COLORMAPS.get(cmap).reshape(256, 1, 3))
-    if signed:
-        weight = np.minimum(np.abs(sal), 1.0) * np.float32(alpha)
-    elif mask is not None:
-        weight = mask * np.float32(alpha)
-    else:
-        return cv2.addWeighted(image, 1.0 - alpha, colour, alpha, 0.0)
-    weight = weight.astype(np.float32, copy=False)
-    return cv2.blendLinear(colour, image, weight, np.float32(1.0) - weight)
-
-
 @dataclass(frozen=True)
 class LayoutSpec:
     """Geometry of an attention video frame.
@@ -279,7 +242,7 @@ class AttentionLayout:
         n_maps: number of map tiles per frame.
         spec: geometry.
         preprocessing: the model's :class:`~carla_agent.network.preprocess.Preprocessing`, to
-            put model-size maps on the tiles (:meth:`project`) and mask heat maps to the crop.
+            put model-size maps on the tiles (:meth:`project`) and draw maps only inside the crop.
     """
 
     def __init__(self, camera_hw: Tuple[int, int], n_maps: int, spec: LayoutSpec = LayoutSpec(),
@@ -299,7 +262,7 @@ class AttentionLayout:
         height = self.rows * cell_h
         width = self.columns * tw
         self.size_wh = (width + width % 2, height + height % 2)  # even, for yuv420p
-        self._mask = crop_mask(preprocessing, self.tile_hw) if preprocessing is not None else None
+        self._region = preprocessing.crop_box(self.tile_hw) if preprocessing is not None else None
         self.strip = TelemetryStrip(self.tile_hw, spec.history_s) if spec.telemetry else None
         self._canvas = np.empty((self.size_wh[1], self.size_wh[0], 3), np.uint8)
         self._canvas[:] = BACKGROUND_RGB
@@ -341,7 +304,8 @@ class AttentionLayout:
         for p in panels:
             if p.map.shape != self.tile_hw:
                 raise ValueError(f"panel map is {p.map.shape}, tiles are {self.tile_hw}; use layout.project()")
-            tiles.append((fast_overlay(cam, p.map, p.signed, self.spec.alpha, self._mask), p.caption(telemetry.frame)))
+            overlaid = overlay(cam, p.map, "heat", self.spec.alpha, p.signed, region=self._region)
+            tiles.append((overlaid, p.caption(telemetry.frame)))
         if self.strip is not None:
             tiles.append((self.strip.draw(telemetry), "telemetry"))
         th, tw = self.tile_hw
