@@ -152,7 +152,8 @@ def record_log(out: Path, scenario, frames: int) -> Path:
 
 
 def offline(run: Path, model, batch: int) -> dict:
-    from carla_agent.recording.compose import AttentionLayout, LayoutSpec, MapPanel, Telemetry
+    from carla_agent.drive.telemetry import DriveTelemetry
+    from carla_agent.recording.compose import AttentionLayout, LayoutSpec, MapPanel
     from carla_agent.recording.render import render_log_video
     from carla_agent.recording.sources import ExplainerSource
     from carla_agent.recording.video_io import Mp4Writer
@@ -175,7 +176,7 @@ def offline(run: Path, model, batch: int) -> dict:
     t = time.perf_counter()
     composed = []
     for k, img in enumerate(imgs):
-        tel = Telemetry.from_row(log.row(k))
+        tel = DriveTelemetry.from_row(log.row(k))
         composed.append(lay.compose(img, [MapPanel(lay.project(out.maps[k % batch]), False, "vbp", "-", 0.0)], tel))
     compose = len(imgs) / (time.perf_counter() - t)
     t = time.perf_counter()

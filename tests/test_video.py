@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 
 from carla_agent.network.preprocess import Preprocessing
-from carla_agent.recording.compose import AttentionLayout, LayoutSpec, MapPanel, Telemetry
+from carla_agent.drive.telemetry import DriveTelemetry
+from carla_agent.recording.compose import AttentionLayout, LayoutSpec, MapPanel
 from carla_agent.recording.render import render_log_video
 from carla_agent.recording.sources import FunctionSource
 from carla_agent.recording.video_io import GifWriter, Mp4Writer, open_writer, probe_video, read_video, write_video
@@ -50,7 +51,8 @@ def test_layout_grid_with_captions():
     pre = Preprocessing()
     lay = AttentionLayout((270, 480), 3, LayoutSpec(tile_width_px=200, columns=3), pre)
     assert lay.tile_hw == (112, 200) and lay.rows == 2 and lay.size_wh == (600, 2 * (112 + 18))
-    tel = Telemetry(0, 7, 0.35, 0.2, 0.1, None, -0.3, 8.0)
+    tel = DriveTelemetry(frame=7, sim_time_s=0.35, speed_mps=8.0, steer_predicted=0.2, steer_applied=0.1,
+                         lateral_offset_m=-0.3)
     cam = np.full((270, 480, 3), 90, np.uint8)
     m = lay.project(np.ones((66, 200), np.float32))
     assert m.shape == (112, 200) and m[0].max() == 0  # zero above the crop
@@ -67,9 +69,9 @@ def test_layout_grid_with_captions():
 
 
 def test_telemetry_from_row_with_missing_expert():
-    t = Telemetry.from_row({"i": 3, "frame": 9, "sim_time_s": 0.15, "predicted_steer": 0.1, "steer": 0.2,
-                            "expert_steer": float("nan"), "lateral_offset_m": 0.5, "speed_mps": 3.0})
-    assert t.expert_steer is None and t.applied_steer == 0.2 and t.frame == 9
+    t = DriveTelemetry.from_row({"i": 3, "frame": 9, "sim_time_s": 0.15, "predicted_steer": 0.1, "steer": 0.2,
+                                 "expert_steer": float("nan"), "lateral_offset_m": 0.5, "speed_mps": 3.0})
+    assert t.steer_expert is None and t.steer_applied == 0.2 and t.frame == 9 and t.row == 3
 
 
 @pytest.mark.parametrize("suffix,step", [(".mp4", 1), (".gif", 2)])

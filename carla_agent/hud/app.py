@@ -43,6 +43,7 @@ import pygame  # noqa: E402  (pygame is imported only in this package)
 
 from carla_agent.control import VehicleControl  # noqa: E402
 from carla_agent.drive.runner import DriveContext, RunnerHook, StepRecord  # noqa: E402
+from carla_agent.drive.telemetry import DriveTelemetry  # noqa: E402
 from carla_agent.hud.attention import AttentionFeed  # noqa: E402
 from carla_agent.hud.config import HudConfig, HudError, ShownFrame  # noqa: E402
 from carla_agent.hud.controls import HudState, ManualDriver  # noqa: E402
@@ -338,12 +339,9 @@ class HudHook(RunnerHook):
         obs, key = record.obs, self.feed.key
         context = self.context
         return Telemetry(
+            **vars(DriveTelemetry.from_record(record)),
             scenario=context.scenario.name if context is not None else "-",
-            weather=obs.weather, sim_time_s=obs.sim_time_s, frame=obs.frame, speed_mps=obs.speed_mps,
-            steer_predicted=record.decision.predicted_steer, steer_applied=record.control.steer,
-            steer_expert=obs.truth.expert_steer, throttle=record.control.throttle, brake=record.control.brake,
-            lateral_offset_m=obs.truth.lateral_offset_m, lane_width_m=obs.truth.lane_width_m,
-            autonomy_pct=record.autonomy_pct, interventions=record.interventions,
+            weather=obs.weather, lane_width_m=obs.truth.lane_width_m, autonomy_pct=record.autonomy_pct,
             collisions=self._collisions, lane_invasions=self._invasions,
             method=key.method, target=key.target if key.target != NO_TARGET else (
                 "signed" if METHODS.get(key.method).signed else NO_TARGET),

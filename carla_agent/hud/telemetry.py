@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import List, Optional, Tuple
 
+from carla_agent.drive.telemetry import DriveTelemetry
+
 RGB = Tuple[int, int, int]
 
 PALETTE = {
@@ -31,19 +33,15 @@ PALETTE = {
 }
 
 
-@dataclass(frozen=True)
-class Telemetry:
-    """One frame's numbers for the panel. Units are in the names; steering in [-1, 1], + = right.
+@dataclass(frozen=True, kw_only=True)
+class Telemetry(DriveTelemetry):
+    """One frame's numbers for the panel: the drive's
+    (:class:`~carla_agent.drive.telemetry.DriveTelemetry`, the same the videos show) and the HUD's own.
 
     Attributes:
         scenario, weather: names.
-        sim_time_s, frame: simulation clock and frame id.
-        speed_mps: ego speed.
-        steer_predicted, steer_applied: the network's output and the control applied.
-        steer_expert: the expert's steering, or None when the backend does not know it.
-        throttle, brake: applied pedals in [0, 1].
-        lateral_offset_m: distance from the lane centre, + = right; lane_width_m for its scale.
-        autonomy_pct, interventions, collisions, lane_invasions: so far this episode.
+        lane_width_m: the lane's width, the scale of the offset bar.
+        autonomy_pct, collisions, lane_invasions: so far this episode.
         method: saliency method name.
         target: its target (``auto``, ``left``...), ``signed`` for signed maps, ``-`` for none.
         layer: its conv layer (``default`` for the method's own, ``-`` or None for none).
@@ -61,18 +59,8 @@ class Telemetry:
 
     scenario: str
     weather: str
-    sim_time_s: float
-    frame: int
-    speed_mps: float
-    steer_predicted: float
-    steer_applied: float
-    steer_expert: Optional[float]
-    throttle: float
-    brake: float
-    lateral_offset_m: float
     lane_width_m: float
     autonomy_pct: float
-    interventions: int
     collisions: int
     lane_invasions: int
     method: str

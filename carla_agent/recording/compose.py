@@ -22,11 +22,12 @@ import collections
 import logging
 import math
 from dataclasses import dataclass
-from typing import Deque, List, Mapping, Optional, Sequence, Tuple
+from typing import Deque, List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
 
+from carla_agent.drive.telemetry import DriveTelemetry
 from carla_agent.saliency.compose import compose as overlay
 
 log = logging.getLogger(__name__)
@@ -41,48 +42,7 @@ GRID_RGB = (70, 70, 78)
 FONT = cv2.FONT_HERSHEY_SIMPLEX
 
 
-# -- telemetry --------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Telemetry:
-    """What the telemetry strip shows for one frame.
-
-    Attributes:
-        i: row index in the log.
-        frame: backend frame id.
-        sim_time_s: [s] simulated time.
-        predicted_steer: the network's steering in [-1, 1] (positive = right).
-        applied_steer: the steering applied.
-        expert_steer: the expert's steering, or None when unknown.
-        lateral_offset_m: [m] + = right of the lane centre.
-        speed_mps: [m/s] speed.
-        interventions: interventions so far.
-    """
-
-    i: int
-    frame: int
-    sim_time_s: float
-    predicted_steer: float
-    applied_steer: float
-    expert_steer: Optional[float]
-    lateral_offset_m: float
-    speed_mps: float
-    interventions: int = 0
-
-    @classmethod
-    def from_row(cls, row: Mapping) -> "Telemetry":
-        """From a drive-log row (dict or pandas Series)."""
-        def f(key: str, default: float = 0.0) -> float:
-            v = row.get(key, default)
-            return default if v is None or (isinstance(v, float) and math.isnan(v)) else float(v)
-
-        expert = row.get("expert_steer")
-        expert = None if expert is None or (isinstance(expert, float) and math.isnan(expert)) else float(expert)
-        return cls(i=int(row.get("i", 0)), frame=int(row.get("frame", 0)), sim_time_s=f("sim_time_s"),
-                   predicted_steer=f("predicted_steer"), applied_steer=f("steer"), expert_steer=expert,
-                   lateral_offset_m=f("lateral_offset_m"), speed_mps=f("speed_mps"),
-                   interventions=int(f("interventions")))
-
+# -- telemetry ----------------------------------------------------------------------------
 
 class TelemetryStrip:
     """Draws the telemetry tile: steering bars, speed, offset and a rolling chart.
@@ -100,7 +60,7 @@ class TelemetryStrip:
         self.h, self.w = int(tile_hw[0]), int(tile_hw[1])
         self.history_s = float(history_s)
         self.offset_range_m = float(offset_range_m)
-        self._hist: Deque[Telemetry] = collections.deque()
+        self._hist: Deque[DriveTelemetry] = collections.deque()
         self._scale = max(0.3, min(0.5, self.h / 540.0))
         self._line_h = int(round(26 * self._scale / 0.45))
         self._bars_top = 2 * self._line_h + 4
@@ -136,7 +96,7 @@ class TelemetryStrip:
                        8, top + self._line_h - 8, GRID_RGB, 0.85)
         return img
 
-    def draw(self, t: Telemetry) -> np.ndarray:
+    def draw(self, t: DriveTelemetry) -> np.ndarray:
         """The tile for ``t``: ``(H, W, 3)`` uint8 RGB. Appends ``t`` to the chart history."""
         self._hist.append(t)
         while self._hist and t.sim_time_s - self._hist[0].sim_time_s > self.history_s:
@@ -147,8 +107,8 @@ class TelemetryStrip:
                    6, 2 * self._line_h - 6, OFFSET_RGB)
         mid = (self._bar_x0 + self._bar_x1) // 2
         half = (self._bar_x1 - self._bar_x0) // 2
-        for k, (value, colour) in enumerate(((t.predicted_steer, PREDICTED_RGB), (t.applied_steer, APPLIED_RGB),
-                                             (t.expert_steer, EXPERT_RGB))):
+        for k, (value, colour) in enumerate(((t.steer_predicted, PREDICTED_RGB), (t.steer_applied, APPLIED_RGB),
+                                             (t.steer_expert, EXPERT_RGB))):
             y = self._bars_top + k * self._line_h
             if value is None:
                 self._text(img, "n/a", self._bar_x1 + 4, y + self._bar_h, GRID_RGB)
@@ -180,9 +140,9 @@ class TelemetryStrip:
             cv2.polylines(img, [pts], False, colour, 1, cv2.LINE_AA)
 
         line([h.lateral_offset_m for h in self._hist], OFFSET_RGB, self.offset_range_m)
-        line([np.nan if h.expert_steer is None else h.expert_steer for h in self._hist], EXPERT_RGB)
-        line([h.applied_steer for h in self._hist], APPLIED_RGB)
-        line([h.predicted_steer for h in self._hist], PREDICTED_RGB)
+        line([np.nan if h.steer_expert is None else h.steer_expert for h in self._hist], EXPERT_RGB)
+        line([h.steer_applied for h in self._hist], APPLIED_RGB)
+        line([h.steer_predicted for h in self._hist], PREDICTED_RGB)
 
 
 # -- maps on tiles ---------------------------------------------------------------------------------
@@ -285,7 +245,7 @@ class AttentionLayout:
         interp = cv2.INTER_AREA if image.shape[1] > self.tile_hw[1] else cv2.INTER_LINEAR
         return cv2.resize(image, self.tile_hw[::-1], interpolation=interp)
 
-    def compose(self, image: np.ndarray, panels: Sequence[MapPanel], telemetry: Telemetry,
+    def compose(self, image: np.ndarray, panels: Sequence[MapPanel], telemetry: DriveTelemetry,
                 camera_caption: Optional[str] = None) -> np.ndarray:
         """One video frame: ``(size_wh[1], size_wh[0], 3)`` uint8 RGB.
 

@@ -317,7 +317,8 @@ class RecorderHook(RunnerHook):
             self.stats.worker_cpu_s = time.thread_time() - cpu0
 
     def _video_frame(self, item: _Item) -> None:
-        from carla_agent.recording.compose import AttentionLayout, LayoutSpec, MapPanel, Telemetry
+        from carla_agent.drive.telemetry import DriveTelemetry
+        from carla_agent.recording.compose import AttentionLayout, LayoutSpec, MapPanel
         from carla_agent.recording.video_io import Mp4Writer
 
         if self._video is False:
@@ -342,7 +343,7 @@ class RecorderHook(RunnerHook):
         elif self._layout.n_maps:
             panels.append(MapPanel(np.zeros(self._layout.tile_hw, np.float32), False, "no map", "-",
                                    float(item.row["predicted_steer"] or 0.0)))
-        frame = self._layout.compose(item.image, panels, Telemetry.from_row(item.row))
+        frame = self._layout.compose(item.image, panels, DriveTelemetry.from_row(item.row))
         self._video.write(frame)
         self.stats.video_frames += 1
 

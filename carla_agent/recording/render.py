@@ -22,7 +22,8 @@ from typing import Any, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
-from carla_agent.recording.compose import AttentionLayout, LayoutSpec, MapPanel, Telemetry
+from carla_agent.drive.telemetry import DriveTelemetry
+from carla_agent.recording.compose import AttentionLayout, LayoutSpec, MapPanel
 from carla_agent.recording.drive_log import DriveLog, DriveLogError
 from carla_agent.recording.sources import ExplainerSource, MapBatch, MapSource, model_label, resolve_model
 from carla_agent.recording.stats import STATS_SUFFIX, labels_at, map_stats
@@ -129,7 +130,7 @@ def render_log_video(drive_log: DriveLog | str | Path, out_path: str | Path, sou
 
     def compose(batch: _Batch, results: List[MapBatch]) -> None:
         for k, (i, row, image) in enumerate(zip(batch.idx, batch.rows, batch.images)):
-            tel = Telemetry.from_row(row)
+            tel = DriveTelemetry.from_row(row)
             panels = []
             for s, src in enumerate(sources):
                 res = results[s]

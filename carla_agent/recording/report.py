@@ -30,7 +30,8 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import cv2
 import numpy as np
 
-from carla_agent.recording.compose import AttentionLayout, LayoutSpec, MapPanel, Telemetry
+from carla_agent.drive.telemetry import DriveTelemetry
+from carla_agent.recording.compose import AttentionLayout, LayoutSpec, MapPanel
 from carla_agent.recording.drive_log import DriveLog, DriveLogError
 from carla_agent.recording.sources import ExplainerSource, parse_method, resolve_model
 from carla_agent.recording.stats import STATS_SUFFIX, metrics_from_rows, saliency_statistics, stats_methods
@@ -214,7 +215,7 @@ def _key_frame_images(dlog: DriveLog, keys: Sequence[KeyFrame], model: Any, meth
     for k, (i, image, row) in enumerate(zip(idx, frames, rows)):
         panels = [MapPanel(lay.project(normalize_frame(r.maps[k], s.signed)), s.signed, s.name, r.targets[k],
                            float(r.steer[k])) for s, r in zip(sources, results)]
-        out[i] = _b64_jpeg(lay.compose(image, panels, Telemetry.from_row(row)))
+        out[i] = _b64_jpeg(lay.compose(image, panels, DriveTelemetry.from_row(row)))
     return out
 
 
