@@ -9,7 +9,8 @@ import pytest
 from carla_agent.recording.drive_log import DriveLog
 from carla_agent.network.preprocess import Preprocessing
 from carla_agent.recording.render import render_log_video
-from carla_agent.recording.report import key_frames, write_index, write_report_info
+from carla_agent.recording.index import write_index
+from carla_agent.recording.report import key_frames, write_report_info
 from carla_agent.recording.sources import FunctionSource
 from carla_agent.recording.video_io import read_video
 from test_drive_log import write_log
@@ -38,7 +39,10 @@ def test_report_contains_plots_video_key_frames_and_stats(run_with_video):
     text = info.path.read_text()
     assert info.path == run_with_video / "report.html" and info.video == "embedded"
     assert text.count("data:image/png;base64,") == 1  # the steering / offset plot
-    assert "Closed-loop metrics" in text and "<span class='badge ok'>complete</span>" in text
+    assert "Closed-loop metrics" in text
+    # 14 frames of a 55 s scenario: a partial run, said so above its scores
+    assert re.search(r"<span class='badge part'[^>]*>partial: 1 s of 55 s</span>", text)
+    assert "cannot be compared with a full run" in text
     video = re.search(r"src='data:video/mp4;base64,([A-Za-z0-9+/=]+)'", text)
     assert video, "video not embedded"
     embedded = info.path.parent / "embedded.mp4"
@@ -78,4 +82,60 @@ def test_index_links_every_run(run_with_video, tmp_path):
     index = write_index(tmp_path / "runs")
     text = index.read_text()
     assert f"href='{run_with_video.name}/report.html'" in text
-    assert "20260101T000100Z_other" in text and text.count("<tr>") == 3
+    assert "20260101T000100Z_other" in text.replace("<wbr>", "") and text.count("<tr>") == 3
+
+
+def _status(meta_extra, times, complete=True):
+    import pandas as pd
+
+    from carla_agent.recording.run_status import run_status
+
+    meta = {"dt_s": 0.05, "duration_s": 70.0, "scenario": {"duration_s": 70.0}, "complete": complete,
+            "metrics": {"completed": False}, **meta_extra}
+    return run_status(meta, pd.DataFrame({"sim_time_s": times}))
+
+
+def test_run_status_tells_whole_runs_from_cut_short_and_broken_ones():
+    full = _status({}, [0.0, 35.0, 70.0])
+    assert full.state == "complete" and full.whole and full.label == "complete"
+    route_end = _status({"metrics": {"completed": True}}, [0.0, 41.2])  # the route ended before the time limit
+    assert route_end.whole
+    cut = _status({"duration_s": 20.0}, [0.0, 10.0, 20.0])
+    assert cut.state == "partial" and not cut.whole
+    assert cut.label == "partial: 20 s of 70 s" and cut.reason == "cut short by a 20 s time limit"
+    late = _status({}, [12.0, 40.0, 70.0])  # the HUD's R key, pressed mid-drive
+    assert late.state == "partial" and late.reason == "recording started at 12.0 s" and late.coverage == "58 s of 70 s"
+    stopped = _status({}, [0.0, 31.5])  # R pressed again before the end
+    assert stopped.state == "partial" and "stopped at 31.5 s" in stopped.reason
+    broken = _status({"stop_reason": "disk full at frame i=80"}, [0.0, 4.0], complete=False)
+    assert broken.state == "incomplete" and broken.label == "incomplete: disk full at frame i=80"
+    assert _status({}, [], complete=False).reason == "the writer did not finish (killed or crashed)"
+
+
+def test_index_sets_partial_scores_apart(run_with_video, tmp_path):
+    import json
+
+    meta_path = run_with_video / "meta.json"
+    meta = json.loads(meta_path.read_text())
+    meta["metrics"] = {"route_completion_pct": 27.9, "driving_score": 27.9, "completed": False}
+    meta_path.write_text(json.dumps(meta))  # 14 frames (0.65 s) of a 10 s limit
+    text = write_index(tmp_path / "runs").read_text()
+    assert "partial: 1 s of" in text and ">complete<" not in text
+    assert "data-label='driving score'>27.9*<" in text and "cannot be compared with a full run" in text
+    assert "<meta name='viewport'" in text and "<div class='scroll'><table class='runs'>" in text
+    meta["metrics"]["completed"] = True  # the route ended: a whole run, whatever its length
+    meta_path.write_text(json.dumps(meta))
+    text = write_index(tmp_path / "runs").read_text()
+    assert ">complete<" in text and "27.9*" not in text and "data-label='driving score'>27.9<" in text
+
+
+def test_rendering_into_the_run_folder_notes_the_video_settings_in_meta(run_with_video):
+    import json
+
+    from carla_agent.recording.drive_log import update_meta
+
+    videos = json.loads((run_with_video / "meta.json").read_text())["videos"]
+    assert videos["attention.mp4"]["sources"] == [{"method": "green"}] and videos["attention.mp4"]["frames"] == 14
+    meta = update_meta(run_with_video, {"note": ("a", 1)})
+    assert meta["note"] == ["a", 1] and "attention.mp4" in meta["videos"]  # other fields kept
+    assert json.loads((run_with_video / "meta.json").read_text()) == meta

@@ -5,7 +5,8 @@ Plain functions behind the command line:
 * ``python -m carla_agent record --scenarios a,b --methods visual_backprop,gradcam
   [--duration S] [--out DIR]`` -> :func:`record_batch`;
 * ``python -m carla_agent drive --record`` -> :func:`make_recorder` as a runner hook,
-  then :func:`finish_run` on its folder after the drive;
+  then :func:`finish_run` on its folder after the drive (video, report, and the
+  ``index.html`` of the folder's parent rewritten);
 * the HUD's R key -> :func:`make_recorder` (``when_full="drop"``, live video on).
 
 Maps are not computed while driving a batch: the drive runs the network alone
@@ -136,8 +137,8 @@ def record_drive(scenario: Any, model: Any, out_dir: str | Path = "runs", seed: 
 
 def finish_run(run_dir: str | Path, methods: Sequence[str] = ("visual_backprop",), model: Any = None,
                video_name: str = VIDEO_FILE, gif: bool = False, report: bool = True,
-               progress: bool = True) -> Tuple[Optional[Path], Optional[Path]]:
-    """Render a run's attention video (all methods side by side) and write its report.
+               progress: bool = True, index: bool = True) -> Tuple[Optional[Path], Optional[Path]]:
+    """Render a run's attention video (all methods side by side), write its report and update the index.
 
     Args:
         run_dir: the run folder.
@@ -146,6 +147,7 @@ def finish_run(run_dir: str | Path, methods: Sequence[str] = ("visual_backprop",
         video_name: file name of the video inside the run folder.
         gif: also write a short, half-size GIF (first 10 s, every 2nd frame) next to it.
         report: write ``report.html``.
+        index: rewrite ``index.html`` in the run folder's parent (every run there, this one included).
 
     Returns:
         ``(video, report)`` paths (None where not written).
@@ -158,6 +160,8 @@ def finish_run(run_dir: str | Path, methods: Sequence[str] = ("visual_backprop",
     dlog = DriveLog.open(run_dir)
     if not len(dlog):
         log.warning("%s: no frames; no video or report", dlog.path)
+        if index:
+            _write_index(dlog.path.parent)
         return None, None
     m = resolve_model(dlog, model)
     sources = [ExplainerSource(m, name, options=opts) for name, opts in map(parse_method, methods)]
@@ -167,7 +171,20 @@ def finish_run(run_dir: str | Path, methods: Sequence[str] = ("visual_backprop",
         render_log_video(dlog, video.with_suffix(".gif"), sources, indices=dlog.indices[:n], step=2,
                          progress=progress, stats=False, writer_options={"scale": 0.5})
     page = write_report(dlog.path, video=video, model=m, methods=list(methods)) if report else None
+    if index:
+        _write_index(dlog.path.parent)
     return video, page
+
+
+def _write_index(root: Path) -> Optional[Path]:
+    """Rewrite ``root/index.html``; a failure is logged, never raised (the run itself is written)."""
+    from carla_agent.recording.index import write_index
+
+    try:
+        return write_index(root)
+    except Exception as exc:  # an unreadable neighbour run must not fail this run's finish
+        log.warning("%s: index not updated: %s", root, exc)
+        return None
 
 
 def record_batch(scenarios: str | Sequence[str], methods: str | Sequence[str] = ("visual_backprop",),
@@ -192,7 +209,7 @@ def record_batch(scenarios: str | Sequence[str], methods: str | Sequence[str] = 
         ScenarioError / UnknownNameError / ModelError: before any driving, for a bad
             scenario, method or model.
     """
-    from carla_agent.recording.report import write_index
+    from carla_agent.recording.index import write_index
     from carla_agent.sim.scenario import load_scenario
     from carla_agent.network.steering_model import SteeringModel
 
@@ -207,7 +224,7 @@ def record_batch(scenarios: str | Sequence[str], methods: str | Sequence[str] = 
         log.info("recording %s", sc.name)
         run_dir, metrics = record_drive(sc, model, out_dir, seed, duration_s, backend, backend_options,
                                         progress=progress)
-        video, page = finish_run(run_dir, meths, model, gif=gif, progress=progress)
+        video, page = finish_run(run_dir, meths, model, gif=gif, progress=progress, index=False)
         from carla_agent.recording.drive_log import DriveLog
 
         runs.append(RunResult(sc.name, run_dir, metrics, video, page, DriveLog.open(run_dir).complete))

@@ -13,6 +13,7 @@ written next to the video (``<video>.stats.csv``) for the report.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -24,7 +25,7 @@ import numpy as np
 
 from carla_agent.drive.telemetry import DriveTelemetry
 from carla_agent.recording.compose import AttentionLayout, LayoutSpec, MapPanel
-from carla_agent.recording.drive_log import DriveLog, DriveLogError
+from carla_agent.recording.drive_log import META_FILE, DriveLog, DriveLogError, update_meta, utc_now
 from carla_agent.recording.sources import ExplainerSource, MapBatch, MapSource, model_label, resolve_model
 from carla_agent.recording.stats import STATS_SUFFIX, labels_at, map_stats
 from carla_agent.recording.video_io import VideoInfo, open_writer, progress_bar
@@ -180,9 +181,30 @@ def render_log_video(drive_log: DriveLog | str | Path, out_path: str | Path, sou
     if stats and stat_rows:
         stats_path = out_path.with_name(out_path.name + STATS_SUFFIX)
         pd.DataFrame(stat_rows).to_csv(stats_path, index=False)
+    _note_video(dlog, out_path, sources, normalizer, info)
     log.info("%s: %d frames in %.1f s (%.0f frames/s)%s", out_path, info.frames, wall, info.render_fps,
              f", {len(skipped)} unreadable frame(s) skipped" if skipped else "")
     return RenderResult(info, stats_path, tuple(s.name for s in sources), tuple(skipped))
+
+
+def _note_video(dlog: DriveLog, video: Path, sources: Sequence[MapSource], normalizer: str,
+                info: VideoInfo) -> None:
+    """Record in the run's ``meta.json`` (``videos``) the saliency settings a video in its folder was made with."""
+    if video.resolve().parent != dlog.path.resolve():
+        return  # a video elsewhere is not part of the run folder
+    entries = []
+    for src in sources:
+        settings = dict(getattr(src, "settings", None) or {"method": src.name})
+        if src.label:
+            settings["label"] = src.label
+        entries.append(settings)
+    entry = {"sources": entries, "normalizer": normalizer, "frames": info.frames, "fps": info.fps,
+             "rendered_utc": utc_now()}
+    try:
+        meta = json.loads((dlog.path / META_FILE).read_text(encoding="utf-8"))  # as it is now, not as opened
+        update_meta(dlog.path, {"videos": {**(meta.get("videos") or {}), video.name: entry}})
+    except (OSError, ValueError, DriveLogError) as exc:  # a read-only run folder keeps its video, without the note
+        log.warning("%s: could not note the video's settings in meta.json: %s", dlog.path, exc)
 
 
 def render_ab_video(drive_log: DriveLog | str | Path, out_path: str | Path, model_a: Any, model_b: Any,

@@ -22,7 +22,6 @@ import base64
 import html
 import io
 import logging
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
@@ -33,30 +32,20 @@ import numpy as np
 from carla_agent.drive.telemetry import DriveTelemetry
 from carla_agent.recording.compose import AttentionLayout, LayoutSpec, MapPanel
 from carla_agent.recording.drive_log import DriveLog, DriveLogError
+from carla_agent.recording.pages import facts_table, frame_table, head, scroll, status_badge
+from carla_agent.recording.run_status import run_status
 from carla_agent.recording.sources import ExplainerSource, parse_method, resolve_model
 from carla_agent.recording.stats import STATS_SUFFIX, metrics_from_rows, saliency_statistics, stats_methods
 
 log = logging.getLogger(__name__)
 
 REPORT_FILE = "report.html"
-INDEX_FILE = "index.html"
 #: Videos up to this size are embedded in the page; larger ones are linked.
 MAX_EMBED_MB = 8.0
 #: At most this many key frames per kind (interventions, collisions).
 MAX_KEY_FRAMES = 8
 VIDEO_NAMES = ("attention.mp4", "attention_live.mp4")
 
-_CSS = """
-body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px auto;max-width:1180px;color:#1d1d22;padding:0 16px}
-h1{font-size:1.5em;margin-bottom:4px}h2{font-size:1.15em;margin-top:28px;border-bottom:1px solid #ddd;padding-bottom:4px}
-table{border-collapse:collapse;font-size:.9em}td,th{padding:3px 10px;border-bottom:1px solid #eee;text-align:left}
-th{background:#f4f4f6}td.num{text-align:right;font-variant-numeric:tabular-nums}
-.badge{display:inline-block;padding:2px 8px;border-radius:10px;font-size:.8em;color:#fff}
-.ok{background:#2e8b57}.bad{background:#c0392b}.muted{color:#777;font-size:.85em}
-img,video{max-width:100%}figure{margin:10px 0}figcaption{font-size:.85em;color:#555}
-.keys{display:grid;grid-template-columns:repeat(auto-fill,minmax(520px,1fr));gap:12px}
-details{margin:8px 0}code{background:#f4f4f6;padding:0 3px}
-"""
 
 
 @dataclass(frozen=True)
@@ -159,31 +148,6 @@ def plot_steering(rows, intervention_m: float = 1.0) -> str:
     return _b64_png_figure(fig)
 
 
-def _fmt(v: Any) -> str:
-    if isinstance(v, float):
-        if not math.isfinite(v):
-            return "–"
-        return f"{v:.3f}" if abs(v) < 1000 else f"{v:.0f}"
-    return html.escape(str(v))
-
-
-def _td(v: Any) -> str:
-    numeric = isinstance(v, (int, float, np.number)) and not isinstance(v, bool)
-    return f"<td class='num'>{_fmt(v)}</td>" if numeric else f"<td>{_fmt(v)}</td>"
-
-
-def _table(pairs: Sequence[Tuple[str, Any]]) -> str:
-    body = "".join(f"<tr><th>{html.escape(str(k))}</th>{_td(v)}</tr>" for k, v in pairs)
-    return f"<table>{body}</table>"
-
-
-def _frame_table(df) -> str:
-    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in [df.index.name or "", *df.columns])
-    body = "".join("<tr><th>" + html.escape(str(idx)) + "</th>" + "".join(_td(v) for v in row) + "</tr>"
-                   for idx, row in zip(df.index, df.itertuples(index=False)))
-    return f"<table><tr>{head}</tr>{body}</table>"
-
-
 def _key_frame_images(dlog: DriveLog, keys: Sequence[KeyFrame], model: Any, methods: Sequence[str]) -> Dict[int, str]:
     """base64 JPEG per key frame: camera | one overlay per method, with captions."""
     sources = []
@@ -217,6 +181,16 @@ def _key_frame_images(dlog: DriveLog, keys: Sequence[KeyFrame], model: Any, meth
                            float(r.steer[k])) for s, r in zip(sources, results)]
         out[i] = _b64_jpeg(lay.compose(image, panels, DriveTelemetry.from_row(row)))
     return out
+
+
+def _saliency_text(settings: Any) -> str:
+    """``gradcam (target auto, layer conv3)`` from a saliency settings dict ("" for None)."""
+    if not settings:
+        return ""
+    extra = [f"{k} {settings[k]}" for k in ("target", "output", "layer") if settings.get(k)]
+    extra += [f"{k}={v}" for k, v in (settings.get("options") or {}).items()]
+    label = f"{settings['label']}: " if settings.get("label") else ""
+    return f"{label}{settings.get('method', '?')}" + (f" ({', '.join(extra)})" if extra else "")
 
 
 def _find_video(run: Path) -> Optional[Path]:
@@ -310,26 +284,33 @@ def write_report_info(run: str | Path, out: Optional[str | Path] = None, video: 
     methods = list(dict.fromkeys(methods))[:4]
 
     title = f"{meta.get('scenario_name', '?')} — {dlog.path.name}"
-    badge = ("<span class='badge ok'>complete</span>" if dlog.complete else
-             f"<span class='badge bad'>incomplete: {html.escape(str(meta.get('stop_reason') or ('interrupted' if meta.get('interrupted') else 'the writer did not finish (killed or crashed)')))}</span>")
+    status = run_status(meta, rows, dlog.complete)
     model_meta = meta.get("model") or {}
     facts = [("scenario", meta.get("scenario_name")), ("scenario file", meta.get("scenario_file")),
              ("seed", meta.get("seed")), ("backend", meta.get("backend")),
              ("server version", meta.get("server_version") or "–"),
              ("agent", meta.get("agent")), ("model", model_meta.get("path") or "–"),
              ("model sha256", model_meta.get("sha256") or "–"), ("model params", model_meta.get("params", "–")),
-             ("live saliency", (meta.get("saliency") or {}).get("method") or "none"),
+             ("live saliency", _saliency_text(meta.get("saliency")) or "none (no maps while driving)"),
+             *((f"video {name}", "; ".join(filter(None, map(_saliency_text, entry.get("sources") or ()))) or "–")
+               for name, entry in sorted((meta.get("videos") or {}).items())),
              ("started (UTC)", meta.get("started_utc")), ("ended (UTC)", meta.get("ended_utc") or "–"),
-             ("frames", len(rows)), ("time step", f"{dlog.dt_s:g} s")]
+             ("frames", len(rows)), ("time step", f"{dlog.dt_s:g} s"),
+             ("recorded", f"{status.coverage} (time limit {float(meta.get('duration_s') or 0):g} s)")]
     metrics = meta.get("metrics") or metrics_from_rows(rows)
-    parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
-             f"<style>{_CSS}</style></head><body>",
-             f"<h1>{html.escape(title)}</h1><p>{badge} <span class='muted'>drive log {html.escape(str(dlog.path))}</span></p>",
-             "<h2>Run</h2>", _table(facts),
+    parts = [head(title),
+             f"<h1>{html.escape(title)}</h1><p>{status_badge(status)} "
+             f"<span class='muted'>drive log {html.escape(str(dlog.path))}</span></p>",
+             "<h2>Run</h2>", facts_table(facts),
              "<details><summary>package versions</summary>",
-             _table(sorted((meta.get("packages") or {}).items())), "</details>",
-             "<h2>Closed-loop metrics</h2>",
-             _table(list(metrics.items())) if metrics else "<p class='muted'>none</p>"]
+             facts_table(sorted((meta.get("packages") or {}).items())), "</details>",
+             "<h2>Closed-loop metrics</h2>"]
+    if not status.whole:
+        parts.append(f"<p class='note'>{html.escape(status.label.capitalize())}"
+                     f"{(' (' + html.escape(status.reason) + ')') if status.state == 'partial' else ''}. "
+                     "Route completion and the driving score count only the road driven in this run: "
+                     "they cannot be compared with a full run's.</p>")
+    parts.append(scroll(facts_table(list(metrics.items()))) if metrics else "<p class='muted'>none</p>")
     if not meta.get("metrics"):
         parts.append("<p class='muted'>The run did not finish, so these numbers come from the rows that were flushed.</p>")
     parts.append("<h2>Steering and lateral offset</h2>")
@@ -357,7 +338,7 @@ def write_report_info(run: str | Path, out: Optional[str | Path] = None, video: 
     parts.append("</div>")
     parts.append("<h2>Saliency statistics per method</h2>")
     if stats is not None:
-        parts.append(_frame_table(stats))
+        parts.append(frame_table(stats))
         parts.append("<p class='muted'>Means over the frames. top10_mass: share of the map in its strongest 10 % "
                      "of pixels (focus); centroid_x: -1 left .. +1 right; centroid_y: 0 top .. 1 bottom of the "
                      "network's crop; stability: correlation with the previous frame's map; mass_*: share of the "
@@ -371,41 +352,3 @@ def write_report_info(run: str | Path, out: Optional[str | Path] = None, video: 
     out.write_text(text, encoding="utf-8")
     log.info("report %s (%.1f MB, video %s)", out, len(text) / 1e6, how)
     return ReportInfo(out, how, len(images), len(text.encode("utf-8")))
-
-
-def write_index(root: str | Path = "runs", out: Optional[str | Path] = None) -> Path:
-    """``root/index.html``: one line per run folder under ``root``, linking each run's report."""
-    root = Path(root)
-    out = Path(out) if out else root / INDEX_FILE
-    lines = []
-    for run in sorted(p for p in root.iterdir() if (p / "meta.json").is_file()):
-        try:
-            dlog = DriveLog.open(run)
-        except DriveLogError as exc:
-            log.warning("index: %s", exc)
-            continue
-        meta = dlog.meta
-        m = meta.get("metrics") or metrics_from_rows(dlog.rows)
-        model = (meta.get("model") or {})
-        report = run / REPORT_FILE
-        try:
-            link = report.resolve().relative_to(out.parent.resolve()).as_posix()
-        except ValueError:
-            link = report.resolve().as_uri()
-        name = (f"<a href='{html.escape(link)}'>{html.escape(run.name)}</a>" if report.exists()
-                else html.escape(run.name))
-        cells = [name, html.escape(str(meta.get("scenario_name"))), str(meta.get("seed")),
-                 html.escape(Path(model["path"]).stem if model.get("path") else str(meta.get("agent"))),
-                 html.escape((model.get("sha256") or "")[:8]),
-                 "<span class='badge ok'>yes</span>" if dlog.complete else "<span class='badge bad'>no</span>",
-                 str(len(dlog.rows)), _fmt(m.get("autonomy_pct", float("nan"))), str(m.get("interventions", "–")),
-                 str(m.get("collisions", "–")), _fmt(m.get("mean_abs_offset_m", float("nan"))),
-                 _fmt(m.get("driving_score", float("nan")))]
-        lines.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
-    head = ["run", "scenario", "seed", "model", "sha256", "complete", "frames", "autonomy %", "interventions",
-            "collisions", "mean |offset| m", "driving score"]
-    text = (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>Drive runs</title>"
-            f"<style>{_CSS}</style></head><body><h1>Drive runs in {html.escape(str(root))}</h1>"
-            f"<table><tr>{''.join(f'<th>{h}</th>' for h in head)}</tr>{''.join(lines)}</table></body></html>")
-    out.write_text(text, encoding="utf-8")
-    return out

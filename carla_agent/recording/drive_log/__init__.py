@@ -66,7 +66,7 @@ from carla_agent.recording.drive_log.meta import (RunMeta, SaliencySettings, new
                                                   scenario_from_meta, scenario_to_dict, utc_now)
 from carla_agent.recording.drive_log.reader import DriveLog, LogFrame
 from carla_agent.recording.drive_log.rows import make_row, output_columns
-from carla_agent.recording.drive_log.writer import DriveLogWriter
+from carla_agent.recording.drive_log.writer import DriveLogWriter, update_meta
 
 __all__ = [
     "BASE_COLUMNS", "BLOB_DTYPES", "BLOB_HEADER", "BLOB_MAGIC", "BLOB_MAX_BYTES", "CONTROL_COLUMNS", "CRC_COLUMN",
@@ -75,5 +75,5 @@ __all__ = [
     "SEMANTIC_FILE", "SEMANTIC_PNGS_FILE", "ZSTD_LEVEL",
     "DriveLog", "DriveLogError", "DriveLogWriter", "LogFrame", "LogProblem", "RunMeta", "SaliencySettings",
     "decode_blob", "encode_blob", "make_compressor", "make_row", "new_run_dir", "output_columns",
-    "package_versions", "scenario_from_meta", "scenario_to_dict", "utc_now",
+    "package_versions", "scenario_from_meta", "scenario_to_dict", "update_meta", "utc_now",
 ]

@@ -15,7 +15,7 @@ import numpy as np
 
 from carla_agent.recording.drive_log.format import (BASE_COLUMNS, FLUSH_EVERY_S, FORMAT_NAME, FORMAT_VERSION,
                                                     FRAMES_FILE, META_FILE, ROWS_FILE, SCENARIO_FILE, SEMANTIC_FILE,
-                                                    ZSTD_LEVEL, encode_blob, make_compressor)
+                                                    ZSTD_LEVEL, DriveLogError, encode_blob, make_compressor)
 from carla_agent.recording.drive_log.meta import RunMeta, _jsonable, utc_now
 from carla_agent.recording.drive_log.rows import _format_line, _header_line, _num, output_columns
 
@@ -254,16 +254,7 @@ class DriveLogWriter:
     def _write_meta(self, complete: bool) -> None:
         data = {"format": FORMAT_NAME, "version": FORMAT_VERSION, **self.meta.to_dict(),
                 "complete": bool(complete), **self._end}
-        text = json.dumps(data, indent=1, default=str)
-        tmp = self.path / f".{META_FILE}.tmp"
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            if self.fsync:
-                os.fsync(fh.fileno())
-        os.replace(tmp, self.path / META_FILE)
-        if self.fsync:
-            _fsync_dir(self.path)
+        _replace_meta(self.path, data, self.fsync)
 
     def _fail(self, exc: OSError, i: Optional[int] = None) -> None:
         if self.error is not None:
@@ -273,6 +264,38 @@ class DriveLogWriter:
         self.error = f"{what}{where}"
         log.warning("%s: drive log stopped: %s%s; the drive goes on, and the %d frame(s) flushed before "
                     "stay readable (the run is marked incomplete)", self.path, what, where, self.frames_flushed)
+
+
+def update_meta(run_dir: str | Path, fields: Mapping[str, Any], fsync: bool = True) -> dict:
+    """Add or replace top-level fields of a run's ``meta.json`` (atomically, as the writer does).
+
+    For what is added to a run after its drive: e.g. ``videos``, the saliency settings each
+    attention video in the folder was rendered with. Returns the new meta.
+
+    Raises:
+        DriveLogError: no readable ``meta.json`` in ``run_dir``.
+    """
+    path = Path(run_dir)
+    try:
+        data = json.loads((path / META_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise DriveLogError(f"{path / META_FILE}: cannot update ({exc}); is {path} a run folder?") from None
+    data.update(_jsonable(dict(fields)))
+    _replace_meta(path, data, fsync)
+    return data
+
+
+def _replace_meta(run_dir: Path, data: Mapping[str, Any], fsync: bool) -> None:
+    text = json.dumps(data, indent=1, default=str)
+    tmp = run_dir / f".{META_FILE}.tmp"
+    with open(tmp, "w", encoding="utf-8") as fh:
+        fh.write(text)
+        fh.flush()
+        if fsync:
+            os.fsync(fh.fileno())
+    os.replace(tmp, run_dir / META_FILE)
+    if fsync:
+        _fsync_dir(run_dir)
 
 
 def _check_rgb(image: np.ndarray) -> np.ndarray:
