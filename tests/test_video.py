@@ -68,6 +68,25 @@ def test_layout_grid_with_captions():
         lay.compose(cam, panels[:1], tel)
 
 
+def test_telemetry_chart_is_readable_small_steering_included():
+    """The rolling chart scales the steering to what it shows, draws 2 px lines and a legible legend."""
+    from carla_agent.recording.compose import LABEL_RGB, PREDICTED_RGB, TelemetryStrip
+
+    strip = TelemetryStrip((270, 480), history_s=6.0)
+    for k in range(120):  # 6 s of small corrections, +-0.04, as the shipped model steers on gentle curves
+        steer = 0.04 * math.sin(k / 10.0)
+        tile = strip.draw(DriveTelemetry(frame=k, sim_time_s=k * 0.05, speed_mps=10.0, steer_predicted=steer,
+                                         steer_applied=steer, lateral_offset_m=0.3))
+    top, bottom = strip._chart
+    chart = tile[top:bottom].astype(int)
+    orange = np.all(np.abs(chart - PREDICTED_RGB) < 40, axis=-1)
+    rows = np.flatnonzero(orange.any(axis=1))
+    assert rows.size and rows[-1] - rows[0] > 0.6 * (bottom - top)  # +-0.04 fills most of the chart
+    assert np.median(orange.sum(axis=0)[orange.any(axis=0)]) >= 2  # lines at least 2 px thick
+    label = np.all(np.abs(chart - LABEL_RGB) < 40, axis=-1)
+    assert label.sum() > 50 and min(LABEL_RGB) > 150  # legend and scales in a light grey, not the grid's
+
+
 def test_telemetry_from_row_with_missing_expert():
     t = DriveTelemetry.from_row({"i": 3, "frame": 9, "sim_time_s": 0.15, "predicted_steer": 0.1, "steer": 0.2,
                                  "expert_steer": float("nan"), "lateral_offset_m": 0.5, "speed_mps": 3.0})

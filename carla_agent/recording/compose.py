@@ -11,7 +11,9 @@ Tiles are ``tile_hw`` pixels; the camera frame is resized to it and every
 map is projected onto it with the model's preprocessing, so overlays line up
 with the crop the network saw. ``columns`` wraps the tiles into rows. The
 telemetry tile (:class:`TelemetryStrip`) shows steering bars, speed, offset and
-a rolling chart of the last seconds.
+a rolling chart of the last seconds: steering on the left scale (the smallest of
+:data:`STEER_RANGES` that holds the shown values, so small corrections are
+visible), lateral offset on the right one, with a coloured legend.
 
 Everything here is NumPy / OpenCV; no TensorFlow.
 """
@@ -39,6 +41,10 @@ APPLIED_RGB = (235, 235, 235)    # white: the control applied
 EXPERT_RGB = (80, 220, 110)      # green: the expert's steering
 OFFSET_RGB = (90, 200, 255)      # cyan: lateral offset
 GRID_RGB = (70, 70, 78)
+AXIS_RGB = (120, 120, 132)       # the chart's zero line and frame
+LABEL_RGB = (185, 185, 195)      # the chart's legend and scale labels
+#: Steering ranges the chart picks from (the smallest that holds the last seconds).
+STEER_RANGES = (0.05, 0.1, 0.2, 0.5, 1.0)
 FONT = cv2.FONT_HERSHEY_SIMPLEX
 
 
@@ -67,6 +73,9 @@ class TelemetryStrip:
         self._bar_h = max(6, self._line_h - 8)
         self._chart_top = self._bars_top + 3 * self._line_h + 4
         self._chart = (self._chart_top, self.h - 4)  # rows of the chart area
+        self._plot = (self._chart_top + self._line_h - 4, self.h - 7)  # rows of the curves, below the legend
+        self._thick = 2 if self._plot[1] - self._plot[0] >= 50 else 1
+        self._small = max(0.33, self._scale * 0.8)  # the chart's legend and scales: never below legible
         self._background = self._draw_background()
 
     def reset(self) -> None:
@@ -89,11 +98,19 @@ class TelemetryStrip:
             cv2.line(img, (mid, y - 1), (mid, y + self._bar_h + 1), CAPTION_RGB, 1)
         top, bottom = self._chart
         if bottom - top > 20:
-            cv2.rectangle(img, (4, top), (self.w - 5, bottom), GRID_RGB, 1)
-            mid = (top + bottom) // 2
-            cv2.line(img, (5, mid), (self.w - 6, mid), GRID_RGB, 1)
-            self._text(img, f"steer, offset (+-{self.offset_range_m:g} m), last {self.history_s:g} s",
-                       8, top + self._line_h - 8, GRID_RGB, 0.85)
+            cv2.rectangle(img, (4, top), (self.w - 5, bottom), AXIS_RGB, 1)
+            legend_y = top + self._line_h - 9
+            x = 9
+            for text, colour in ((f"last {self.history_s:g} s:", LABEL_RGB), ("pred", PREDICTED_RGB),
+                                 ("applied", APPLIED_RGB), ("expert", EXPERT_RGB), ("offset", OFFSET_RGB)):
+                cv2.putText(img, text, (x, legend_y), FONT, self._small, colour, 1, cv2.LINE_AA)
+                x += cv2.getTextSize(text, FONT, self._small, 1)[0][0] + 7
+            plot_top, plot_bottom = self._plot
+            mid = (plot_top + plot_bottom) // 2
+            cv2.line(img, (5, mid), (self.w - 6, mid), AXIS_RGB, 1)
+            for y in (plot_top, plot_bottom):  # the range's ends, dotted
+                for x0 in range(6, self.w - 8, 6):
+                    cv2.line(img, (x0, y), (x0 + 2, y), GRID_RGB, 1)
         return img
 
     def draw(self, t: DriveTelemetry) -> np.ndarray:
@@ -120,29 +137,51 @@ class TelemetryStrip:
         return img
 
     def _draw_chart(self, img: np.ndarray, now_s: float) -> None:
+        """Steering (left scale, picked from :data:`STEER_RANGES`) and offset (right scale, fixed) over time."""
         top, bottom = self._chart
-        if bottom - top <= 20 or len(self._hist) < 2:
+        if bottom - top <= 20:
             return
+        plot_top, plot_bottom = self._plot
+        steers = [v for h in self._hist for v in (h.steer_predicted, h.steer_applied, h.steer_expert)
+                  if v is not None and math.isfinite(v)]
+        peak = max((abs(v) for v in steers), default=0.0)
+        steer_range = next((r for r in STEER_RANGES if peak <= r), STEER_RANGES[-1])
+        if len(self._hist) >= 2:
+            self._draw_curves(img, now_s, steer_range)
+        # The scales last, on a dark box, so that no curve hides them.
+        offset = f"{self.offset_range_m:g} m"
+        for text, x_left, y, colour in ((f"+{steer_range:g}", True, plot_top, LABEL_RGB),
+                                        (f"-{steer_range:g}", True, plot_bottom, LABEL_RGB),
+                                        ("+" + offset, False, plot_top, OFFSET_RGB),
+                                        ("-" + offset, False, plot_bottom, OFFSET_RGB)):
+            (tw, th), _ = cv2.getTextSize(text, FONT, self._small, 1)
+            x = 7 if x_left else self.w - 8 - tw
+            base = y + th + 2 if y == plot_top else y - 2
+            cv2.rectangle(img, (x - 2, base - th - 2), (x + tw + 1, base + 2), BACKGROUND_RGB, -1)
+            cv2.putText(img, text, (x, base), FONT, self._small, colour, 1, cv2.LINE_AA)
+
+    def _draw_curves(self, img: np.ndarray, now_s: float, steer_range: float) -> None:
+        plot_top, plot_bottom = self._plot
+        half_h = (plot_bottom - plot_top) / 2.0
+        mid = (plot_top + plot_bottom) / 2.0
         x0, x1 = 5, self.w - 6
-        half_h = (bottom - top - 2) / 2.0
-        mid = (top + bottom) / 2.0
         ts = np.array([h.sim_time_s for h in self._hist])
         xs = x1 - (now_s - ts) / self.history_s * (x1 - x0)
 
-        def line(values, colour, scale=1.0):
+        def line(values, colour, scale):
             v = np.array(values, np.float64)
             ok = np.isfinite(v)
             if ok.sum() < 2:
                 return
-            ys = mid + np.clip(v[ok] / scale, -1, 1) * half_h  # + (right) is drawn downwards... see below
-            ys = 2 * mid - ys  # positive up
+            ys = mid - np.clip(v[ok] / scale, -1, 1) * half_h  # positive (right) up
             pts = np.stack([xs[ok], ys], axis=1).round().astype(np.int32)
-            cv2.polylines(img, [pts], False, colour, 1, cv2.LINE_AA)
+            cv2.polylines(img, [pts], False, colour, self._thick, cv2.LINE_AA)
 
         line([h.lateral_offset_m for h in self._hist], OFFSET_RGB, self.offset_range_m)
-        line([np.nan if h.steer_expert is None else h.steer_expert for h in self._hist], EXPERT_RGB)
-        line([h.steer_applied for h in self._hist], APPLIED_RGB)
-        line([h.steer_predicted for h in self._hist], PREDICTED_RGB)
+        line([np.nan if h.steer_expert is None else h.steer_expert for h in self._hist], EXPERT_RGB, steer_range)
+        line([h.steer_applied for h in self._hist], APPLIED_RGB, steer_range)
+        line([np.nan if h.steer_predicted is None else h.steer_predicted for h in self._hist], PREDICTED_RGB,
+             steer_range)
 
 
 # -- maps on tiles ---------------------------------------------------------------------------------
