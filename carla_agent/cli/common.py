@@ -45,7 +45,7 @@ def add_verbose(p: argparse.ArgumentParser) -> None:
     """``-v`` after the command too (``drive -v``); :func:`carla_agent.cli.parse_args` adds
     it to the count given before the command."""
     p.add_argument("-v", "--verbose", action="count", dest="verbose_after", default=0,
-                   help="more logging (-vv for debug)")
+                   help="more logging (-vv for debug); TensorFlow's own log lines too")
 
 
 def add_model(p: argparse.ArgumentParser, default=str(DEFAULT_MODEL), text: str = "") -> None:
