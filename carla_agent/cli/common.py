@@ -48,6 +48,11 @@ def add_verbose(p: argparse.ArgumentParser) -> None:
                    help="more logging (-vv for debug); TensorFlow's own log lines too")
 
 
+def add_quiet(p: argparse.ArgumentParser) -> None:
+    """``--quiet``: no progress bar (on a terminal a bar animates; into a log it writes a few plain lines)."""
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
 def add_model(p: argparse.ArgumentParser, default=str(DEFAULT_MODEL), text: str = "") -> None:
     p.add_argument("--model", default=default,
                    help=text or "Keras model (.keras or .h5); default: the shipped PilotNet")

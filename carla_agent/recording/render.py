@@ -23,11 +23,12 @@ from typing import Any, List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 
 from carla_agent.drive.telemetry import DriveTelemetry
+from carla_agent.progress import progress_bar
 from carla_agent.recording.compose import AttentionLayout, LayoutSpec, MapPanel
 from carla_agent.recording.drive_log import DriveLog, DriveLogError
 from carla_agent.recording.sources import ExplainerSource, MapBatch, MapSource, model_label, resolve_model
 from carla_agent.recording.stats import STATS_SUFFIX, labels_at, map_stats
-from carla_agent.recording.video_io import VideoInfo, open_writer, progress_bar
+from carla_agent.recording.video_io import VideoInfo, open_writer
 
 log = logging.getLogger(__name__)
 
@@ -154,7 +155,7 @@ def render_log_video(drive_log: DriveLog | str | Path, out_path: str | Path, sou
         with ThreadPoolExecutor(2, thread_name_prefix="decode") as decoder, \
                 ThreadPoolExecutor(1, thread_name_prefix="load") as loader, \
                 ThreadPoolExecutor(1, thread_name_prefix="compose") as composer, \
-                progress_bar(len(idx), f"video {out_path.name}", progress) as bar:
+                progress_bar(len(idx), f"video {out_path.name}", unit="frame", enabled=progress, leave=False) as bar:
             pending = loader.submit(_load_batch, dlog, chunks[0], decoder, want_sem)
             composed = None
             for c in range(len(chunks)):
