@@ -118,7 +118,7 @@ def render_log_video(drive_log: DriveLog | str | Path, out_path: str | Path, sou
     if pre is None and recorded:
         from carla_agent.network.preprocess import Preprocessing
 
-        pre = Preprocessing.from_dict(recorded)
+        pre = Preprocessing.from_dict(recorded, str(dlog.path / "meta.json"), field="model.preprocessing")
     cam_hw = tuple(dlog.meta.get("camera_hw") or dlog.frame(idx[0]).shape[:2])
     lay = AttentionLayout(cam_hw, len(sources), layout, pre)
     norms = [make_normalizer(normalizer, signed=s.signed) for s in sources]
