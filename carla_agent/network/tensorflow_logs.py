@@ -90,6 +90,10 @@ def filtered_stderr(level: int) -> Iterator[None]:
     try:
         saved = os.dup(2)
     except OSError:  # no stderr to redirect: nothing would show anyway
+        saved = None
+    if saved is None or sys.stderr is None:  # pythonw: no sys.stderr to replay into
+        if saved is not None:
+            os.close(saved)
         yield
         return
     with tempfile.TemporaryFile() as capture:
