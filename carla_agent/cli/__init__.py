@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 from typing import List, Optional
 
 from carla_agent.cli import drive, evaluate, network, runs, serve
 from carla_agent.errors import CarlaAgentError
+from carla_agent.network.tensorflow_logs import quiet_tensorflow_import
 
 COMMAND_MODULES = (drive, runs, evaluate, serve, network)
 
@@ -23,7 +23,7 @@ def build_parser(prog: str = "carla-agent") -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=prog,
                                      description="Drive a steering network in CARLA or the embedded simulator, "
                                                  "and see where it looks.")
-    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for debug); TensorFlow's own log lines too")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module in COMMAND_MODULES:
         module.add_parsers(sub)
@@ -42,7 +42,9 @@ def main(argv: Optional[List[str]] = None, prog: str = "carla-agent") -> int:
     args = parse_args(argv, prog)
     level = logging.WARNING - 10 * min(args.verbose, 2)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # Before any command imports TensorFlow: its C++ start-up lines ignore TF_CPP_MIN_LOG_LEVEL
+    # (see carla_agent.network.tensorflow_logs). -v brings them back, as does the variable set to 0.
+    quiet_tensorflow_import(level=0 if args.verbose else 2)
     if not getattr(args, "command", None):
         build_parser(prog).print_help()
         return 2

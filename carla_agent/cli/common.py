@@ -45,7 +45,12 @@ def add_verbose(p: argparse.ArgumentParser) -> None:
     """``-v`` after the command too (``drive -v``); :func:`carla_agent.cli.parse_args` adds
     it to the count given before the command."""
     p.add_argument("-v", "--verbose", action="count", dest="verbose_after", default=0,
-                   help="more logging (-vv for debug)")
+                   help="more logging (-vv for debug); TensorFlow's own log lines too")
+
+
+def add_quiet(p: argparse.ArgumentParser) -> None:
+    """``--quiet``: no progress bar (on a terminal a bar animates; into a log it writes a few plain lines)."""
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def add_model(p: argparse.ArgumentParser, default=str(DEFAULT_MODEL), text: str = "") -> None:

@@ -3,7 +3,7 @@ and an HTML page). The one parser of this command."""
 
 from __future__ import annotations
 
-from carla_agent.cli.common import add_model, add_verbose, comma_list, out
+from carla_agent.cli.common import add_model, add_quiet, add_verbose, comma_list, out
 
 
 def add_parsers(sub) -> None:
@@ -24,6 +24,7 @@ def add_parsers(sub) -> None:
                    help="share of pixels blurred in the closed-loop test (default 0.1)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="out/evaluate")
+    add_quiet(p)
     p.set_defaults(func=run)
 
 
@@ -32,7 +33,8 @@ def run(args) -> int:
 
     table = evaluate(args.model, scenarios=comma_list(args.scenarios), methods=comma_list(args.methods),
                      frames=args.frames, out_dir=args.out, steps=args.steps, stride=args.stride, seed=args.seed,
-                     closed_loop_s=args.closed_loop_s, closed_loop_share=args.closed_loop_share)
+                     closed_loop_s=args.closed_loop_s, closed_loop_share=args.closed_loop_share,
+                     progress=not args.quiet)
     out(table.markdown())
     out(f"plots and page: {args.out}/index.html")
     return 0

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import json
 
-from carla_agent.cli.common import (add_backend_args, add_model, add_saliency_args, add_verbose, backend_options,
-                                    comma_list, load_model, out)
+from carla_agent.cli.common import (add_backend_args, add_model, add_quiet, add_saliency_args, add_verbose,
+                                    backend_options, comma_list, load_model, out)
 
 
 def add_parsers(sub) -> None:
@@ -20,6 +20,7 @@ def add_parsers(sub) -> None:
     p.add_argument("--weathers", default="", help="comma-separated weather presets to cycle through")
     p.add_argument("--driver-model", default=None,
                    help="DAgger: let this model drive (the expert still labels every frame)")
+    add_quiet(p)
     add_backend_args(p)
     p.set_defaults(func=collect)
 
@@ -54,7 +55,8 @@ def collect(args) -> int:
     names = comma_list(args.scenarios) or [n for n in shipped_scenarios() if not n.startswith("carla_")]
     stats = collect_data(names, args.out, episodes=args.episodes, seed=args.seed, duration_s=args.duration,
                          backend=args.backend or "embedded", backend_options=backend_options(args),
-                         weathers=tuple(comma_list(args.weathers)), driver_model=args.driver_model)
+                         weathers=tuple(comma_list(args.weathers)), driver_model=args.driver_model,
+                         progress=not args.quiet)
     out(json.dumps(stats))
     return 0
 

@@ -3,8 +3,8 @@
 
 from __future__ import annotations
 
-from carla_agent.cli.common import (add_backend_args, add_model, add_target, add_tf_threads, add_verbose,
-                                    backend_options, comma_list, out)
+from carla_agent.cli.common import (add_backend_args, add_model, add_quiet, add_target, add_tf_threads,
+                                    add_verbose, backend_options, comma_list, out)
 
 
 def add_parsers(sub) -> None:
@@ -17,6 +17,7 @@ def add_parsers(sub) -> None:
     add_model(p)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--gif", action="store_true", help="also write a short GIF per run")
+    add_quiet(p)
     add_tf_threads(p)
     add_backend_args(p)
     p.set_defaults(func=record)
@@ -35,6 +36,7 @@ def add_parsers(sub) -> None:
     p.add_argument("--out", default=None, help="video file (default RUN/replay_<methods>.mp4)")
     p.add_argument("--format", default="mp4", choices=("mp4", "gif"))
     p.add_argument("--step", type=int, default=1, help="render every N-th frame")
+    add_quiet(p)
     p.set_defaults(func=replay)
 
 
@@ -45,7 +47,7 @@ def record(args) -> int:
     set_tf_threads(args.tf_threads)
     result = record_batch(args.scenarios, args.methods, duration_s=args.duration, out_dir=args.out,
                           model_path=args.model, seed=args.seed, backend=args.backend,
-                          backend_options=backend_options(args), gif=args.gif)
+                          backend_options=backend_options(args), gif=args.gif, progress=not args.quiet)
     for run in result.runs:
         out(f"{run.run_dir}")
     out(f"index: {result.index}")
@@ -57,7 +59,7 @@ def replay(args) -> int:
 
     result = replay_run(args.run, methods=comma_list(args.methods), model=args.model, target=args.target,
                         layer=args.layer, ab_model=args.ab_model, out=args.out, fmt=args.format, step=args.step,
-                        verify=args.verify, redrive_model=args.redrive)
+                        verify=args.verify, redrive_model=args.redrive, progress=not args.quiet)
     for name in ("video", "ab_video", "report", "redrive_run"):
         value = getattr(result, name, None)
         if value:

@@ -1,10 +1,10 @@
-"""A terminal progress bar for headless drives (a runner hook)."""
+"""A progress bar for headless drives (a runner hook): animated on a terminal, a few
+plain lines in a log (:func:`carla_agent.progress.progress_bar`)."""
 
 from __future__ import annotations
 
-from tqdm import tqdm
-
 from carla_agent.drive.runner import RunnerHook
+from carla_agent.progress import progress_bar
 
 
 class ProgressHook(RunnerHook):
@@ -16,17 +16,18 @@ class ProgressHook(RunnerHook):
         self._last = 0.0
 
     def on_start(self, context, obs) -> None:
-        self._bar = tqdm(total=round(self.duration_s, 1), unit="sim s", desc=context.scenario.name,
-                         bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.1f}/{total:.1f} sim s [{elapsed}<{remaining}] {postfix}")
+        self._bar = progress_bar(round(self.duration_s, 1), context.scenario.name, unit="sim s",
+                                 bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.1f}/{total:.1f} sim s [{elapsed}<{remaining}{postfix}]")
 
     def on_step(self, record) -> None:
         if self._bar is None:
             return
         t = record.obs.sim_time_s
         if t - self._last >= 0.5:
+            self._bar.set_postfix_str(f"autonomy {record.autonomy_pct:.1f}% offset {record.obs.truth.lateral_offset_m:+.2f} m",
+                                      refresh=False)  # shown by the update below
             self._bar.update(round(t - self._last, 2))
             self._last = t
-            self._bar.set_postfix_str(f"autonomy {record.autonomy_pct:.1f}% offset {record.obs.truth.lateral_offset_m:+.2f} m")
 
     def on_end(self, metrics, interrupted: bool) -> None:
         if self._bar is not None:

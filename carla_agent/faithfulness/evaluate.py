@@ -26,6 +26,7 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 
 from carla_agent import faithfulness as F
+from carla_agent.progress import progress_bar
 
 log = logging.getLogger(__name__)
 
@@ -186,7 +187,8 @@ def measure(model, frames: Frames, maps: np.ndarray, explain=None, steps: int = 
 def evaluate(model_path: str | Path, scenarios: Sequence[str] = ("gentle_curves",),
              methods: Sequence[str] = DEFAULT_METHODS, frames: int = 200, out_dir: str | Path = "out/evaluate",
              steps: int = 20, stride: int = 1, randomise_frames: int = 8, seed: int = 0,
-             closed_loop_s: Optional[float] = None, closed_loop_share: float = 0.1) -> Table:
+             closed_loop_s: Optional[float] = None, closed_loop_share: float = 0.1,
+             progress: bool = True) -> Table:
     """The faithfulness table of ``methods`` on ``model_path``, frames from driving ``scenarios``.
 
     Args:
@@ -202,6 +204,7 @@ def evaluate(model_path: str | Path, scenarios: Sequence[str] = ("gentle_curves"
         closed_loop_s: when set, also run the closed-loop causal test on the first scenario, each drive
             this many seconds of simulated time (``clean`` once, ``salient`` and ``random`` per method).
         closed_loop_share: share of pixels blurred per frame in the closed-loop test.
+        progress: a progress bar over the methods (:func:`carla_agent.progress.progress_bar`).
     Returns:
         the :class:`Table` (also written to ``out_dir``).
     """
@@ -225,7 +228,9 @@ def evaluate(model_path: str | Path, scenarios: Sequence[str] = ("gentle_curves"
     table.notes.update(model=str(model_path), scenarios=list(scenarios), frames=len(data.inputs),
                        flip_output_error=flip.output_error, mean_abs_steer=flip.output_scale)
     timings = {}
+    bar = progress_bar(len(methods), "evaluate", unit="method", enabled=progress)
     for name in methods:
+        bar.set_postfix_str(name, refresh=False)
         t = time.perf_counter()
         explain = make_explainer(model, name, output=model.steer_index)
         maps = _maps(explain, data.inputs)
@@ -248,6 +253,8 @@ def evaluate(model_path: str | Path, scenarios: Sequence[str] = ("gentle_curves"
         table.rows[name], table.curves[name], table.randomisation[name] = row, cur, rr
         timings[name] = time.perf_counter() - t
         log.info("%s: %.1f s", name, timings[name])
+        bar.update(1)
+    bar.close()
     refs = {"random": F.random_maps(data.inputs.shape[:3], np.random.default_rng(seed)),
             "sobel": F.sobel_maps(data.inputs)}
     for name, maps in refs.items():

@@ -13,14 +13,13 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 import numpy as np
-from tqdm import tqdm
-
 from carla_agent.drive.agent import Decision, ExpertAgent
 from carla_agent.drive.runner import RunnerHook, StepRecord
 from carla_agent.drive.session import drive_scenario
 from carla_agent.network.dataset import DatasetWriter
 from carla_agent.drive.expert import Expert, NoiseParams
 from carla_agent.network.preprocess import Preprocessing
+from carla_agent.progress import progress_bar
 from carla_agent.sim.scenario import WeatherSpec, load_scenario
 from carla_agent.sim.simulator import make_simulator
 
@@ -57,7 +56,7 @@ def collect(scenarios: Sequence[str], out_dir: str | Path, *, episodes: int = 2,
 
         model = SteeringModel.load(driver_model)
         meta["driver_model"] = str(driver_model)
-    bar = tqdm(total=total, unit="frame", desc="collect", disable=not progress)
+    bar = progress_bar(total, "collect", unit="frame", enabled=progress)
     episode = 0
     with DatasetWriter(out_dir, preprocessing, meta=meta) as writer, \
             make_simulator(backend, **(backend_options or {})) as sim:

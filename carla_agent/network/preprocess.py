@@ -13,9 +13,10 @@ normalisation layer), so saliency maps stay in image units.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Tuple
+from typing import Any, Optional, Tuple
 
 import cv2
 import numpy as np
@@ -23,6 +24,12 @@ import numpy as np
 from carla_agent.errors import ModelError
 
 COLOR_SPACES = ("rgb", "yuv", "bgr", "gray")
+#: Fields a ``preprocessing`` object must give; the crops may be left out (defaults as in the class).
+REQUIRED_FIELDS = ("height", "width", "color_space")
+_SIZES = {"height": "the network input height in pixels, e.g. 66",
+          "width": "the network input width in pixels, e.g. 200"}
+_CROPS = {"crop_top": "height", "crop_bottom": "height", "crop_left": "width", "crop_right": "width"}
+MAX_INPUT_PX = 4096
 
 
 @dataclass(frozen=True)
@@ -121,15 +128,49 @@ class Preprocessing:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict, source: str = "preprocessing") -> "Preprocessing":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ModelError(f"{source}: unknown preprocessing field(s) {unknown}; known: {sorted(known)}")
-        try:
-            return cls(**data)
-        except (TypeError, ValueError) as exc:
-            raise ModelError(f"{source}: bad preprocessing: {exc}") from None
+    def from_dict(cls, data: Any, source: str = "preprocessing", field: str = "preprocessing") -> "Preprocessing":
+        """Check a JSON object field by field and build from it (a sidecar, a dataset's or drive log's meta).
+
+        Args:
+            data: the decoded JSON value; ``height``, ``width`` and ``color_space`` are
+                required, the crops default to the class defaults.
+            source: the file it came from, first in error messages.
+            field: where ``data`` sits in that file (``preprocessing``, ``model.preprocessing``).
+
+        Raises:
+            ModelError: one line naming ``source``, the field and what it must be.
+        """
+        if not isinstance(data, dict):
+            raise ModelError(f"{source}: field '{field}': expected a JSON object like "
+                             f'{{"height": 66, "width": 200, "color_space": "rgb"}}, got {_json_type(data)}')
+        known = [f.name for f in fields(cls)]
+        for name in data:
+            if name not in known:
+                raise ModelError(f"{source}: field '{field}.{name}': unknown; the fields are {', '.join(known)}")
+        for name in REQUIRED_FIELDS:
+            if name not in data:
+                hint = _SIZES.get(name, f"one of {', '.join(COLOR_SPACES)}")
+                raise ModelError(f"{source}: field '{field}.{name}' is missing; add it: {hint}")
+        for name in _SIZES:
+            value = data[name]
+            if not (isinstance(value, int) and not isinstance(value, bool) and 8 <= value <= MAX_INPUT_PX):
+                raise ModelError(f"{source}: field '{field}.{name}': expected a whole number of pixels in "
+                                 f"[8, {MAX_INPUT_PX}] (the model's input {name}), got {_shown(value)}")
+        if not isinstance(data["color_space"], str) or data["color_space"] not in COLOR_SPACES:
+            raise ModelError(f"{source}: field '{field}.color_space': expected one of {', '.join(COLOR_SPACES)} "
+                             f"(the channel order the network was trained on), got {_shown(data['color_space'])}")
+        for name, axis in _CROPS.items():
+            value = data.get(name, getattr(cls, name))
+            if not (isinstance(value, (int, float)) and not isinstance(value, bool)
+                    and math.isfinite(value) and 0.0 <= value <= 1.0):
+                raise ModelError(f"{source}: field '{field}.{name}': expected a fraction of the frame {axis} "
+                                 f"in [0, 1], got {_shown(value)}")
+        for low, high in (("crop_top", "crop_bottom"), ("crop_left", "crop_right")):
+            lo, hi = data.get(low, getattr(cls, low)), data.get(high, getattr(cls, high))
+            if not lo < hi:
+                raise ModelError(f"{source}: field '{field}.{high}': must be greater than {low} ({lo}), "
+                                 f"got {_shown(hi)}; the crop keeps the part between them")
+        return cls(**{k: (float(v) if k in _CROPS else v) for k, v in data.items()})
 
 
 def sidecar_path(model_path: str | Path) -> Path:
@@ -138,11 +179,63 @@ def sidecar_path(model_path: str | Path) -> Path:
 
 
 def load_sidecar(model_path: str | Path) -> dict:
-    """Read the model's sidecar JSON, or ``{}`` when there is none."""
+    """Read the model's sidecar JSON (an object), or ``{}`` when there is none.
+
+    Raises:
+        ModelError: the file is not JSON, or not a JSON object.
+    """
     path = sidecar_path(model_path)
     if not path.exists():
         return {}
     try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ModelError(f"{path}: not valid JSON ({exc}); fix or delete the file") from None
+    if not isinstance(data, dict):
+        raise ModelError(f"{path}: expected a JSON object with a 'preprocessing' object, got "
+                         f"{_json_type(data)}; see README 'Your own model' for the schema")
+    return data
+
+
+def sidecar_preprocessing(model_path: str | Path) -> Optional[Preprocessing]:
+    """The checked ``preprocessing`` of the model's sidecar, or ``None`` when there is no sidecar.
+
+    The sidecar is a JSON object whose ``"preprocessing"`` object is read with
+    :meth:`Preprocessing.from_dict`; other keys (``train`` writes ``"training"``) are ignored.
+
+    Raises:
+        ModelError: a sidecar that is not a JSON object, has no ``preprocessing``
+            object, or a bad field in it; the message names the file and the field.
+    """
+    path = sidecar_path(model_path)
+    if not path.exists():
+        return None
+    data = load_sidecar(model_path)
+    if "preprocessing" not in data:
+        # Preprocessing fields at the top level are the likely mistake; say so.
+        stray = [k for k in data if k in {f.name for f in fields(Preprocessing)}]
+        fix = (f"move {', '.join(stray)} into a \"preprocessing\" object" if stray else
+               'add one, e.g. "preprocessing": {"height": 66, "width": 200, "color_space": "rgb"}, '
+               "or delete the file to use the defaults")
+        raise ModelError(f"{path}: field 'preprocessing' is missing; {fix}")
+    return Preprocessing.from_dict(data["preprocessing"], str(path))
+
+
+def _json_type(value: Any) -> str:
+    """The JSON name of a decoded value's type: object, array, string, number, boolean, null."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    for kind, name in ((dict, "an object"), (list, "an array"), (str, "a string"), ((int, float), "a number")):
+        if isinstance(value, kind):
+            return f"{name} {_shown(value)}" if kind in (str, (int, float)) else name
+    return type(value).__name__
+
+
+def _shown(value: Any) -> str:
+    """A value as the JSON file has it (``"66"`` for a string, ``NaN``, ``true``), shortened."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    text = json.dumps(value)
+    return text if len(text) <= 60 else text[:57] + "..."

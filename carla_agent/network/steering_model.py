@@ -34,7 +34,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from carla_agent.errors import ModelError
-from carla_agent.network.preprocess import Preprocessing, load_sidecar, sidecar_path
+from carla_agent.network.preprocess import Preprocessing, sidecar_path, sidecar_preprocessing
 
 log = logging.getLogger(__name__)
 
@@ -241,13 +241,9 @@ class SteeringModel:
         source = "the --preprocessing argument"
         prep = explicit
         if prep is None and self.path is not None:
-            data = load_sidecar(self.path).get("preprocessing")
-            if data is not None:
+            prep = sidecar_preprocessing(self.path)  # checked field by field; None without a sidecar
+            if prep is not None:
                 source = str(sidecar_path(self.path))
-                if not isinstance(data, dict):
-                    raise ModelError(f"{source}: 'preprocessing' must be a JSON object, got "
-                                     f"{type(data).__name__}; fix or delete the file")
-                prep = Preprocessing.from_dict(data, source)
         if prep is None:
             if h is None:
                 raise ModelError(f"{self._where}: model input size is not fixed and there is no "

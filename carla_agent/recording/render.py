@@ -24,11 +24,12 @@ from typing import Any, List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 
 from carla_agent.drive.telemetry import DriveTelemetry
+from carla_agent.progress import progress_bar
 from carla_agent.recording.compose import AttentionLayout, LayoutSpec, MapPanel
 from carla_agent.recording.drive_log import META_FILE, DriveLog, DriveLogError, update_meta, utc_now
 from carla_agent.recording.sources import ExplainerSource, MapBatch, MapSource, model_label, resolve_model
 from carla_agent.recording.stats import STATS_SUFFIX, labels_at, map_stats
-from carla_agent.recording.video_io import VideoInfo, open_writer, progress_bar
+from carla_agent.recording.video_io import VideoInfo, open_writer
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +119,7 @@ def render_log_video(drive_log: DriveLog | str | Path, out_path: str | Path, sou
     if pre is None and recorded:
         from carla_agent.network.preprocess import Preprocessing
 
-        pre = Preprocessing.from_dict(recorded)
+        pre = Preprocessing.from_dict(recorded, str(dlog.path / "meta.json"), field="model.preprocessing")
     cam_hw = tuple(dlog.meta.get("camera_hw") or dlog.frame(idx[0]).shape[:2])
     lay = AttentionLayout(cam_hw, len(sources), layout, pre)
     norms = [make_normalizer(normalizer, signed=s.signed) for s in sources]
@@ -155,7 +156,7 @@ def render_log_video(drive_log: DriveLog | str | Path, out_path: str | Path, sou
         with ThreadPoolExecutor(2, thread_name_prefix="decode") as decoder, \
                 ThreadPoolExecutor(1, thread_name_prefix="load") as loader, \
                 ThreadPoolExecutor(1, thread_name_prefix="compose") as composer, \
-                progress_bar(len(idx), f"video {out_path.name}", progress) as bar:
+                progress_bar(len(idx), f"video {out_path.name}", unit="frame", enabled=progress, leave=False) as bar:
             pending = loader.submit(_load_batch, dlog, chunks[0], decoder, want_sem)
             composed = None
             for c in range(len(chunks)):

@@ -21,6 +21,7 @@ from typing import Iterable, Optional, Protocol, Tuple
 import cv2
 import numpy as np
 
+from carla_agent.progress import progress_bar
 from carla_agent.registry import Registry
 
 log = logging.getLogger(__name__)
@@ -196,13 +197,6 @@ class VideoInfo:
         return self.frames / max(self.wall_s, 1e-9)
 
 
-def progress_bar(total: Optional[int], desc: str, enabled: bool = True):
-    """A tqdm bar with ETA on stderr (disabled: a no-op bar)."""
-    from tqdm import tqdm
-
-    return tqdm(total=total, desc=desc, unit="frame", disable=not enabled, dynamic_ncols=True, leave=False)
-
-
 def write_video(frames: Iterable[np.ndarray], path: str | Path, fps: float, total: Optional[int] = None,
                 progress: bool = True, desc: str = "video", **options) -> VideoInfo:
     """Write RGB frames to ``path`` (format by suffix) with a progress bar and ETA.
@@ -217,7 +211,7 @@ def write_video(frames: Iterable[np.ndarray], path: str | Path, fps: float, tota
     writer = open_writer(path, fps, **options)
     size = (0, 0)
     try:
-        with progress_bar(total, desc, progress) as bar:
+        with progress_bar(total, desc, unit="frame", enabled=progress, leave=False) as bar:
             for frame in frames:
                 writer.write(frame)
                 size = (frame.shape[1] + frame.shape[1] % 2, frame.shape[0] + frame.shape[0] % 2)
