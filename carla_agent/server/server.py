@@ -68,6 +68,7 @@ class Server:
         except (OSError, OverflowError) as e:
             self._streams.close()
             raise _bind_error("RPC", host, port, e) from None
+        self.world.local_host = self._rpc.local_host  # tokens name the address each client reached
         self.host, self.port = self._rpc.host, self._rpc.port
         self.stream_port = self._streams.port
         self._started = False
