@@ -4,6 +4,6 @@
 embeddable form (``start()``/``close()``, context manager). See docs/serve.md.
 """
 
-from carla_agent.server.server import Server, serve
+from carla_agent.server.server import ServeError, Server, serve
 
-__all__ = ["Server", "serve"]
+__all__ = ["ServeError", "Server", "serve"]

@@ -8,6 +8,7 @@ import argparse
 import logging
 import sys
 
+from carla_agent.errors import CarlaAgentError
 from carla_agent.server.options import add_arguments, run
 
 parser = argparse.ArgumentParser(prog="python -m carla_agent.server")
@@ -16,5 +17,8 @@ args = parser.parse_args()
 logging.basicConfig(level=args.log_level or "WARNING", format="%(levelname)s %(name)s: %(message)s")
 try:
     sys.exit(run(args))
+except CarlaAgentError as exc:  # as the carla-agent command line: one line, exit code 2
+    sys.stderr.write(f"error: {exc}\n")
+    sys.exit(2)
 except KeyboardInterrupt:
     sys.exit(130)

@@ -15,6 +15,7 @@ from typing import List, Optional
 import numpy as np
 
 from carla_agent.control import VehicleControl
+from carla_agent.server import checks
 from carla_agent.server.rpc import VOID, RpcError
 from carla_agent.server.wire import A_BOOL, A_FLOAT, A_INT, A_RGB, A_STRING, actor_wire, attr
 
@@ -82,6 +83,8 @@ class Actor:
         self.vehicle = vehicle
         self.attr = {a[0]: a[2] for a in attributes}
         self.renderer = None
+        self.camera_spec = None  # a camera's CameraSpec, made (and so checked) when it is spawned
+        self.failed: Optional[str] = None  # why a sensor stopped (it failed in a tick)
         self.bgra: Optional[np.ndarray] = None  # the camera's image buffer, reused every frame
 
     @property
@@ -94,10 +97,15 @@ def spectator(world) -> Actor:
     return Actor(world.spectator_id, 0, "spectator", [])
 
 
-def _find(world, actor_id) -> Actor:
-    actor = world.actors.get(int(actor_id))
+def actor_id(value) -> int:
+    """An actor id as a client sends it (an unsigned 32-bit integer)."""
+    return checks.integer(value, "actor id", 0, 2 ** 32 - 1)
+
+
+def _find(world, actor_id_) -> Actor:
+    actor = world.actors.get(actor_id(actor_id_))
     if actor is None:
-        raise RpcError(f"actor {actor_id} not found")
+        raise RpcError(f"actor {actor_id_} not found")
     return actor
 
 
@@ -111,29 +119,61 @@ def spawn_actor_with_parent(world, description, transform, parent_id, *a) -> lis
 
 
 def _spawn(world, description, transform, parent: int) -> list:
-    uid, type_id, attributes = description[0], str(description[1]), list(description[2])
-    (x, y, z), (pitch, yaw, roll) = transform
+    """Every value is checked before anything changes (see :mod:`checks`)."""
+    uid, type_id, attributes = checks.actor_description(description)
     if type_id.startswith("vehicle."):
+        (x, y, _), (_, yaw, _) = checks.transform(transform, "spawn transform")
         if world.ego_id is not None:
             raise RpcError("the embedded server supports one vehicle (the ego); destroy it first")
-        _start_episode(world, float(x), float(y), float(yaw))
+        _start_episode(world, (x, y, yaw))
         world.control = VehicleControl()
+        world.raw_control = [0.0, 0.0, 0.0, False, False, False, 0]
         actor = Actor(_new_id(world), uid, type_id, attributes)
         world.ego_id = actor.id
     elif type_id.startswith("sensor."):
+        (x, y, z), (pitch, yaw, roll) = checks.transform(transform, "sensor transform", checks.MAX_MOUNT_M)
+        sensors = [a for a in world.actors.values() if a.is_sensor]
+        if len(sensors) >= checks.MAX_SENSORS:
+            raise RpcError(f"the world has {len(sensors)} sensors, the most it serves; destroy one first")
         # float32 on the wire: round back to the decimals the client wrote (0.8f -> 0.8)
         r = lambda v: round(float(v), 5)  # noqa: E731
-        actor = Actor(_new_id(world), uid, type_id, attributes, parent,
+        actor = Actor(world.next_id + 1, uid, type_id, attributes, parent,
                       ((r(x), r(y), r(z)), (r(pitch), r(yaw), r(roll))))
+        if type_id in checks.CAMERAS:
+            others = sum(checks.camera_cost(s.camera_spec.image_size_x, s.camera_spec.image_size_y,
+                                            s.camera_spec.fov) for s in sensors if s.camera_spec is not None)
+            actor.camera_spec = _camera_spec(actor, *checks.camera(type_id, actor.attr, others))
+        _new_id(world)
+        world.streams.register(actor.id)
     else:
         raise RpcError(f"the embedded server cannot spawn {type_id}")
     world.actors[actor.id] = actor
-    return actor_wire(actor, world.streams)
+    return actor_wire(actor, world.token)
 
 
-def _start_episode(world, x: float, y: float, yaw_deg: float) -> None:
+def _camera_spec(actor: Actor, w: int, h: int, fov: float):
+    """The renderer's CameraSpec of a camera actor (its size, fov and mount)."""
+    from carla_agent.sim.scenario import CameraSpec
+
+    (mx, my, mz), (mp, _, _) = actor.mount
+    try:
+        return CameraSpec(image_size_x=w, image_size_y=h, fov=fov, x_m=float(mx), y_m=-float(my),
+                          z_m=float(mz) if mz > 0.3 else 1.5, pitch_deg=float(mp))
+    except (TypeError, ValueError) as e:
+        raise RpcError(f"the embedded renderer cannot draw this {actor.type_id}: {e}") from None
+
+
+def restart_episode(world) -> None:
+    """The scenario afresh from its start (the ego, if any, stays spawned; its control is cleared)."""
+    _start_episode(world, None)
+    world.control = VehicleControl()
+    world.raw_control = [0.0, 0.0, 0.0, False, False, False, 0]
+
+
+def _start_episode(world, pose) -> None:
     """Spawning the ego starts the scenario afresh (same seed: same traffic, same frames as the
-    direct backend). A transform within 5 cm / 0.5 deg of the scenario's start snaps to it exactly."""
+    direct backend) with the ego at ``pose`` (x, y m, yaw deg in CARLA's frame; None: the scenario's
+    start). A pose within 5 cm / 0.5 deg of the scenario's start snaps to it exactly."""
     from carla_agent.sim.embedded.vehicle import VehicleState
 
     sim = world.sim
@@ -144,6 +184,7 @@ def _start_episode(world, x: float, y: float, yaw_deg: float) -> None:
     if dt != sim.scenario.dt_s:
         sim.scenario = replace(sim.scenario, dt_s=dt)
     st = sim.state
+    x, y, yaw_deg = pose if pose is not None else (st.x_m, -st.y_m, -math.degrees(st.yaw_rad))
     yaw = -math.radians(yaw_deg)
     dyaw = abs((yaw - st.yaw_rad + math.pi) % (2 * math.pi) - math.pi)
     if math.hypot(x - st.x_m, -y - st.y_m) > 0.05 or dyaw > math.radians(0.5):
@@ -160,15 +201,17 @@ def _new_id(world) -> int:
     return world.next_id
 
 
-def destroy_actor(world, actor_id, *a) -> bool:
-    traffic = world.traffic.get(int(actor_id))
+def destroy_actor(world, actor_id_, *a) -> bool:
+    traffic = world.traffic.get(actor_id(actor_id_))
     if traffic is not None:  # gone from the world: no longer drawn, hit or published
         was = traffic.vehicle.active
         traffic.vehicle.active = False
         return was
-    actor = world.actors.pop(int(actor_id), None)
+    actor = world.actors.pop(actor_id(actor_id_), None)
     if actor is None:
         return False
+    if actor.is_sensor:
+        world.streams.unregister(actor.id)
     if actor.id == world.ego_id:
         world.ego_id = None
         world.control = VehicleControl()
@@ -177,12 +220,12 @@ def destroy_actor(world, actor_id, *a) -> bool:
     return True
 
 
-def set_actor_transform(world, actor_id, transform, *a):
+def set_actor_transform(world, actor_id_, transform, *a):
     """Teleport the ego (speed kept, as CARLA does); the spectator and sensors ignore it."""
-    if int(actor_id) == world.ego_id:
+    (x, y, _), (_, yaw, _) = checks.transform(transform)
+    if actor_id(actor_id_) == world.ego_id:
         from carla_agent.sim.embedded.vehicle import VehicleState
 
-        (x, y, _), (_, yaw, _) = transform
         sim = world.sim
         st = sim.state
         dyaw = abs((-math.radians(float(yaw)) - st.yaw_rad + math.pi) % (2 * math.pi) - math.pi)
@@ -196,14 +239,16 @@ def set_actor_transform(world, actor_id, transform, *a):
 
 
 def get_actors_by_id(world, ids, *a) -> list:
+    if not isinstance(ids, (list, tuple)):
+        raise RpcError(f"get_actors_by_id takes a list of actor ids, not {ids!r:.40}")
     out = []
-    for i in ids:
-        if int(i) == world.spectator_id:
-            out.append(actor_wire(spectator(world), world.streams))
-        elif int(i) in world.actors:
-            out.append(actor_wire(world.actors[int(i)], world.streams))
-        elif int(i) in world.traffic:
-            out.append(actor_wire(world.traffic[int(i)], world.streams))
+    for i in map(actor_id, ids):
+        if i == world.spectator_id:
+            out.append(actor_wire(spectator(world), world.token))
+        elif i in world.actors:
+            out.append(actor_wire(world.actors[i], world.token))
+        elif i in world.traffic:
+            out.append(actor_wire(world.traffic[i], world.token))
     return out
 
 
@@ -212,33 +257,33 @@ def get_vehicle_light_states(world, *a) -> list:
     return [[i, 0] for i in ids]
 
 
-def get_actor_bounding_box(world, actor_id, *a) -> list:
+def get_actor_bounding_box(world, actor_id_, *a) -> list:
     # Lenient: the client-side Traffic Manager asks from its own thread, where an error aborts
     # the client process; a destroyed actor gets an empty box instead.
-    actor = world.actors.get(int(actor_id)) or world.traffic.get(int(actor_id))
+    actor = world.actors.get(actor_id(actor_id_)) or world.traffic.get(actor_id(actor_id_))
     if actor is None:
         return [[0.0, 0.0, 0.0], [0.0, 0.0, 0.0], [0.0, 0.0, 0.0]]
-    return actor_wire(actor, world.streams)[3]
+    return actor_wire(actor, world.token)[3]
 
 
-def set_actor_target_velocity(world, actor_id, velocity, *a):
+def set_actor_target_velocity(world, actor_id_, velocity, *a):
     """The ego's speed becomes the vector's length (m/s; the embedded car moves along its heading)."""
-    if int(actor_id) == world.ego_id:
-        vx, vy, vz = (float(v) for v in velocity[:3])
+    vx, vy, vz = checks.velocity(velocity, "target velocity")
+    if actor_id(actor_id_) == world.ego_id:
         world.sim.state = replace(world.sim.state, speed_mps=math.sqrt(vx * vx + vy * vy + vz * vz))
     return VOID
 
 
-def apply_control_to_vehicle(world, actor_id, c, *a):
-    if int(actor_id) in world.traffic:
-        raise RpcError(f"vehicle {actor_id} is driven by the embedded scenario and takes no control")
-    if int(actor_id) != world.ego_id:
-        raise RpcError(f"actor {actor_id} is not a vehicle")
-    throttle, steer, brake, hand_brake, reverse = (float(c[0]), float(c[1]), float(c[2]), bool(c[3]),
-                                                   bool(c[4]))
-    world.raw_control = list(c[:7]) + [0] * max(0, 7 - len(c))
+def apply_control_to_vehicle(world, actor_id_, c, *a):
+    if actor_id(actor_id_) in world.traffic:
+        raise RpcError(f"vehicle {actor_id_} is driven by the embedded scenario and takes no control")
+    if actor_id(actor_id_) != world.ego_id:
+        raise RpcError(f"actor {actor_id_} is not a vehicle")
+    raw = checks.vehicle_control(c)
+    throttle, steer, brake, hand_brake, reverse = raw[:5]
     world.control = VehicleControl(steer=min(max(steer, -1.0), 1.0), throttle=min(max(throttle, 0.0), 1.0),
                                   brake=min(max(brake, 0.0), 1.0), hand_brake=hand_brake, reverse=reverse)
+    world.raw_control = raw
     return VOID
 
 

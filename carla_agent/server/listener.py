@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import socket
 import threading
+import time
 from typing import Callable
+
+log = logging.getLogger(__name__)
 
 
 def close_socket(sock: socket.socket) -> None:
@@ -29,9 +33,13 @@ class Listener:
 
     def __init__(self, host: str, port: int, name: str, on_accept: Callable[[socket.socket], None]) -> None:
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._sock.bind((host, port))
-        self._sock.listen(16)
+        try:
+            self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            self._sock.bind((host, port))
+            self._sock.listen(16)
+        except (OSError, OverflowError):  # in use, no such address, a port out of range
+            self._sock.close()
+            raise
         self.host, self.port = self._sock.getsockname()[:2]
         self.closed = threading.Event()
         self._on_accept = on_accept
@@ -45,12 +53,20 @@ class Listener:
         close_socket(self._sock)
 
     def join(self, timeout_s: float = 2.0) -> None:
-        self._thread.join(timeout=timeout_s)
+        if self._thread.is_alive():  # never started (the owner failed before start()): nothing to join
+            self._thread.join(timeout=timeout_s)
 
     def _accept_loop(self) -> None:
         while not self.closed.is_set():
             try:
                 conn, _ = self._sock.accept()
             except OSError:
-                return  # closed
-            self._on_accept(conn)
+                if self.closed.is_set():
+                    return  # closed
+                time.sleep(0.05)  # out of file descriptors, say: keep accepting once it passes
+                continue
+            try:
+                self._on_accept(conn)
+            except Exception:  # noqa: BLE001 - one connection must not stop the accepting
+                log.exception("%s: a new connection could not be served", self._thread.name)
+                close_socket(conn)

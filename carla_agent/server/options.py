@@ -11,10 +11,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     from carla_agent.sim.scenario import DEFAULT_SCENARIO
 
     p.add_argument("--scenario", default=DEFAULT_SCENARIO, help=f"scenario to serve (default {DEFAULT_SCENARIO})")
-    p.add_argument("--host", default="127.0.0.1", help="address to bind (default loopback)")
-    p.add_argument("--port", "-p", type=int, default=2000, help="RPC port; the stream port is the next (0: any free)")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to bind (default loopback; 0.0.0.0 serves every interface, with no "
+                        "authentication: see docs/serve.md)")
+    p.add_argument("--port", "-p", type=_port, default=2000,
+                   help="RPC port (0: any free one); the stream port is any free one (clients learn it)")
     p.add_argument("--log-level", default=None, choices=("DEBUG", "INFO", "WARNING", "ERROR"),
                    type=str.upper, help="logging level (overrides -v)")
+
+
+def _port(text: str) -> int:
+    port = int(text)
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not a port (0..65535; 0: any free one)")
+    return port
 
 
 def run(args: argparse.Namespace) -> int:

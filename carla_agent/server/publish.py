@@ -7,19 +7,49 @@ held) and publishes through ``world.streams``; layouts are those of :mod:`wire`.
 
 from __future__ import annotations
 
+import logging
 import math
 import struct
 import time
-from typing import Dict, Set
+from typing import Dict, List, Set
 
 import cv2
 import numpy as np
 
 from carla_agent.server.actors import STATIC_ID0, Actor, ego_pose, live_traffic, world_transform
+from carla_agent.server.checks import CAMERAS
 from carla_agent.server.streams import sensor_header
 from carla_agent.server.wire import (ACTOR_RECORD, EPISODE_HEADER, EPISODE_STREAM, SEMANTIC_TO_CARLA,
                                      SENSOR_TYPE_COLLISION, SENSOR_TYPE_EPISODE, SENSOR_TYPE_RGB, UNION_BYTES,
                                      VEHICLE_DATA, actor_wire)
+
+log = logging.getLogger(__name__)
+
+
+def publish_tick(world, obs) -> List[str]:
+    """Everything a tick sends: the episode state, the collision events, the camera frames. Each
+    part is on its own: one that fails does not keep the others from going out; a sensor that
+    fails is stopped (``actor.failed``). Returns what failed, one line each (empty: all went)."""
+    failures: List[str] = []
+    try:
+        publish_episode(world)
+    except Exception as e:  # noqa: BLE001
+        log.warning("the episode state could not be sent", exc_info=True)
+        failures.append(f"the episode state could not be sent ({type(e).__name__}: {e})")
+    sensors = [a for a in world.actors.values() if a.is_sensor and a.failed is None]
+    world.streams.wait_expected([a.id for a in sensors])
+    for actor in sensors:
+        try:
+            if actor.type_id == "sensor.other.collision":
+                if obs.collisions and world.ego_id is not None and actor.parent == world.ego_id:
+                    publish_collisions(world, actor, obs.collisions)
+            elif actor.type_id in CAMERAS and world.streams.has_subscribers(actor.id):
+                _publish_camera(world, actor)
+        except Exception as e:  # noqa: BLE001 - the world goes on without this sensor
+            actor.failed = f"{type(e).__name__}: {e}"
+            log.warning("%s %d failed and was stopped", actor.type_id, actor.id, exc_info=True)
+            failures.append(f"{actor.type_id} {actor.id} failed and was stopped ({actor.failed})")
+    return failures
 
 
 def publish_episode(world) -> None:
@@ -62,26 +92,23 @@ def publish_episode(world) -> None:
     world.streams.publish(EPISODE_STREAM, b"".join(parts))
 
 
-def publish_collisions(world, events) -> None:
-    """Sensor header (type 0) + msgpack ``[self_actor, other_actor, [ix, iy, iz]]``."""
+def publish_collisions(world, sensor: Actor, events) -> None:
+    """To the collision sensor ``sensor`` on the ego: per event, sensor header (type 0) + msgpack
+    ``[self_actor, other_actor, [ix, iy, iz]]``."""
     import msgpack
 
+    if not world.streams.has_subscribers(sensor.id):
+        return
     ego = world.actors[world.ego_id]
     yaw = math.radians(ego_pose(world)[2])
     hit = _traffic_hit(world, events)
-    for sensor in list(world.actors.values()):
-        if sensor.type_id != "sensor.other.collision" or sensor.parent != world.ego_id:
-            continue
-        world.streams.wait_expected(sensor.id)
-        if not world.streams.has_subscribers(sensor.id):
-            continue
-        for k, ev in enumerate(events):
-            other = hit.get(k) or Actor(STATIC_ID0 + k, 0, ev.other, [])
-            impulse = [-ev.impulse_ns * math.cos(yaw), -ev.impulse_ns * math.sin(yaw), 0.0]
-            body = msgpack.packb([actor_wire(ego, world.streams), actor_wire(other, world.streams), impulse],
-                                 use_bin_type=True)
-            world.streams.publish(sensor.id, sensor_header(SENSOR_TYPE_COLLISION, world.frame, world.elapsed_s,
-                                                          world_transform(world, sensor)), body)
+    for k, ev in enumerate(events):
+        other = hit.get(k) or Actor(STATIC_ID0 + k, 0, ev.other, [])
+        impulse = [-ev.impulse_ns * math.cos(yaw), -ev.impulse_ns * math.sin(yaw), 0.0]
+        body = msgpack.packb([actor_wire(ego, world.token), actor_wire(other, world.token), impulse],
+                             use_bin_type=True)
+        world.streams.publish(sensor.id, sensor_header(SENSOR_TYPE_COLLISION, world.frame, world.elapsed_s,
+                                                      world_transform(world, sensor)), body)
 
 
 def _traffic_hit(world, events) -> Dict[int, Actor]:
@@ -109,16 +136,6 @@ def _traffic_hit(world, events) -> Dict[int, Actor]:
     return out
 
 
-def publish_sensors(world) -> None:
-    """One frame to each camera with a subscriber (waiting briefly for one announced by get_sensor_token)."""
-    for actor in list(world.actors.values()):
-        if actor.type_id not in ("sensor.camera.rgb", "sensor.camera.semantic_segmentation"):
-            continue
-        world.streams.wait_expected(actor.id)
-        if world.streams.has_subscribers(actor.id):
-            _publish_camera(world, actor)
-
-
 def _visible_boxes(world) -> list:
     """The traffic boxes exactly as EmbeddedSimulator._observe passes them to its renderer."""
     from carla_agent.sim.embedded import simulator as emb
@@ -132,14 +149,10 @@ def _publish_camera(world, actor: Actor) -> None:
     """Sensor header (type 13) + ``<IIf`` width, height, fov + the BGRA image (uint8, h x w x 4)."""
     from carla_agent.sim.embedded.render import Renderer
     from carla_agent.sim.embedded.weather import resolve_weather
-    from carla_agent.sim.scenario import CameraSpec
 
-    w, h = int(actor.attr.get("image_size_x", 800)), int(actor.attr.get("image_size_y", 600))
-    fov = float(actor.attr.get("fov", 90.0))
+    spec = actor.camera_spec  # made and checked when the camera was spawned (actors._spawn)
+    w, h, fov = spec.image_size_x, spec.image_size_y, float(spec.fov)
     if actor.renderer is None:
-        (mx, my, mz), (mp, _, _) = actor.mount
-        spec = CameraSpec(image_size_x=w, image_size_y=h, fov=fov, x_m=float(mx), y_m=-float(my),
-                          z_m=float(mz) if mz > 0.3 else 1.5, pitch_deg=float(mp))
         actor.renderer = Renderer(world.sim.road, spec, resolve_weather(world.sim._weather_spec),
                                   world.sim.statics, world.seed)
     st = world.sim.state

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import struct
 import threading
 from typing import Any, Callable, Dict, Optional
 
@@ -54,6 +55,13 @@ def pack(obj: Any) -> bytes:
     return msgpack.packb(obj, use_bin_type=True)
 
 
+#: The largest message a client may send, bytes: CARLA's calls are a few kB; a longer one (or a
+#: length prefix promising more) closes that connection.
+MAX_MESSAGE_BYTES = 8 << 20
+#: A client that does not read its replies for this long is disconnected, seconds.
+REPLY_SEND_TIMEOUT_S = 30
+
+
 class RpcServer:
     """Threaded msgpack-rpc server. ``dispatch(method, args) -> result`` (raw, un-wrapped)."""
 
@@ -79,8 +87,20 @@ class RpcServer:
             close_socket(c)
         self._listener.join()
 
+    def local_host(self, cid: int) -> Optional[str]:
+        """The address connection ``cid`` reached (this end's IP), or None if it is gone."""
+        with self._lock:
+            conn = self._conns.get(cid)
+        try:
+            return conn.getsockname()[0] if conn is not None else None
+        except OSError:
+            return None
+
     def _accept(self, conn: socket.socket) -> None:
         conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        # Replies are sent from the connection's own thread: a client that never reads them stalls
+        # only that thread, and only this long (the socket stays blocking for recv: clients idle).
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, struct.pack("ll", REPLY_SEND_TIMEOUT_S, 0))
         with self._lock:
             cid = self._next_conn
             self._next_conn += 1
@@ -88,7 +108,7 @@ class RpcServer:
         threading.Thread(target=self._serve_conn, args=(cid, conn), name=f"carla-rpc-{cid}", daemon=True).start()
 
     def _serve_conn(self, cid: int, conn: socket.socket) -> None:
-        unpacker = msgpack.Unpacker(raw=False, strict_map_key=False, max_buffer_size=64 << 20)
+        unpacker = msgpack.Unpacker(raw=False, strict_map_key=False, max_buffer_size=MAX_MESSAGE_BYTES)
         send_lock = threading.Lock()
         try:
             while not self._closed.is_set():
@@ -101,8 +121,10 @@ class RpcServer:
                     if reply is not None:
                         with send_lock:
                             conn.sendall(reply)
-        except (OSError, ValueError, msgpack.UnpackException) as e:
+        except (OSError, ValueError, msgpack.UnpackException) as e:  # gone, garbage, too long
             log.info("rpc connection %d closed: %s", cid, e)
+        except Exception:  # noqa: BLE001 - whatever one client sends ends at most its own connection
+            log.exception("rpc connection %d closed", cid)
         finally:
             with self._lock:
                 self._conns.pop(cid, None)
@@ -130,17 +152,17 @@ class RpcServer:
         if not isinstance(params, (list, tuple)):
             params = [params]
         args = list(params[1:]) if params and isinstance(params[0], (list, tuple)) else list(params)
+        method = method if isinstance(method, str) else repr(method)[:80]
         try:
-            value = self._dispatch(str(method), args, cid)
+            value = self._dispatch(method, args, cid)
             if isinstance(value, Raw):
-                if msgid is None:
-                    return None
-                return pack([RESPONSE, msgid, None, value.value])
+                return None if msgid is None else pack([RESPONSE, msgid, None, value.value])
             result = ok(value)
         except RpcError as e:
+            log.info("call %s refused: %s", method, e)
             result = error(str(e))
         except Exception as e:  # noqa: BLE001 - a bad call must never kill the server
-            log.exception("call %s failed", method)
+            log.warning("call %s failed: %s: %s", method, type(e).__name__, e, exc_info=log.isEnabledFor(logging.DEBUG))
             result = error(f"{method}: {type(e).__name__}: {e}")
         if msgid is None:
             return None

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import errno
 import logging
+import socket
 import threading
 
+from carla_agent.errors import CarlaAgentError
 from carla_agent.server.rpc import RpcServer
 from carla_agent.server.streams import StreamServer
 from carla_agent.server.world_service import WorldService
@@ -12,13 +15,41 @@ from carla_agent.server.world_service import WorldService
 log = logging.getLogger(__name__)
 
 
+class ServeError(CarlaAgentError):
+    """The server cannot start: its port is taken, its address is not this machine's, ..."""
+
+
+def _bind_error(what: str, host: str, port: int, exc: BaseException) -> ServeError:
+    """One line for a failed bind: what, where, why and what to do."""
+    where = f"{host}:{port}"
+    if isinstance(exc, OverflowError):
+        return ServeError(f"cannot listen on {where}: a port is 0..65535 (0: any free one)")
+    if isinstance(exc, socket.gaierror):
+        return ServeError(f"cannot listen on {where}: unknown host {host!r} ({exc.strerror}); "
+                          "give an address of this machine, e.g. --host 127.0.0.1")
+    if exc.errno == errno.EADDRINUSE:
+        return ServeError(f"cannot listen on {where}: the {what} port {port} is already in use (a CARLA server "
+                          "or another `serve`?); stop it or pick another port with --port (0: any free one)")
+    if exc.errno == errno.EADDRNOTAVAIL:
+        return ServeError(f"cannot listen on {where}: {host} is not an address of this machine; "
+                          "use --host 127.0.0.1 (or 0.0.0.0 for every interface)")
+    if exc.errno == errno.EACCES:
+        return ServeError(f"cannot listen on {where}: permission denied (ports below 1024 need root); "
+                          "pick another port with --port")
+    return ServeError(f"cannot listen on {where}: {exc.strerror or exc}")
+
+
 class Server:
     """A CARLA 0.9.16 server for the embedded world.
 
     Args:
         scenario: a scenario name/path (see ``load_scenario``) or a ``Scenario``.
-        host, port: where the RPC port listens (port 0 picks a free one; see ``.port``).
+        host, port: where the RPC port listens (port 0 picks a free one; see ``.port``). Loopback
+            by default; ``0.0.0.0`` serves every interface, without any authentication (docs/serve.md).
         stream_port: the streaming port (0: a free one; CARLA uses port + 1).
+
+    Raises:
+        ServeError: a port is in use, the host is not this machine's, ... (one line, no traceback).
     """
 
     def __init__(self, scenario="gentle_curves", host: str = "127.0.0.1", port: int = 2000,
@@ -28,12 +59,16 @@ class Server:
 
             scenario = load_scenario(scenario)
         self.world = WorldService(scenario, seed=seed, sync_grace_s=sync_grace_s)
-        self._streams = StreamServer(host, stream_port)
+        try:
+            self._streams = StreamServer(host, stream_port)
+        except (OSError, OverflowError) as e:
+            raise _bind_error("stream", host, stream_port, e) from None
         try:
             self._rpc = RpcServer(host, port, self.world.dispatch, self.world.on_disconnect)
-        except OSError:
+        except (OSError, OverflowError) as e:
             self._streams.close()
-            raise
+            raise _bind_error("RPC", host, port, e) from None
+        self.world.local_host = self._rpc.local_host  # tokens name the address each client reached
         self.host, self.port = self._rpc.host, self._rpc.port
         self.stream_port = self._streams.port
         self._started = False

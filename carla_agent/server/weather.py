@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Dict, Optional
 
+from carla_agent.server import checks
 from carla_agent.server.rpc import VOID
 
 # carla::rpc::WeatherParameters in declaration (wire) order, 0.9.16
@@ -62,13 +63,14 @@ def set_weather_parameters(world, p, *a):
     """Map CARLA's WeatherParameters onto the nearest embedded preset plus its explicit overrides."""
     from carla_agent.sim.scenario import WeatherSpec
 
-    cloud, rain, _, _, _, sun_alt, fog = (float(v) for v in p[:7])
+    p = checks.weather(p, WEATHER_FIELDS)  # 14 finite numbers, or an error before anything changes
+    cloud, rain, _, _, _, sun_alt, fog = p[:7]
     exact = _carla_preset_inverse().get(_weather_key(p))
     if exact is not None:  # the weather our CARLA backend sends for an embedded preset: that preset
         world.sim.set_weather(WeatherSpec(preset=exact))
         for actor in world.actors.values():
             actor.renderer = None
-        world.weather_params = [float(v) for v in p[:14]]
+        world.weather_params = list(p)
         return VOID
     if sun_alt < -5.0:
         preset = "night_rain" if rain > 30.0 else "night"
@@ -98,5 +100,5 @@ def set_weather_parameters(world, p, *a):
     world.sim.set_weather(spec)
     for actor in world.actors.values():
         actor.renderer = None
-    world.weather_params = [float(v) for v in p[:14]]
+    world.weather_params = list(p)
     return VOID

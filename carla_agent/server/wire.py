@@ -35,14 +35,14 @@ def attr(id_: str, type_: int, value: str, recommended=(), modifiable=False) -> 
     return [id_, type_, value, list(recommended), bool(modifiable), False]
 
 
-def actor_wire(actor, streams) -> list:
+def actor_wire(actor, token) -> list:
     """``rpc::Actor`` of a served actor (an ``actors.Actor``): ``[id, parent, description, bounding box,
-    semantic tags, stream token]``; the token (a bare bin, from ``streams``) only for sensors."""
+    semantic tags, stream token]``; the token (a bare bin, ``token(stream_id)``) only for sensors."""
     if actor.type_id.startswith("vehicle."):
         bbox = [[0.0, 0.0, float(actor.extent[2])], [float(e) for e in actor.extent], [0.0, 0.0, 0.0]]
         tags = bytes([TAG_CAR])
     else:
         bbox = [[0.0, 0.0, 0.0], [0.0, 0.0, 0.0], [0.0, 0.0, 0.0]]
         tags = b""
-    token = streams.token(actor.id) if actor.is_sensor else b""
-    return [actor.id, actor.parent, [actor.uid, actor.type_id, actor.attributes], bbox, tags, token]
+    return [actor.id, actor.parent, [actor.uid, actor.type_id, actor.attributes], bbox, tags,
+            token(actor.id) if actor.is_sensor else b""]

@@ -13,12 +13,13 @@ from __future__ import annotations
 import logging
 import math
 import threading
+import time
 from dataclasses import replace
 from functools import partial
 from typing import Any, Callable, Dict, Optional, Set
 
 from carla_agent.control import VehicleControl
-from carla_agent.server import actors, publish, weather
+from carla_agent.server import actors, checks, publish, weather
 from carla_agent.server.actors import Actor
 from carla_agent.server.rpc import VOID, Raw, RpcError
 from carla_agent.server.streams import StreamServer
@@ -69,6 +70,9 @@ class WorldService:
         self.weather_params: Optional[list] = None
         self._tms: Dict[int, tuple] = {}
         self._cid = 0  # the RPC connection of the call being handled (set by dispatch)
+        #: ``local_host(cid)``: the address RPC connection ``cid`` reached (set by ``Server``), or None.
+        self.local_host: Callable[[int], Optional[str]] = lambda cid: None
+        self._failures_logged: Dict[str, float] = {}  # asynchronous tick failures: message -> last logged
         self.traffic: Dict[int, Actor] = {}
         actors.make_traffic_actors(self)
         self._handlers: Dict[str, Callable[..., Any]] = {
@@ -89,26 +93,27 @@ class WorldService:
             "get_actors_by_id": partial(actors.get_actors_by_id, self),
             "get_actor_bounding_box": partial(actors.get_actor_bounding_box, self),
             "apply_control_to_vehicle": partial(actors.apply_control_to_vehicle, self),
-            "get_spectator": lambda *a: actor_wire(actors.spectator(self), self.streams),
+            "get_spectator": lambda *a: actor_wire(actors.spectator(self), self.token),
             "get_weather_parameters": partial(weather.get_weather_parameters, self),
             "set_weather_parameters": partial(weather.set_weather_parameters, self),
             "apply_batch": self.apply_batch,
             # Traffic Manager bookkeeping (the TM itself runs in the client)
-            "is_traffic_manager_running": lambda port, *a: int(port) in self._tms,
+            "is_traffic_manager_running": lambda port, *a: _tm_port(port) in self._tms,
             "add_traffic_manager_running": self._add_tm,
-            "get_traffic_manager_running": lambda port, *a: list(self._tms.get(int(port), ("", 0))),
+            "get_traffic_manager_running": lambda port, *a: list(self._tms.get(_tm_port(port), ("", 0))),
             "get_vehicle_light_states": partial(actors.get_vehicle_light_states, self),
             "set_actor_simulate_physics": lambda *a: VOID,
             "reset_all_traffic_lights": lambda *a: VOID,
             "set_actor_transform": partial(actors.set_actor_transform, self),  # no traffic lights in the embedded world
             "set_actor_target_velocity": partial(actors.set_actor_target_velocity, self),
             "set_actor_autopilot": lambda *a: VOID,
-            "destroy_traffic_manager": lambda port, *a: self._tms.pop(int(port), None) is not None,
+            "destroy_traffic_manager": lambda port, *a: self._tms.pop(_tm_port(port), None) is not None,
         }
 
     # -- lifecycle -----------------------------------------------------------
     def start(self, streams: StreamServer) -> None:
         self.streams = streams
+        streams.register(EPISODE_STREAM)
         self._ticker = threading.Thread(target=self._async_loop, name="carla-async-ticker", daemon=True)
         self._ticker.start()
 
@@ -118,10 +123,19 @@ class WorldService:
             self._ticker.join(timeout=2.0)
 
     def _async_loop(self) -> None:
+        """Ticks while no client runs synchronous mode. Nothing stops it but :meth:`close`: a tick
+        that fails is logged (once per message every 10 s) and the next one comes as usual."""
         while not self._stop.wait(self._async_period_s):
-            with self.lock:
-                if not self.sync:
-                    self._tick()
+            try:
+                with self.lock:
+                    if not self.sync:
+                        self._tick()
+            except Exception as e:  # noqa: BLE001 - the world goes on (RpcError: _tick has recovered)
+                message = f"{type(e).__name__}: {e}"
+                now = time.monotonic()
+                if now - self._failures_logged.get(message, -math.inf) > 10.0:
+                    self._failures_logged[message] = now
+                    log.warning("asynchronous tick: %s", message, exc_info=not isinstance(e, RpcError))
 
     def on_disconnect(self, cid: int) -> None:
         """Do better than CARLA #2158: if the synchronous client goes, go back to async after a grace.
@@ -158,13 +172,18 @@ class WorldService:
             return handler(*args)
 
     # -- episode ---------------------------------------------------------------
+    def token(self, stream_id: int) -> bytes:
+        """The stream token for the calling client: the address in it is the one that client reached."""
+        return self.streams.token(stream_id, self.local_host(self._cid))
+
     def get_episode_info(self, *a) -> list:
-        return [self.episode_id, [self.streams.token(EPISODE_STREAM)]]  # Token = [bin24]
+        return [self.episode_id, [self.token(EPISODE_STREAM)]]  # Token = [bin24]
 
     def get_sensor_token(self, stream_id, *a) -> list:
-        if int(stream_id) in self.actors:
-            self.streams.expect(int(stream_id))
-        return [self.streams.token(int(stream_id))]  # streaming::Token is [bin24]
+        sid = actors.actor_id(stream_id)
+        if sid in self.actors:
+            self.streams.expect(sid)
+        return [self.token(sid)]  # streaming::Token is [bin24]
 
     def get_episode_settings(self, *a) -> list:
         fd = [True, float(self.fixed_delta)] if self.fixed_delta is not None else [False]
@@ -185,16 +204,14 @@ class WorldService:
                         "back to asynchronous mode after a short grace period")
 
     def set_episode_settings(self, s, *a) -> int:
-        sync = bool(s[0])
-        fd = s[2]
-        fixed_delta = float(fd[1]) if isinstance(fd, (list, tuple)) and fd and fd[0] else None
+        sync, no_rendering, fixed_delta = checks.episode_settings(s)  # checked before anything changes
         if self._other_owner() is not None:
             if sync != self.sync or fixed_delta != self.fixed_delta:
                 raise self._ownership_error("changing synchronous mode or fixed_delta_seconds")
         else:
             self.sync_owner = self._cid if sync else None
         self.sync = sync
-        self.no_rendering = bool(s[1])
+        self.no_rendering = no_rendering
         self.fixed_delta = fixed_delta
         dt = self.fixed_delta if self.fixed_delta is not None else self.scenario.dt_s
         if self.sim.scenario.dt_s != dt:
@@ -214,13 +231,22 @@ class WorldService:
         return self.frame
 
     def _tick(self) -> None:
-        obs = self.sim.step(self.control)
+        """One step and what it sends. The world goes on whatever fails: a step that fails restarts
+        the episode from the scenario's start, a sensor that fails is stopped (the others and the
+        episode state are sent), and :class:`RpcError` says so to the client that ticked (in
+        asynchronous mode, to the log)."""
+        try:
+            obs = self.sim.step(self.control)
+        except Exception as e:  # noqa: BLE001
+            log.warning("the simulation step failed; restarting the episode", exc_info=True)
+            actors.restart_episode(self)
+            raise RpcError(f"the simulation step failed ({type(e).__name__}: {e}); the episode was restarted "
+                           "from the scenario's start") from None
         self.frame += 1
         self.elapsed_s += self.sim.scenario.dt_s
-        publish.publish_episode(self)
-        if obs.collisions and self.ego_id is not None:
-            publish.publish_collisions(self, obs.collisions)
-        publish.publish_sensors(self)
+        failures = publish.publish_tick(self, obs)
+        if failures:
+            raise RpcError(f"frame {self.frame}: " + "; ".join(failures))
 
     # -- map -------------------------------------------------------------------
     def get_map_info(self, *a) -> list:
@@ -239,7 +265,9 @@ class WorldService:
 
     # -- traffic manager -----------------------------------------------------------
     def _add_tm(self, ip_port, *a) -> bool:
-        ip, port = str(ip_port[0]), int(ip_port[1])
+        if not isinstance(ip_port, (list, tuple)) or len(ip_port) < 2:
+            raise RpcError(f"add_traffic_manager_running takes [ip, port], not {ip_port!r:.60}")
+        ip, port = checks.text(ip_port[0], "traffic manager ip"), _tm_port(ip_port[1])
         if port in self._tms:
             return False
         self._tms[port] = (ip, port)
@@ -256,16 +284,27 @@ class WorldService:
             return Raw([[[0, [message]]] for _ in commands])
         if do_tick and self.sync and self.sync_owner != self._cid:
             self.sync_owner = self._cid  # the owner left within its grace period: take it over
+        if not isinstance(commands, (list, tuple)):
+            raise RpcError(f"apply_batch takes a list of commands, not {commands!r:.60}")
         out = []
         for cmd in commands:
             try:
                 index, fields = cmd[0][0], cmd[0][1]
                 if index != CMD_APPLY_VEHICLE_CONTROL:
-                    raise RpcError(f"the embedded server does not support apply_batch command #{index}")
+                    raise RpcError(f"the embedded server does not support apply_batch command #{index!r:.20}")
                 actors.apply_control_to_vehicle(self, fields[0], fields[1])
                 out.append([[1, int(fields[0])]])  # CommandResponse = Response<ActorId>
-            except (RpcError, IndexError, TypeError, ValueError) as e:
+            except RpcError as e:
                 out.append([[0, [str(e)]]])
+            except Exception as e:  # noqa: BLE001 - a malformed command answers for itself only
+                out.append([[0, [f"malformed command {cmd!r:.60}: {type(e).__name__}: {e}"]]])
         if do_tick:
-            self._tick()
+            try:
+                self._tick()
+            except RpcError as e:  # the commands did apply; the answer has no room for the tick's error
+                log.warning("apply_batch's tick: %s", e)
         return Raw(out)  # apply_batch is bound without Response<>: a bare vector<CommandResponse>
+
+
+def _tm_port(port) -> int:
+    return checks.integer(port, "traffic manager port", 0, 65535)
