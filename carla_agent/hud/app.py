@@ -173,6 +173,7 @@ class HudHook(RunnerHook):
                 raise HudError(f"cannot open the HUD window ({exc}); run with --headless, "
                                "or check DISPLAY / WAYLAND_DISPLAY") from None
             pygame.display.set_caption(config.title)
+            log.info("HUD window %dx%d, SDL video driver %s", *config.size_wh, pygame.display.get_driver())
             self.screen = self.window
         self.paint = Painter(config.font_px)
         self.paint.target = self.screen
