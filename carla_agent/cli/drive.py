@@ -57,7 +57,8 @@ def add_window_args(p) -> None:
     g = p.add_argument_group("window (the live HUD)")
     g.add_argument("--res", type=window_resolution, default=(1280, 720), metavar="WxH",
                    help="window size, as in CARLA's examples (default 1280x720)")
-    g.add_argument("--hud-res", type=window_resolution, dest="res", default=argparse.SUPPRESS, help=argparse.SUPPRESS)  # before --res meant the camera
+    # The old name of --res, from when --res set the camera: still accepted, no longer shown.
+    g.add_argument("--hud-res", type=window_resolution, dest="res", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     g.add_argument("--speed", type=speed_factor, default=1.0, metavar="X",
                    help="simulated seconds per wall-clock second in the window: 1 = real time (default), 0.5, 2, "
                         "... or max (as fast as it goes); the - and = keys halve and double it. Headless drives "

@@ -447,7 +447,7 @@ def make_hud(model: Any, scenario: Any = None, method: str = "visual_backprop", 
         explainer_factory: ``SaliencyKey -> explainer`` (tests inject slow or fake ones).
         prebuild: build the first method now (tracing takes up to a few seconds), so the
             first frames have a map. A method that fails is reported and the drive goes on.
-        **options: other :class:`HudConfig` fields (``lockstep``, ``style``, ``alpha``, ``layout`` ...).
+        **options: other :class:`HudConfig` fields (``speed``, ``hold_at_end``, ``screenshot_every``, ``lockstep`` ...).
 
     Raises:
         UnknownNameError: unknown method (lists the known ones).

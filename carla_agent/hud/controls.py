@@ -32,8 +32,8 @@ KEY_HELP: Tuple[Tuple[str, str], ...] = (
     ("BACKSPACE", "restart the scenario"),
     ("F1", "hide / show the panels"),
     ("H", "this help"),
-    ("-  =", "slower / faster: halve / double the speed factor (up to max)"),
-    ("F12", "screenshot: a PNG in the current folder (or --screenshot-dir)"),
+    ("-  =", "slower / faster: speed x1/2, x2"),
+    ("F12", "screenshot (a PNG file)"),
     ("ESC", "quit"),
 )
 
