@@ -11,11 +11,13 @@ machine without it the tests are skipped, except under CI, where they fail.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 SCRIPT = r"""
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 import pygame
 from carla_agent.drive.agent import NetworkAgent
@@ -115,7 +118,107 @@ def test_every_method_renders_in_a_real_x_window(x_display, tmp_path):
 
 def test_drive_command_opens_its_window_and_exits_cleanly(x_display):
     """The README's main command, as a person on a desktop without a GPU runs it."""
-    proc = subprocess.run([sys.executable, "-m", "carla_agent", "drive", "--duration", "1", "--json"], cwd=ROOT,
+    proc = subprocess.run([sys.executable, "-m", "carla_agent", "drive", "--duration", "1", "--json", "--close-at-end"],
+                          cwd=ROOT,
                           env=_x_env(x_display), capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, f"exit {proc.returncode}\n{proc.stderr[-4000:]}"
     assert '"autonomy' in proc.stdout
+
+
+# The drive command with its wall time: drive_scenario (the drive, not the model load) timed from inside.
+TIMED_DRIVE = r"""
+import sys, time
+import carla_agent.drive.session as session
+real = session.drive_scenario
+def timed(*args, **kwargs):
+    t0 = time.monotonic()
+    try:
+        return real(*args, **kwargs)
+    finally:
+        print(f"drive_wall_s {time.monotonic() - t0:.3f}", flush=True)
+session.drive_scenario = timed
+from carla_agent.cli import main
+sys.exit(main(sys.argv[1:], prog="python -m carla_agent"))
+"""
+
+
+def _timed_drive(display: str, *args: str) -> float:
+    proc = subprocess.run([sys.executable, "-c", TIMED_DRIVE, "drive", "--close-at-end", "--json", *args], cwd=ROOT,
+                          env=_x_env(display), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, f"exit {proc.returncode}\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}"
+    assert '"frames": 200' in proc.stdout, proc.stdout  # 10 s at 20 Hz: the scenario did not end early
+    return float(proc.stdout.split("drive_wall_s ")[1].split()[0])
+
+
+def test_the_window_runs_in_real_time_at_speed_1_and_far_faster_at_max(x_display):
+    """A 10 s drive with the HUD window takes 10 s of wall time (within 10 %) at --speed 1, the
+    default, and far less at --speed max."""
+    small = ("--duration", "10", "--res", "640x360", "--camera-res", "320x180")
+    real_time_s = _timed_drive(x_display, *small)
+    max_s = _timed_drive(x_display, *small, "--speed", "max")
+    print(f"wall time of a 10 s drive: {real_time_s:.2f} s at speed 1, {max_s:.2f} s at max")
+    assert abs(real_time_s - 10.0) <= 1.0, f"speed 1: {real_time_s:.2f} s of wall time for 10 s simulated"
+    assert max_s < 5.0, f"speed max: {max_s:.2f} s for 10 s simulated"
+
+
+def _panel(shot: np.ndarray, rect) -> np.ndarray:
+    return shot[rect.y:rect.bottom, rect.x:rect.right].astype(np.float64)
+
+
+def check_screenshot(path: Path, window_wh, camera_wh, crop_rows, label: str) -> None:
+    """A drawn camera and a drawn map: not black, not one colour; in the overlay panel, above the
+    network's crop (rows ``crop_rows[0]`` of the image height) the camera as it is, and inside the
+    crop something drawn on it. (While there is no map yet the whole panel is the camera dimmed.)"""
+    import cv2
+
+    from carla_agent.hud.layout import compute_layout, default_layout
+
+    bgr = cv2.imread(str(path))
+    assert bgr is not None, f"{label}: no screenshot {path}"
+    shot = bgr[:, :, ::-1]
+    assert shot.shape[:2] == window_wh[::-1], f"{label}: {shot.shape}"
+    assert shot.mean() > 20, f"{label}: the window is nearly black"
+    assert len(np.unique(shot.reshape(-1, 3), axis=0)) > 500, f"{label}: too few colours"
+    rects = compute_layout(window_wh, camera_wh, default_layout(camera_wh))
+    cam, ovl = _panel(shot, rects["camera"]), _panel(shot, rects["overlay"])
+    assert cam.std() > 15 and ovl.std() > 15, f"{label}: a flat camera or overlay panel"
+    h, w = cam.shape[:2]
+    top, bottom = int(crop_rows[0] * h), int(crop_rows[1] * h)
+    above = (slice(24, top - 3), slice(0, w))  # below the caption strip
+    inside = (slice(top + 3, bottom - 3), slice(0, int(w * 0.6)))  # left of the colour legend
+    above_diff = np.abs(cam[above] - ovl[above]).mean()
+    inside_diff = np.abs(cam[inside] - ovl[inside]).mean()
+    assert above_diff < 2.0, f"{label}: the overlay panel is not the camera's frame (diff {above_diff:.1f})"
+    assert inside_diff > 2.0, f"{label}: no map drawn in the overlay panel (diff {inside_diff:.1f})"
+
+
+def test_drive_screenshot_every_in_a_real_window_for_every_method(x_display, tmp_path):
+    """``python -m carla_agent drive --screenshot-every`` for each registered method in a real X
+    window: exit 0, an x11 window, and screenshots with a camera and a map (two drives at a time)."""
+    from carla_agent.saliency.methods import METHODS
+    from carla_agent.sim.scenario import DEFAULT_SCENARIO, load_scenario
+
+    from carla_agent.resources import DEFAULT_MODEL
+
+    camera = load_scenario(DEFAULT_SCENARIO).camera
+    camera_wh, window_wh = (camera.image_size_x, camera.image_size_y), (960, 540)
+    pre = json.loads(Path(DEFAULT_MODEL).with_suffix(".json").read_text())["preprocessing"]
+
+    def drive(method: str):
+        out = tmp_path / method
+        proc = subprocess.run([sys.executable, "-m", "carla_agent", "drive", "-v", "--method", method,
+                               "--duration", "0.3", "--speed", "max", "--close-at-end", "--res", "960x540",
+                               "--screenshot-every", "3", str(out), "--json"],
+                              cwd=ROOT, env=_x_env(x_display), capture_output=True, text=True, timeout=240)
+        return method, out, proc
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        results = list(pool.map(drive, METHODS.names()))
+    for method, out, proc in results:
+        assert proc.returncode == 0, f"{method}: exit {proc.returncode}\n{proc.stderr[-4000:]}"
+        assert "SDL video driver x11" in proc.stderr, f"{method}: no real window\n{proc.stderr[-2000:]}"
+        names = sorted(p.name for p in out.glob("*.png"))
+        assert names == ["frame_000000.png", "frame_000003.png", "frame_000006.png"], (method, names)
+        for name in names:
+            check_screenshot(out / name, window_wh, camera_wh, (pre["crop_top"], pre["crop_bottom"]),
+                             f"{method} {name}")

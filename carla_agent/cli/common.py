@@ -16,15 +16,31 @@ def out(text: str = "") -> None:
     sys.stdout.flush()
 
 
-def resolution(text: str) -> Tuple[int, int]:
-    """``WIDTHxHEIGHT`` -> ``(width, height)`` in pixels, each at least 32."""
+def resolution(text: str, min_wh: Tuple[int, int] = (32, 32)) -> Tuple[int, int]:
+    """``WIDTHxHEIGHT`` -> ``(width, height)`` in pixels, each at least ``min_wh`` (argparse names the option)."""
     try:
         w, h = (int(v) for v in text.lower().split("x"))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"--res expects WIDTHxHEIGHT like 800x600, got {text!r}") from None
-    if w < 32 or h < 32:
-        raise argparse.ArgumentTypeError(f"--res {text}: width and height must be at least 32")
+        raise argparse.ArgumentTypeError(f"expects WIDTHxHEIGHT like 800x600, got {text!r}") from None
+    if w < min_wh[0] or h < min_wh[1]:
+        raise argparse.ArgumentTypeError(f"{text}: width and height must be at least {min_wh[0]}x{min_wh[1]}")
     return w, h
+
+
+def window_resolution(text: str) -> Tuple[int, int]:
+    """``--res``: the HUD window's ``WIDTHxHEIGHT``, at least 320x240."""
+    return resolution(text, (320, 240))
+
+
+def speed_factor(text: str) -> float:
+    """``--speed``: a number > 0 or ``max`` (``math.inf``)."""
+    from carla_agent.drive.pacing import PacingError, parse_speed
+
+    try:
+        return parse_speed(text)
+    except PacingError:
+        raise argparse.ArgumentTypeError(f"expects a number > 0 (1 = real time, 0.5 = half speed) or 'max', "
+                                         f"got {text!r}") from None
 
 
 def tf_threads(text: str) -> int:

@@ -7,7 +7,7 @@ import argparse
 import json
 
 from carla_agent.cli.common import (add_backend_args, add_model, add_saliency_args, add_tf_threads, add_verbose,
-                                    load_model, out, resolution)
+                                    load_model, out, resolution, speed_factor, window_resolution)
 
 
 def add_parsers(sub) -> None:
@@ -22,14 +22,14 @@ def add_parsers(sub) -> None:
     p.add_argument("--duration", type=float, default=None,
                    help="time limit in simulated seconds (default: the scenario's)")
     p.add_argument("--headless", action="store_true", help="no window")
-    p.add_argument("--res", type=resolution, default=None, metavar="WxH", help="camera resolution, e.g. 800x600")
+    p.add_argument("--camera-res", type=resolution, default=None, metavar="WxH",
+                   help="camera resolution, e.g. 800x600 (default: the scenario's)")
     p.add_argument("--sync", action="store_true", default=True,
                    help="synchronous mode (always on: one tick per step, as in CARLA's synchronous mode)")
     p.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     add_saliency_args(p)
-    p.add_argument("--hud-res", type=resolution, default=(1280, 720), metavar="WxH",
-                   help="HUD window size (default 1280x720)")
+    add_window_args(p)
     p.add_argument("--record", action="store_true", help="record a drive log and attention video under --out")
     p.add_argument("--out", default="runs", help="folder for recorded runs (default runs/)")
     add_tf_threads(p)
@@ -39,6 +39,38 @@ def add_parsers(sub) -> None:
     p = sub.add_parser("scenarios", help="list the shipped scenarios")
     add_verbose(p)
     p.set_defaults(func=list_scenarios)
+
+
+class _EveryFrames(argparse.Action):
+    """``--screenshot-every N DIR`` -> ``(N, DIR)`` with N a whole number >= 1."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        frames, folder = values
+        n = int(frames) if frames.isdigit() else 0
+        if n < 1:
+            parser.error(f"argument {option_string}: N is a whole number of frames >= 1, got {frames!r}")
+        setattr(namespace, self.dest, (n, folder))
+
+
+def add_window_args(p) -> None:
+    """The HUD window's options: size, speed factor, end of the scenario, screenshots."""
+    g = p.add_argument_group("window (the live HUD)")
+    g.add_argument("--res", type=window_resolution, default=(1280, 720), metavar="WxH",
+                   help="window size, as in CARLA's examples (default 1280x720)")
+    # The old name of --res, from when --res set the camera: still accepted, no longer shown.
+    g.add_argument("--hud-res", type=window_resolution, dest="res", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    g.add_argument("--speed", type=speed_factor, default=1.0, metavar="X",
+                   help="simulated seconds per wall-clock second in the window: 1 = real time (default), 0.5, 2, "
+                        "... or max (as fast as it goes); the - and = keys halve and double it. Headless drives "
+                        "always go as fast as they can")
+    g.add_argument("--close-at-end", action="store_true",
+                   help="close the window when the scenario ends (default: it shows the summary until "
+                        "BACKSPACE restarts or ESC quits)")
+    g.add_argument("--screenshot-dir", default=".", metavar="DIR",
+                   help="where the screenshot key (F12) saves PNGs (default: the current folder)")
+    g.add_argument("--screenshot-every", nargs=2, action=_EveryFrames, default=None, metavar=("N", "DIR"),
+                   help="save the HUD every N frames as DIR/frame_000123.png (with --headless: the HUD drawn "
+                        "offscreen)")
 
 
 def list_scenarios(args) -> int:
@@ -67,8 +99,8 @@ def _load_scenario(args):
     from carla_agent.sim.scenario import load_scenario
 
     sc = load_scenario(args.scenario)
-    if getattr(args, "res", None):
-        w, h = args.res
+    if getattr(args, "camera_res", None):
+        w, h = args.camera_res
         sc = replace(sc, camera=replace(sc.camera, image_size_x=w, image_size_y=h))
     return sc
 
@@ -82,13 +114,15 @@ def run(args) -> int:
     scenario = _load_scenario(args)
     backend, options = _backend(args, scenario)
     METHODS.get(args.method)  # an unknown method fails before anything starts
-    use_hud = not args.headless and _hud_available()
+    window = not args.headless and _hud_available()
+    # --screenshot-every without a window draws the HUD offscreen, as fast as it goes.
+    use_hud = window or args.screenshot_every is not None
     # The simulator first: an unreachable server is reported before a slow model load.
     with make_simulator(backend, **options) as sim:
         model = load_model(args.model, args.tf_threads)
         agent = NetworkAgent(model, scenario.target_speed_mps)
         recorder = None
-        if args.record or use_hud:
+        if args.record or window:
             from carla_agent.recording.batch import make_recorder
 
             # --record never drops frames; the HUD's R key never stalls the window.
@@ -96,20 +130,23 @@ def run(args) -> int:
                                      model=model)
             recorder.autostart = bool(args.record)
         drive = dict(sim=sim, seed=args.seed, duration_s=args.duration)
+        hooks = [] if recorder is None else [recorder]
+        if not args.quiet and not window:
+            from carla_agent.drive.progress import ProgressHook
+
+            hooks.insert(0, ProgressHook(args.duration or scenario.duration_s))
         if use_hud:
             from carla_agent.hud import make_hud
 
+            every_n, every_dir = args.screenshot_every or (0, None)
             hud = make_hud(model, scenario, method=args.method, target=args.target, layer=args.layer,
-                           res=args.hud_res,
+                           res=args.res, headless=not window, speed=args.speed, hold_at_end=not args.close_at_end,
+                           screenshot_dir=args.screenshot_dir, screenshot_every=every_n,
+                           screenshot_every_dir=every_dir,
                            on_record_toggle=lambda on: recorder.start() if on else recorder.stop())
             with hud:
-                result = drive_scenario(scenario, agent, hooks=[hud, recorder], restart=hud.consume_restart, **drive)
+                result = drive_scenario(scenario, agent, hooks=[hud, *hooks], restart=hud.consume_restart, **drive)
         else:
-            hooks = [] if recorder is None else [recorder]
-            if not args.quiet:
-                from carla_agent.drive.progress import ProgressHook
-
-                hooks.insert(0, ProgressHook(args.duration or scenario.duration_s))
             if args.record:
                 from carla_agent.saliency import make_explainer
 

@@ -42,17 +42,21 @@ os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
 import pygame  # noqa: E402  (pygame is imported only in this package)
 
 from carla_agent.control import VehicleControl  # noqa: E402
+from carla_agent.drive.pacing import Pacer  # noqa: E402
 from carla_agent.drive.runner import DriveContext, RunnerHook, StepRecord  # noqa: E402
 from carla_agent.drive.telemetry import DriveTelemetry  # noqa: E402
 from carla_agent.hud.attention import AttentionFeed  # noqa: E402
+from carla_agent.hud import end_screen  # noqa: E402
 from carla_agent.hud.config import HudConfig, HudError, ShownFrame  # noqa: E402
 from carla_agent.hud.controls import HudState, ManualDriver  # noqa: E402
 from carla_agent.hud.explainers import (NO_TARGET, TARGETS, ExplainerFactory, MethodMenu, SaliencyKey,  # noqa: E402
                                         make_key, uses_layer)
 from carla_agent.hud.gauges import draw_chart, draw_telemetry  # noqa: E402
-from carla_agent.hud.keys import handle_action, pause_loop, poll_keys, wait_any_key  # noqa: E402
+from carla_agent.hud.keys import handle_action, pause_loop, poll_keys  # noqa: E402
 from carla_agent.hud.layout import Rect, compute_layout, default_layout  # noqa: E402
 from carla_agent.hud.painter import Painter  # noqa: E402
+from carla_agent.hud.realtime import wait_until_due  # noqa: E402
+from carla_agent.hud.screenshots import Screenshots  # noqa: E402
 from carla_agent.hud.panels import (MapView, PanelCache, banner, caption, draw_help, draw_network,  # noqa: E402
                                     draw_overlay, draw_toast, static_layer)
 from carla_agent.hud.strip_chart import StripChart  # noqa: E402
@@ -113,6 +117,8 @@ class HudHook(RunnerHook):
         held: the arrows held now (``left``, ``right``, ``up``, ``down``), for manual driving.
         layout_auto: the layout follows the image aspect (until TAB picks one).
         weather_asked: the preset W asked for last (frames show it one tick later), or None.
+        pacer: when each frame is shown (:class:`~carla_agent.drive.pacing.Pacer`; never waits headless).
+        shots: the screenshot key's and ``screenshot_every``'s PNGs (:class:`~carla_agent.hud.screenshots.Screenshots`).
     """
 
     def __init__(self, model: Any, config: HudConfig = HudConfig(),
@@ -122,6 +128,8 @@ class HudHook(RunnerHook):
         from carla_agent.sim.scenario import WEATHER_PRESETS
 
         self.config = config
+        self.shots = Screenshots(config.screenshot_dir, config.screenshot_every, config.screenshot_every_dir)
+        self.pacer = Pacer(float("inf") if config.headless else config.speed)
         self.preprocessing = model.preprocessing
         self.on_record_toggle = on_record_toggle
         self.weather_presets = tuple(weather_presets or WEATHER_PRESETS)
@@ -165,6 +173,7 @@ class HudHook(RunnerHook):
                 raise HudError(f"cannot open the HUD window ({exc}); run with --headless, "
                                "or check DISPLAY / WAYLAND_DISPLAY") from None
             pygame.display.set_caption(config.title)
+            log.info("HUD window %dx%d, SDL video driver %s", *config.size_wh, pygame.display.get_driver())
             self.screen = self.window
         self.paint = Painter(config.font_px)
         self.paint.target = self.screen
@@ -226,6 +235,7 @@ class HudHook(RunnerHook):
         self.manual.reset()
         self.held = frozenset()
         self.weather_asked = None
+        self.pacer.reset()
         if self.layout_auto:
             self.state.layout = default_layout((obs.image.shape[1], obs.image.shape[0]))
         self.feed.attach(context.agent)
@@ -243,17 +253,23 @@ class HudHook(RunnerHook):
             self._hud_fps = 1.0 / dt if not self._hud_fps else 0.9 * self._hud_fps + 0.1 / dt
         self._last_step_t = t0
         self._track(record)
-        # While paused (stepping with N) each frame waits for its own map, like lock-step.
-        amap, schedule = self.feed.for_record(record, lockstep=self._lockstep_now() or self.state.paused)
+        # While paused (stepping with N) each frame waits for its own map, like lock-step; so does
+        # a frame saved by screenshot_every, so every picture shows its own frame's map.
+        capture = self.shots.due(record.tick)
+        amap, schedule = self.feed.for_record(record, lockstep=self._lockstep_now() or self.state.paused or capture)
         self._announce_ready(schedule)
         t1 = time.perf_counter()
         self._draw(record, amap, schedule)
+        waited_s = wait_until_due(self, record, amap, schedule, poll_keys)  # show the frame when it is due
         self._present()
         t2 = time.perf_counter()
-        self.draw_ms = (t2 - t1) * 1e3
-        self.step_ms = (t2 - t0) * 1e3
+        self.draw_ms = (t2 - t1 - waited_s) * 1e3
+        self.step_ms = (t2 - t0 - waited_s) * 1e3
+        if capture:
+            self.shots.capture(self.screen, record.obs.frame)
         if self.state.paused and not self.state.step_once:
             pause_loop(self, record)
+            self.pacer.reset()  # simulated time goes on from the resumed frame, not from before the pause
         self.state.step_once = False
 
     def on_end(self, metrics, interrupted: bool) -> None:
@@ -264,8 +280,9 @@ class HudHook(RunnerHook):
                            time.monotonic())
             record, amap, _ = self._last
             self.redraw(record, amap, "done")
-            if self.config.hold_at_end and self.window is not None and not self.restart_requested:
-                wait_any_key()
+            if (self.config.hold_at_end and self.window is not None and not interrupted
+                    and not self.restart_requested and end_screen.ended_by_itself(record, self.context)):
+                end_screen.hold(self, metrics)
         self.feed.detach()
 
     # -- keys --------------------------------------------------------------------------------
@@ -351,6 +368,7 @@ class HudHook(RunnerHook):
             map_age_frames=None if amap is None else obs.frame - amap.frame,
             map_frame=None if amap is None else amap.frame, dropped=self.feed.dropped,
             manual=self.state.manual, paused=self.state.paused, recording=self.state.recording,
+            speed_factor=self.pacer.speed, speed_achieved=record.sim_fps * obs.dt_s if record.sim_fps else None,
             message=(self.feed.failure() or "") if schedule == "error" else "")
 
     # -- drawing ---------------------------------------------------------------------------------
@@ -358,10 +376,12 @@ class HudHook(RunnerHook):
         if self.window is not None:
             pygame.display.flip()
 
-    def redraw(self, record: StepRecord, amap: Optional[AttentionMap], schedule: str) -> None:
-        """Draw ``record``'s frame with ``amap`` (``schedule`` as in :class:`ShownFrame`) and show it."""
+    def redraw(self, record: StepRecord, amap: Optional[AttentionMap], schedule: str, present: bool = True) -> None:
+        """Draw ``record``'s frame with ``amap`` (``schedule`` as in :class:`ShownFrame`) and show it
+        (``present`` False: only draw, for something drawn on top before it is shown)."""
         self._draw(record, amap, schedule)
-        self._present()
+        if present:
+            self._present()
 
     def layout(self, image_wh: Tuple[int, int]) -> Dict[str, Rect]:
         """The panel rectangles for the current layout and F1 state."""
@@ -427,7 +447,7 @@ def make_hud(model: Any, scenario: Any = None, method: str = "visual_backprop", 
         explainer_factory: ``SaliencyKey -> explainer`` (tests inject slow or fake ones).
         prebuild: build the first method now (tracing takes up to a few seconds), so the
             first frames have a map. A method that fails is reported and the drive goes on.
-        **options: other :class:`HudConfig` fields (``lockstep``, ``style``, ``alpha``, ``layout`` ...).
+        **options: other :class:`HudConfig` fields (``speed``, ``hold_at_end``, ``screenshot_every``, ``lockstep`` ...).
 
     Raises:
         UnknownNameError: unknown method (lists the known ones).

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Optional, Tuple
 
@@ -41,7 +42,14 @@ class HudConfig:
             registry's slow methods run there; see :data:`~carla_agent.hud.explainers.SLOW_METHODS`).
         font_px: text size.
         pause_timeout_s: [s] give up a pause after this long (None: wait for P or N).
-        hold_at_end: after the episode, keep the window until a key is pressed.
+        hold_at_end: when the scenario ends by itself, keep the window with the episode's summary
+            until BACKSPACE (restart) or ESC / the close button (quit); see :mod:`carla_agent.hud.end_screen`.
+        speed: simulated seconds per wall-clock second with a window (1 = real time, as ``drive``
+            uses); ``math.inf`` (the default, for scripts and tests): as fast as it goes. A headless
+            HUD never waits. See :class:`~carla_agent.drive.pacing.Pacer`.
+        screenshot_dir: folder of the screenshot key's PNGs.
+        screenshot_every: save the HUD every this many frames (0: never) into ``screenshot_every_dir``.
+        screenshot_every_dir: folder of those PNGs (``frame_000123.png``).
         title: window title.
     """
 
@@ -61,6 +69,10 @@ class HudConfig:
     font_px: int = 13
     pause_timeout_s: Optional[float] = None
     hold_at_end: bool = False
+    speed: float = math.inf
+    screenshot_dir: str = "."
+    screenshot_every: int = 0
+    screenshot_every_dir: Optional[str] = None
     title: str = "carla_agent - where the network looks"
 
     def __post_init__(self) -> None:
@@ -71,6 +83,8 @@ class HudConfig:
             raise HudError(f"unknown overlay style {self.style!r}; known: {', '.join(OVERLAY_STYLES)}")
         if self.layout is not None and self.layout not in LAYOUTS:
             raise HudError(f"unknown layout {self.layout!r}; known: {', '.join(LAYOUTS)}")
+        if not self.speed > 0:
+            raise HudError(f"speed factor {self.speed!r}: use a number > 0 (1 = real time) or math.inf (max)")
         if self.target not in TARGETS:
             raise HudError(f"unknown target {self.target!r}; known: {', '.join(TARGETS)}")
 

@@ -32,12 +32,15 @@ KEY_HELP: Tuple[Tuple[str, str], ...] = (
     ("BACKSPACE", "restart the scenario"),
     ("F1", "hide / show the panels"),
     ("H", "this help"),
+    ("-  =", "slower / faster: speed x1/2, x2"),
+    ("F12", "screenshot (a PNG file)"),
     ("ESC", "quit"),
 )
 
 #: Action names :data:`carla_agent.hud.keys.HANDLERS` dispatches (besides ``method:<digit>``).
 ACTIONS = ("target", "overlay_style", "alpha_down", "alpha_up", "layer", "layout", "pause", "step",
-           "record", "manual", "weather", "restart", "toggle_panel", "help", "quit")
+           "record", "manual", "weather", "restart", "toggle_panel", "help", "quit", "slower", "faster",
+           "screenshot")
 
 ALPHA_STEP = 0.1
 ALPHA_RANGE = (0.1, 1.0)

@@ -20,11 +20,14 @@ from typing import Any, Callable, Dict
 
 import pygame
 
+from carla_agent.drive.pacing import double, halve
 from carla_agent.drive.runner import StopDrive
 from carla_agent.hud.config import RestartEpisode
 from carla_agent.hud.controls import cycle
 from carla_agent.hud.explainers import TARGETS, uses_layer, uses_target
 from carla_agent.hud.layout import LAYOUTS
+from carla_agent.hud.realtime import set_speed
+from carla_agent.hud.screenshots import take_screenshot
 from carla_agent.saliency.compose import OVERLAY_STYLES
 
 log = logging.getLogger(__name__)
@@ -34,6 +37,9 @@ KEYMAP: Dict[int, str] = {
     pygame.K_RIGHTBRACKET: "alpha_up", pygame.K_l: "layer", pygame.K_TAB: "layout", pygame.K_p: "pause",
     pygame.K_n: "step", pygame.K_r: "record", pygame.K_m: "manual", pygame.K_w: "weather",
     pygame.K_BACKSPACE: "restart", pygame.K_F1: "toggle_panel", pygame.K_h: "help", pygame.K_ESCAPE: "quit",
+    # Our own keys where CARLA's manual_control.py has none (it uses - and = only with CTRL, for replays).
+    pygame.K_MINUS: "slower", pygame.K_KP_MINUS: "slower", pygame.K_EQUALS: "faster", pygame.K_PLUS: "faster",
+    pygame.K_KP_PLUS: "faster", pygame.K_F12: "screenshot",
     **{getattr(pygame, f"K_{d}"): f"method:{d}" for d in range(1, 10)},
     **{getattr(pygame, f"K_KP{d}"): f"method:{d}" for d in range(1, 10)},
 }
@@ -250,10 +256,17 @@ def _quit(hud: Any) -> None:
     raise StopDrive("ESC")
 
 
+def _speed(change: Callable[[float], float]) -> Callable[[Any], None]:
+    def handler(hud: Any) -> None:
+        set_speed(hud, change(hud.pacer.speed))
+
+    return handler
+
+
 #: Action name -> what it does to the HUD (``method:<digit>`` goes to :func:`select_method`).
 HANDLERS: Dict[str, Callable[[Any], None]] = {
     "target": _target, "overlay_style": _overlay_style, "alpha_down": _alpha(-1), "alpha_up": _alpha(1),
     "layer": _layer, "layout": _layout, "pause": _pause, "step": _step, "record": toggle_record,
     "manual": toggle_manual, "weather": cycle_weather, "restart": _restart, "toggle_panel": _toggle_panel,
-    "help": _help, "quit": _quit,
+    "help": _help, "quit": _quit, "slower": _speed(halve), "faster": _speed(double), "screenshot": take_screenshot,
 }

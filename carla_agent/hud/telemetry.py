@@ -9,9 +9,11 @@ signal has the same colour everywhere.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import List, Optional, Tuple
 
+from carla_agent.drive.pacing import format_speed
 from carla_agent.drive.telemetry import DriveTelemetry
 
 RGB = Tuple[int, int, int]
@@ -54,6 +56,8 @@ class Telemetry(DriveTelemetry):
         map_frame: frame id of the map on screen, or None.
         dropped: frames the worker skipped because newer ones replaced them.
         manual, paused, recording: modes.
+        speed_factor: simulated seconds per wall-clock second asked for (``math.inf``: max, as fast as it goes).
+        speed_achieved: simulated seconds per wall-clock second over the last frames, or None.
         message: an error or status line to show (empty for none).
     """
 
@@ -79,6 +83,8 @@ class Telemetry(DriveTelemetry):
     manual: bool = False
     paused: bool = False
     recording: bool = False
+    speed_factor: float = math.inf
+    speed_achieved: Optional[float] = None
     message: str = ""
 
 
@@ -120,6 +126,7 @@ def text_rows(t: Telemetry) -> List[TextRow]:
         TextRow("scenario", t.scenario),
         TextRow("weather", t.weather),
         TextRow("sim time", f"{t.sim_time_s:6.2f} s fr {t.frame}"),
+        TextRow("speed factor", speed_text(t)),
         TextRow("speed", f"{t.speed_mps * 3.6:5.1f} km/h"),
         TextRow("offset", f"{t.lateral_offset_m:+.2f} m {_side(t.lateral_offset_m)}",
                 "alert" if abs(t.lateral_offset_m) > 0.5 * t.lane_width_m - 0.4 else "text"),
@@ -137,6 +144,14 @@ def text_rows(t: Telemetry) -> List[TextRow]:
         TextRow("skipped", f"{t.dropped} frames", "dim" if t.dropped else "text"),
     ]
     return rows
+
+
+def speed_text(t: Telemetry) -> str:
+    """The speed factor asked for and the one achieved: ``1x real time``, ``2x (now 1.9x)``, ``max (now 7.3x)``."""
+    asked = "1x real time" if t.speed_factor == 1.0 else format_speed(t.speed_factor)
+    if t.speed_achieved is None or t.speed_factor == 1.0 and abs(t.speed_achieved - 1.0) < 0.05:
+        return asked
+    return f"{asked} (now {t.speed_achieved:.2g}x)"
 
 
 def bar_rows(t: Telemetry) -> List[BarRow]:
