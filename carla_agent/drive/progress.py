@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from tqdm import tqdm
 
+from carla_agent.drive.metrics import format_autonomy
 from carla_agent.drive.runner import RunnerHook
 
 
@@ -26,7 +27,8 @@ class ProgressHook(RunnerHook):
         if t - self._last >= 0.5:
             self._bar.update(round(t - self._last, 2))
             self._last = t
-            self._bar.set_postfix_str(f"autonomy {record.autonomy_pct:.1f}% offset {record.obs.truth.lateral_offset_m:+.2f} m")
+            autonomy = format_autonomy(record.autonomy_pct, record.interventions, record.network_s, compact=True)
+            self._bar.set_postfix_str(f"autonomy {autonomy} offset {record.obs.truth.lateral_offset_m:+.2f} m")
 
     def on_end(self, metrics, interrupted: bool) -> None:
         if self._bar is not None:

@@ -15,29 +15,41 @@ from carla_agent.control import VehicleControl
 from carla_agent.hud.layout import LAYOUTS
 from carla_agent.saliency.compose import OVERLAY_STYLES
 
-#: ``(keys, action)`` rows of the help overlay, in the order shown.
+#: ``(keys, action)`` rows of the help overlay, in the order shown. CARLA's
+#: ``manual_control.py`` keys where it has them (driving, P, C, TAB, R, BACKSPACE, F1,
+#: H / ?, ESC); the HUD's own where it has none.
 KEY_HELP: Tuple[Tuple[str, str], ...] = (
+    ("W / Up", "throttle (while you drive)"),
+    ("S / Down", "brake"),
+    ("A D / Left Right", "steer left / right (ramps while held)"),
+    ("Q", "toggle reverse"),
+    ("Space", "hand brake"),
+    ("M", "manual takeover: you drive, M again gives back"),
+    ("P", "autopilot: the expert drives, P again gives back"),
+    ("", "(taken-over time: no interventions, not in autonomy)"),
+    ("C / Shift+C", "next / previous weather"),
+    ("TAB", "layout: " + " / ".join(LAYOUTS)),
+    ("R", "start / stop recording"),
+    ("BACKSPACE", "restart the scenario"),
+    ("F1", "hide / show the panels"),
+    ("H / ?", "this help"),
+    ("ESC", "quit"),
     ("1-9", "saliency method (again: next variant)"),
     ("T", "target: auto / left / right / straight"),
     ("O", "overlay style: " + " / ".join(OVERLAY_STYLES)),
-    ("[  ]", "overlay opacity - / +"),
+    ("[ ]", "overlay opacity - / +"),
     ("L", "conv layer (per-layer methods)"),
-    ("TAB", "layout: " + " / ".join(LAYOUTS)),
-    ("P", "pause"),
+    ("Pause / .", "pause"),
     ("N", "single step while paused"),
-    ("R", "start / stop recording"),
-    ("M", "manual takeover (counts as an intervention)"),
-    ("arrows", "steer, throttle, brake in manual"),
-    ("W", "cycle weather"),
-    ("BACKSPACE", "restart the scenario"),
-    ("F1", "hide / show the panels"),
-    ("H", "this help"),
-    ("ESC", "quit"),
 )
 
 #: Action names :data:`carla_agent.hud.keys.HANDLERS` dispatches (besides ``method:<digit>``).
 ACTIONS = ("target", "overlay_style", "alpha_down", "alpha_up", "layer", "layout", "pause", "step",
-           "record", "manual", "weather", "restart", "toggle_panel", "help", "quit")
+           "record", "manual", "autopilot", "reverse", "weather", "weather_back", "restart", "toggle_panel",
+           "help", "quit")
+
+#: What the held driving keys mean to :class:`ManualDriver` (``manual_control.py``'s WASD and arrows).
+DRIVE_NAMES = frozenset({"left", "right", "up", "down", "hand_brake"})
 
 ALPHA_STEP = 0.1
 ALPHA_RANGE = (0.1, 1.0)
@@ -59,10 +71,11 @@ class HudState:
         style: overlay style (:data:`~carla_agent.saliency.compose.OVERLAY_STYLES`).
         alpha: overlay opacity in :data:`ALPHA_RANGE`.
         layout: one of :data:`~carla_agent.hud.layout.LAYOUTS`.
-        paused: the drive waits in the HUD until P (or one tick per N).
+        paused: the drive waits in the HUD until Pause (or ``.``) again, or one tick per N.
         step_once: N was pressed: let one tick through, then pause again.
         recording: R toggled recording on.
-        manual: M handed the car to the arrow keys.
+        manual: M handed the car to the keyboard (a person drives).
+        autopilot: P handed the car to the expert (never together with ``manual``).
         panel_visible: F1 hides the info panels.
         help_visible: H shows the key table.
     """
@@ -77,6 +90,7 @@ class HudState:
     step_once: bool = False
     recording: bool = False
     manual: bool = False
+    autopilot: bool = False
     panel_visible: bool = True
     help_visible: bool = False
 
@@ -112,19 +126,29 @@ class ManualParams:
 
 @dataclass
 class ManualDriver:
-    """Arrow keys -> :class:`VehicleControl`, ramping like CARLA's ``KeyboardControl``.
+    """Held keys -> :class:`VehicleControl`, as CARLA's ``KeyboardControl`` does it.
 
-    Held keys are names: ``left``, ``right``, ``up``, ``down``. Releasing the
-    steering arrows re-centres the wheel; releasing UP/DOWN releases the pedal.
+    Held keys are names (:data:`DRIVE_NAMES`): ``left``, ``right`` (A D or the arrows),
+    ``up`` (W or Up: throttle), ``down`` (S or Down: brake), ``hand_brake`` (Space).
+    Steering ramps while an arrow is held and re-centres when released; throttle and brake
+    ramp while held and release at once. ``reverse`` is toggled by Q and kept until
+    toggled again or :meth:`reset`.
     """
 
     params: ManualParams = ManualParams()
     steer: float = 0.0
     throttle: float = 0.0
     brake: float = 0.0
+    reverse: bool = False
 
     def reset(self) -> None:
         self.steer = self.throttle = self.brake = 0.0
+        self.reverse = False
+
+    def toggle_reverse(self) -> bool:
+        """Q: drive backwards (or forwards again); returns the new setting."""
+        self.reverse = not self.reverse
+        return self.reverse
 
     def step(self, held: FrozenSet[str]) -> VehicleControl:
         """One tick with the keys in ``held``."""
@@ -137,4 +161,5 @@ class ManualDriver:
             self.steer = 0.0
         self.throttle = min(1.0, self.throttle + p.throttle_step) if "up" in held else 0.0
         self.brake = min(1.0, self.brake + p.brake_step) if "down" in held else 0.0
-        return VehicleControl(steer=self.steer, throttle=self.throttle, brake=self.brake)
+        return VehicleControl(steer=self.steer, throttle=self.throttle, brake=self.brake,
+                              hand_brake="hand_brake" in held, reverse=self.reverse)
