@@ -1,7 +1,7 @@
 """The HUD's keys: what each does, the state they change, and manual driving. Pure Python.
 
-The key table (:data:`KEY_HELP`) is the single source of the help overlay (H)
-and of the README table. :mod:`carla_agent.hud.keys` maps pygame key codes to the action names
+The key table (:data:`KEY_HELP`) is the single source of the help overlay (H or ``?``);
+docs/hud/README.md's key table lists every row of it (a test checks). :mod:`carla_agent.hud.keys` maps pygame key codes to the action names
 below and dispatches them; the state they change, cycling and manual driving live here
 and are testable without pygame.
 """
