@@ -34,7 +34,7 @@ from carla_agent.drive.runner import Runner, RunnerHook, StepRecord, StopDrive
 from carla_agent.saliency.methods import METHODS
 from carla_agent.saliency.overlay import blur_background, green_mask, overlay
 from carla_agent.saliency.result import SaliencyResult
-from carla_agent.sim.scenario import WEATHER_PRESETS, load_scenario
+from carla_agent.sim.scenario import load_scenario
 from carla_agent.sim.simulator import Simulator
 from carla_agent.network.steering_model import SteeringModel
 from carla_agent.hud.strip_chart import StripChart
@@ -254,7 +254,6 @@ class Ticker:
         self.hud, self.sim = hud, SynthSim()
         self.agent = NetworkAgent(model, scenario.target_speed_mps)
         self.runner = SimpleNamespace(agent=self.agent, sim=self.sim, scenario=scenario, interventions=0)
-        self.runner.add_intervention = lambda: setattr(self.runner, "interventions", self.runner.interventions + 1)
         self.obs = self.sim.reset(scenario)
         hud.on_start(self.runner, self.obs)
         self.tick = 0
@@ -271,10 +270,12 @@ class Ticker:
         for k in keys:
             press(k)
         d = self.agent.run_step(self.obs)
-        rec = StepRecord(self.obs, d, d.control, self.tick, self.runner.interventions, 100.0, 20.0)
+        rec = StepRecord(self.obs, d, d.control, self.tick, self.runner.interventions, 100.0, 20.0,
+                         self.obs.sim_time_s)
         control = self.hud.override(rec)
         if control is not None:
-            rec = StepRecord(self.obs, d, control, self.tick, self.runner.interventions, 100.0, 20.0)
+            rec = StepRecord(self.obs, d, control, self.tick, self.runner.interventions, 100.0, 20.0,
+                             self.obs.sim_time_s, taken_over=True)
         self.hud.on_step(rec)
         self.obs = self.sim.step(rec.control)
         self.tick += 1
@@ -416,10 +417,13 @@ def test_every_method_renders_headless_and_lines_up(model, scenario, shots):
             assert last.amap is not None and last.amap.key == hud.key and last.amap.result.method == method
             assert all(t.shown.map_frame == t.frame == t.amap.frame for t in ticks), method
             check_frame(last.rgb, last.rects, hud, last.amap, last.frame)
-            cv2.imwrite(str(shots / f"hud_{method}.png"), cv2.cvtColor(last.rgb, cv2.COLOR_RGB2BGR))
+            path = shots / f"hud_{method}.png"
+            assert cv2.imwrite(str(path), cv2.cvtColor(last.rgb, cv2.COLOR_RGB2BGR)), path
+            # Read back what this run wrote: $HUD_SCREENSHOT_DIR may be shared with other runs and
+            # other tests (hud_headless.png), so counting the folder's hud_*.png was not a check of this run.
+            assert np.array_equal(cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB), last.rgb), path
     finally:
         hud.close()
-    assert len(list(shots.glob("hud_*.png"))) == len(METHODS)
 
 
 def test_inline_method_rides_in_the_agents_graph_call(model, scenario):
@@ -559,6 +563,10 @@ def test_keys_change_method_target_style_alpha_layer_layout_panel_help(model, sc
         assert hud.state.help_visible and hud.frame_rgb().mean() < plain.mean() * 0.8
         t.step(pygame.K_h)
         assert not hud.state.help_visible
+        pygame.event.post(pygame.event.Event(pygame.KEYDOWN, key=pygame.K_SLASH, mod=pygame.KMOD_LSHIFT,
+                                             unicode="?", scancode=0))
+        t.step()
+        assert hud.state.help_visible  # ? too, as in CARLA's manual_control
         assert len(KEY_HELP) >= 15
 
 
@@ -568,7 +576,7 @@ def test_pause_step_and_recompute_while_paused(model, scenario):
     with hud_for(model, scenario) as hud:
         t = Ticker(hud, model, scenario)
         t.step()
-        press(pygame.K_p)
+        press(pygame.K_PAUSE)
         press(pygame.K_n)  # one step, then pause again
         rec = t.step()
         assert hud.state.paused and hud.shown[-1].camera_frame == rec.obs.frame
@@ -587,7 +595,7 @@ def test_pause_step_and_recompute_while_paused(model, scenario):
         press(pygame.K_n)
         rec = t.step()
         assert hud.shown[-1].key.method == hud.key.method and hud.shown[-1].map_frame == rec.obs.frame
-        press(pygame.K_p)
+        press(pygame.K_PERIOD)  # "." pauses and resumes too (P is CARLA's autopilot)
         t0 = time.perf_counter()
         t.step()
         assert not hud.state.paused and time.perf_counter() - t0 < 2.0
@@ -607,29 +615,6 @@ def test_record_toggles_the_recorder_and_lockstep(model, scenario):
         t.step(pygame.K_r)
         t.step()
         assert calls == [True, False] and hud.shown[-1].schedule == "worker"
-
-
-def test_weather_key_cycles_the_backend(model, scenario):
-    with hud_for(model, scenario) as hud:
-        t = Ticker(hud, model, scenario)
-        t.step()
-        t.step(pygame.K_w)
-        t.step(pygame.K_w)
-        i = WEATHER_PRESETS.index(scenario.weather.preset)
-        assert t.sim.weather_calls == [WEATHER_PRESETS[(i + 1) % len(WEATHER_PRESETS)],
-                                       WEATHER_PRESETS[(i + 2) % len(WEATHER_PRESETS)]]
-
-
-def test_manual_takeover_steers_with_arrows_and_counts_an_intervention(model, scenario):
-    script = {2: [(pygame.KEYDOWN, pygame.K_m), (pygame.KEYDOWN, pygame.K_LEFT), (pygame.KEYDOWN, pygame.K_UP)],
-              8: [(pygame.KEYUP, pygame.K_LEFT), (pygame.KEYUP, pygame.K_UP), (pygame.KEYDOWN, pygame.K_m)]}
-    with hud_for(model, scenario) as hud:
-        metrics, ticks, _, _ = drive(model, scenario, hud, ticks=12, hooks_before=(KeyScript(script),))
-        manual = [t.control for t in ticks[2:8]]
-        assert all(c.steer < 0 and c.throttle > 0 for c in manual)
-        assert manual[-1].steer < manual[0].steer  # ramps like CARLA's keyboard control
-        assert metrics.interventions >= 1
-        assert not hud.state.manual
 
 
 def test_escape_quits_and_backspace_restarts(model, scenario):

@@ -48,6 +48,24 @@ def test_resimulation_is_bit_identical(embedded_run):
     assert log.frame(40).std() > 10  # real rendered frames, not black ones
 
 
+def test_a_run_with_a_takeover_resimulates_bit_identically(tmp_path):
+    """Taken-over ticks are never put back on the lane; the re-simulation must follow that too."""
+    from carla_agent.drive.runner import RunnerHook
+
+    class TakeWheel(RunnerHook):
+        def override(self, record):
+            return VehicleControl(steer=0.8, throttle=0.8) if 5 <= record.tick < 60 else None
+
+    sc = load_scenario("straight_clear")
+    rec = RecorderHook(RecorderConfig(out_dir=tmp_path))
+    metrics = Runner(EmbeddedSimulator(), Wobble(), sc, seed=1, duration_s=4.0, hooks=[TakeWheel(), rec]).run()
+    log = DriveLog.open(rec.run_dir)
+    assert log.rows["overridden"].sum() == 55 and log.rows["lateral_offset_m"].abs().max() > 1.2
+    assert metrics.interventions == 0
+    check = verify_resimulation(log)
+    assert check.identical and check.max_pose_diff_m == 0.0
+
+
 def replace_frame(run, i, rgb):
     """Point row ``i`` at a new frame blob appended to frames.zst (its CRC updated)."""
     import csv

@@ -1,4 +1,3 @@
-import numpy as np
 import pytest
 
 from carla_agent.drive.agent import Decision, ExpertAgent
@@ -90,3 +89,35 @@ def test_override_replaces_control():
     m = Runner(EmbeddedSimulator(render=False), ExpertAgent(sc.target_speed_mps), sc, duration_s=3,
                hooks=[Takeover()]).run()
     assert m.mean_speed_mps == 0.0
+
+
+class TakeWheel(RunnerHook):
+    """Takes the wheel (steering right too) for ``ticks`` ticks, then gives it back; keeps every record."""
+
+    def __init__(self, ticks):
+        self.ticks, self.records = ticks, []
+
+    def override(self, record):
+        return VehicleControl(steer=0.4, throttle=0.5) if record.tick < self.ticks else None
+
+    def on_step(self, record):
+        self.records.append(record)
+
+
+def test_a_takeover_counts_no_intervention_and_its_time_is_left_out():
+    sc = load_scenario("straight_clear")
+    hook = TakeWheel(ticks=100)
+    m = Runner(EmbeddedSimulator(render=False), Veer(), sc, duration_s=20.0, hooks=[hook]).run()
+    taken = [r for r in hook.records if r.taken_over]
+    assert [r.tick for r in taken] == list(range(100))
+    # Off the lane for many ticks while taken over, never put back: the offset only grows.
+    offsets = [abs(r.obs.truth.lateral_offset_m) for r in hook.records[:101]]
+    assert max(offsets) > 3.0 and all(b >= a for a, b in zip(offsets[20:], offsets[21:]))
+    assert all(r.interventions == 0 for r in hook.records[:102])  # nor handed back off the lane
+    # Given back 3 m off: the first network tick puts the car back, without counting.
+    assert abs(hook.records[102].obs.truth.lateral_offset_m) < 1.0
+    assert m.interventions >= 2  # the network itself still veers off afterwards
+    dt = sc.dt_s
+    assert m.takeover_s == pytest.approx(100 * dt) and m.network_s == pytest.approx(m.elapsed_s - 100 * dt)
+    assert m.autonomy_pct == pytest.approx((1 - 6 * m.interventions / m.network_s) * 100)
+    assert hook.records[-1].network_s == pytest.approx(m.network_s)  # the last record: no step after it

@@ -3,6 +3,7 @@ plain lines in a log (:func:`carla_agent.progress.progress_bar`)."""
 
 from __future__ import annotations
 
+from carla_agent.drive.metrics import format_autonomy
 from carla_agent.drive.runner import RunnerHook
 from carla_agent.progress import progress_bar
 
@@ -24,7 +25,8 @@ class ProgressHook(RunnerHook):
             return
         t = record.obs.sim_time_s
         if t - self._last >= 0.5:
-            self._bar.set_postfix_str(f"autonomy {record.autonomy_pct:.1f}% offset {record.obs.truth.lateral_offset_m:+.2f} m",
+            autonomy = format_autonomy(record.autonomy_pct, record.interventions, record.network_s, compact=True)
+            self._bar.set_postfix_str(f"autonomy {autonomy} offset {record.obs.truth.lateral_offset_m:+.2f} m",
                                       refresh=False)  # shown by the update below
             self._bar.update(round(t - self._last, 2))
             self._last = t

@@ -4,11 +4,23 @@ Plugins (HUD, saliency worker, recorder) attach as :class:`RunnerHook` objects
 and never need the loop rewritten. Order of one tick:
 
 1. the agent decides from the current observation;
-2. every hook's ``on_step`` sees that observation and decision (a hook may
-   replace the control, e.g. the HUD's manual takeover);
+2. every hook's ``override`` may take the wheel for this tick by returning a
+   control (the last one returned wins); every hook's ``on_step`` then sees the
+   observation, the decision and the control applied;
 3. the simulator steps with the control;
-4. if the car is more than ``intervention_m`` off its lane centre, an
-   intervention is counted and the car is put back (NVIDIA's protocol).
+4. on a tick the network drove, if the car is more than ``intervention_m`` off
+   its lane centre, an intervention is counted and the car is put back
+   (NVIDIA's protocol).
+
+Taking the wheel: a tick on which a hook's ``override`` returned a control is
+*taken over* (``StepRecord.taken_over``): a person drives it (the HUD's manual
+mode, M) or the expert does (the HUD's autopilot, P). A taken-over tick counts
+no intervention, the car is never put back on the lane (no teleport under the
+person driving), and its time goes to ``DriveMetrics.takeover_s``, not to
+``network_s``, the time autonomy is computed over. When the wheel comes back to
+the network with the car already off its lane, the first network tick puts it
+back without counting an intervention (the person left it there, not the network).
+So a hook that only wants to look must return None from ``override``.
 
 The run ends at the end of the route, at the duration limit, when a hook
 raises :class:`StopDrive`, or on Ctrl-C; hooks' ``on_end`` runs on every path.
@@ -18,7 +30,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable, Optional, Sequence
 
 from carla_agent.drive.agent import Agent, Decision
@@ -44,8 +56,11 @@ class StepRecord:
         control: the control that will be applied (after any hook override).
         tick: index of the tick in this run, from 0.
         interventions: interventions so far.
-        autonomy_pct: autonomy so far.
+        autonomy_pct: autonomy so far, over ``network_s`` (below 0 for very bad drives).
         sim_fps: simulation ticks per wall-clock second (smoothed).
+        network_s: [s] simulated time the network has driven so far.
+        taken_over: a hook's ``override`` took the wheel for this tick (a person or the expert
+            drives it; see the module docstring).
     """
 
     obs: Observation
@@ -55,6 +70,8 @@ class StepRecord:
     interventions: int
     autonomy_pct: float
     sim_fps: float
+    network_s: float = 0.0
+    taken_over: bool = False
 
 
 @dataclass(frozen=True, eq=False)
@@ -69,7 +86,6 @@ class DriveContext:
         sim: the simulator (hooks that act on the world, e.g. the HUD's weather key).
         agent: the agent deciding; ``agent.model`` / ``agent.explainer`` may be None.
         metrics_so_far: the metrics of the frames driven so far.
-        add_intervention: count an intervention a hook caused (manual takeover).
     """
 
     scenario: Any
@@ -79,7 +95,6 @@ class DriveContext:
     sim: Simulator
     agent: Agent
     metrics_so_far: Callable[[], DriveMetrics]
-    add_intervention: Callable[[], None]
 
     @property
     def model(self) -> Any:
@@ -99,7 +114,8 @@ class RunnerHook:
         """Called once after reset, with what the drive is and the first observation."""
 
     def override(self, record: StepRecord) -> Optional[VehicleControl]:
-        """Return a control to apply instead of the agent's, or None."""
+        """Return a control to take the wheel for this tick (a person or the expert drives it:
+        no intervention is counted, no recovery, its time is not the network's), or None."""
         return None
 
     def on_step(self, record: StepRecord) -> None:
@@ -119,7 +135,7 @@ class Runner:
         seed: episode seed.
         duration_s: time limit; the scenario's ``duration_s`` when None.
         hooks: plugins, called in order.
-        intervention_m: lateral offset that triggers an intervention.
+        intervention_m: lateral offset that triggers an intervention (on the network's ticks).
     """
 
     def __init__(self, sim: Simulator, agent: Agent, scenario, seed: int = 0,
@@ -134,11 +150,6 @@ class Runner:
         self.intervention_m = intervention_m
         self.tracker = MetricsTracker(scenario.name, sim.name)
         self.interrupted = False
-        self._extra_interventions = 0
-
-    def add_intervention(self) -> None:
-        """Count an intervention that a hook caused (manual takeover)."""
-        self._extra_interventions += 1
 
     def run(self) -> DriveMetrics:
         obs = self.sim.reset(self.scenario, seed=self.seed)
@@ -147,38 +158,45 @@ class Runner:
         tick = 0
         fps = 0.0
         last = time.perf_counter()
+        was_taken_over = False
         try:
             context = DriveContext(self.scenario, self.seed, self.duration_s, self.intervention_m, self.sim,
-                                   self.agent, self.tracker.result, self.add_intervention)
+                                   self.agent, self.tracker.result)
             for hook in self.hooks:
                 hook.on_start(context, obs)
             started = True
             while True:
                 decision = self.agent.run_step(obs)
                 record = StepRecord(obs, decision, decision.control, tick, self.tracker.interventions,
-                                    self.tracker.autonomy_pct, fps)
-                control = decision.control
+                                    self.tracker.autonomy_pct, fps, self.tracker.network_s)
+                control: Optional[VehicleControl] = None
                 for hook in self.hooks:
                     replaced = hook.override(record)
                     if replaced is not None:
                         control = replaced
-                if control is not decision.control:
-                    record = StepRecord(obs, decision, control, tick, self.tracker.interventions,
-                                        self.tracker.autonomy_pct, fps)
+                taken_over = control is not None
+                if taken_over:
+                    record = replace(record, control=control, taken_over=True)
                 for hook in self.hooks:
                     hook.on_step(record)
                 if obs.done or obs.sim_time_s >= self.duration_s - 1e-9:
                     break
-                obs = self.sim.step(control)
-                intervened = abs(obs.truth.lateral_offset_m) > self.intervention_m
-                if self._extra_interventions:
-                    intervened = True
-                    self.tracker.interventions += self._extra_interventions - 1
-                    self._extra_interventions = 0
-                self.tracker.update(obs, intervened)
-                if intervened and abs(obs.truth.lateral_offset_m) > self.intervention_m:
-                    log.info("intervention at t=%.2f s: offset %.2f m", obs.sim_time_s, obs.truth.lateral_offset_m)
+                # Given back off the lane: the person left the car there, not the network.
+                handed_back_off = (was_taken_over and not taken_over
+                                   and abs(obs.truth.lateral_offset_m) > self.intervention_m)
+                obs = self.sim.step(record.control)
+                off_lane = abs(obs.truth.lateral_offset_m) > self.intervention_m
+                intervened = off_lane and not taken_over and not handed_back_off
+                self.tracker.update(obs, intervened, network=not taken_over)
+                if off_lane and not taken_over:
+                    if intervened:
+                        log.info("intervention at t=%.2f s: offset %.2f m", obs.sim_time_s,
+                                 obs.truth.lateral_offset_m)
+                    else:
+                        log.info("handed back %.2f m off the lane at t=%.2f s: put back, not counted",
+                                 obs.truth.lateral_offset_m, obs.sim_time_s)
                     self.sim.recover()
+                was_taken_over = taken_over
                 tick += 1
                 now = time.perf_counter()
                 fps = 0.9 * fps + 0.1 / max(now - last, 1e-6) if fps else 1.0 / max(now - last, 1e-6)

@@ -42,6 +42,8 @@ os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
 import pygame  # noqa: E402  (pygame is imported only in this package)
 
 from carla_agent.control import VehicleControl  # noqa: E402
+from carla_agent.drive.agent import ExpertAgent  # noqa: E402
+from carla_agent.drive.metrics import format_autonomy  # noqa: E402
 from carla_agent.drive.pacing import Pacer  # noqa: E402
 from carla_agent.drive.runner import DriveContext, RunnerHook, StepRecord  # noqa: E402
 from carla_agent.drive.telemetry import DriveTelemetry  # noqa: E402
@@ -103,7 +105,7 @@ class HudHook(RunnerHook):
         config: settings.
         explainer_factory: ``SaliencyKey -> explainer``; default ``make_explainer`` on the model.
         on_record_toggle: called with True / False when R starts / stops recording.
-        weather_presets: the names W cycles through (default: the scenario presets).
+        weather_presets: the names C cycles through (default: the scenario presets).
 
     Attributes:
         state: what the keys changed (:class:`~carla_agent.hud.controls.HudState`).
@@ -114,9 +116,10 @@ class HudHook(RunnerHook):
         step_ms: [ms] the whole ``on_step`` of the last frame (saliency bookkeeping included).
         metrics: the last episode's metrics (set in ``on_end``).
         context: the :class:`~carla_agent.drive.runner.DriveContext` of the episode on now (None before ``on_start``).
-        held: the arrows held now (``left``, ``right``, ``up``, ``down``), for manual driving.
+        held, held_keys: the driving keys held now, by name (``left``, ``up``, ``hand_brake`` ...) and code.
+        manual, expert: who drives on a takeover: the keyboard (M) and the expert (P).
         layout_auto: the layout follows the image aspect (until TAB picks one).
-        weather_asked: the preset W asked for last (frames show it one tick later), or None.
+        weather_asked: the preset C asked for last (frames show it one tick later), or None.
         pacer: when each frame is shown (:class:`~carla_agent.drive.pacing.Pacer`; never waits headless).
         shots: the screenshot key's and ``screenshot_every``'s PNGs (:class:`~carla_agent.hud.screenshots.Screenshots`).
     """
@@ -140,6 +143,7 @@ class HudHook(RunnerHook):
         self.feed = AttentionFeed(model, make_key(config.method, config.target, config.layer), explainer_factory,
                                   config.inline_budget_ms, config.lockstep_timeout_s)
         self.manual = ManualDriver()
+        self.expert = ExpertAgent(10.0)  # its cruise speed is the scenario's, set in on_start
         self.chart = StripChart(("predicted", "applied", "expert", "offset"), config.chart_window_s)
         self.shown: Deque[ShownFrame] = deque(maxlen=4096)
         self.restart_requested = False
@@ -150,6 +154,7 @@ class HudHook(RunnerHook):
         self._closed = False
         self.context: Optional[DriveContext] = None
         self.held: FrozenSet[str] = frozenset()
+        self.held_keys: FrozenSet[int] = frozenset()
         self.weather_asked: Optional[str] = None
         self._pending: Optional[SaliencyKey] = None  # picked, still building
         self._toast: Tuple[str, float] = ("", 0.0)
@@ -230,10 +235,10 @@ class HudHook(RunnerHook):
         self._collisions = self._invasions = 0
         self._last_step_t = None
         self._last = None
-        self.state.manual = False
-        self.state.step_once = False
+        self.state.manual = self.state.autopilot = self.state.step_once = False
         self.manual.reset()
-        self.held = frozenset()
+        self.expert = ExpertAgent(context.scenario.target_speed_mps)
+        self.held, self.held_keys = frozenset(), frozenset()
         self.weather_asked = None
         self.pacer.reset()
         if self.layout_auto:
@@ -241,10 +246,11 @@ class HudHook(RunnerHook):
         self.feed.attach(context.agent)
 
     def override(self, record: StepRecord) -> Optional[VehicleControl]:
+        """Read the keys; a control returned (M: the keyboard's, P: the expert's) is a takeover for the runner."""
         poll_keys(self)
         if self.state.manual:
             return self.manual.step(self.held)
-        return None
+        return self.expert.run_step(record.obs).control if self.state.autopilot else None
 
     def on_step(self, record: StepRecord) -> None:
         t0 = time.perf_counter()
@@ -276,8 +282,9 @@ class HudHook(RunnerHook):
         self.metrics = metrics
         if self._last is not None and not self._closed:
             what = "restarting" if self.restart_requested else "interrupted" if interrupted else "episode finished"
-            self._toast = (f"{what}: autonomy {metrics.autonomy_pct:.1f} %, {metrics.interventions} interventions",
-                           time.monotonic())
+            autonomy = format_autonomy(metrics.autonomy_pct, metrics.interventions, metrics.network_s,
+                                       metrics.takeover_s)
+            self._toast = (f"{what}: autonomy {autonomy}", time.monotonic())
             record, amap, _ = self._last
             self.redraw(record, amap, "done")
             if (self.config.hold_at_end and self.window is not None and not interrupted
@@ -367,7 +374,8 @@ class HudHook(RunnerHook):
             saliency_ms=None if amap is None else amap.latency_ms,
             map_age_frames=None if amap is None else obs.frame - amap.frame,
             map_frame=None if amap is None else amap.frame, dropped=self.feed.dropped,
-            manual=self.state.manual, paused=self.state.paused, recording=self.state.recording,
+            network_s=record.network_s, manual=self.state.manual, autopilot=self.state.autopilot,
+            paused=self.state.paused, recording=self.state.recording,
             speed_factor=self.pacer.speed, speed_achieved=record.sim_fps * obs.dt_s if record.sim_fps else None,
             message=(self.feed.failure() or "") if schedule == "error" else "")
 
@@ -401,9 +409,9 @@ class HudHook(RunnerHook):
         view = MapView(self.preprocessing, self.feed.normalized, self.state.style, self.state.alpha)
         if "camera" in rects:
             p.rgb(obs.image, rects["camera"])
-            caption(p, rects["camera"], f"camera  frame {obs.frame}  t {obs.sim_time_s:.2f} s", tel)
+            caption(p, rects["camera"], f"camera  frame {obs.frame}  t {obs.sim_time_s:.2f} s", tel, hint=True)
         draw_overlay(p, rects["overlay"], obs.frame, obs.image, amap, schedule, tel, self.feed.key, view,
-                     self._panels)
+                     self._panels, hint="camera" not in rects)
         if "telemetry" in rects:
             draw_telemetry(p, rects["telemetry"], tel, rows, bars)
         if "chart" in rects:
@@ -412,7 +420,7 @@ class HudHook(RunnerHook):
             draw_network(p, rects["network"], obs.frame, obs.image, amap, view)
         self._toast = draw_toast(p, rects, self._toast)
         if self.state.paused:
-            banner(p, "PAUSED  N: step  P: resume", rects.get("camera", rects["overlay"]))
+            banner(p, "PAUSED  N: step  Pause or .: resume", rects.get("camera", rects["overlay"]))
         if self.state.help_visible:
             draw_help(p, self.config.size_wh, self.menu.families, self.feed.key.label)
         self.shown.append(ShownFrame(obs.frame, None if amap is None else amap.frame,

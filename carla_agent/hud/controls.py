@@ -1,7 +1,7 @@
 """The HUD's keys: what each does, the state they change, and manual driving. Pure Python.
 
-The key table (:data:`KEY_HELP`) is the single source of the help overlay (H)
-and of the README table. :mod:`carla_agent.hud.keys` maps pygame key codes to the action names
+The key table (:data:`KEY_HELP`) is the single source of the help overlay (H or ``?``);
+docs/hud/README.md's key table lists every row of it (a test checks). :mod:`carla_agent.hud.keys` maps pygame key codes to the action names
 below and dispatches them; the state they change, cycling and manual driving live here
 and are testable without pygame.
 """
@@ -15,32 +15,43 @@ from carla_agent.control import VehicleControl
 from carla_agent.hud.layout import LAYOUTS
 from carla_agent.saliency.compose import OVERLAY_STYLES
 
-#: ``(keys, action)`` rows of the help overlay, in the order shown.
+#: ``(keys, action)`` rows of the help overlay, in the order shown. CARLA's
+#: ``manual_control.py`` keys where it has them (driving, P, C, TAB, R, BACKSPACE, F1,
+#: H / ?, ESC); the HUD's own where it has none.
 KEY_HELP: Tuple[Tuple[str, str], ...] = (
-    ("1-9", "saliency method (again: next variant)"),
-    ("T", "target: auto / left / right / straight"),
-    ("O", "overlay style: " + " / ".join(OVERLAY_STYLES)),
-    ("[  ]", "overlay opacity - / +"),
-    ("L", "conv layer (per-layer methods)"),
+    ("W / Up", "throttle (while you drive)"),
+    ("S / Down", "brake"),
+    ("A D / Left Right", "steer (ramps while held)"),
+    ("Q", "toggle reverse"),
+    ("Space", "hand brake"),
+    ("M", "manual: you drive / give back"),
+    ("P", "autopilot: the expert drives / back"),
+    ("", "(M, P: not counted in autonomy)"),
+    ("C / Shift+C", "next / previous weather"),
     ("TAB", "layout: " + " / ".join(LAYOUTS)),
-    ("P", "pause"),
-    ("N", "single step while paused"),
     ("R", "start / stop recording"),
-    ("M", "manual takeover (counts as an intervention)"),
-    ("arrows", "steer, throttle, brake in manual"),
-    ("W", "cycle weather"),
     ("BACKSPACE", "restart the scenario"),
     ("F1", "hide / show the panels"),
-    ("H", "this help"),
+    ("H / ?", "this help"),
+    ("ESC", "quit"),
+    ("1-9", "method (again: next variant)"),
+    ("T", "target: auto/left/right/straight"),
+    ("O", "style: " + "/".join(OVERLAY_STYLES)),
+    ("[ ]", "overlay opacity - / +"),
+    ("L", "conv layer (per-layer methods)"),
+    ("Pause / .", "pause"),
+    ("N", "single step while paused"),
     ("-  =", "slower / faster: speed x1/2, x2"),
     ("F12", "screenshot (a PNG file)"),
-    ("ESC", "quit"),
 )
 
 #: Action names :data:`carla_agent.hud.keys.HANDLERS` dispatches (besides ``method:<digit>``).
 ACTIONS = ("target", "overlay_style", "alpha_down", "alpha_up", "layer", "layout", "pause", "step",
-           "record", "manual", "weather", "restart", "toggle_panel", "help", "quit", "slower", "faster",
-           "screenshot")
+           "record", "manual", "autopilot", "reverse", "weather", "weather_back", "restart", "toggle_panel",
+           "help", "quit", "slower", "faster", "screenshot")
+
+#: What the held driving keys mean to :class:`ManualDriver` (``manual_control.py``'s WASD and arrows).
+DRIVE_NAMES = frozenset({"left", "right", "up", "down", "hand_brake"})
 
 ALPHA_STEP = 0.1
 ALPHA_RANGE = (0.1, 1.0)
@@ -62,10 +73,11 @@ class HudState:
         style: overlay style (:data:`~carla_agent.saliency.compose.OVERLAY_STYLES`).
         alpha: overlay opacity in :data:`ALPHA_RANGE`.
         layout: one of :data:`~carla_agent.hud.layout.LAYOUTS`.
-        paused: the drive waits in the HUD until P (or one tick per N).
+        paused: the drive waits in the HUD until Pause (or ``.``) again, or one tick per N.
         step_once: N was pressed: let one tick through, then pause again.
         recording: R toggled recording on.
-        manual: M handed the car to the arrow keys.
+        manual: M handed the car to the keyboard (a person drives).
+        autopilot: P handed the car to the expert (never together with ``manual``).
         panel_visible: F1 hides the info panels.
         help_visible: H shows the key table.
     """
@@ -80,6 +92,7 @@ class HudState:
     step_once: bool = False
     recording: bool = False
     manual: bool = False
+    autopilot: bool = False
     panel_visible: bool = True
     help_visible: bool = False
 
@@ -115,19 +128,29 @@ class ManualParams:
 
 @dataclass
 class ManualDriver:
-    """Arrow keys -> :class:`VehicleControl`, ramping like CARLA's ``KeyboardControl``.
+    """Held keys -> :class:`VehicleControl`, as CARLA's ``KeyboardControl`` does it.
 
-    Held keys are names: ``left``, ``right``, ``up``, ``down``. Releasing the
-    steering arrows re-centres the wheel; releasing UP/DOWN releases the pedal.
+    Held keys are names (:data:`DRIVE_NAMES`): ``left``, ``right`` (A D or the arrows),
+    ``up`` (W or Up: throttle), ``down`` (S or Down: brake), ``hand_brake`` (Space).
+    Steering ramps while an arrow is held and re-centres when released; throttle and brake
+    ramp while held and release at once. ``reverse`` is toggled by Q and kept until
+    toggled again or :meth:`reset`.
     """
 
     params: ManualParams = ManualParams()
     steer: float = 0.0
     throttle: float = 0.0
     brake: float = 0.0
+    reverse: bool = False
 
     def reset(self) -> None:
         self.steer = self.throttle = self.brake = 0.0
+        self.reverse = False
+
+    def toggle_reverse(self) -> bool:
+        """Q: drive backwards (or forwards again); returns the new setting."""
+        self.reverse = not self.reverse
+        return self.reverse
 
     def step(self, held: FrozenSet[str]) -> VehicleControl:
         """One tick with the keys in ``held``."""
@@ -140,4 +163,5 @@ class ManualDriver:
             self.steer = 0.0
         self.throttle = min(1.0, self.throttle + p.throttle_step) if "up" in held else 0.0
         self.brake = min(1.0, self.brake + p.brake_step) if "down" in held else 0.0
-        return VehicleControl(steer=self.steer, throttle=self.throttle, brake=self.brake)
+        return VehicleControl(steer=self.steer, throttle=self.throttle, brake=self.brake,
+                              hand_brake="hand_brake" in held, reverse=self.reverse)

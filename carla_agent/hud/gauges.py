@@ -94,7 +94,8 @@ def draw_telemetry(p: Painter, rect: Rect, tel: Telemetry, rows, bars: Sequence[
     """The values of the telemetry panel: text rows, the message, bars and the wheel."""
     g = telemetry_geometry(p, rect, len(rows), len(bars))
     for row, y in zip(rows, g.row_ys):
-        p.put(row.value, (g.value_x, y), row.colour, max_w=g.value_w)
+        x = g.inner.x + 2 * p.char_px if row.wide else g.value_x
+        p.put(row.value, (x, y), row.colour, max_w=g.value_x + g.value_w - x)
     if tel.message:
         p.put(tel.message, (g.inner.x, g.message_y), "alert", p.small, max_w=g.inner.w)
     for bar, r in zip(bars, g.bars):

@@ -1,11 +1,21 @@
 """The HUD's keyboard: pygame key codes to actions, and what each action does to the HUD.
 
-* :data:`KEYMAP` and :data:`ARROWS`: key codes to the action names of
-  :data:`carla_agent.hud.controls.ACTIONS` (plus ``method:<1-9>``) and to held arrows;
+Keys follow CARLA's ``PythonAPI/examples/manual_control.py`` where it has them:
+W/S/A/D and the arrows drive, Q toggles reverse, Space is the hand brake, P the
+autopilot (here: the expert takes the wheel), C (Shift+C) the weather, TAB the
+camera (here: the layout), R recording, BACKSPACE restart, F1 the HUD, H and ``?``
+help, ESC quit. The HUD's own keys are only where CARLA has none: M manual
+takeover, 1-9 method, T target, O overlay style, [ ] opacity, L layer, Pause or
+``.`` pause (P is the autopilot), N single step.
+
+* :data:`KEYMAP` and :data:`DRIVE_KEYS`: key codes to the action names of
+  :data:`carla_agent.hud.controls.ACTIONS` (plus ``method:<1-9>``) and to held driving
+  keys (:data:`carla_agent.hud.controls.DRIVE_NAMES`); :func:`action_of` adds the
+  shifted keys (Shift+C, ``?``);
 * :data:`HANDLERS`: action name -> handler ``(hud) -> None``; :func:`handle_action`
   dispatches one action (what the HUD's :meth:`~carla_agent.hud.app.HudHook.handle_action` does);
-* :func:`poll_keys`: reads the window's pending events (keys, arrows held, the close button);
-  :func:`pause_loop` holds a frame while paused (P, N).
+* :func:`poll_keys`: reads the window's pending events (keys, driving keys held, the close
+  button); :func:`pause_loop` holds a frame while paused (Pause or ``.``, N).
 
 The handlers act on the :class:`~carla_agent.hud.app.HudHook` they are given: its
 ``state`` (:class:`~carla_agent.hud.controls.HudState`), ``notify`` (the toast) and
@@ -16,7 +26,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Callable, Dict
+from typing import Any, Callable, Dict, Optional
 
 import pygame
 
@@ -34,22 +44,41 @@ log = logging.getLogger(__name__)
 
 KEYMAP: Dict[int, str] = {
     pygame.K_t: "target", pygame.K_o: "overlay_style", pygame.K_LEFTBRACKET: "alpha_down",
-    pygame.K_RIGHTBRACKET: "alpha_up", pygame.K_l: "layer", pygame.K_TAB: "layout", pygame.K_p: "pause",
-    pygame.K_n: "step", pygame.K_r: "record", pygame.K_m: "manual", pygame.K_w: "weather",
-    pygame.K_BACKSPACE: "restart", pygame.K_F1: "toggle_panel", pygame.K_h: "help", pygame.K_ESCAPE: "quit",
+    pygame.K_RIGHTBRACKET: "alpha_up", pygame.K_l: "layer", pygame.K_TAB: "layout", pygame.K_PAUSE: "pause",
+    pygame.K_PERIOD: "pause", pygame.K_n: "step", pygame.K_r: "record", pygame.K_m: "manual",
+    pygame.K_p: "autopilot", pygame.K_q: "reverse", pygame.K_c: "weather", pygame.K_BACKSPACE: "restart",
+    pygame.K_F1: "toggle_panel", pygame.K_h: "help", pygame.K_QUESTION: "help", pygame.K_ESCAPE: "quit",
     # Our own keys where CARLA's manual_control.py has none (it uses - and = only with CTRL, for replays).
     pygame.K_MINUS: "slower", pygame.K_KP_MINUS: "slower", pygame.K_EQUALS: "faster", pygame.K_PLUS: "faster",
     pygame.K_KP_PLUS: "faster", pygame.K_F12: "screenshot",
     **{getattr(pygame, f"K_{d}"): f"method:{d}" for d in range(1, 10)},
     **{getattr(pygame, f"K_KP{d}"): f"method:{d}" for d in range(1, 10)},
 }
-ARROWS: Dict[int, str] = {pygame.K_LEFT: "left", pygame.K_RIGHT: "right", pygame.K_UP: "up", pygame.K_DOWN: "down"}
+#: Driving keys held down -> :class:`~carla_agent.hud.controls.ManualDriver`'s names (WASD and arrows).
+DRIVE_KEYS: Dict[int, str] = {
+    pygame.K_w: "up", pygame.K_UP: "up", pygame.K_s: "down", pygame.K_DOWN: "down",
+    pygame.K_a: "left", pygame.K_LEFT: "left", pygame.K_d: "right", pygame.K_RIGHT: "right",
+    pygame.K_SPACE: "hand_brake",
+}
+
+
+def action_of(event: Any) -> Optional[str]:
+    """The action of a KEYDOWN event, or None: :data:`KEYMAP`, plus Shift+C (previous weather)
+    and ``?`` (help) on any keyboard layout (``event.unicode``, else Shift+/)."""
+    shift = bool(getattr(event, "mod", 0) & pygame.KMOD_SHIFT)
+    if getattr(event, "unicode", "") == "?" or (event.key == pygame.K_SLASH and shift):
+        return "help"
+    if event.key == pygame.K_c and shift:
+        return "weather_back"
+    return KEYMAP.get(event.key)
 
 
 def poll_keys(hud: Any) -> bool:
     """Handle the window's pending events; True when a key changed something.
 
-    Arrows update ``hud.held`` (manual driving); mapped keys run their action.
+    Driving keys (:data:`DRIVE_KEYS`) update ``hud.held_keys`` (codes) and ``hud.held``
+    (their names, for :class:`~carla_agent.hud.controls.ManualDriver`); mapped keys run
+    their action. Losing the window's focus releases every held key (no KEYUP comes then).
 
     Raises:
         StopDrive: the window was closed (or ESC). RestartEpisode: BACKSPACE.
@@ -57,26 +86,41 @@ def poll_keys(hud: Any) -> bool:
     if hud.window is None:
         return False
     changed = False
-    held = set(hud.held)
+    held = set(hud.held_keys)
+
+    def publish() -> None:
+        hud.held_keys = frozenset(held)
+        hud.held = frozenset(DRIVE_KEYS[k] for k in held)
+
     for event in pygame.event.get():
         if event.type == pygame.QUIT:
             raise StopDrive("window closed")
-        if event.type == pygame.KEYUP and event.key in ARROWS:
-            held.discard(ARROWS[event.key])
+        if event.type == getattr(pygame, "WINDOWFOCUSLOST", -1):
+            held.clear()
+        elif event.type == pygame.KEYUP and event.key in DRIVE_KEYS:
+            held.discard(event.key)
         elif event.type == pygame.KEYDOWN:
-            if event.key in ARROWS:
-                held.add(ARROWS[event.key])
-            elif event.key in KEYMAP:
-                hud.held = frozenset(held)
-                hud.handle_action(KEYMAP[event.key])
+            action = action_of(event)
+            if action is not None:
+                publish()
+                hud.handle_action(action)
                 changed = True
-    hud.held = frozenset(held)
+            elif event.key in DRIVE_KEYS:
+                held.add(event.key)
+                if not hud.state.manual:
+                    _drive_hint(hud)
+    publish()
     return changed
 
 
+def _drive_hint(hud: Any) -> None:
+    """A driving key while the network (or the expert) drives: say how to take the wheel."""
+    hud.notify("M takes the wheel: then WASD / arrows drive")
+
+
 def pause_loop(hud: Any, record: Any) -> None:
-    """Hold ``record``'s frame while paused, reading keys, until P resumes or N steps one frame
-    (or ``hud.config.pause_timeout_s`` passes)."""
+    """Hold ``record``'s frame while paused, reading keys, until Pause (or ``.``) resumes or N
+    steps one frame (or ``hud.config.pause_timeout_s`` passes)."""
     started = time.monotonic()
     while hud.state.paused and not hud.state.step_once:
         if hud.window is None:
@@ -176,14 +220,14 @@ def _pause(hud: Any) -> None:
     s = hud.state
     s.paused = not s.paused
     s.step_once = False
-    hud.notify("paused: N steps one frame, P resumes" if s.paused else "resumed")
+    hud.notify("paused: N steps one frame, Pause or . resumes" if s.paused else "resumed")
 
 
 def _step(hud: Any) -> None:
     if hud.state.paused:
         hud.state.step_once = True
     else:
-        hud.notify("N steps one frame while paused (P pauses)")
+        hud.notify("N steps one frame while paused (Pause or . pauses)")
 
 
 def toggle_record(hud: Any) -> None:
@@ -205,20 +249,42 @@ def toggle_record(hud: Any) -> None:
 
 
 def toggle_manual(hud: Any) -> None:
-    """M: manual takeover (counted as an intervention) or hand back to the network."""
+    """M: a person takes the wheel (W A S D / arrows, Q, Space), or gives it back to the network.
+
+    Ticks a person drives count no intervention, are never put back on the lane, and are
+    left out of autonomy (see :mod:`carla_agent.drive.runner`).
+    """
     s = hud.state
     s.manual = not s.manual
+    s.autopilot = False
     hud.manual.reset()
     if s.manual:
-        if hud.context is not None:
-            hud.context.add_intervention()
-        hud.notify("manual takeover: arrows drive (counted as an intervention)")
+        hud.notify("you drive: WASD / arrows (H: all keys)")
     else:
         hud.notify("the network drives again")
 
 
-def cycle_weather(hud: Any) -> None:
-    """W: the next of ``hud.weather_presets``, from the next frame (when the backend can change it)."""
+def toggle_autopilot(hud: Any) -> None:
+    """P (CARLA's autopilot): the expert takes the wheel, or gives it back to the network.
+    Counted like a manual takeover: not the network's time."""
+    s = hud.state
+    s.autopilot = not s.autopilot
+    s.manual = False
+    hud.manual.reset()
+    hud.expert.reset()
+    hud.notify("autopilot: the expert drives (P: give back)" if s.autopilot else "the network drives again")
+
+
+def _reverse(hud: Any) -> None:
+    if not hud.state.manual:
+        hud.notify("Q toggles reverse while you drive (M)")
+        return
+    hud.notify("reverse" if hud.manual.toggle_reverse() else "forward")
+
+
+def cycle_weather(hud: Any, step: int = 1) -> None:
+    """C (Shift+C: ``step`` -1): the next (previous) of ``hud.weather_presets``, from the next frame
+    (when the backend can change it)."""
     sim = hud.context.sim if hud.context is not None else None
     if sim is None or not hasattr(sim, "set_weather"):
         hud.notify("this backend cannot change the weather")
@@ -227,7 +293,7 @@ def cycle_weather(hud: Any) -> None:
 
     record = hud.current_record
     current = hud.weather_asked or (record.obs.weather if record is not None else None)
-    name = cycle(hud.weather_presets, current)
+    name = cycle(hud.weather_presets, current, step)
     try:
         sim.set_weather(WeatherSpec(preset=name))
     except Exception as exc:  # a backend refusing a preset must not stop the drive
@@ -267,6 +333,7 @@ def _speed(change: Callable[[float], float]) -> Callable[[Any], None]:
 HANDLERS: Dict[str, Callable[[Any], None]] = {
     "target": _target, "overlay_style": _overlay_style, "alpha_down": _alpha(-1), "alpha_up": _alpha(1),
     "layer": _layer, "layout": _layout, "pause": _pause, "step": _step, "record": toggle_record,
-    "manual": toggle_manual, "weather": cycle_weather, "restart": _restart, "toggle_panel": _toggle_panel,
+    "manual": toggle_manual, "autopilot": toggle_autopilot, "reverse": _reverse, "weather": cycle_weather,
+    "weather_back": lambda hud: cycle_weather(hud, -1), "restart": _restart, "toggle_panel": _toggle_panel,
     "help": _help, "quit": _quit, "slower": _speed(halve), "faster": _speed(double), "screenshot": take_screenshot,
 }

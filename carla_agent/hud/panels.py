@@ -38,6 +38,7 @@ from carla_agent.hud.worker import AttentionMap
 
 TOAST_S = 2.5  # [s] how long a key's notification stays on screen
 CAPTION_PX = 20  # [px] caption strip on top of the image panels
+HELP_HINT = "H: help"  # always on screen (CARLA's manual_control shows "Press 'H' or '?' for help")
 
 
 @dataclass(frozen=True)
@@ -70,11 +71,15 @@ class PanelCache:
 
 
 # -- frames, captions, banners ---------------------------------------------------------------
-def caption(p: Painter, rect: Rect, text: str, tel: Optional[Telemetry] = None, colour="text") -> None:
-    """A strip on top of an image panel; with ``tel``, REC and MANUAL marks at its right end."""
+def caption(p: Painter, rect: Rect, text: str, tel: Optional[Telemetry] = None, colour="text",
+            hint: bool = False) -> None:
+    """A strip on top of an image panel; with ``tel``, REC, MANUAL and AUTOPILOT marks at its right
+    end; with ``hint``, :data:`HELP_HINT` at the very right."""
     p.shade(Rect(rect.x, rect.y, rect.w, CAPTION_PX), 150)
     y = rect.y + (CAPTION_PX - p.line_px) // 2 + 1
     right = rect.right - 6
+    if hint:
+        right -= p.put_right(HELP_HINT, right, y, "expert") + 12
     if tel is not None:
         if tel.recording:
             right -= p.put_right("REC", right, y, "alert") + 6
@@ -82,6 +87,8 @@ def caption(p: Painter, rect: Rect, text: str, tel: Optional[Telemetry] = None, 
             right -= 16
         if tel.manual:
             right -= p.put_right("MANUAL", right, y, "offset") + 10
+        if tel.autopilot:
+            right -= p.put_right("AUTOPILOT", right, y, "expert") + 10
     p.put(text, (rect.x + 6, y), colour, max_w=right - rect.x - 12)
 
 
@@ -153,25 +160,28 @@ def overlay_image(amap: AttentionMap, rect: Rect, view: MapView, cache: PanelCac
 
 
 def draw_overlay(p: Painter, rect: Rect, frame: int, image: np.ndarray, amap: Optional[AttentionMap],
-                 schedule: str, tel: Telemetry, key: SaliencyKey, view: MapView, cache: PanelCache) -> None:
-    """The map over its frame; without a map, the camera dimmed and why (building, computing, error)."""
+                 schedule: str, tel: Telemetry, key: SaliencyKey, view: MapView, cache: PanelCache,
+                 hint: bool = False) -> None:
+    """The map over its frame; without a map, the camera dimmed and why (building, computing, error).
+    ``hint``: the caption carries :data:`HELP_HINT` (when no camera panel is shown)."""
     if amap is not None:
         p.rgb(overlay_image(amap, rect, view, cache), rect)
         t, b, l, r = view.preprocessing.crop_box((rect.h, rect.w))
         p.rect(Rect(rect.x + l, rect.y + t, r - l, b - t), "dim", 1)
         where = schedule if schedule != "done" else ""
         caption(p, rect, f"{amap.key.label}  frame {amap.frame}  age {frame - amap.frame}  "
-                         f"{where} {amap.latency_ms:.0f} ms")
+                         f"{where} {amap.latency_ms:.0f} ms", hint=hint)
         legend(p, rect, bool(amap.result.signed), cache.legends)
         return
     p.rgb(image, rect)  # no map of this key yet: the camera, dimmed, and why
     p.shade(rect, 150)
     if schedule == "error":
-        caption(p, rect, f"{key.label}: error", colour="alert")
+        caption(p, rect, f"{key.label}: error", colour="alert", hint=hint)
         wrap(p, f"cannot compute {key.method}: {tel.message or 'failed'}. Press 1-9 for another method.",
              rect, "alert")
     else:
-        caption(p, rect, f"{key.label}: {'building the graph' if schedule == 'building' else 'computing'}...")
+        caption(p, rect, f"{key.label}: {'building the graph' if schedule == 'building' else 'computing'}...",
+                hint=hint)
         banner(p, f"{key.method}: first map...", rect)
 
 
@@ -263,7 +273,7 @@ def draw_toast(p: Painter, rects: Dict[str, Rect], toast: Tuple[str, float]) -> 
 
 
 def draw_help(p: Painter, size_wh: Tuple[int, int], families: Sequence[Sequence[str]], now_label: str) -> None:
-    """The H screen: the keys, the method families on 1-9 and the saliency shown now."""
+    """The H (or ``?``) screen: the keys, the method families on 1-9 and the saliency shown now."""
     w, h = size_wh
     p.shade(Rect(0, 0, w, h), 120)
     method_lines = [f"{i}  {' / '.join(fam)}" for i, fam in enumerate(families, start=1)]
@@ -276,7 +286,7 @@ def draw_help(p: Painter, size_wh: Tuple[int, int], families: Sequence[Sequence[
     yy = y + p.big.get_linesize() + 6
     for keys, action in KEY_HELP:
         p.put(keys, (x, yy), "predicted")
-        p.put(action, (x + p.char_px * 12, yy), "text", max_w=col - p.char_px * 12 - 10)
+        p.put(action, (x + p.char_px * 17, yy), "text" if keys else "dim", max_w=col - p.char_px * 17 - 10)
         yy += p.line_px
     x2 = x + col
     p.put("methods (1-9, again: next)", (x2, y), "text", p.big, max_w=w - x2 - 10)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import List, Optional, Tuple
 
 from carla_agent.drive.pacing import format_speed
+from carla_agent.drive.metrics import autonomy_formula, format_autonomy
 from carla_agent.drive.telemetry import DriveTelemetry
 
 RGB = Tuple[int, int, int]
@@ -43,7 +44,7 @@ class Telemetry(DriveTelemetry):
     Attributes:
         scenario, weather: names.
         lane_width_m: the lane's width, the scale of the offset bar.
-        autonomy_pct, collisions, lane_invasions: so far this episode.
+        autonomy_pct, collisions, lane_invasions: so far this episode (autonomy over ``network_s``).
         method: saliency method name.
         target: its target (``auto``, ``left``...), ``signed`` for signed maps, ``-`` for none.
         layer: its conv layer (``default`` for the method's own, ``-`` or None for none).
@@ -55,9 +56,11 @@ class Telemetry(DriveTelemetry):
         map_age_frames: frames between the map on screen and the camera frame, or None.
         map_frame: frame id of the map on screen, or None.
         dropped: frames the worker skipped because newer ones replaced them.
-        manual, paused, recording: modes.
         speed_factor: simulated seconds per wall-clock second asked for (``math.inf``: max, as fast as it goes).
         speed_achieved: simulated seconds per wall-clock second over the last frames, or None.
+        network_s: [s] simulated time the network drove so far (a person's (M) and the
+            expert's (P) time is left out of autonomy).
+        manual, autopilot, paused, recording: modes (a person drives; the expert drives; ...).
         message: an error or status line to show (empty for none).
     """
 
@@ -80,7 +83,9 @@ class Telemetry(DriveTelemetry):
     map_age_frames: Optional[int]
     map_frame: Optional[int]
     dropped: int = 0
+    network_s: float = 0.0
     manual: bool = False
+    autopilot: bool = False
     paused: bool = False
     recording: bool = False
     speed_factor: float = math.inf
@@ -90,11 +95,13 @@ class Telemetry(DriveTelemetry):
 
 @dataclass(frozen=True)
 class TextRow:
-    """``label  value`` in the panel; ``colour`` is a :data:`PALETTE` name."""
+    """``label  value`` in the panel; ``colour`` is a :data:`PALETTE` name. A ``wide`` row
+    (a continuation line, no label) uses the label's room too."""
 
     label: str
     value: str
     colour: str = "text"
+    wide: bool = False
 
 
 @dataclass(frozen=True)
@@ -130,7 +137,7 @@ def text_rows(t: Telemetry) -> List[TextRow]:
         TextRow("speed", f"{t.speed_mps * 3.6:5.1f} km/h"),
         TextRow("offset", f"{t.lateral_offset_m:+.2f} m {_side(t.lateral_offset_m)}",
                 "alert" if abs(t.lateral_offset_m) > 0.5 * t.lane_width_m - 0.4 else "text"),
-        TextRow("autonomy", f"{t.autonomy_pct:5.1f} %", "text" if t.autonomy_pct >= 90 else "alert"),
+        *autonomy_rows(t),
         TextRow("interventions", str(t.interventions), "text" if t.interventions == 0 else "alert"),
         TextRow("collisions", str(t.collisions), "text" if t.collisions == 0 else "alert"),
         TextRow("lane invasions", str(t.lane_invasions), "text" if t.lane_invasions == 0 else "offset"),
@@ -152,6 +159,17 @@ def speed_text(t: Telemetry) -> str:
     if t.speed_achieved is None or t.speed_factor == 1.0 and abs(t.speed_achieved - 1.0) < 0.05:
         return asked
     return f"{asked} (now {t.speed_achieved:.2g}x)"
+
+
+def autonomy_rows(t: Telemetry) -> List[TextRow]:
+    """Autonomy over the network's time (``100.0 % of 41.3 s`` once someone took over); below 0,
+    the number and, on a second line, its formula: never a bare negative percent."""
+    if t.autonomy_pct < 0 and t.network_s > 0:
+        return [TextRow("autonomy", f"{t.autonomy_pct:.0f} %, below 0:", "alert"),
+                TextRow("", "= " + autonomy_formula(t.interventions, t.network_s), "alert", wide=True)]
+    text = format_autonomy(t.autonomy_pct, t.interventions, t.network_s, max(t.sim_time_s - t.network_s, 0.0),
+                           compact=True)
+    return [TextRow("autonomy", text, "text" if t.autonomy_pct >= 90 else "alert")]
 
 
 def bar_rows(t: Telemetry) -> List[BarRow]:

@@ -53,7 +53,9 @@ def resimulate(drive_log: DriveLog | str | Path, sim: Any = None) -> Iterator[An
 
     Uses the exact scenario, seed and backend options from ``meta.json`` and the
     recorded controls; after each step the car is put back whenever it is more than
-    the run's ``intervention_m`` off its lane, as the runner did.
+    the run's ``intervention_m`` off its lane, as the runner did, except after a tick
+    a person or the expert drove (``overridden``: the runner never recovers those; logs
+    written before that rule re-simulate such stretches differently).
 
     Args:
         drive_log: the run.
@@ -73,6 +75,9 @@ def resimulate(drive_log: DriveLog | str | Path, sim: Any = None) -> Iterator[An
                             "re-simulation needs a log from the start of the episode")
     scenario = scenario_from_meta(meta, str(dlog.path / "meta.json"))
     controls = _controls(dlog)
+    rows = dlog.rows
+    taken_over = (rows["overridden"].fillna(0).astype(bool).to_numpy() if "overridden" in rows
+                  else [False] * len(controls))
     limit = float(meta.get("intervention_m", 1.0))
     own = sim is None
     if own:
@@ -82,9 +87,9 @@ def resimulate(drive_log: DriveLog | str | Path, sim: Any = None) -> Iterator[An
     try:
         obs = sim.reset(scenario, seed=int(meta.get("seed", 0)))
         yield obs
-        for control in controls[:-1]:
+        for control, taken in zip(controls[:-1], taken_over):
             obs = sim.step(control)
-            if abs(obs.truth.lateral_offset_m) > limit:
+            if abs(obs.truth.lateral_offset_m) > limit and not taken:
                 sim.recover()
             yield obs
     finally:

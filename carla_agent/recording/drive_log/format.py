@@ -59,7 +59,7 @@ BASE_COLUMNS: Tuple[str, ...] = (
     "predicted_throttle",   # the model's throttle output, empty when it has none
     "agent_steer",          # the agent's control before any hook override
     "steer", "throttle", "brake", "hand_brake", "reverse",  # the applied control
-    "overridden",           # 1 when a hook replaced the agent's control (manual takeover)
+    "overridden",           # 1 when a hook took the wheel (HUD: M manual, P autopilot): not the network's tick
     "expert_steer",         # what the expert would steer now, empty when unknown
     "speed_mps",
     "x_m", "y_m", "z_m", "yaw_deg", "pitch_deg", "roll_deg",  # CARLA world frame

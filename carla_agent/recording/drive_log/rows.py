@@ -33,7 +33,7 @@ def make_row(i: int, record: Any, wall_time_s: float) -> Dict[str, Any]:
         "agent_steer": decision.control.steer,
         "steer": control.steer, "throttle": control.throttle, "brake": control.brake,
         "hand_brake": int(control.hand_brake), "reverse": int(control.reverse),
-        "overridden": int(control != decision.control),
+        "overridden": int(record.taken_over),
         "expert_steer": _num(truth.expert_steer), "speed_mps": obs.speed_mps,
         "x_m": pose.x_m, "y_m": pose.y_m, "z_m": pose.z_m, "yaw_deg": pose.yaw_deg,
         "pitch_deg": pose.pitch_deg, "roll_deg": pose.roll_deg,
