@@ -63,6 +63,8 @@ def test_restart_drives_again_on_the_same_simulator_and_hooks(scenario):
         result = drive_scenario(scenario, ExpertAgent(scenario.target_speed_mps), sim=sim, duration_s=0.25,
                                 hooks=[hook], restart=restart)
     assert result.episodes == 3 and len(asked) == 3
+    assert len(result.every_episode) == 3 and result.every_episode[-1] is result.metrics
+    assert all(m.frames == 5 for m in result.every_episode)
     assert hook.starts == 3 and hook.steps == 3 * 6
 
 

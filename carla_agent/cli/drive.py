@@ -154,10 +154,15 @@ def run(args) -> int:
                                                  target=args.target, layer=args.layer)
             result = drive_scenario(scenario, agent, hooks=hooks, **drive)
     metrics, interrupted = result.metrics, result.interrupted
+    episodes = result.every_episode or (metrics,)
     if args.json:
-        out(json.dumps(metrics.to_dict()))
+        for m in episodes:  # one JSON object a line, one line per episode (the HUD's BACKSPACE restarts)
+            out(json.dumps(m.to_dict()))
     else:
-        out(metrics.table())
+        for k, m in enumerate(episodes, 1):
+            if len(episodes) > 1:
+                out(("" if k == 1 else "\n") + f"episode {k} of {len(episodes)}")
+            out(m.table())
     if recorder is not None and recorder.runs:
         from carla_agent.recording.batch import finish_run
 

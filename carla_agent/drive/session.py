@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Callable, Optional, Sequence
+from typing import Callable, List, Optional, Sequence, Tuple
 
 from carla_agent.drive.agent import Agent
 from carla_agent.drive.metrics import DriveMetrics
@@ -28,11 +28,13 @@ class DriveResult:
         metrics: the last episode's metrics.
         interrupted: Ctrl-C ended the drive.
         episodes: how many episodes ran (more than 1 when ``restart`` asked for more).
+        every_episode: every episode's metrics, in order (the last is ``metrics``).
     """
 
     metrics: DriveMetrics
     interrupted: bool
     episodes: int
+    every_episode: Tuple[DriveMetrics, ...] = ()
 
 
 def drive_scenario(scenario, agent: Agent, *, sim: Optional[Simulator] = None, backend: Optional[str] = None,
@@ -62,12 +64,11 @@ def drive_scenario(scenario, agent: Agent, *, sim: Optional[Simulator] = None, b
 
 
 def _episodes(sim, scenario, agent, seed, duration_s, hooks, intervention_m, restart, max_episodes) -> DriveResult:
-    episodes = 0
+    done: List[DriveMetrics] = []
     while True:
         runner = Runner(sim, agent, scenario, seed=seed, duration_s=duration_s, hooks=hooks,
                         intervention_m=intervention_m)
-        metrics = runner.run()
-        episodes += 1
-        if runner.interrupted or restart is None or episodes >= max_episodes or not restart():
-            return DriveResult(metrics, runner.interrupted, episodes)
+        done.append(runner.run())
+        if runner.interrupted or restart is None or len(done) >= max_episodes or not restart():
+            return DriveResult(done[-1], runner.interrupted, len(done), tuple(done))
         log.info("restarting %s", scenario.name)

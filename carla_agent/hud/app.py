@@ -59,7 +59,7 @@ from carla_agent.hud.layout import Rect, compute_layout, default_layout  # noqa:
 from carla_agent.hud.painter import Painter  # noqa: E402
 from carla_agent.hud.realtime import wait_until_due  # noqa: E402
 from carla_agent.hud.screenshots import Screenshots  # noqa: E402
-from carla_agent.hud.panels import (MapView, PanelCache, banner, caption, draw_help, draw_network,  # noqa: E402
+from carla_agent.hud.panels import (MapView, PanelCache, banner, caption, draw_help, draw_network, splash,  # noqa: E402
                                     draw_overlay, draw_toast, static_layer)
 from carla_agent.hud.strip_chart import StripChart  # noqa: E402
 from carla_agent.hud.telemetry import Telemetry, bar_rows, text_rows  # noqa: E402
@@ -470,6 +470,9 @@ def make_hud(model: Any, scenario: Any = None, method: str = "visual_backprop", 
     if scenario is not None and config.layout is None:
         hud.state.layout = default_layout((scenario.camera.image_size_x, scenario.camera.image_size_y))
     if prebuild:
+        if hud.window is not None:
+            splash(hud.paint, config.size_wh, f"building {hud.key.label}: the first map takes a few seconds ...")
+            pygame.display.flip()
         error = hud.feed.prebuild()
         if error:
             log.warning("saliency %s is not available: %s (press 1-9 for another method)", hud.key.label, error)

@@ -62,6 +62,13 @@ def telemetry_geometry(p: Painter, rect: Rect, n_rows: int, n_bars: int) -> Tele
     two_cols = inner.w >= 440
     text_w = int(inner.w * 0.56) if two_cols else inner.w
     value_x = inner.x + p.char_px * 15
+    if not two_cols:
+        # Text above the bars in a short panel (960x540): tighten the line pitch down to the
+        # small font's; rows that still do not fit are left off from the bottom (HUD timings first).
+        room = inner.h - 4 - n_bars * bar_h - p.line_px
+        if n_rows * lh > room:
+            lh = max(p.small_px + 1, room // max(n_rows, 1))
+            n_rows = max(0, min(n_rows, room // lh))
     row_ys = tuple(inner.y + i * lh for i in range(n_rows))
     message_y = inner.y + n_rows * lh
     if two_cols:

@@ -18,6 +18,7 @@ Sizes are pixels; images are ``(H, W, 3)`` uint8 RGB.
 
 from __future__ import annotations
 
+import textwrap
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Optional, Sequence, Tuple
@@ -104,11 +105,20 @@ def banner(p: Painter, text: str, rect: Rect) -> None:
 def wrap(p: Painter, text: str, rect: Rect, colour: str) -> None:
     """Text cut into lines of the panel's width (at most 8), centred vertically."""
     per_line = max(10, (rect.w - 20) // p.char_px)
-    lines = [text[i:i + per_line] for i in range(0, len(text), per_line)][:8]
+    # At word boundaries; only a word longer than a line (a path) is cut inside.
+    lines = textwrap.wrap(text, per_line, break_long_words=True, break_on_hyphens=False)[:8]
     y = rect.y + rect.h // 2 - len(lines) * p.line_px // 2
     for line in lines:
         p.put(line, (rect.x + 10, y), colour)
         y += p.line_px
+
+
+def splash(p: Painter, size_wh: Tuple[int, int], text: str) -> None:
+    """A background with one line of text: what the window shows while the first map's graph is
+    built (seconds), so it is never a black window."""
+    w, h = size_wh
+    p.rect(Rect(0, 0, w, h), "background")
+    p.put(text, (max(10, w // 2 - len(text) * p.char_px // 2), h // 2 - p.line_px // 2), "text")
 
 
 # -- the static layer ------------------------------------------------------------------------
