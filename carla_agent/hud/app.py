@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 import time
 from collections import deque
 from typing import Any, Callable, Deque, Dict, FrozenSet, Optional, Tuple
@@ -49,6 +48,7 @@ from carla_agent.drive.runner import DriveContext, RunnerHook, StepRecord  # noq
 from carla_agent.drive.telemetry import DriveTelemetry  # noqa: E402
 from carla_agent.hud.attention import AttentionFeed  # noqa: E402
 from carla_agent.hud import end_screen  # noqa: E402
+from carla_agent.hud.display import open_window  # noqa: E402
 from carla_agent.hud.config import HudConfig, HudError, ShownFrame  # noqa: E402
 from carla_agent.hud.controls import HudState, ManualDriver  # noqa: E402
 from carla_agent.hud.explainers import (NO_TARGET, TARGETS, ExplainerFactory, MethodMenu, SaliencyKey,  # noqa: E402
@@ -67,29 +67,6 @@ from carla_agent.hud.worker import AttentionMap  # noqa: E402
 from carla_agent.saliency.methods import METHODS  # noqa: E402
 
 log = logging.getLogger(__name__)
-
-
-def hud_available() -> bool:
-    """Whether a real window can open: a display is there, and SDL is not on its dummy/offscreen driver."""
-    if os.environ.get("SDL_VIDEODRIVER", "").lower() in ("dummy", "offscreen"):
-        return False
-    if sys.platform in ("win32", "darwin"):
-        return True
-    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
-
-
-def _no_gl_probe() -> None:
-    """Keep SDL from opening an OpenGL context just to pick how to present the window.
-
-    On Linux, SDL 2 decides between an OpenGL texture and an X11 shared-memory image
-    for the window surface by creating a hidden GL window and reading the GL vendor
-    (``ShouldUseTextureFramebuffer`` in SDL's ``SDL_video.c``). On a machine without a
-    GPU driver that loads Mesa's llvmpipe, whose calls into LLVM resolve into the copy
-    of LLVM that TensorFlow loaded with ``RTLD_GLOBAL``: a segmentation fault the moment
-    the window opens (seen in a gdb backtrace under Xvfb). The HUD blits plain surfaces
-    and needs no GL, so the shared-memory path is as fast. A user's own setting wins.
-    """
-    os.environ.setdefault("SDL_FRAMEBUFFER_ACCELERATION", "0")
 
 
 class HudHook(RunnerHook):
@@ -170,15 +147,10 @@ class HudHook(RunnerHook):
             self.screen = pygame.Surface(config.size_wh)
         else:
             try:
-                _no_gl_probe()
-                pygame.display.init()
-                self.window = pygame.display.set_mode(config.size_wh)
-            except pygame.error as exc:
+                self.window = open_window(config.size_wh, config.title)
+            except HudError:
                 self.feed.close()
-                raise HudError(f"cannot open the HUD window ({exc}); run with --headless, "
-                               "or check DISPLAY / WAYLAND_DISPLAY") from None
-            pygame.display.set_caption(config.title)
-            log.info("HUD window %dx%d, SDL video driver %s", *config.size_wh, pygame.display.get_driver())
+                raise
             self.screen = self.window
         self.paint = Painter(config.font_px)
         self.paint.target = self.screen
