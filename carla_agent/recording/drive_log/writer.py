@@ -210,6 +210,22 @@ class DriveLogWriter:
             log.warning("%s: could not write the final meta.json (%s); the run reads as incomplete",
                         self.path, exc)
 
+    def halt(self, reason: str) -> None:
+        """Stop logging now, keeping every frame appended so far (flushed first); ``reason`` becomes
+        the run's ``stop_reason`` (e.g. ``disk full``). Later appends return False."""
+        if self.error is not None or self._closed:
+            return
+        self.flush()
+        if self.error is None:
+            self.error = reason
+            log.warning("%s: drive log stopped: %s; the %d frame(s) flushed stay readable (the run is marked "
+                        "incomplete)", self.path, reason, self.frames_flushed)
+
+    @property
+    def disk_full(self) -> bool:
+        """Logging stopped because the disk is (nearly) full."""
+        return bool(self.error and self.error.startswith("disk full"))
+
     def __enter__(self) -> "DriveLogWriter":
         return self
 
@@ -288,12 +304,19 @@ def update_meta(run_dir: str | Path, fields: Mapping[str, Any], fsync: bool = Tr
 def _replace_meta(run_dir: Path, data: Mapping[str, Any], fsync: bool) -> None:
     text = json.dumps(data, indent=1, default=str)
     tmp = run_dir / f".{META_FILE}.tmp"
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(text)
-        fh.flush()
-        if fsync:
-            os.fsync(fh.fileno())
-    os.replace(tmp, run_dir / META_FILE)
+    try:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            if fsync:
+                os.fsync(fh.fileno())
+        os.replace(tmp, run_dir / META_FILE)
+    except BaseException:  # a full disk: the last whole meta.json stays, no 0-byte temporary is left
+        try:
+            tmp.unlink()
+        except OSError:
+            pass
+        raise
     if fsync:
         _fsync_dir(run_dir)
 
