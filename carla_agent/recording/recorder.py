@@ -33,6 +33,7 @@ import numpy as np
 
 from carla_agent.recording.drive_log import (DriveLogWriter, RunMeta, SaliencySettings, make_row, new_run_dir,
                                    scenario_to_dict)
+from carla_agent.errors import DiskFullError
 from carla_agent.drive.runner import DriveContext, RunnerHook, StepRecord, StopDrive
 from carla_agent.recording.disk_space import RESERVE_BYTES, free_bytes
 
@@ -320,7 +321,8 @@ class RecorderHook(RunnerHook):
                         try:
                             self._video_frame(item)
                         except Exception as exc:  # the video is a convenience: keep the log going
-                            log.warning("live video stopped at frame i=%s: %s", item.row.get("i"), exc)
+                            log.log(logging.INFO if isinstance(exc, DiskFullError) else logging.WARNING,
+                                    "live video stopped at frame i=%s: %s", item.row.get("i"), exc)
                             self._close_video()
                             self._video = False
             except Exception as exc:  # a bug here must not stop the drive: stop recording instead

@@ -218,7 +218,8 @@ class DriveLogWriter:
         self.flush()
         if self.error is None:
             self.error = reason
-            log.warning("%s: drive log stopped: %s; the %d frame(s) flushed stay readable (the run is marked "
+            # INFO: the command that recorded says it in its one error line.
+            log.info("%s: drive log stopped: %s; the %d frame(s) flushed stay readable (the run is marked "
                         "incomplete)", self.path, reason, self.frames_flushed)
 
     @property
@@ -278,7 +279,7 @@ class DriveLogWriter:
         what = "disk full" if getattr(exc, "errno", None) == 28 else f"write error ({exc})"
         where = f" at frame i={i}" if i is not None else ""
         self.error = f"{what}{where}"
-        log.warning("%s: drive log stopped: %s%s; the drive goes on, and the %d frame(s) flushed before "
+        log.log(logging.INFO if what == "disk full" else logging.WARNING, "%s: drive log stopped: %s%s; the drive goes on, and the %d frame(s) flushed before "
                     "stay readable (the run is marked incomplete)", self.path, what, where, self.frames_flushed)
 
 
