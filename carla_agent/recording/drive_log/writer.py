@@ -92,8 +92,7 @@ class DriveLogWriter:
             self.path.mkdir(parents=True, exist_ok=True)
             if scenario_file is not None and Path(scenario_file).is_file():
                 shutil.copyfile(scenario_file, self.path / SCENARIO_FILE)
-            self._write_meta(complete=False)
-            self._rows_fh = open(self.path / ROWS_FILE, "a", encoding="utf-8", newline="")
+            self._write_meta(complete=False)  # rows.csv is created with its first rows: never left empty
         except OSError as exc:
             self._fail(exc)
 
@@ -156,12 +155,12 @@ class DriveLogWriter:
 
     def flush(self) -> None:
         """Make every appended frame and row durable: fsync the frame files, append rows, fsync rows."""
-        if self.error is not None or self._rows_fh is None:
+        if self.error is not None or self._closed:
             return
         try:
             self._sync_streams()
             if self._pending_rows:
-                self._rows_fh.write("".join(self._pending_rows))
+                self._open_rows().write("".join(self._pending_rows))
                 self._rows_fh.flush()
                 if self.fsync:
                     os.fsync(self._rows_fh.fileno())
@@ -198,6 +197,8 @@ class DriveLogWriter:
                 fh.close()
             except OSError as exc:
                 self._fail(exc)
+        for path in [*(s.path for s in self._streams.values()), self.path / ROWS_FILE]:
+            _remove_if_empty(path)  # a first write that hit a full disk: no 0-byte file is left
         done = (not interrupted and self.error is None) if complete is None else bool(complete)
         self._end = {"ended_utc": utc_now(), "interrupted": bool(interrupted), "frames": self.frames_flushed,
                      "metrics": _jsonable(dict(metrics)) if metrics is not None else None,
@@ -244,6 +245,11 @@ class DriveLogWriter:
         # flushed and synced, so a torn blob of a killed writer is never pointed to.
         return stream.append(blob)
 
+    def _open_rows(self):
+        if self._rows_fh is None:
+            self._rows_fh = open(self.path / ROWS_FILE, "a", encoding="utf-8", newline="")
+        return self._rows_fh
+
     def _sync_streams(self) -> None:
         new = False
         for stream in self._streams.values():
@@ -255,11 +261,11 @@ class DriveLogWriter:
 
     def _save_pending_rows(self) -> None:
         """After a write error: append the rows whose frames can still be made durable."""
-        if not self._pending_rows or self._rows_fh is None:
+        if not self._pending_rows or self._closed:
             return
         try:
             self._sync_streams()
-            self._rows_fh.write("".join(self._pending_rows))
+            self._open_rows().write("".join(self._pending_rows))
             self._rows_fh.flush()
             if self.fsync:
                 os.fsync(self._rows_fh.fileno())
@@ -320,6 +326,14 @@ def _replace_meta(run_dir: Path, data: Mapping[str, Any], fsync: bool) -> None:
         raise
     if fsync:
         _fsync_dir(run_dir)
+
+
+def _remove_if_empty(path: Path) -> None:
+    try:
+        if path.stat().st_size == 0:
+            path.unlink()
+    except OSError:
+        pass
 
 
 def _check_rgb(image: np.ndarray) -> np.ndarray:
