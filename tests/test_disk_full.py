@@ -231,3 +231,26 @@ def test_collect_force_replaces_an_existing_dataset(tmp_path, caplog):
     assert shards and main(args) == 2  # a second run into it is refused
     assert main([*args, "--force"]) == 0
     assert sorted(p.name for p in out.glob("shard_*.npz")) == shards
+
+
+def test_stopping_a_render_from_a_log_keeps_no_attention_video(tmp_path):
+    from carla_agent.network.preprocess import Preprocessing
+    from carla_agent.recording.render import render_log_video
+    from carla_agent.recording.sources import FunctionSource
+    from test_drive_log import write_log
+
+    run = tmp_path / "run"
+    write_log(run, 9)
+    calls = {"n": 0}
+
+    def maps(f):
+        calls["n"] += 1
+        if calls["n"] > 5:  # in the second batch of 4 frames: Ctrl-C while rendering
+            raise KeyboardInterrupt
+        return f[..., 0][:12, :32].astype(np.float32)
+
+    src = FunctionSource(maps, "red", preprocessing=Preprocessing(height=12, width=32), steer_fn=lambda f: 0.5)
+    before = sorted(p.name for p in run.iterdir())
+    with pytest.raises(KeyboardInterrupt):
+        render_log_video(run, run / "attention.mp4", [src], batch_size=4, progress=False)
+    assert calls["n"] == 6 and sorted(p.name for p in run.iterdir()) == before
