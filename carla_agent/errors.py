@@ -30,3 +30,7 @@ class UnknownNameError(CarlaAgentError, KeyError):
 
     def __str__(self) -> str:  # KeyError would quote the message
         return str(self.args[0]) if self.args else ""
+
+
+class DiskFullError(CarlaAgentError):
+    """The disk (or the folder's file system) has no room left for what must be written."""

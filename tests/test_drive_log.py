@@ -2,6 +2,7 @@
 
 import errno
 import json
+import logging
 import signal
 import struct
 import subprocess
@@ -363,8 +364,10 @@ def test_disk_full_stops_logging_without_crashing(tmp_path, caplog, monkeypatch)
         return real(self, name, array)
 
     monkeypatch.setattr(DriveLogWriter, "_write_frame", full)
-    rec, runner, metrics = drive(tmp_path, 1.0)
-    assert metrics.frames == 20  # the drive went on
+    caplog.set_level(logging.INFO)  # a full disk is an INFO note here: the command's error line says it
+    rec, runner, metrics = drive(tmp_path, 1.0, stop_on_disk_full=False)
+    assert metrics.frames == 20  # the drive went on, as asked
+    assert rec.disk_full and rec.frames_kept == 5
     assert "disk full at frame i=5" in caplog.text
     log = DriveLog.open(rec.run_dir)
     assert not log.complete and log.meta["stop_reason"] == "disk full at frame i=5"

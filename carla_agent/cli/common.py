@@ -53,6 +53,21 @@ def tf_threads(text: str) -> int:
     return n
 
 
+def refuse_existing_folder(path: str, force: bool, what: str = "folder") -> None:
+    """Stop before an existing, non-empty ``--out`` folder (a run or a dataset) is overwritten:
+    one line naming the folder and ``--force``. A file there is refused even with ``--force``."""
+    from pathlib import Path
+
+    from carla_agent.errors import CarlaAgentError
+
+    p = Path(path)
+    if p.exists() and not p.is_dir():
+        raise CarlaAgentError(f"--out {p}: is a file, not a {what}; choose a folder")
+    if p.is_dir() and any(p.iterdir()) and not force:
+        raise CarlaAgentError(f"--out {p}: exists and is not empty (a run or a dataset?); choose a new --out, "
+                              f"or pass --force to overwrite it")
+
+
 def comma_list(text: str) -> list:
     return [item for item in text.split(",") if item]
 

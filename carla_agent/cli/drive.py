@@ -118,6 +118,10 @@ def run(args) -> int:
     # --screenshot-every without a window draws the HUD offscreen, as fast as it goes.
     use_hud = window or args.screenshot_every is not None
     # The simulator first: an unreachable server is reported before a slow model load.
+    if args.record:
+        from carla_agent.recording.disk_space import check_free_space
+
+        check_free_space(args.out)
     with make_simulator(backend, **options) as sim:
         model = load_model(args.model, args.tf_threads)
         agent = NetworkAgent(model, scenario.target_speed_mps)
@@ -163,6 +167,10 @@ def run(args) -> int:
             if len(episodes) > 1:
                 out(("" if k == 1 else "\n") + f"episode {k} of {len(episodes)}")
             out(m.table())
+    if recorder is not None and recorder.disk_full:
+        from carla_agent.recording.batch import raise_if_disk_full
+
+        raise_if_disk_full(recorder)
     if recorder is not None and recorder.runs:
         from carla_agent.recording.batch import finish_run
 

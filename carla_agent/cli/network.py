@@ -6,7 +6,8 @@ from __future__ import annotations
 import json
 
 from carla_agent.cli.common import (add_backend_args, add_model, add_quiet, add_saliency_args, add_verbose,
-                                    backend_options, comma_list, load_model, out)
+                                    backend_options, comma_list, load_model, out,
+                                    refuse_existing_folder)
 
 
 def add_parsers(sub) -> None:
@@ -14,6 +15,8 @@ def add_parsers(sub) -> None:
     add_verbose(p)
     p.add_argument("--scenarios", default="", help="comma-separated names (default: every embedded scenario)")
     p.add_argument("--out", required=True, help="new dataset directory")
+    p.add_argument("--force", action="store_true",
+                   help="overwrite --out when it exists and is not empty (its dataset shards are replaced)")
     p.add_argument("--episodes", type=int, default=2, help="episodes per scenario")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--duration", type=float, default=None, help="per-episode limit in seconds")
@@ -52,6 +55,12 @@ def collect(args) -> int:
     from carla_agent.network.collect import collect as collect_data
     from carla_agent.sim.scenario import shipped_scenarios
 
+    refuse_existing_folder(args.out, args.force, "dataset folder")
+    if args.force:  # --force replaces an existing dataset: its old shards would mix with the new ones
+        from pathlib import Path
+
+        for shard in Path(args.out).glob("shard_*.npz"):
+            shard.unlink()
     names = comma_list(args.scenarios) or [n for n in shipped_scenarios() if not n.startswith("carla_")]
     stats = collect_data(names, args.out, episodes=args.episodes, seed=args.seed, duration_s=args.duration,
                          backend=args.backend or "embedded", backend_options=backend_options(args),

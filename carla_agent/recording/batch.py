@@ -21,7 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence, Tuple
 
+from carla_agent.errors import DiskFullError
 from carla_agent.resources import DEFAULT_MODEL
+from carla_agent.recording.disk_space import check_free_space
 from carla_agent.recording.recorder import LIVE_VIDEO_FILE, RecorderConfig, RecorderHook
 
 log = logging.getLogger(__name__)
@@ -122,6 +124,7 @@ def record_drive(scenario: Any, model: Any, out_dir: str | Path = "runs", seed: 
 
         explainer = make_explainer(m, live_method, output=m.steer_index)
     agent = NetworkAgent(m, sc.target_speed_mps, explainer=explainer)
+    check_free_space(out_dir)
     rec = make_recorder(out_dir, live_video=explainer is not None, model=m)
     hooks = [rec]
     if progress:
@@ -132,7 +135,16 @@ def record_drive(scenario: Any, model: Any, out_dir: str | Path = "runs", seed: 
                             duration_s=duration_s, hooks=hooks)
     if result.interrupted:
         raise KeyboardInterrupt
+    raise_if_disk_full(rec)
     return rec.run_dir, result.metrics
+
+
+def raise_if_disk_full(rec: RecorderHook) -> None:
+    """After a drive: raise ``DiskFullError("disk full: N frames kept in RUN")`` when its recording
+    ran out of disk (the log is closed and readable, marked incomplete; no video or report follows)."""
+    if rec.disk_full:
+        raise DiskFullError(f"disk full: {rec.frames_kept} frames kept in {rec.run_dir} (the run is marked "
+                            f"incomplete; free some space to record again)")
 
 
 def finish_run(run_dir: str | Path, methods: Sequence[str] = ("visual_backprop",), model: Any = None,
@@ -218,6 +230,7 @@ def record_batch(scenarios: str | Sequence[str], methods: str | Sequence[str] = 
         raise ValueError("no scenarios given; pass e.g. scenarios='gentle_curves,parked_cars'")
     check_methods(meths)
     loaded = [load_scenario(n) for n in names]  # every scenario error before the first drive
+    check_free_space(out_dir)
     model = SteeringModel.load(model_path)
     runs = []
     for sc in loaded:

@@ -16,6 +16,7 @@ import math
 from pathlib import Path
 from typing import Optional
 
+from carla_agent.recording.disk_space import write_text_atomic
 from carla_agent.recording.drive_log import DriveLog, DriveLogError
 from carla_agent.recording.pages import fmt, head, scroll, status_badge
 from carla_agent.recording.report import REPORT_FILE
@@ -83,7 +84,7 @@ def write_index(root: str | Path = "runs", out: Optional[str | Path] = None) -> 
             "the road driven, so they cannot be compared with a full run's.</p>") if partial else ""
     text = (head("Drive runs") + f"<h1>Drive runs in {html.escape(str(root))}</h1>"
             + scroll(table) + note + "</body></html>")
-    out.write_text(text, encoding="utf-8")
+    write_text_atomic(out, text)
     return out
 
 

@@ -33,7 +33,9 @@ import numpy as np
 
 from carla_agent.recording.drive_log import (DriveLogWriter, RunMeta, SaliencySettings, make_row, new_run_dir,
                                    scenario_to_dict)
-from carla_agent.drive.runner import DriveContext, RunnerHook, StepRecord
+from carla_agent.errors import DiskFullError
+from carla_agent.drive.runner import DriveContext, RunnerHook, StepRecord, StopDrive
+from carla_agent.recording.disk_space import RESERVE_BYTES, free_bytes
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +66,10 @@ class RecorderConfig:
             rate than 0; with other sessions' load the worker's CPU is taken from the drive either way).
         video_preset: x264 preset of the live video; ``ultrafast`` takes ~1/3 of ``veryfast``'s CPU
             for ~2x the file size (re-render offline for a small, full-quality video).
+        reserve_bytes: [bytes] stop writing frames when less than this is free on the run folder's
+            disk (checked every frame), so the last rows and the final ``meta.json`` still fit.
+        stop_on_disk_full: end the drive (``StopDrive``) when the disk is full; otherwise it goes on
+            unrecorded.
     """
 
     out_dir: Path = Path("runs")
@@ -79,6 +85,8 @@ class RecorderConfig:
     video_tile_width_px: int = 320
     worker_nice: int = 0
     video_preset: str = "ultrafast"
+    reserve_bytes: int = RESERVE_BYTES
+    stop_on_disk_full: bool = True
 
     def __post_init__(self) -> None:
         if self.when_full not in ("block", "drop"):
@@ -152,6 +160,8 @@ class RecorderHook(RunnerHook):
         self.runs: list = []  # every run folder this hook wrote (the HUD may record several)
         self.stats = RecorderStats()
         self.error: Optional[str] = None
+        self.disk_full = False   # the last recording stopped because the disk was full
+        self.frames_kept = 0     # rows (with their frames) readable in the last run folder
         self._writer: Optional[DriveLogWriter] = None
         self._queue: "queue.Queue" = queue.Queue()
         self._slots = threading.BoundedSemaphore(config.queue_frames)
@@ -189,6 +199,8 @@ class RecorderHook(RunnerHook):
         self._want = self.autostart
 
     def on_step(self, record: StepRecord) -> None:
+        if self.disk_full and self.config.stop_on_disk_full:
+            raise StopDrive("disk full")
         if not self._want:
             return
         if self._writer is None:
@@ -247,6 +259,7 @@ class RecorderHook(RunnerHook):
         )
         self.stats = RecorderStats()
         self.error = None
+        self.disk_full = False
         self._video = self._layout = self._normalizer = None
         self._writer = DriveLogWriter(run_dir, meta, source, flush_every_s=self.config.flush_every_s,
                                       zstd_level=self.config.zstd_level, fsync=self.config.fsync)
@@ -266,7 +279,7 @@ class RecorderHook(RunnerHook):
             "worker_s": round(self.stats.worker_s, 3), "worker_cpu_s": round(self.stats.worker_cpu_s, 3),
             "max_queue": self.stats.max_queue}}
         if self.config.video:
-            extra["live_video"] = self.config.video if self.stats.video_frames else None
+            extra["live_video"] = self.config.video if self.stats.video_frames and not self.disk_full else None
         recorder_file = self._context.sim.recorder_file if self._context is not None else None
         if recorder_file:
             extra["carla_recorder_file"] = str(recorder_file)
@@ -278,6 +291,7 @@ class RecorderHook(RunnerHook):
             reason = f"{self.stats.dropped} image(s) dropped to keep the drive real-time (rows kept)"
         writer.close(metrics.to_dict() if hasattr(metrics, "to_dict") else metrics,
                      interrupted=interrupted, complete=complete, reason=reason, **extra)
+        self.frames_kept = writer.frames_flushed
         level = logging.INFO if complete else logging.WARNING
         log.log(level, "drive log %s: %d frames%s%s", writer.path, writer.frames_flushed,
                 f", {self.stats.dropped} images dropped" if self.stats.dropped else "",
@@ -294,13 +308,21 @@ class RecorderHook(RunnerHook):
                 break
             t0 = time.perf_counter()
             try:
-                if self.error is None:
+                if self.error is None and not self.disk_full:
+                    if free_bytes(writer.path) < self.config.reserve_bytes:
+                        writer.halt(f"disk full (less than {self.config.reserve_bytes // 1024} KiB free) "
+                                    f"at frame i={item.row.get('i')}")
                     writer.append(item.row, item.image, item.semantic, item.outputs, self._output_names)
-                    if self.config.video and item.image is not None and self._video is not False:
+                    if writer.disk_full:
+                        self.disk_full = True
+                        self._close_video()
+                        self._video = False
+                    elif self.config.video and item.image is not None and self._video is not False:
                         try:
                             self._video_frame(item)
                         except Exception as exc:  # the video is a convenience: keep the log going
-                            log.warning("live video stopped at frame i=%s: %s", item.row.get("i"), exc)
+                            log.log(logging.INFO if isinstance(exc, DiskFullError) else logging.WARNING,
+                                    "live video stopped at frame i=%s: %s", item.row.get("i"), exc)
                             self._close_video()
                             self._video = False
             except Exception as exc:  # a bug here must not stop the drive: stop recording instead
@@ -348,7 +370,9 @@ class RecorderHook(RunnerHook):
         self.stats.video_frames += 1
 
     def _close_video(self) -> None:
-        if self._video:
+        if self._video and self.disk_full:
+            self._video.abort()  # cut short by a full disk: no half video under the final name
+        elif self._video:
             try:
                 self._video.close()
             except Exception as exc:  # a broken pipe must not lose the log's meta

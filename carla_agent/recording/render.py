@@ -29,6 +29,7 @@ from carla_agent.recording.compose import AttentionLayout, LayoutSpec, MapPanel
 from carla_agent.recording.drive_log import META_FILE, DriveLog, DriveLogError, update_meta, utc_now
 from carla_agent.recording.sources import ExplainerSource, MapBatch, MapSource, model_label, resolve_model
 from carla_agent.recording.stats import STATS_SUFFIX, labels_at, map_stats
+from carla_agent.recording.disk_space import atomic_file
 from carla_agent.recording.video_io import VideoInfo, open_writer
 
 log = logging.getLogger(__name__)
@@ -173,15 +174,18 @@ def render_log_video(drive_log: DriveLog | str | Path, out_path: str | Path, sou
                 composed = composer.submit(compose, batch, results)  # compose + encode off this thread
             if composed is not None:
                 composed.result()
-    finally:
-        writer.close()
+    except BaseException:  # Ctrl-C too: a cut-short video never takes the final name
+        writer.abort()
+        raise
+    writer.close()
     wall = time.perf_counter() - start
     size = getattr(writer, "size_wh", None) or lay.size_wh
     info = VideoInfo(out_path, writer.frames, tuple(size), fps, wall)
     stats_path = None
     if stats and stat_rows:
         stats_path = out_path.with_name(out_path.name + STATS_SUFFIX)
-        pd.DataFrame(stat_rows).to_csv(stats_path, index=False)
+        with atomic_file(stats_path) as tmp:
+            pd.DataFrame(stat_rows).to_csv(tmp, index=False)
     _note_video(dlog, out_path, sources, normalizer, info)
     log.info("%s: %d frames in %.1f s (%.0f frames/s)%s", out_path, info.frames, wall, info.render_fps,
              f", {len(skipped)} unreadable frame(s) skipped" if skipped else "")

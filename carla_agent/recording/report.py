@@ -31,6 +31,7 @@ import numpy as np
 
 from carla_agent.drive.telemetry import DriveTelemetry
 from carla_agent.recording.compose import AttentionLayout, LayoutSpec, MapPanel
+from carla_agent.recording.disk_space import write_text_atomic
 from carla_agent.recording.drive_log import DriveLog, DriveLogError
 from carla_agent.recording.pages import facts_table, frame_table, head, scroll, status_badge
 from carla_agent.recording.run_status import run_status
@@ -349,6 +350,6 @@ def write_report_info(run: str | Path, out: Optional[str | Path] = None, video: 
     parts.append("</body></html>")
     text = "\n".join(parts)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(text, encoding="utf-8")
+    write_text_atomic(out, text)
     log.info("report %s (%.1f MB, video %s)", out, len(text) / 1e6, how)
     return ReportInfo(out, how, len(images), len(text.encode("utf-8")))

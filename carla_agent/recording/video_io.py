@@ -21,14 +21,21 @@ from typing import Iterable, Optional, Protocol, Tuple
 import cv2
 import numpy as np
 
+from carla_agent.errors import DiskFullError
 from carla_agent.progress import progress_bar
+from carla_agent.recording.disk_space import commit_partial, discard, is_disk_full, partial_path
 from carla_agent.registry import Registry
 
 log = logging.getLogger(__name__)
 
 
 class VideoWriter(Protocol):
-    """``write(frame)`` RGB uint8 frames of one size, then ``close()`` (idempotent)."""
+    """``write(frame)`` RGB uint8 frames of one size, then ``close()`` (idempotent), or ``abort()``.
+
+    The file is written to a temporary name in the same folder (:func:`partial_path`) and
+    appears under ``path`` only when :meth:`close` finished it with at least one frame;
+    :meth:`abort` (or a failed close) removes the temporary and leaves ``path`` untouched.
+    """
 
     path: Path
     frames: int
@@ -36,6 +43,8 @@ class VideoWriter(Protocol):
     def write(self, frame: np.ndarray) -> None: ...
 
     def close(self) -> None: ...
+
+    def abort(self) -> None: ...
 
 
 def _even(frame: np.ndarray) -> np.ndarray:
@@ -67,13 +76,14 @@ class Mp4Writer:
         self.size_wh: Optional[Tuple[int, int]] = None
         self._gen = None
         self._closed = False
+        self._tmp = partial_path(self.path)
 
     def _open(self, w: int, h: int) -> None:
         import imageio_ffmpeg
 
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._gen = imageio_ffmpeg.write_frames(
-            str(self.path), (w, h), pix_fmt_in="yuv420p", pix_fmt_out="yuv420p", fps=self.fps, quality=None,
+            str(self._tmp), (w, h), pix_fmt_in="yuv420p", pix_fmt_out="yuv420p", fps=self.fps, quality=None,
             codec="libx264", macro_block_size=2, ffmpeg_log_level="error",
             output_params=["-crf", str(self.crf), "-preset", self.preset, "-movflags", "+faststart"])
         self._gen.send(None)
@@ -93,21 +103,49 @@ class Mp4Writer:
             raise ValueError(f"{self.path}: frame is {w}x{h}, the video is {self.size_wh[0]}x{self.size_wh[1]}")
         # RGB -> YUV 4:2:0 (BT.601, limited range) here: ~0.2 ms with OpenCV, where ffmpeg's
         # swscale takes ~1 ms of the encoder's CPU and is less exact on sharp colour edges.
-        self._gen.send(cv2.cvtColor(np.ascontiguousarray(frame), cv2.COLOR_RGB2YUV_I420))
+        try:
+            self._gen.send(cv2.cvtColor(np.ascontiguousarray(frame), cv2.COLOR_RGB2YUV_I420))
+        except OSError as exc:  # ffmpeg died: on a full disk this reads "Broken pipe"
+            self.abort()
+            if is_disk_full(exc, self.path.parent):
+                raise DiskFullError(f"disk full: {self.path} not written ({self.frames} frames encoded); "
+                                    f"free some space and render it again") from None
+            raise
         self.frames += 1
 
     def close(self) -> None:
+        """Finish the video and give it its final name (nothing is left when no frame was written)."""
         if self._closed:
             return
         self._closed = True
-        if self._gen is not None:
+        if self._gen is None:
+            return
+        try:
             self._gen.close()
+            commit_partial(self._tmp, self.path)
+        except OSError as exc:
+            discard(self._tmp)
+            if is_disk_full(exc, self.path.parent):
+                raise DiskFullError(f"disk full: {self.path} not written; free some space and render it "
+                                    f"again") from None
+            raise
+
+    def abort(self) -> None:
+        """Stop without a video: the temporary is removed, ``path`` is left as it was."""
+        self._closed = True
+        gen, self._gen = self._gen, None
+        if gen is not None:
+            try:
+                gen.close()
+            except Exception:  # ffmpeg may already be gone (broken pipe): nothing to keep anyway
+                pass
+        discard(self._tmp)
 
     def __enter__(self) -> "Mp4Writer":
         return self
 
-    def __exit__(self, *exc) -> None:
-        self.close()
+    def __exit__(self, exc_type, *exc) -> None:
+        self.abort() if exc_type is not None else self.close()
 
 
 class GifWriter:
@@ -151,15 +189,28 @@ class GifWriter:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         first, rest = self._images[0], self._images[1:]
-        first.save(self.path, save_all=True, append_images=rest, duration=int(round(1000.0 / self.fps)),
-                   loop=0, optimize=False, disposal=1)
+        self._images = []
+        tmp = partial_path(self.path)
+        try:
+            first.save(tmp, format="GIF", save_all=True, append_images=rest,
+                       duration=int(round(1000.0 / self.fps)), loop=0, optimize=False, disposal=1)
+            commit_partial(tmp, self.path)
+        except BaseException as exc:
+            discard(tmp)
+            if isinstance(exc, OSError) and is_disk_full(exc, self.path.parent):
+                raise DiskFullError(f"disk full: {self.path} not written; free some space") from None
+            raise
+
+    def abort(self) -> None:
+        """Drop the frames; nothing is written."""
+        self._closed = True
         self._images = []
 
     def __enter__(self) -> "GifWriter":
         return self
 
-    def __exit__(self, *exc) -> None:
-        self.close()
+    def __exit__(self, exc_type, *exc) -> None:
+        self.abort() if exc_type is not None else self.close()
 
 
 #: Writers by file suffix.
@@ -216,8 +267,10 @@ def write_video(frames: Iterable[np.ndarray], path: str | Path, fps: float, tota
                 writer.write(frame)
                 size = (frame.shape[1] + frame.shape[1] % 2, frame.shape[0] + frame.shape[0] % 2)
                 bar.update(1)
-    finally:
-        writer.close()
+    except BaseException:  # Ctrl-C too: a cut-short video never takes the final name
+        writer.abort()
+        raise
+    writer.close()
     return VideoInfo(Path(path), writer.frames, size, float(fps), time.perf_counter() - start)
 
 

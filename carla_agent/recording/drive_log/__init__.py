@@ -49,10 +49,14 @@ corrupt frame (blob header, zstd frame and its checksum of the pixels; version 2
 PNG signature, ``IEND`` end and chunk CRCs) is named by its row; the frames
 before and after it still read.
 
-A full disk (any ``OSError`` while writing) stops the log with one warning; the
-drive goes on and everything flushed before stays readable. ``meta.json`` is
-replaced atomically: ``complete`` becomes true only when the writer is closed
-after an uninterrupted drive with nothing lost.
+A full disk (``ENOSPC``; other write errors with a warning) stops the log and
+everything flushed before stays readable; the recorder
+(:mod:`carla_agent.recording.recorder`) stops it earlier, when less than its
+reserve is free, and ends the drive. ``rows.csv`` is created with its first rows,
+and a frame or row file still empty at close is removed, so no 0-byte file is
+left. ``meta.json`` is replaced atomically (its temporary is removed when the
+write fails): ``complete`` becomes true only when the writer is closed after an
+uninterrupted drive with nothing lost.
 """
 
 from carla_agent.recording.drive_log.format import (BASE_COLUMNS, BLOB_DTYPES, BLOB_HEADER, BLOB_MAGIC,

@@ -92,8 +92,7 @@ class DriveLogWriter:
             self.path.mkdir(parents=True, exist_ok=True)
             if scenario_file is not None and Path(scenario_file).is_file():
                 shutil.copyfile(scenario_file, self.path / SCENARIO_FILE)
-            self._write_meta(complete=False)
-            self._rows_fh = open(self.path / ROWS_FILE, "a", encoding="utf-8", newline="")
+            self._write_meta(complete=False)  # rows.csv is created with its first rows: never left empty
         except OSError as exc:
             self._fail(exc)
 
@@ -156,12 +155,12 @@ class DriveLogWriter:
 
     def flush(self) -> None:
         """Make every appended frame and row durable: fsync the frame files, append rows, fsync rows."""
-        if self.error is not None or self._rows_fh is None:
+        if self.error is not None or self._closed:
             return
         try:
             self._sync_streams()
             if self._pending_rows:
-                self._rows_fh.write("".join(self._pending_rows))
+                self._open_rows().write("".join(self._pending_rows))
                 self._rows_fh.flush()
                 if self.fsync:
                     os.fsync(self._rows_fh.fileno())
@@ -198,6 +197,8 @@ class DriveLogWriter:
                 fh.close()
             except OSError as exc:
                 self._fail(exc)
+        for path in [*(s.path for s in self._streams.values()), self.path / ROWS_FILE]:
+            _remove_if_empty(path)  # a first write that hit a full disk: no 0-byte file is left
         done = (not interrupted and self.error is None) if complete is None else bool(complete)
         self._end = {"ended_utc": utc_now(), "interrupted": bool(interrupted), "frames": self.frames_flushed,
                      "metrics": _jsonable(dict(metrics)) if metrics is not None else None,
@@ -209,6 +210,23 @@ class DriveLogWriter:
         except OSError as exc:
             log.warning("%s: could not write the final meta.json (%s); the run reads as incomplete",
                         self.path, exc)
+
+    def halt(self, reason: str) -> None:
+        """Stop logging now, keeping every frame appended so far (flushed first); ``reason`` becomes
+        the run's ``stop_reason`` (e.g. ``disk full``). Later appends return False."""
+        if self.error is not None or self._closed:
+            return
+        self.flush()
+        if self.error is None:
+            self.error = reason
+            # INFO: the command that recorded says it in its one error line.
+            log.info("%s: drive log stopped: %s; the %d frame(s) flushed stay readable (the run is marked "
+                        "incomplete)", self.path, reason, self.frames_flushed)
+
+    @property
+    def disk_full(self) -> bool:
+        """Logging stopped because the disk is (nearly) full."""
+        return bool(self.error and self.error.startswith("disk full"))
 
     def __enter__(self) -> "DriveLogWriter":
         return self
@@ -227,6 +245,11 @@ class DriveLogWriter:
         # flushed and synced, so a torn blob of a killed writer is never pointed to.
         return stream.append(blob)
 
+    def _open_rows(self):
+        if self._rows_fh is None:
+            self._rows_fh = open(self.path / ROWS_FILE, "a", encoding="utf-8", newline="")
+        return self._rows_fh
+
     def _sync_streams(self) -> None:
         new = False
         for stream in self._streams.values():
@@ -238,11 +261,11 @@ class DriveLogWriter:
 
     def _save_pending_rows(self) -> None:
         """After a write error: append the rows whose frames can still be made durable."""
-        if not self._pending_rows or self._rows_fh is None:
+        if not self._pending_rows or self._closed:
             return
         try:
             self._sync_streams()
-            self._rows_fh.write("".join(self._pending_rows))
+            self._open_rows().write("".join(self._pending_rows))
             self._rows_fh.flush()
             if self.fsync:
                 os.fsync(self._rows_fh.fileno())
@@ -262,7 +285,7 @@ class DriveLogWriter:
         what = "disk full" if getattr(exc, "errno", None) == 28 else f"write error ({exc})"
         where = f" at frame i={i}" if i is not None else ""
         self.error = f"{what}{where}"
-        log.warning("%s: drive log stopped: %s%s; the drive goes on, and the %d frame(s) flushed before "
+        log.log(logging.INFO if what == "disk full" else logging.WARNING, "%s: drive log stopped: %s%s; the drive goes on, and the %d frame(s) flushed before "
                     "stay readable (the run is marked incomplete)", self.path, what, where, self.frames_flushed)
 
 
@@ -288,14 +311,29 @@ def update_meta(run_dir: str | Path, fields: Mapping[str, Any], fsync: bool = Tr
 def _replace_meta(run_dir: Path, data: Mapping[str, Any], fsync: bool) -> None:
     text = json.dumps(data, indent=1, default=str)
     tmp = run_dir / f".{META_FILE}.tmp"
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(text)
-        fh.flush()
-        if fsync:
-            os.fsync(fh.fileno())
-    os.replace(tmp, run_dir / META_FILE)
+    try:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            if fsync:
+                os.fsync(fh.fileno())
+        os.replace(tmp, run_dir / META_FILE)
+    except BaseException:  # a full disk: the last whole meta.json stays, no 0-byte temporary is left
+        try:
+            tmp.unlink()
+        except OSError:
+            pass
+        raise
     if fsync:
         _fsync_dir(run_dir)
+
+
+def _remove_if_empty(path: Path) -> None:
+    try:
+        if path.stat().st_size == 0:
+            path.unlink()
+    except OSError:
+        pass
 
 
 def _check_rgb(image: np.ndarray) -> np.ndarray:
