@@ -23,7 +23,7 @@ from carla_agent.control.pure_pursuit import PurePursuitParams, pure_pursuit_ste
 from carla_agent.sim.observation import (CollisionEvent, GroundTruth, LaneInvasionEvent, Observation, Pose)
 from carla_agent.sim.embedded.road import Road
 from carla_agent.sim.embedded.road_build import build_road
-from carla_agent.sim.scenario import MIN_ROUTE_M
+from carla_agent.sim.scenario import MAX_ROAD_M, MIN_ROUTE_M
 from carla_agent.sim.simulator import Simulator
 
 log = logging.getLogger(__name__)
@@ -82,6 +82,9 @@ class EmbeddedSimulator(Simulator):
         self.lane_id = -scenario.ego.lane
         self.lane_t = road.lane_center_t(self.lane_id)
         self.lane_width = road.lane(self.lane_id).width_m
+        if road.length_m > MAX_ROAD_M:  # an OpenDRIVE road; segment roads are checked when loaded
+            raise ScenarioError(f"{scenario.source}: field 'road.xodr': the road is {road.length_m:.0f} m long; "
+                                f"at most {MAX_ROAD_M:.0f} m")
         last_start = road.length_m - 2 * END_MARGIN_M - MIN_ROUTE_M
         if scenario.ego.start_s_m > last_start:
             # Clamping would score a few metres' drive as a whole route.
