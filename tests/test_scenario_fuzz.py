@@ -280,3 +280,21 @@ def test_accepted_mutations_never_score_more_route_than_they_drove(tmp_path):
         assert route_m >= 20.0, sc.source
         assert m.route_completion_pct <= 100.0 * m.distance_m / route_m + 1e-6, (sc.source, m)
         assert m.elapsed_s <= 2.0 + sc.dt_s
+
+
+@pytest.mark.parametrize("length", ["nan", "inf", "1e9", "0"])
+def test_an_opendrive_road_with_a_bad_length_is_one_line(tmp_path, length):
+    from carla_agent.sim.embedded.road_build import build_road
+    from carla_agent.sim.embedded.xodr import write_xodr
+    good = write_xodr(build_road(load_scenario("straight_clear").road))
+    head, sep, tail = good.partition('<geometry ')
+    geometry, rest = tail.split(">", 1)
+    geometry = __import__("re").sub(r'length="[^"]*"', f'length="{length}"', geometry)
+    xodr = tmp_path / "road.xodr"
+    xodr.write_text(head + sep + geometry + ">" + rest)
+    path = _write(tmp_path, "road: {xodr: road.xodr}\n")
+    sc = load_scenario_file(path)
+    with make_simulator("embedded") as sim:
+        with pytest.raises(ScenarioError) as err:
+            sim.reset(sc)
+    assert "\n" not in str(err.value) and str(xodr) in str(err.value) and "length" in str(err.value)
