@@ -5,11 +5,15 @@ Each dataclass field may carry ``metadata={"help": ..., "min": ..., "max": ...,
 and the dotted field, e.g.::
 
     scenarios/fog.yaml: field 'road.lanes.width_m': expected a number >= 2.0, got 'wide'
+
+Numbers must be finite: NaN and infinities are refused for every numeric field,
+whatever its range.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
@@ -66,14 +70,14 @@ def _convert(tp, value: Any, source: str, path: str, meta) -> Any:
     if origin is Literal:
         choices = get_args(tp)
         if value not in choices:
-            raise ScenarioError(f"{where}: {value!r} is not one of {', '.join(map(str, choices))}")
+            raise ScenarioError(f"{where}: {_show(value)} is not one of {', '.join(map(str, choices))}")
         return value
     if origin in (tuple, typing.Tuple):
         args = get_args(tp)
         if not isinstance(value, (list, tuple)):
             value = [value] if (args and args[-1] is Ellipsis) else value
         if not isinstance(value, (list, tuple)):
-            raise ScenarioError(f"{where}: expected a list, got {value!r}")
+            raise ScenarioError(f"{where}: expected a list, got {_show(value)}")
         if args and args[-1] is Ellipsis:
             return tuple(_convert(args[0], v, source, f"{path}[{i}]", meta) for i, v in enumerate(value))
         if len(value) != len(args):
@@ -83,30 +87,43 @@ def _convert(tp, value: Any, source: str, path: str, meta) -> Any:
         return build(tp, value, source, path)
     if tp is bool:
         if not isinstance(value, bool):
-            raise ScenarioError(f"{where}: expected true or false, got {value!r}")
+            raise ScenarioError(f"{where}: expected true or false, got {_show(value)}")
         return value
     if tp in (int, float):
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ScenarioError(f"{where}: expected a number{_range(meta)}, got {value!r}")
-        if tp is int and float(value) != int(value):
-            raise ScenarioError(f"{where}: expected a whole number{_range(meta)}, got {value!r}")
+            raise ScenarioError(f"{where}: expected a number{_range(meta)}, got {_show(value)}")
+        try:
+            number = float(value)
+        except OverflowError:  # an int with hundreds of digits
+            number = math.inf
+        # NaN compares false with every bound, so it must be refused before the range check.
+        if not math.isfinite(number):
+            raise ScenarioError(f"{where}: {_show(value)} is not a finite number; expected a number{_range(meta)}")
+        if tp is int and number != int(value):
+            raise ScenarioError(f"{where}: expected a whole number{_range(meta)}, got {_show(value)}")
         value = tp(value)
         lo, hi = meta.get("min"), meta.get("max")
         if (lo is not None and value < lo) or (hi is not None and value > hi):
-            raise ScenarioError(f"{where}: {value} is out of range; expected a number{_range(meta)}")
+            raise ScenarioError(f"{where}: {_show(value)} is out of range; expected a number{_range(meta)}")
         return value
     if tp is str:
         if not isinstance(value, str):
-            raise ScenarioError(f"{where}: expected text, got {value!r}")
+            raise ScenarioError(f"{where}: expected text, got {_show(value)}")
         choices = meta.get("choices")
         if choices and value not in choices:
-            raise ScenarioError(f"{where}: {value!r} is not one of {', '.join(choices)}")
+            raise ScenarioError(f"{where}: {_show(value)} is not one of {', '.join(choices)}")
         return value
     if tp is dict or get_origin(tp) is dict:
         if not isinstance(value, dict):
-            raise ScenarioError(f"{where}: expected a mapping, got {value!r}")
+            raise ScenarioError(f"{where}: expected a mapping, got {_show(value)}")
         return dict(value)
     raise TypeError(f"schema: unsupported type {tp} at {path}")
+
+
+def _show(value: Any, limit: int = 60) -> str:
+    """``repr(value)`` cut to ``limit`` characters, so one bad value keeps the error to one short line."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def _range(meta) -> str:

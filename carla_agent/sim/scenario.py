@@ -5,14 +5,34 @@ what stands beside it, the traffic, the weather, the camera, the ego's lane and
 speed, and how long to drive. See ``scenarios/straight_clear.yaml`` for a
 commented example. Every field has units in its name.
 
-Errors name the file, the dotted field and what is expected, for example::
+Errors name the file, the dotted field, the value and what is expected, for example::
 
     scenarios/bad.yaml: field 'ego.target_speed_kmh': expected a number in [1, 200], got 'fast'
+
+Every number must be finite (NaN and infinities are refused) and in its range.
+Limits that bound a drive's work and memory, checked before anything runs:
+
+* the road (segments) is at most ``MAX_ROAD_M`` (20 km) long, with at most
+  ``MAX_SEGMENTS`` (200) segments;
+* roadside objects and parked/oncoming vehicles are at least ``MIN_EVERY_M``
+  (2 m) apart, and at most ``MAX_OBJECTS`` (5,000) of them in all;
+* ``ego.start_s_m`` leaves at least ``MIN_ROUTE_M`` (20 m) of road to drive
+  (a start past the end is an error, not a 100 % route);
+* ``duration_s`` is in [1, 3600] s, ``dt_s`` in [0.005, 0.1] s;
+* the camera is at most ``MAX_CAMERA_PIXELS`` (1920 x 1080) pixels (a 4K camera
+  takes 1.4 GB of render buffers);
+* the file is UTF-8 text of at most ``MAX_FILE_BYTES`` (1 MB).
+
+The largest scenario these limits allow sets up in about 1 s and 0.5 GB.
+
+YAML numbers in exponent form without a dot (``1e12``, ``5e1``) are read as
+numbers, not as text (PyYAML's YAML 1.1 resolver needs the dot).
 """
 
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal, Optional, Tuple
@@ -24,6 +44,17 @@ from carla_agent.resources import scenario_dir
 from carla_agent.registry import Registry
 from carla_agent.schema import build, field
 
+
+MAX_ROAD_M = 20000.0
+MAX_SEGMENTS = 200
+MIN_EVERY_M = 2.0
+MAX_OBJECTS = 5000
+MIN_ROUTE_M = 20.0
+#: The embedded simulator stops this far before the road's end (its END_MARGIN_M).
+END_MARGIN_M = 8.0
+MAX_CAMERA_PIXELS = 1920 * 1080
+MAX_FILE_BYTES = 1_000_000
+MAX_OFFSET_M = 200.0
 
 MarkStyle = Literal["solid", "dashed", "double_yellow", "solid_yellow", "dashed_yellow", "double_solid", "none"]
 
@@ -151,7 +182,7 @@ class CameraSpec:
 @dataclass(frozen=True)
 class EgoSpec:
     lane: int = field(1, min=1, max=3, help="driving lane counted from the centre line")
-    start_s_m: float = field(5.0, min=0.0)
+    start_s_m: float = field(5.0, min=0.0, max=MAX_ROAD_M)
     target_speed_kmh: float = field(36.0, min=1.0, max=200.0)
     blueprint: str = "vehicle.lincoln.mkz_2020"
 
@@ -192,12 +223,13 @@ def _parse_segment(entry, source: str, path: str) -> dict:
                 return {"kind": key, "length_m": value}
             if isinstance(value, dict):
                 return dict(value, kind=key)
-            raise ScenarioError(f"{source}: field '{path}': '{key}' takes a length in metres or a mapping, got {value!r}")
+            raise ScenarioError(f"{source}: field '{path}': '{key}' takes a length in metres or a mapping, "
+                               f"got {repr(value)[:60]}")
     if isinstance(entry, dict) and "kind" in entry:
         return entry
     raise ScenarioError(
         f"{source}: field '{path}': expected one of line/arc/curve/s_curve/hairpin, e.g. '- line: 80' "
-        f"or '- curve: {{radius_m: 60, angle_deg: 90, turn: left}}', got {entry!r}")
+        f"or '- curve: {{radius_m: 60, angle_deg: 90, turn: left}}', got {repr(entry)[:60]}")
 
 
 def _check(sc: Scenario) -> Scenario:
@@ -223,15 +255,61 @@ def _check(sc: Scenario) -> Scenario:
             if swept > total:
                 raise ScenarioError(f"{where}: transition_m {seg.transition_m} is too long for a "
                                     f"{total:g}-degree curve of radius {seg.radius_m} m; shorten it")
+    _check_limits(sc)
     if sc.ego.lane > road.lanes.driving:
         raise ScenarioError(f"{src}: field 'ego.lane': lane {sc.ego.lane} does not exist; the road has "
                             f"{road.lanes.driving} driving lane(s)")
-    lo, hi = sc.roadside.trees.offset_m
     for name in ("trees", "poles", "buildings", "signs"):
         lo, hi = getattr(sc.roadside, name).offset_m
-        if not (0 <= lo <= hi):
-            raise ScenarioError(f"{src}: field 'roadside.{name}.offset_m': expected [min, max] with 0 <= min <= max, got [{lo}, {hi}]")
+        if not (0 <= lo <= hi <= MAX_OFFSET_M):
+            raise ScenarioError(f"{src}: field 'roadside.{name}.offset_m': expected [min, max] with "
+                                f"0 <= min <= max <= {MAX_OFFSET_M:g}, got [{lo}, {hi}]")
     return sc
+
+
+def segment_length_m(seg: SegmentSpec) -> float:
+    """[m] The length of one segment along the reference line (as the embedded road builds it)."""
+    if seg.kind == "line":
+        return seg.length_m
+    if seg.kind == "arc":
+        return seg.length_m if seg.length_m > 0 else math.radians(seg.angle_deg) * seg.radius_m
+    angle = 180.0 if seg.kind == "hairpin" else seg.angle_deg
+    one = max(math.radians(angle) * seg.radius_m - seg.transition_m, 0.0) + 2 * seg.transition_m
+    return 2 * one if seg.kind == "s_curve" else one
+
+
+def _check_limits(sc: Scenario) -> None:
+    """The limits in the module docstring: each bounds the work or memory of one drive."""
+    src, road = sc.source, sc.road
+    if len(road.segments) > MAX_SEGMENTS:
+        raise ScenarioError(f"{src}: field 'road.segments': {len(road.segments)} segments; at most {MAX_SEGMENTS}")
+    cam = sc.camera
+    if cam.image_size_x * cam.image_size_y > MAX_CAMERA_PIXELS:
+        raise ScenarioError(f"{src}: field 'camera.image_size_x': {cam.image_size_x} x {cam.image_size_y} is "
+                            f"{cam.image_size_x * cam.image_size_y} pixels; at most {MAX_CAMERA_PIXELS} (1920 x 1080)")
+    spacing = [(f"roadside.{n}", getattr(sc.roadside, n)) for n in ("trees", "poles", "buildings", "signs")]
+    spacing += [("traffic.parked", sc.traffic.parked), ("traffic.oncoming", sc.traffic.oncoming)]
+    for name, spec in spacing:
+        if 0 < spec.every_m < MIN_EVERY_M:
+            raise ScenarioError(f"{src}: field '{name}.every_m': {spec.every_m} m; expected 0 (none) "
+                                f"or a spacing in [{MIN_EVERY_M:g}, 10000] m")
+    if not road.segments:
+        return  # an OpenDRIVE road: the simulator checks its length when it reads it
+    length = sum(segment_length_m(seg) for seg in road.segments)
+    if length > MAX_ROAD_M:
+        raise ScenarioError(f"{src}: field 'road.segments': the road is {length:.0f} m long; at most "
+                            f"{MAX_ROAD_M:.0f} m")
+    # Oncoming vehicles come on one side; the rest on ``side``.
+    objects = sum(length / spec.every_m * (2 if getattr(spec, "side", "") == "both" and name != "traffic.oncoming"
+                                           else 1)
+                  for name, spec in spacing if spec.every_m > 0)
+    if objects > MAX_OBJECTS:
+        raise ScenarioError(f"{src}: field 'roadside': about {objects:.0f} roadside objects and vehicles on a "
+                            f"{length:.0f} m road; at most {MAX_OBJECTS}; raise the every_m values")
+    last_start = length - 2 * END_MARGIN_M - MIN_ROUTE_M
+    if sc.ego.start_s_m > last_start:
+        raise ScenarioError(f"{src}: field 'ego.start_s_m': {sc.ego.start_s_m} m leaves less than {MIN_ROUTE_M:g} m "
+                            f"to drive on a {length:.0f} m road; expected a number in [0, {max(last_start, 0.0):.0f}]")
 
 
 def parse_scenario(data, source: str, base_dir: Path | None = None) -> Scenario:
@@ -259,13 +337,43 @@ def parse_scenario(data, source: str, base_dir: Path | None = None) -> Scenario:
     return _check(sc)
 
 
+class _ScenarioLoader(yaml.SafeLoader):
+    """PyYAML's safe loader that also reads ``1e12`` and ``5e1`` as numbers (YAML 1.2 floats)."""
+
+
+_ScenarioLoader.yaml_implicit_resolvers = {k: list(v) for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+_ScenarioLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+                  |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+                  |\.[0-9][0-9_]*(?:[eE][-+]?[0-9]+)?
+                  |[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+\.[0-9_]*
+                  |[-+]?\.(?:inf|Inf|INF)
+                  |\.(?:nan|NaN|NAN))$""", re.X),
+    list("-+0123456789."))
+
+
 def load_scenario_file(path: str | Path) -> Scenario:
     """Read and validate one YAML scenario file."""
     path = Path(path)
     if not path.exists():
         raise ScenarioError(f"{path}: no such scenario file")
+    if not path.is_file():
+        raise ScenarioError(f"{path}: is a folder, not a scenario file; give a .yaml file")
     try:
-        data = yaml.safe_load(path.read_text())
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ScenarioError(f"{path}: cannot read the scenario file: {exc.strerror or exc}") from None
+    if len(raw) > MAX_FILE_BYTES:
+        raise ScenarioError(f"{path}: {len(raw)} bytes; a scenario file is at most {MAX_FILE_BYTES} bytes")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ScenarioError(f"{path}: not UTF-8 text (byte {exc.start}); save the file as UTF-8") from None
+    try:
+        data = yaml.load(text, Loader=_ScenarioLoader)  # a SafeLoader: no Python objects
+    except RecursionError:
+        raise ScenarioError(f"{path}: not valid YAML: nested too deeply") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

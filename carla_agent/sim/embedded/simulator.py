@@ -18,11 +18,12 @@ from carla_agent.sim.embedded.collision import boxes_overlap
 from carla_agent.sim.embedded.traffic import TrafficVehicle, spawn_traffic
 from carla_agent.sim.embedded.vehicle import VehicleParams, VehicleState, step_vehicle, stopped
 from carla_agent.sim.embedded.world import StaticObject, place_static
-from carla_agent.errors import BackendError
+from carla_agent.errors import BackendError, ScenarioError
 from carla_agent.control.pure_pursuit import PurePursuitParams, pure_pursuit_steer
 from carla_agent.sim.observation import (CollisionEvent, GroundTruth, LaneInvasionEvent, Observation, Pose)
 from carla_agent.sim.embedded.road import Road
 from carla_agent.sim.embedded.road_build import build_road
+from carla_agent.sim.scenario import MAX_ROAD_M, MIN_ROUTE_M
 from carla_agent.sim.simulator import Simulator
 
 log = logging.getLogger(__name__)
@@ -81,7 +82,16 @@ class EmbeddedSimulator(Simulator):
         self.lane_id = -scenario.ego.lane
         self.lane_t = road.lane_center_t(self.lane_id)
         self.lane_width = road.lane(self.lane_id).width_m
-        self.start_s = min(scenario.ego.start_s_m, max(0.0, road.length_m - 2 * END_MARGIN_M))
+        if road.length_m > MAX_ROAD_M:  # an OpenDRIVE road; segment roads are checked when loaded
+            raise ScenarioError(f"{scenario.source}: field 'road.xodr': the road is {road.length_m:.0f} m long; "
+                                f"at most {MAX_ROAD_M:.0f} m")
+        last_start = road.length_m - 2 * END_MARGIN_M - MIN_ROUTE_M
+        if scenario.ego.start_s_m > last_start:
+            # Clamping would score a few metres' drive as a whole route.
+            raise ScenarioError(f"{scenario.source}: field 'ego.start_s_m': {scenario.ego.start_s_m} m leaves less "
+                                f"than {MIN_ROUTE_M:g} m to drive on this {road.length_m:.0f} m road; expected a "
+                                f"number in [0, {max(last_start, 0.0):.0f}]")
+        self.start_s = scenario.ego.start_s_m
         self.statics: List[StaticObject] = place_static(road, scenario.roadside, rng)
         self._static_order = np.argsort([o.s_m for o in self.statics], kind="stable")
         self._static_s = np.array([self.statics[i].s_m for i in self._static_order])

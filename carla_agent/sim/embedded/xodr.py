@@ -9,12 +9,14 @@ trip, and a user can hand the simulator a single-road ``.xodr`` of their own.
 
 from __future__ import annotations
 
+import math
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import List
 
 from carla_agent.errors import ScenarioError
 from carla_agent.sim.embedded.road import Geometry, Lane, Road, RoadMark
+from carla_agent.sim.scenario import MAX_ROAD_M
 
 
 def _f(value: float) -> str:
@@ -89,9 +91,12 @@ def _num(el: ET.Element, key: str, source: str, default: float | None = None) ->
             return default
         raise ScenarioError(f"{source}: <{el.tag}> lacks attribute '{key}'")
     try:
-        return float(raw)
+        value = float(raw)
     except ValueError:
         raise ScenarioError(f"{source}: <{el.tag} {key}={raw!r}> is not a number") from None
+    if not math.isfinite(value):
+        raise ScenarioError(f"{source}: <{el.tag} {key}={raw!r}> is not a finite number")
+    return value
 
 
 def _read_mark(lane_el: ET.Element, source: str) -> RoadMark:
@@ -135,6 +140,11 @@ def read_xodr(path: str | Path, speed_limit_mps: float = 13.9) -> Road:
                                 "(paramPoly3 and poly3 are not supported)")
     if not geoms:
         raise ScenarioError(f"{source}: the road has no <planView><geometry>")
+    total_m = sum(g.length_m for g in geoms)
+    # Checked before the road is sampled every 10 cm: a huge length would take GBs.
+    if any(g.length_m <= 0 for g in geoms) or total_m > MAX_ROAD_M:
+        raise ScenarioError(f"{source}: <geometry length=...>: the road is {total_m:.0f} m long; expected "
+                            f"lengths > 0 adding up to at most {MAX_ROAD_M:.0f} m")
     section = road_el.find("lanes/laneSection")
     if section is None:
         raise ScenarioError(f"{source}: the road has no <lanes><laneSection>")
