@@ -102,3 +102,13 @@ def test_choices_come_from_the_registries():
         assert parser.parse_args(["drive", "--backend", name]).backend == name
     for name in TARGETS.names():
         assert parser.parse_args(["replay", "run", "--target", name]).target == name
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "0", "-5", "soon"])
+def test_duration_must_be_a_finite_positive_number(value):
+    from carla_agent.cli import build_parser
+
+    for command in (["drive"], ["record", "--scenarios", "gentle_curves"], ["collect", "--out", "x"]):
+        with pytest.raises(SystemExit):
+            build_parser().parse_args([*command, "--duration", value])
+    assert build_parser().parse_args(["drive", "--duration", "2.5"]).duration == 2.5

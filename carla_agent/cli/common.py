@@ -68,6 +68,17 @@ def refuse_existing_folder(path: str, force: bool, what: str = "folder") -> None
                               f"or pass --force to overwrite it")
 
 
+def duration_s(text: str) -> float:
+    """``--duration``: a finite number of simulated seconds in (0, 86400]."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not (0.0 < value <= 86400.0):  # also false for NaN
+        raise argparse.ArgumentTypeError(f"--duration expects simulated seconds in (0, 86400], got {text!r}")
+    return value
+
+
 def comma_list(text: str) -> list:
     return [item for item in text.split(",") if item]
 

@@ -7,7 +7,7 @@ import argparse
 import json
 
 from carla_agent.cli.common import (add_backend_args, add_model, add_saliency_args, add_tf_threads, add_verbose,
-                                    load_model, out, resolution, speed_factor, window_resolution)
+                                    duration_s, load_model, out, resolution, speed_factor, window_resolution)
 
 
 def add_parsers(sub) -> None:
@@ -19,7 +19,7 @@ def add_parsers(sub) -> None:
                    help=f"scenario name or YAML file (default {DEFAULT_SCENARIO})")
     add_model(p)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--duration", type=float, default=None,
+    p.add_argument("--duration", type=duration_s, default=None,
                    help="time limit in simulated seconds (default: the scenario's)")
     p.add_argument("--headless", action="store_true", help="no window")
     p.add_argument("--camera-res", type=resolution, default=None, metavar="WxH",

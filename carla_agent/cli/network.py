@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 from carla_agent.cli.common import (add_backend_args, add_model, add_quiet, add_saliency_args, add_verbose,
-                                    backend_options, comma_list, load_model, out,
+                                    backend_options, comma_list, duration_s, load_model, out,
                                     refuse_existing_folder)
 
 
@@ -19,7 +19,7 @@ def add_parsers(sub) -> None:
                    help="overwrite --out when it exists and is not empty (its dataset shards are replaced)")
     p.add_argument("--episodes", type=int, default=2, help="episodes per scenario")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--duration", type=float, default=None, help="per-episode limit in seconds")
+    p.add_argument("--duration", type=duration_s, default=None, help="per-episode limit in seconds")
     p.add_argument("--weathers", default="", help="comma-separated weather presets to cycle through")
     p.add_argument("--driver-model", default=None,
                    help="DAgger: let this model drive (the expert still labels every frame)")

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from carla_agent.cli.common import (add_backend_args, add_model, add_quiet, add_target, add_tf_threads,
-                                    add_verbose, backend_options, comma_list, out)
+                                    add_verbose, backend_options, comma_list, duration_s, out)
 
 
 def add_parsers(sub) -> None:
@@ -12,7 +12,7 @@ def add_parsers(sub) -> None:
     add_verbose(p)
     p.add_argument("--scenarios", required=True, help="comma-separated scenario names or files")
     p.add_argument("--methods", default="visual_backprop", help="comma-separated saliency methods for the videos")
-    p.add_argument("--duration", type=float, default=None, help="time limit per drive in seconds")
+    p.add_argument("--duration", type=duration_s, default=None, help="time limit per drive in seconds")
     p.add_argument("--out", default="runs", help="parent folder of the runs (default runs/)")
     add_model(p)
     p.add_argument("--seed", type=int, default=0)
