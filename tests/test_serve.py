@@ -7,11 +7,9 @@ on an RPC, so a server thread in the same process would starve.
 import importlib.metadata
 import os
 import queue
-import re
 import socket
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -19,6 +17,7 @@ import msgpack
 import pytest
 
 carla = pytest.importorskip("carla")
+from served_world import start_server as _start_server, stop_server as _stop_server
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -26,35 +25,6 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_wheel_is_pinned():
     # The wire layouts in carla_agent/server are those of this exact wheel.
     assert importlib.metadata.version("carla") == "0.9.16"
-
-
-def _start_server(scenario="gentle_curves"):
-    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    proc = subprocess.Popen([sys.executable, "-u", "-m", "carla_agent.server", "--scenario", scenario,
-                             "--port", "0"], cwd=str(ROOT), env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
-    deadline = time.time() + 30
-    line = ""
-    while time.time() < deadline:
-        line = proc.stdout.readline()
-        m = re.search(r"on 127\.0\.0\.1:(\d+)", line)
-        if m:
-            # Keep draining its output: a full pipe would block the server mid-tick.
-            threading.Thread(target=proc.stdout.read, daemon=True).start()
-            return proc, int(m.group(1))
-        if not line and proc.poll() is not None:
-            break
-    proc.kill()
-    raise RuntimeError(f"server did not start: {line!r}")
-
-
-def _stop_server(proc) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=5)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout=5)
 
 
 @pytest.fixture(scope="module")

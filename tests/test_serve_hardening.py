@@ -12,13 +12,11 @@ import math
 import os
 import queue
 import random
-import re
 import socket
 import statistics
 import struct
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -26,36 +24,10 @@ import msgpack
 import pytest
 
 carla = pytest.importorskip("carla")
+from served_world import start_server as _start_server, stop_server as _stop_server
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-
-
-def _start_server(host="127.0.0.1"):
-    proc = subprocess.Popen([sys.executable, "-u", "-m", "carla_agent.server", "--scenario", "gentle_curves",
-                             "--port", "0", "--host", host], cwd=str(ROOT), env=ENV, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
-    deadline = time.time() + 30
-    line = ""
-    while time.time() < deadline:
-        line = proc.stdout.readline()
-        m = re.search(r" on [\d.]+:(\d+)", line)
-        if m:
-            threading.Thread(target=proc.stdout.read, daemon=True).start()  # a full pipe would block it
-            return proc, int(m.group(1))
-        if not line and proc.poll() is not None:
-            break
-    proc.kill()
-    raise RuntimeError(f"server did not start: {line!r}")
-
-
-def _stop_server(proc) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=5)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout=5)
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,44 @@
+"""Starting and stopping ``python -m carla_agent.server`` in a subprocess, for the serve tests."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def start_server(scenario: str = "gentle_curves", host: str = "127.0.0.1", env: dict | None = None):
+    """``(process, rpc_port)`` once the server prints that it is listening (port 0: any free one)."""
+    env = dict(env or os.environ)
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    proc = subprocess.Popen([sys.executable, "-u", "-m", "carla_agent.server", "--scenario", scenario,
+                             "--port", "0", "--host", host], cwd=str(ROOT), env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + 30
+    line = ""
+    while time.time() < deadline:
+        line = proc.stdout.readline()
+        m = re.search(r" on [\d.]+:(\d+)", line)
+        if m:
+            # Keep draining its output: a full pipe would block the server mid-tick.
+            threading.Thread(target=proc.stdout.read, daemon=True).start()
+            return proc, int(m.group(1))
+        if not line and proc.poll() is not None:
+            break
+    proc.kill()
+    raise RuntimeError(f"server did not start: {line!r}")
+
+
+def stop_server(proc) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=5)
