@@ -120,3 +120,11 @@ def test_train_errors(tmp_path):
     write_band_dataset(small, frames=5, episodes=1)
     with pytest.raises(DatasetError, match="only 5 frames"):
         train(small, tmp_path / "m.keras")
+
+
+@pytest.mark.parametrize("meta", ['[1, 2]', '{"frames": 3}', '{"preprocessing": "crop"}'])
+def test_a_meta_json_without_preprocessing_is_one_line(tmp_path, meta):
+    from carla_agent.network.dataset import load_dataset
+    (tmp_path / "meta.json").write_text(meta)
+    with pytest.raises(DatasetError, match=r"meta\.json: field 'preprocessing'.*collect again"):
+        load_dataset(tmp_path)

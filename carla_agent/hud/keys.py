@@ -139,15 +139,6 @@ def pause_loop(hud: Any, record: Any) -> None:
         time.sleep(0.02)
 
 
-def wait_any_key() -> None:
-    """Block until a key is pressed or the window is closed."""
-    while True:
-        for event in pygame.event.get():
-            if event.type in (pygame.QUIT, pygame.KEYDOWN):
-                return
-        time.sleep(0.05)
-
-
 def handle_action(hud: Any, action: str) -> None:
     """Do what a key does to ``hud``: an action of :data:`~carla_agent.hud.controls.ACTIONS` or ``method:<1-9>``.
 

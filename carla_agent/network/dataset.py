@@ -136,6 +136,9 @@ def load_dataset(root: str | Path) -> Dataset:
         meta = json.loads(meta_path.read_text())
     except json.JSONDecodeError as exc:
         raise DatasetError(f"{meta_path}: corrupt JSON ({exc})") from None
+    if not isinstance(meta, dict) or not isinstance(meta.get("preprocessing"), dict):
+        raise DatasetError(f"{meta_path}: field 'preprocessing' is missing or not a mapping; "
+                           "this meta.json was not written by 'python -m carla_agent collect': collect again")
     shards = sorted(root.glob("shard_*.npz"))
     if not shards:
         raise DatasetError(f"{root}: no shard_*.npz files; run collect again")
