@@ -17,7 +17,8 @@ Knobs of :class:`FakeServer`: ``version``, ``maps`` / ``current_map``,
 after ``tick`` returns), ``late_frames`` (stale and out-of-order frames around
 each real one), ``drop_frames`` (camera frames never sent),
 ``stamp_frames`` (row 0 of each RGB frame holds ``frame % 251``),
-``occupied`` (spawn point indices taken), ``fail_on_tick(n, exc)``.
+``occupied`` (spawn point indices taken), ``fail_on_tick(n, exc)``, ``xodr`` (the map's
+OpenDRIVE instead of :data:`ROAD`'s; spawn points start beside x = 10 m, y = 1.75 m).
 """
 
 from __future__ import annotations
@@ -541,13 +542,15 @@ class FakeServer:
 
     def __init__(self, version: str = "0.9.16", maps=("Town01", "Town03", "Town04", "Town10HD_Opt"),
                  current_map: str = "Town10HD_Opt", delivery: str = "sync", late_frames: bool = False,
-                 drop_frames=(), stamp_frames: bool = False, occupied=()) -> None:
+                 drop_frames=(), stamp_frames: bool = False, occupied=(), xodr: Optional[str] = None) -> None:
         self._log = CallLog()
         self._version = version
         self._map_paths = [f"/Game/Carla/Maps/{m}" for m in maps]
         self._map_path = f"/Game/Carla/Maps/{current_map}"
-        road = build_road(parse_scenario({"road": ROAD}, "<double>").road, name="double")
-        self._map = carla.Map(current_map, write_xodr(road))
+        if xodr is None:
+            xodr = write_xodr(build_road(parse_scenario({"road": ROAD}, "<double>").road, name="double"))
+        self._xodr = xodr
+        self._map = carla.Map(current_map, xodr)
         self._spawn_points = self._make_spawn_points()
         self._settings = carla.WorldSettings()
         self._weather = carla.WeatherParameters(cloudiness=30.0, sun_altitude_angle=20.0)

@@ -1,5 +1,12 @@
 """The route the ego drives: lane-centre waypoints planned along ``waypoint.next``,
-and the projection of a position onto it."""
+and the projection of a position onto it.
+
+The route is the lane the ego is meant to be in, followed across lane sections and
+junctions by the map's own successor links. Ground truth (lateral offset, lane
+heading, lane width) is measured against it, never by looking a ``(road, lane)``
+id up again: lane ids renumber between lane sections (Town03) and a junction's
+connectors overlap, so an id names a different lane a metre further on.
+"""
 
 from __future__ import annotations
 
@@ -21,10 +28,21 @@ ROUTE_STEP_M = 1.0
 
 @dataclass(frozen=True)
 class RouteProjection:
+    """A position projected onto the route.
+
+    Attributes:
+        s_m: distance along the route, metres.
+        index: the route segment ``[index, index + 1]`` the point projects onto.
+        lateral_m: signed distance from the lane centre, metres, positive right (CARLA's right vector).
+        yaw_deg: the lane's heading there (the waypoints' own yaw, interpolated), degrees clockwise.
+        lane_width_m: the lane's width there, metres.
+    """
+
     s_m: float
     index: int
-    lateral_m: float  # positive right of the route
+    lateral_m: float
     yaw_deg: float
+    lane_width_m: float = 3.5
 
 
 class Route:
@@ -40,8 +58,10 @@ class Route:
         locs = [w.transform.location for w in self.waypoints]
         self.xy = np.array([(p.x, p.y) for p in locs], dtype=np.float64)
         self.z = np.array([p.z for p in locs], dtype=np.float64)
+        # (road_id, lane_id) per waypoint: for display; not unique across lane sections, so never looked up again.
         self.keys = [(w.road_id, w.lane_id) for w in self.waypoints]
         self.lane_width = np.array([w.lane_width for w in self.waypoints], dtype=np.float64)
+        self._yaw_rad = np.unwrap(np.radians([w.transform.rotation.yaw for w in self.waypoints]))
         seg = np.hypot(*np.diff(self.xy, axis=0).T)
         self.s = np.concatenate([[0.0], np.cumsum(seg)])
         self.length_m = float(self.s[-1])
@@ -84,8 +104,11 @@ class Route:
                 dist = math.hypot(ex - u * fx, ey - u * fy)
                 if best is None or dist < best[0]:
                     lateral = ex * -fy + ey * fx  # CARLA's right vector is (-sin yaw, cos yaw)
+                    f = u / length
+                    yaw = self._yaw_rad[j] + f * (self._yaw_rad[j + 1] - self._yaw_rad[j])
+                    width = self.lane_width[j] + f * (self.lane_width[j + 1] - self.lane_width[j])
                     best = (dist, RouteProjection(float(self.s[j] + u), j, float(lateral),
-                                                  math.degrees(math.atan2(fy, fx))))
+                                                  math.degrees(wrap_pi(float(yaw))), float(width)))
         return best[1]
 
     def point_at(self, s_m: float) -> Tuple[float, float, float, float]:

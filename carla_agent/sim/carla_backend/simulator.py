@@ -36,7 +36,7 @@ from carla_agent.sim.carla_backend.sensors import bgra_to_rgb, collision_kind, s
 from carla_agent.sim.carla_backend.session import Session
 from carla_agent.sim.carla_backend.spawn import spawn_ego, spawn_traffic
 from carla_agent.sim.carla_backend.spec import CarlaSpec, carla_spec
-from carla_agent.sim.carla_backend.truth import heading_error, lane_waypoint, off_road, signed_offset
+from carla_agent.sim.carla_backend.truth import heading_error, off_road
 from carla_agent.sim.carla_backend.weather import scenario_weather
 from carla_agent.sim.criteria import route_completion_pct
 from carla_agent.sim.observation import CollisionEvent, GroundTruth, LaneInvasionEvent, Observation, Pose
@@ -322,15 +322,8 @@ class CarlaSimulator(Simulator):
         proj = self.route.project(loc.x, loc.y, hint=self._route_index)
         self._route_index = proj.index
         self._route_s = proj.s_m
-        key = self.route.keys[proj.index]
-        wp = lane_waypoint(s.map, loc, key)
-        if wp is not None:
-            lateral = signed_offset(loc.x, loc.y, wp.transform)
-            lane_yaw = wp.transform.rotation.yaw
-            lane_width = float(wp.lane_width)
-        else:  # far from the route's lane: measure from the route itself
-            lateral, lane_yaw = proj.lateral_m, proj.yaw_deg
-            lane_width = float(self.route.lane_width[proj.index])
+        # Measured against the route, the lane driven (see route.py): never by its (road, lane) id.
+        lateral, lane_yaw, lane_width = proj.lateral_m, proj.yaw_deg, proj.lane_width_m
         route_ahead = self.route.ahead(loc.x, loc.y, rot.yaw, proj.s_m, self._ahead_m)
         if self._autopilot:
             expert = float(np.clip(ego.get_control().steer, -1.0, 1.0))
@@ -357,8 +350,7 @@ class CarlaSimulator(Simulator):
                 carla.Location(x=loc.x - SPECTATOR_BACK_M * fwd.x, y=loc.y - SPECTATOR_BACK_M * fwd.y,
                                z=loc.z + SPECTATOR_UP_M),
                 carla.Rotation(pitch=SPECTATOR_PITCH_DEG, yaw=rot.yaw)))
-        self.info = CarlaInfo(carla_frame=frame, off_road=off_road(s.map, loc), on_route_lane=wp is not None
-                              and (wp.road_id, wp.lane_id) == key and abs(lateral) <= 0.5 * lane_width,
+        self.info = CarlaInfo(carla_frame=frame, off_road=off_road(s.map, loc), on_route_lane=abs(lateral) <= 0.5 * lane_width,
                               route_completion_pct=route_completion_pct(proj.s_m, self.route_length_m),
                               recorder_file=self.recorder_file)
         return Observation(

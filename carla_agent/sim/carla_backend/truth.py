@@ -33,7 +33,10 @@ def lane_waypoint(carla_map, location, lane_key: Optional[Tuple[int, int]] = Non
     """The lane-centre waypoint beside ``location``: ``map.get_waypoint(loc, project_to_road=True,
     lane_type=Driving)``, moved sideways to the lane ``(road_id, lane_id)`` when given.
 
-    Returns None when that lane is not within four lanes of the nearest one.
+    Returns None when that lane is not within four lanes of the nearest one. A lane id
+    names one lane only within one lane section (roads renumber their lanes between
+    sections), so the backend's ground truth measures against its
+    :class:`~carla_agent.sim.carla_backend.route.Route` instead.
     """
     carla = import_carla()
     wp = carla_map.get_waypoint(location, project_to_road=True, lane_type=carla.LaneType.Driving)
