@@ -391,6 +391,9 @@ class FakeMap(Api):
     def get_waypoint(self, location, project_to_road: bool = True, lane_type=carla.LaneType.Driving):
         return self._server._map.get_waypoint(location, project_to_road, lane_type)
 
+    def to_opendrive(self) -> str:
+        return self._server._xodr
+
 
 class FakeTrafficManager(Api):
     _api = "TrafficManager"

@@ -4,7 +4,6 @@ networks (``xodr_roads``) read by the real wheel's client-side ``carla.Map``, dr
 
 from __future__ import annotations
 
-import math
 
 import numpy as np
 import pytest
@@ -83,6 +82,62 @@ def test_a_centred_car_gets_no_offset_across_lane_sections_and_junctions(junctio
         assert np.abs(offsets).max() < 0.5, (
             f"a centred car measured {offsets[worst]:.2f} m off its lane at x = {seen[worst].pose.x_m:.1f}")
         assert np.abs(headings).max() < 0.05
-        assert all(sim.info.on_route_lane for _ in [0])
+        assert sim.info.on_route_lane
         assert len(seen) > 400
     assert server.clean(), server.state()
+
+
+# -- defect 8: a highway route keeps to the highway; the target speed follows the map's limits ----------
+
+def test_a_straight_route_stays_on_the_highway_and_turns_off_only_when_asked():
+    m = carla.Map("highway", xodr_roads.highway_with_exit())
+    outer = m.get_waypoint(carla.Location(x=10.0, y=5.25))
+    assert outer.lane_id == -2
+    straight = {w.road_id for w in Route.plan(outer, 360.0, junctions="straight").waypoints}
+    assert 3 not in straight and 22 not in straight and 2 in straight, \
+        f"the straight route took the exit ramp: roads {sorted(straight)}"
+    right = {w.road_id for w in Route.plan(outer, 360.0, junctions="right").waypoints}
+    assert 3 in right, "junctions: right takes the ramp"
+
+
+def test_speed_limits_are_read_from_the_maps_roads():
+    from carla_agent.sim.carla_backend.truth import road_speed_limits, speed_limit_at
+
+    limits = road_speed_limits(xodr_roads.highway_with_exit())
+    assert speed_limit_at(limits, 1, 20.0) == pytest.approx(xodr_roads.HIGHWAY_KMH / 3.6)
+    assert speed_limit_at(limits, 3, 20.0) == pytest.approx(xodr_roads.RAMP_KMH / 3.6)
+    assert speed_limit_at(limits, 99, 0.0) is None
+    mixed = road_speed_limits('<OpenDRIVE><road id="5" length="100"><type s="0" type="town"><speed max="30" unit="mph"/>'
+                              '</type><type s="50" type="motorway"><speed max="25"/></type></road>'
+                              '<road id="6" length="9"><type s="0" type="town"/></road></OpenDRIVE>')
+    assert speed_limit_at(mixed, 5, 10.0) == pytest.approx(30 * 0.44704)
+    assert speed_limit_at(mixed, 5, 60.0) == pytest.approx(25.0), "no unit: m/s, OpenDRIVE's default"
+    assert 6 not in mixed
+
+
+def test_the_expert_slows_to_the_ramps_limit_on_the_exit_it_was_routed_onto():
+    from carla_agent.drive.agent import ExpertAgent
+    from carla_agent.drive.runner import Runner, RunnerHook
+
+    class Watch(RunnerHook):
+        rows: list = []
+
+        def on_step(self, record):
+            Watch.rows.append((record.obs.truth.speed_limit_mps, record.obs.speed_mps, record.obs.pose.x_m))
+
+    server = FakeServer(xodr=xodr_roads.highway_with_exit())
+    # On the outer lane 60 m along the highway's left arc (radius 600 m; CARLA's y points south).
+    sc = scenario({"spawn_transform": {"x_m": 60.0, "y_m": 5.25 - 60.0 ** 2 / 1200, "yaw_deg": -5.73},
+                   "route_length_m": 230, "junctions": "right"}, ego={"target_speed_kmh": 80})
+    with make_double_simulator(server) as sim:
+        metrics = Runner(sim, ExpertAgent(80 / 3.6), sc, duration_s=25.0, hooks=[Watch()]).run()
+        assert 3 in {w.road_id for w in sim.route.waypoints}
+    limits = np.array([r[0] for r in Watch.rows])
+    speeds = np.array([r[1] for r in Watch.rows])
+    assert limits[0] == pytest.approx(90 / 3.6)
+    on_ramp = np.abs(limits - 40 / 3.6) < 1e-6
+    assert on_ramp.sum() > 40, "the route reached the ramp and the truth says 40 km/h there"
+    late = np.nonzero(on_ramp)[0][-20:]
+    assert speeds[late].max() < 40 / 3.6 * 1.1, f"still {speeds[late].max() * 3.6:.0f} km/h on a 40 km/h ramp"
+    assert speeds.max() > 60 / 3.6, "on the highway the expert drove at its target"
+    assert metrics.interventions == 0

@@ -2,7 +2,8 @@
 
 Both share the verb ``run_step(obs) -> Decision``, like CARLA's agents.
 Throttle comes from the model's throttle output when it has one, otherwise a
-PID holds the scenario's target speed (with a gap keeper behind a lead car).
+PID holds the scenario's target speed, capped at the road's speed limit (with a
+gap keeper behind a lead car).
 """
 
 from __future__ import annotations
@@ -67,7 +68,10 @@ class _Cruise:
         self.speed.reset()
 
     def pedals(self, obs: Observation) -> Tuple[float, float]:
-        return self.speed.run_step(self.target_speed_mps, obs.speed_mps, obs.dt_s,
+        """``(throttle, brake)`` holding the target speed, never above the road's speed limit
+        (an exit ramp's 40 km/h after an 80 km/h highway)."""
+        target = min(self.target_speed_mps, obs.truth.speed_limit_mps)
+        return self.speed.run_step(target, obs.speed_mps, obs.dt_s,
                                    obs.truth.lead_distance_m, obs.truth.lead_speed_mps)
 
 

@@ -18,7 +18,7 @@ from typing import Optional, Sequence, Tuple
 import numpy as np
 
 from carla_agent.errors import BackendError
-from carla_agent.sim.carla_backend.truth import wrap_pi
+from carla_agent.sim.carla_backend.truth import waypoint_lanes_same_way, wrap_pi
 
 log = logging.getLogger(__name__)
 
@@ -139,19 +139,57 @@ class Route:
         return pts.astype(np.float32)
 
 
+#: Options within this many degrees of the straightest one count as going straight on.
+STRAIGHT_SPREAD_DEG = 30.0
+#: How far an option is followed to judge it: through its junction, then this much further.
+JUDGE_AFTER_M = 20.0
+
+
+def _leave_junction(option, step_m: float = 2.0, limit_m: float = 150.0):
+    """The first waypoint after ``option``'s junction (following the first successor), or the last reached."""
+    wp, travelled = option, 0.0
+    while wp.is_junction and travelled < limit_m:
+        nxt = wp.next(step_m)
+        if not nxt:
+            break
+        wp, travelled = nxt[0], travelled + step_m
+    return wp
+
+
 def _choose(wp, options, junctions: str, rng: np.random.Generator):
+    """The branch a route takes where ``wp.next`` offers several.
+
+    ``left`` / ``right``: the sharpest turn that way; ``random``: any (seeded). ``straight``
+    stays on the road's class unless no option does: among the options within
+    :data:`STRAIGHT_SPREAD_DEG` of the straightest, it prefers one that stays on the same
+    road (a lane split inside a road), then one whose road after the junction has no fewer
+    lanes going its way (a highway goes on; its exit ramp has fewer), then the smallest
+    heading change, measured :data:`JUDGE_AFTER_M` past the junction (a ramp can leave a
+    curving highway straighter than the highway itself).
+    """
     if junctions == "random":
         return options[int(rng.integers(len(options)))]
     yaw0 = wp.transform.rotation.yaw
 
-    def turn(option) -> float:  # positive: turns right (CARLA's yaw is clockwise)
-        far = option.next(10.0)
+    def turn(option, after_m: float) -> float:  # positive: turns right (CARLA's yaw is clockwise)
+        far = option.next(after_m)
         yaw = (far[0] if far else option).transform.rotation.yaw
         return math.degrees(wrap_pi(math.radians(yaw - yaw0)))
 
-    turns = [turn(o) for o in options]
-    if junctions == "left":
-        return options[int(np.argmin(turns))]
-    if junctions == "right":
-        return options[int(np.argmax(turns))]
-    return options[int(np.argmin(np.abs(turns)))]
+    if junctions in ("left", "right"):
+        turns = [turn(o, 10.0) for o in options]
+        return options[int(np.argmin(turns) if junctions == "left" else np.argmax(turns))]
+    lanes_here = waypoint_lanes_same_way(wp)
+    judged = []
+    for k, option in enumerate(options):
+        out = _leave_junction(option)
+        far = out.next(JUDGE_AFTER_M)
+        end = far[0] if far else out
+        heading = abs(math.degrees(wrap_pi(math.radians(end.transform.rotation.yaw - yaw0))))
+        same_road = option.road_id == wp.road_id and not option.is_junction
+        fewer_lanes = waypoint_lanes_same_way(out) < lanes_here
+        judged.append((heading, not same_road, fewer_lanes, k))
+    straightest = min(h for h, _, _, _ in judged)
+    candidates = [j for j in judged if j[0] <= straightest + STRAIGHT_SPREAD_DEG]
+    best = min(candidates, key=lambda j: (j[1], j[2], j[0]))
+    return options[best[3]]

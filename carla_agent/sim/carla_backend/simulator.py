@@ -36,7 +36,7 @@ from carla_agent.sim.carla_backend.sensors import bgra_to_rgb, collision_kind, s
 from carla_agent.sim.carla_backend.session import Session
 from carla_agent.sim.carla_backend.spawn import spawn_ego, spawn_traffic
 from carla_agent.sim.carla_backend.spec import CarlaSpec, carla_spec
-from carla_agent.sim.carla_backend.truth import heading_error, off_road
+from carla_agent.sim.carla_backend.truth import heading_error, map_speed_limits, off_road, route_speed_limits
 from carla_agent.sim.carla_backend.weather import scenario_weather
 from carla_agent.sim.criteria import route_completion_pct
 from carla_agent.sim.observation import CollisionEvent, GroundTruth, LaneInvasionEvent, Observation, Pose
@@ -138,6 +138,7 @@ class CarlaSimulator(Simulator):
         self.recorder_file: Optional[str] = None
         self.recorder_files: List[str] = []
         self._session: Optional[Session] = None
+        self._map_limits: Dict[str, dict] = {}  # map name -> road_speed_limits, read once per map
         self._episode = 0
         self._closed = False
 
@@ -247,6 +248,9 @@ class CarlaSimulator(Simulator):
         if self.route_length_m <= 0:
             raise BackendError(f"the road from spawn point {spawn_index} is only {self.route.length_m:.0f} m long; "
                                "pick another carla.spawn_point")
+        if map_key(carla_map.name) not in self._map_limits:
+            self._map_limits[map_key(carla_map.name)] = map_speed_limits(carla_map)
+        self._route_limits = route_speed_limits(self._map_limits[map_key(carla_map.name)], self.route.waypoints)
         self._route_index = 0
         self._pp = _pursuit_params(ego)
         self._ego_half_length = float(ego.bounding_box.extent.x)
@@ -329,7 +333,10 @@ class CarlaSimulator(Simulator):
             expert = float(np.clip(ego.get_control().steer, -1.0, 1.0))
         else:
             expert = pure_pursuit_steer(route_ahead, speed, self._pp)
-        limit_kmh = float(ego.get_speed_limit() or 0.0)
+        limit_mps = float(self._route_limits[proj.index])
+        if not limit_mps > 0:  # the map gives none here: the last speed sign passed, else the scenario's
+            limit_kmh = float(ego.get_speed_limit() or 0.0)
+            limit_mps = limit_kmh / 3.6 if limit_kmh > 0 else scenario.road.speed_limit_kmh / 3.6
         lead_d, lead_v = self._lead(loc, proj, lane_width)
         truth = GroundTruth(
             lateral_offset_m=float(lateral),
@@ -338,7 +345,7 @@ class CarlaSimulator(Simulator):
             route_length_m=float(self.route_length_m),
             route_ahead=route_ahead,
             lane_width_m=lane_width,
-            speed_limit_mps=limit_kmh / 3.6 if limit_kmh > 0 else scenario.road.speed_limit_kmh / 3.6,
+            speed_limit_mps=limit_mps,
             lead_distance_m=lead_d,
             lead_speed_mps=lead_v,
             expert_steer=expert,
