@@ -205,6 +205,9 @@ class CarlaSimulator(Simulator):
         self._recover_pending = False
         self._contacts: set = set()
         self._autopilot = spec.expert == "autopilot" if self.autopilot_override is None else bool(self.autopilot_override)
+        # The Traffic Manager sets each tick's control from the state before it: get_control() after
+        # tick N is the expert's answer to frame N - 1.
+        self.expert_lag_ticks = 1 if self._autopilot else 0
         rng = np.random.default_rng(seed)
         world = self.client.get_world()
         s.capture(world)
