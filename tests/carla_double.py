@@ -17,7 +17,8 @@ Knobs of :class:`FakeServer`: ``version``, ``maps`` / ``current_map``,
 after ``tick`` returns), ``late_frames`` (stale and out-of-order frames around
 each real one), ``drop_frames`` (camera frames never sent),
 ``stamp_frames`` (row 0 of each RGB frame holds ``frame % 251``),
-``occupied`` (spawn point indices taken), ``fail_on_tick(n, exc)``, ``xodr`` (the map's
+``occupied`` (spawn point indices taken), ``fail_on_tick(n, exc)``, ``add_traffic_light``,
+``inject_static_hit`` (id 0, as CARLA gives the map's statics), ``xodr`` (the map's
 OpenDRIVE instead of :data:`ROAD`'s; spawn points start beside x = 10 m, y = 1.75 m).
 """
 
@@ -305,6 +306,28 @@ class FakeSensor(FakeActor):
 
 class FakeClientSideSensor(FakeSensor):
     _api = "ClientSideSensor"
+
+
+class FakeTrafficLight(FakeActor):
+    """A traffic light of the map (not spawned by anyone: never in :meth:`FakeServer.alive`).
+    Its one stop line is the lane-centre waypoint at ``stop``; tests set ``_state``."""
+
+    _api = "TrafficLight"
+
+    def __init__(self, server, actor_id: int, stop, state) -> None:
+        super().__init__(server, actor_id, "traffic.traffic_light", {}, carla.Transform(stop))
+        self._stop = stop
+        self._state = state
+
+    @property
+    def state(self):
+        return self._state
+
+    def get_state(self):
+        return self._state
+
+    def get_stop_waypoints(self) -> list:
+        return [self._server._map.get_waypoint(self._stop)]
 
 
 class FakeActorList(Api):
@@ -607,11 +630,23 @@ class FakeServer:
     def inject_lane_invasion(self, *markings: str) -> None:
         self._pending_invasions.append(markings or ("Broken",))
 
+    def add_traffic_light(self, x_m: float, y_m: float, state=carla.TrafficLightState.Red) -> FakeTrafficLight:
+        """A traffic light of the map whose stop line crosses the lane at ``(x_m, y_m)``."""
+        self._next_id += 1
+        light = FakeTrafficLight(self, self._next_id, carla.Location(x=x_m, y=y_m, z=0.0), state)
+        self._actors[light._id] = light
+        return light
+
+    def inject_static_hit(self, type_id: str = "static.pole", impulse_ns: float = 900.0) -> None:
+        """A hit of the map's static geometry: CARLA reports every such object with id 0."""
+        self._pending_collisions.append((type_id, impulse_ns, 0))
+
     def spawn_vehicle_at(self, transform, type_id: str = "vehicle.audi.tt") -> FakeVehicle:
         return self._spawn(FakeBlueprint(self, type_id, BLUEPRINTS[type_id]), transform, None)
 
     def alive(self) -> List[FakeActor]:
-        return [a for a in self._actors.values() if a._alive and a is not self._spectator]
+        return [a for a in self._actors.values()
+                if a._alive and a is not self._spectator and not isinstance(a, FakeTrafficLight)]
 
     def state(self) -> dict:
         """What a test checks after cleanup."""
@@ -776,8 +811,9 @@ class FakeServer:
                 else:
                     jobs.append((cb, make(frame)))
             elif kind == "sensor.other.collision":
-                for other_type, impulse in self._pending_collisions:
-                    other = FakeActor(self, 9000 + len(other_type), other_type, {}, carla.Transform())
+                for other_type, impulse, *static_id in self._pending_collisions:
+                    other_id = static_id[0] if static_id else 9000 + len(other_type)
+                    other = FakeActor(self, other_id, other_type, {}, carla.Transform())
                     jobs.append((cb, FakeCollisionEvent(self, frame, other, carla.Vector3D(impulse, 0.0, 0.0))))
                     jobs.append((cb, FakeCollisionEvent(self, frame, other, carla.Vector3D(impulse / 2, 0.0, 0.0))))
             elif kind == "sensor.other.lane_invasion":

@@ -36,7 +36,9 @@ from carla_agent.sim.carla_backend.sensors import bgra_to_rgb, collision_kind, s
 from carla_agent.sim.carla_backend.session import Session
 from carla_agent.sim.carla_backend.spawn import spawn_ego, spawn_traffic
 from carla_agent.sim.carla_backend.spec import CarlaSpec, carla_spec
-from carla_agent.sim.carla_backend.truth import heading_error, map_speed_limits, off_road, route_speed_limits
+from carla_agent.sim.carla_backend.lights import TrafficLights, stop_lines
+from carla_agent.sim.carla_backend.truth import (heading_error, map_speed_limits, off_road, outside_route_lanes,
+                                                 route_speed_limits)
 from carla_agent.sim.carla_backend.weather import scenario_weather
 from carla_agent.sim.criteria import route_completion_pct
 from carla_agent.sim.observation import CollisionEvent, GroundTruth, LaneInvasionEvent, Observation, Pose
@@ -254,6 +256,7 @@ class CarlaSimulator(Simulator):
         if map_key(carla_map.name) not in self._map_limits:
             self._map_limits[map_key(carla_map.name)] = map_speed_limits(carla_map)
         self._route_limits = route_speed_limits(self._map_limits[map_key(carla_map.name)], self.route.waypoints)
+        self._lights = TrafficLights(stop_lines(world, self.route))
         self._route_index = 0
         self._pp = _pursuit_params(ego)
         self._ego_half_length = float(ego.bounding_box.extent.x)
@@ -306,6 +309,7 @@ class CarlaSimulator(Simulator):
         v = self._speed
         ego.set_target_velocity(carla.Vector3D(x=v * math.cos(math.radians(yaw)), y=v * math.sin(math.radians(yaw)), z=0.0))
         self._contacts = set()
+        self._lights.reset_position()  # a teleport runs no red light
 
     def _observe(self) -> Observation:
         carla = self._carla
@@ -332,6 +336,9 @@ class CarlaSimulator(Simulator):
         # Measured against the route, the lane driven (see route.py): never by its (road, lane) id.
         lateral, lane_yaw, lane_width = proj.lateral_m, proj.yaw_deg, proj.lane_width_m
         route_ahead = self.route.ahead(loc.x, loc.y, rot.yaw, proj.s_m, self._ahead_m)
+        fwd = tf.get_forward_vector()
+        half = self._ego_half_length
+        infractions = self._lights.runs(loc.x - half * fwd.x, loc.y - half * fwd.y, rot.yaw, self._steps)
         if self._autopilot:
             expert = float(np.clip(ego.get_control().steer, -1.0, 1.0))
         else:
@@ -353,9 +360,10 @@ class CarlaSimulator(Simulator):
             lead_speed_mps=lead_v,
             expert_steer=expert,
             semantic=semantic,
+            red_light_distance_m=self._lights.red_ahead(proj.s_m, half),
+            outside_route_lanes=outside_route_lanes(s.map, loc, proj.yaw_deg),
         )
         if s.spectator is not None:
-            fwd = tf.get_forward_vector()
             s.spectator.set_transform(carla.Transform(
                 carla.Location(x=loc.x - SPECTATOR_BACK_M * fwd.x, y=loc.y - SPECTATOR_BACK_M * fwd.y,
                                z=loc.z + SPECTATOR_UP_M),
@@ -367,20 +375,22 @@ class CarlaSimulator(Simulator):
             frame=self._steps, sim_time_s=self._steps * scenario.dt_s, dt_s=scenario.dt_s, image=image,
             speed_mps=speed, pose=Pose(loc.x, loc.y, loc.z, rot.yaw, rot.pitch, rot.roll), truth=truth,
             collisions=tuple(collisions), lane_invasions=tuple(invasions), weather=self.weather_name,
-            done=bool(proj.s_m >= self.route_length_m))
+            done=bool(proj.s_m >= self.route_length_m), infractions=tuple(infractions))
 
     def _collisions(self, events) -> List[CollisionEvent]:
-        """One event per thing hit; a contact that goes on over consecutive ticks counts once."""
-        now: Dict[int, CollisionEvent] = {}
+        """One event per thing hit; a contact that goes on over consecutive ticks counts once.
+        Things are told apart by actor id, and the map's static objects (all id 0) by type."""
+        now: Dict[object, CollisionEvent] = {}
         for ev in events:
             other = ev.other_actor
             type_id = str(getattr(other, "type_id", "") or "static.unknown")
             other_id = int(getattr(other, "id", 0) or 0)
             imp = ev.normal_impulse
             impulse = math.sqrt(imp.x * imp.x + imp.y * imp.y + imp.z * imp.z)
-            prev = now.get(other_id)
+            key = other_id if other_id else (0, type_id)
+            prev = now.get(key)
             if prev is None or impulse > prev.impulse_ns:
-                now[other_id] = CollisionEvent(self._steps, type_id, collision_kind(type_id), impulse)
+                now[key] = CollisionEvent(self._steps, type_id, collision_kind(type_id), impulse, other_id)
         new = [ev for oid, ev in now.items() if oid not in self._contacts]
         self._contacts = set(now)
         return new

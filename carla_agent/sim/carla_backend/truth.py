@@ -20,6 +20,12 @@ from carla_agent.sim.carla_backend.client import import_carla
 
 log = logging.getLogger(__name__)
 
+#: The leaderboard's allowance beyond half a lane before the ego is outside its lanes (the
+#: mini-shoulder between lanes and sidewalks).
+ALLOWED_OUT_M = 0.5
+#: A lane whose heading differs from the route's by more than this goes the other way (leaderboard: 120).
+WRONG_WAY_DEG = 120.0
+
 #: OpenDRIVE's speed units, in m/s per unit (the standard's default unit is m/s).
 _SPEED_UNITS = {"m/s": 1.0, "km/h": 1.0 / 3.6, "mph": 0.44704}
 
@@ -86,6 +92,30 @@ def waypoint_lanes_same_way(wp) -> int:
                 count += 1
             other = getattr(other, step)()
     return count
+
+
+def outside_route_lanes(carla_map, location, route_yaw_deg: float) -> bool:
+    """The leaderboard's ``OutsideRouteLanesTest`` at ``location``: its nearest driving (or
+    parking) lane centre is more than half that lane's width + :data:`ALLOWED_OUT_M` away, or,
+    outside junctions, that lane goes against the route (heading more than
+    :data:`WRONG_WAY_DEG` from ``route_yaw_deg``). A lane change the route's way is not outside."""
+    carla = import_carla()
+    nearest = None
+    for lane_type in (carla.LaneType.Driving, carla.LaneType.Parking):
+        wp = carla_map.get_waypoint(location, project_to_road=True, lane_type=lane_type)
+        if wp is not None:
+            c = wp.transform.location
+            d = math.hypot(location.x - c.x, location.y - c.y)
+            if nearest is None or d < nearest[0]:
+                nearest = (d, wp)
+    if nearest is None:
+        return True
+    d, wp = nearest
+    if d > 0.5 * wp.lane_width + ALLOWED_OUT_M:
+        return True
+    if wp.lane_type != carla.LaneType.Driving or wp.is_junction:
+        return False
+    return abs(math.degrees(wrap_pi(math.radians(wp.transform.rotation.yaw - route_yaw_deg)))) > WRONG_WAY_DEG
 
 
 def off_road(carla_map, location) -> bool:
