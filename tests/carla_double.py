@@ -251,6 +251,14 @@ class FakeVehicle(FakeActor):
     def get_speed_limit(self) -> float:
         return 50.0
 
+    def set_light_state(self, light_state) -> None:
+        if not isinstance(light_state, carla.VehicleLightState):
+            raise TypeError("set_light_state needs a carla.VehicleLightState")
+        self._lights = light_state
+
+    def get_light_state(self):
+        return getattr(self, "_lights", carla.VehicleLightState.NONE)
+
     def get_velocity(self):
         yaw = math.radians(self._transform.rotation.yaw)
         return carla.Vector3D(self._speed * math.cos(yaw), self._speed * math.sin(yaw), 0.0)

@@ -164,3 +164,41 @@ def test_a_lane_change_the_routes_way_is_not_outside_the_route_lanes(lane, outsi
         assert result.penalty == pytest.approx(1 - result.off_route_pct / 100)
     else:
         assert result.off_route_pct == 0.0 and result.penalty == 1.0
+
+
+# -- headlights --------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("weather, on", [("night", True), ("night_rain", True), ("clear_noon", False), ("sunset", False)])
+def test_headlights_are_on_at_night_for_the_ego_and_the_npcs(weather, on):
+    server = FakeServer()
+    sc = parse_scenario({"name": "lights", "backend": "carla", "road": {"segments": [{"line": 100}]},
+                         "camera": {"image_size_x": 64, "image_size_y": 48}, "weather": {"preset": weather},
+                         "carla": {"route_length_m": 100, "settle_ticks": 0, "semantic_camera": False,
+                                   "traffic_manager": {"vehicles": 2}}}, "lights.yaml")
+    with make_double_simulator(server) as sim:
+        sim.reset(sc, seed=0)
+        vehicles = [a for a in server.alive() if a._type_id.startswith("vehicle.")]
+        assert len(vehicles) == 3
+        want = int(carla.VehicleLightState.Position | carla.VehicleLightState.LowBeam) if on else 0
+        assert [int(v.get_light_state()) for v in vehicles] == [want] * 3
+    assert server.clean(), server.state()
+
+
+def test_the_calls_for_lights_limits_and_lanes_exist_in_the_wheel_and_accept_their_arguments():
+    from test_carla_backend import binds
+
+    server = FakeServer()
+    server.add_traffic_light(50.0, LANE_Y["route"])  # within 60 m of the ego: its state is read
+    with make_double_simulator(server) as sim:
+        sim.reset(scenario(weather="ClearNight", traffic_manager={"vehicles": 1}), seed=0)
+        for _ in range(5):
+            sim.step(VehicleControl(throttle=0.5))
+    log = server.log
+    missing = sorted(f"carla.{api}.{name}" for api, name in log.reads if not hasattr(getattr(carla, api), name))
+    assert not missing, f"the backend uses attributes the wheel lacks: {missing}"
+    problems = {f"carla.{api}.{name}: {why}" for api, name, args, kwargs in log.calls
+                if (why := binds(getattr(getattr(carla, api), name), args, kwargs))}
+    assert not problems, "\n".join(sorted(problems))
+    called = {f"{api}.{name}" for api, name, *_ in log.calls}
+    assert {"Vehicle.set_light_state", "TrafficLight.get_stop_waypoints", "TrafficLight.get_state",
+            "Map.to_opendrive"} <= called

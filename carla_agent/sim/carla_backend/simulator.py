@@ -34,12 +34,12 @@ from carla_agent.sim.carla_backend.client import (DEFAULT_HOST, DEFAULT_PORT, DE
 from carla_agent.sim.carla_backend.route import ROUTE_STEP_M, Route, RouteProjection
 from carla_agent.sim.carla_backend.sensors import bgra_to_rgb, collision_kind, semantic_labels
 from carla_agent.sim.carla_backend.session import Session
-from carla_agent.sim.carla_backend.spawn import spawn_ego, spawn_traffic
+from carla_agent.sim.carla_backend.spawn import spawn_ego, spawn_traffic, switch_lights
 from carla_agent.sim.carla_backend.spec import CarlaSpec, carla_spec
 from carla_agent.sim.carla_backend.lights import TrafficLights, stop_lines
 from carla_agent.sim.carla_backend.truth import (heading_error, map_speed_limits, off_road, outside_route_lanes,
                                                  route_speed_limits)
-from carla_agent.sim.carla_backend.weather import scenario_weather
+from carla_agent.sim.carla_backend.weather import scenario_weather, vehicle_lights
 from carla_agent.sim.criteria import route_completion_pct
 from carla_agent.sim.observation import CollisionEvent, GroundTruth, LaneInvasionEvent, Observation, Pose
 from carla_agent.sim.simulator import Simulator
@@ -267,6 +267,8 @@ class CarlaSimulator(Simulator):
         s.spawn_event_sensor("collision", "sensor.other.collision", ego)
         s.spawn_event_sensor("lane invasion", "sensor.other.lane_invasion", ego)
         spawn_traffic(s, tm_spec, self._spawn_points, spawn_index, rng)
+        if vehicle_lights(weather) is not None:  # night: the camera sees the road by the headlights
+            switch_lights(s, vehicle_lights(weather))
         if self._autopilot:
             ego.set_autopilot(True, tm.get_port())
             tm.auto_lane_change(ego, False)
