@@ -18,7 +18,7 @@ after ``tick`` returns), ``late_frames`` (stale and out-of-order frames around
 each real one), ``drop_frames`` (camera frames never sent),
 ``stamp_frames`` (row 0 of each RGB frame holds ``frame % 251``),
 ``occupied`` (spawn point indices taken), ``fail_on_tick(n, exc)``, ``add_traffic_light``,
-``inject_static_hit`` (id 0, as CARLA gives the map's statics), ``xodr`` (the map's
+``inject_collision`` (a ``static.*`` thing has id 0, as CARLA gives the map's statics), ``xodr`` (the map's
 OpenDRIVE instead of :data:`ROAD`'s; spawn points start beside x = 10 m, y = 1.75 m).
 """
 
@@ -645,10 +645,6 @@ class FakeServer:
         self._actors[light._id] = light
         return light
 
-    def inject_static_hit(self, type_id: str = "static.pole", impulse_ns: float = 900.0) -> None:
-        """A hit of the map's static geometry: CARLA reports every such object with id 0."""
-        self._pending_collisions.append((type_id, impulse_ns, 0))
-
     def spawn_vehicle_at(self, transform, type_id: str = "vehicle.audi.tt") -> FakeVehicle:
         return self._spawn(FakeBlueprint(self, type_id, BLUEPRINTS[type_id]), transform, None)
 
@@ -819,8 +815,9 @@ class FakeServer:
                 else:
                     jobs.append((cb, make(frame)))
             elif kind == "sensor.other.collision":
-                for other_type, impulse, *static_id in self._pending_collisions:
-                    other_id = static_id[0] if static_id else 9000 + len(other_type)
+                for other_type, impulse in self._pending_collisions:
+                    # CARLA reports every static object of the map with id 0.
+                    other_id = 0 if other_type.startswith("static.") else 9000 + len(other_type)
                     other = FakeActor(self, other_id, other_type, {}, carla.Transform())
                     jobs.append((cb, FakeCollisionEvent(self, frame, other, carla.Vector3D(impulse, 0.0, 0.0))))
                     jobs.append((cb, FakeCollisionEvent(self, frame, other, carla.Vector3D(impulse / 2, 0.0, 0.0))))

@@ -117,7 +117,7 @@ def test_static_hits_with_id_0_curbs_and_standing_still():
         plan = {20: "static.pole", 60: "static.fence", 100: "static.sidewalk"}
         for tick in range(130):
             if tick in plan:
-                server.inject_static_hit(plan[tick])
+                server.inject_collision(plan[tick])
             obs = sim.step(VehicleControl(throttle=0.6))
             tracker.update(obs)
             ev_kinds += [(e.other, e.other_kind, e.other_id) for e in obs.collisions]
