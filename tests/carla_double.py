@@ -17,7 +17,9 @@ Knobs of :class:`FakeServer`: ``version``, ``maps`` / ``current_map``,
 after ``tick`` returns), ``late_frames`` (stale and out-of-order frames around
 each real one), ``drop_frames`` (camera frames never sent),
 ``stamp_frames`` (row 0 of each RGB frame holds ``frame % 251``),
-``occupied`` (spawn point indices taken), ``fail_on_tick(n, exc)``.
+``occupied`` (spawn point indices taken), ``fail_on_tick(n, exc)``, ``add_traffic_light``,
+``inject_collision`` (a ``static.*`` thing has id 0, as CARLA gives the map's statics), ``xodr`` (the map's
+OpenDRIVE instead of :data:`ROAD`'s; spawn points start beside x = 10 m, y = 1.75 m).
 """
 
 from __future__ import annotations
@@ -249,6 +251,14 @@ class FakeVehicle(FakeActor):
     def get_speed_limit(self) -> float:
         return 50.0
 
+    def set_light_state(self, light_state) -> None:
+        if not isinstance(light_state, carla.VehicleLightState):
+            raise TypeError("set_light_state needs a carla.VehicleLightState")
+        self._lights = light_state
+
+    def get_light_state(self):
+        return getattr(self, "_lights", carla.VehicleLightState.NONE)
+
     def get_velocity(self):
         yaw = math.radians(self._transform.rotation.yaw)
         return carla.Vector3D(self._speed * math.cos(yaw), self._speed * math.sin(yaw), 0.0)
@@ -304,6 +314,28 @@ class FakeSensor(FakeActor):
 
 class FakeClientSideSensor(FakeSensor):
     _api = "ClientSideSensor"
+
+
+class FakeTrafficLight(FakeActor):
+    """A traffic light of the map (not spawned by anyone: never in :meth:`FakeServer.alive`).
+    Its one stop line is the lane-centre waypoint at ``stop``; tests set ``_state``."""
+
+    _api = "TrafficLight"
+
+    def __init__(self, server, actor_id: int, stop, state) -> None:
+        super().__init__(server, actor_id, "traffic.traffic_light", {}, carla.Transform(stop))
+        self._stop = stop
+        self._state = state
+
+    @property
+    def state(self):
+        return self._state
+
+    def get_state(self):
+        return self._state
+
+    def get_stop_waypoints(self) -> list:
+        return [self._server._map.get_waypoint(self._stop)]
 
 
 class FakeActorList(Api):
@@ -389,6 +421,9 @@ class FakeMap(Api):
 
     def get_waypoint(self, location, project_to_road: bool = True, lane_type=carla.LaneType.Driving):
         return self._server._map.get_waypoint(location, project_to_road, lane_type)
+
+    def to_opendrive(self) -> str:
+        return self._server._xodr
 
 
 class FakeTrafficManager(Api):
@@ -541,13 +576,15 @@ class FakeServer:
 
     def __init__(self, version: str = "0.9.16", maps=("Town01", "Town03", "Town04", "Town10HD_Opt"),
                  current_map: str = "Town10HD_Opt", delivery: str = "sync", late_frames: bool = False,
-                 drop_frames=(), stamp_frames: bool = False, occupied=()) -> None:
+                 drop_frames=(), stamp_frames: bool = False, occupied=(), xodr: Optional[str] = None) -> None:
         self._log = CallLog()
         self._version = version
         self._map_paths = [f"/Game/Carla/Maps/{m}" for m in maps]
         self._map_path = f"/Game/Carla/Maps/{current_map}"
-        road = build_road(parse_scenario({"road": ROAD}, "<double>").road, name="double")
-        self._map = carla.Map(current_map, write_xodr(road))
+        if xodr is None:
+            xodr = write_xodr(build_road(parse_scenario({"road": ROAD}, "<double>").road, name="double"))
+        self._xodr = xodr
+        self._map = carla.Map(current_map, xodr)
         self._spawn_points = self._make_spawn_points()
         self._settings = carla.WorldSettings()
         self._weather = carla.WeatherParameters(cloudiness=30.0, sun_altitude_angle=20.0)
@@ -601,11 +638,19 @@ class FakeServer:
     def inject_lane_invasion(self, *markings: str) -> None:
         self._pending_invasions.append(markings or ("Broken",))
 
+    def add_traffic_light(self, x_m: float, y_m: float, state=carla.TrafficLightState.Red) -> FakeTrafficLight:
+        """A traffic light of the map whose stop line crosses the lane at ``(x_m, y_m)``."""
+        self._next_id += 1
+        light = FakeTrafficLight(self, self._next_id, carla.Location(x=x_m, y=y_m, z=0.0), state)
+        self._actors[light._id] = light
+        return light
+
     def spawn_vehicle_at(self, transform, type_id: str = "vehicle.audi.tt") -> FakeVehicle:
         return self._spawn(FakeBlueprint(self, type_id, BLUEPRINTS[type_id]), transform, None)
 
     def alive(self) -> List[FakeActor]:
-        return [a for a in self._actors.values() if a._alive and a is not self._spectator]
+        return [a for a in self._actors.values()
+                if a._alive and a is not self._spectator and not isinstance(a, FakeTrafficLight)]
 
     def state(self) -> dict:
         """What a test checks after cleanup."""
@@ -771,7 +816,9 @@ class FakeServer:
                     jobs.append((cb, make(frame)))
             elif kind == "sensor.other.collision":
                 for other_type, impulse in self._pending_collisions:
-                    other = FakeActor(self, 9000 + len(other_type), other_type, {}, carla.Transform())
+                    # CARLA reports every static object of the map with id 0.
+                    other_id = 0 if other_type.startswith("static.") else 9000 + len(other_type)
+                    other = FakeActor(self, other_id, other_type, {}, carla.Transform())
                     jobs.append((cb, FakeCollisionEvent(self, frame, other, carla.Vector3D(impulse, 0.0, 0.0))))
                     jobs.append((cb, FakeCollisionEvent(self, frame, other, carla.Vector3D(impulse / 2, 0.0, 0.0))))
             elif kind == "sensor.other.lane_invasion":

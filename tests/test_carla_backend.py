@@ -356,8 +356,10 @@ def test_route_follows_waypoints_to_a_dead_end_and_stays_ordered_around_a_hairpi
 
 
 def test_junction_choice():
-    def wp(yaw, nxt=()):
-        return SimpleNamespace(transform=SimpleNamespace(rotation=SimpleNamespace(yaw=yaw)), next=lambda d: list(nxt))
+    def wp(yaw, nxt=()):  # a one-lane road outside junctions; each option on its own road
+        return SimpleNamespace(transform=SimpleNamespace(rotation=SimpleNamespace(yaw=yaw)), next=lambda d: list(nxt),
+                               road_id=id(nxt), is_junction=False, get_left_lane=lambda: None,
+                               get_right_lane=lambda: None)
 
     here = wp(0.0)
     options = [wp(0.0, [wp(-80.0)]), wp(0.0, [wp(2.0)]), wp(0.0, [wp(85.0)])]

@@ -2,11 +2,14 @@
 
 Both share the verb ``run_step(obs) -> Decision``, like CARLA's agents.
 Throttle comes from the model's throttle output when it has one, otherwise a
-PID holds the scenario's target speed (with a gap keeper behind a lead car).
+PID holds the scenario's target speed, capped at the road's speed limit and, before
+a red light (``truth.red_light_distance_m``), at the speed that stops the car at its
+stop line, with a gap keeper behind a lead car.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Optional, Protocol, Tuple
 
@@ -56,6 +59,12 @@ class Agent(Protocol):
     def run_step(self, obs: Observation) -> Decision: ...
 
 
+#: Where the agents stop before a red light's stop line, metres ...
+STOP_BEFORE_LINE_M = 1.5
+#: ... braking at most this hard, m/s^2 (a comfortable stop).
+STOP_DECEL_MPS2 = 2.5
+
+
 class _Cruise:
     """Longitudinal control shared by the agents."""
 
@@ -67,8 +76,15 @@ class _Cruise:
         self.speed.reset()
 
     def pedals(self, obs: Observation) -> Tuple[float, float]:
-        return self.speed.run_step(self.target_speed_mps, obs.speed_mps, obs.dt_s,
-                                   obs.truth.lead_distance_m, obs.truth.lead_speed_mps)
+        """``(throttle, brake)`` holding the target speed, never above the road's speed limit
+        (an exit ramp's 40 km/h after an 80 km/h highway)."""
+        t = obs.truth
+        target = min(self.target_speed_mps, t.speed_limit_mps)
+        if t.red_light_distance_m is not None:
+            # The speed from which STOP_DECEL_MPS2 stops the car STOP_BEFORE_LINE_M short of the line.
+            room_m = max(t.red_light_distance_m - STOP_BEFORE_LINE_M, 0.0)
+            target = min(target, math.sqrt(2.0 * STOP_DECEL_MPS2 * room_m))
+        return self.speed.run_step(target, obs.speed_mps, obs.dt_s, t.lead_distance_m, t.lead_speed_mps)
 
 
 class NetworkAgent:

@@ -1,7 +1,11 @@
 """The expert driver: pure pursuit on the lane centre, with optional noise injection.
 
-It reads only the observation's ground truth (``route_ahead`` in the vehicle
-frame), so it drives every backend the same way. Noise injection (as in
+It reads only the observation's ground truth, so it drives every backend the
+same way: the backend's ``truth.expert_steer`` when it gives one (computed with
+the ego's own wheelbase and maximum steering angle: about 70 degrees on CARLA's
+cars, 30 on the embedded car, so a steer of 0.5 turns the wheels the same on
+both only through it), otherwise pure pursuit on ``route_ahead`` with
+:class:`PurePursuitParams`. Noise injection (as in
 NVIDIA's data collection) perturbs the *applied* steering with smooth random
 pulses, so the recorded data shows the expert recovering; the label is always
 the expert's clean command.
@@ -33,7 +37,10 @@ class NoiseParams:
 
 
 class Expert:
-    """Pure pursuit + optional noise. ``run_step`` returns ``(label_steer, applied_steer)``."""
+    """Pure pursuit + optional noise. ``run_step`` returns ``(label_steer, applied_steer)``.
+
+    ``params`` are used only when the observation carries no ``truth.expert_steer``.
+    """
 
     def __init__(self, params: PurePursuitParams = PurePursuitParams(), noise: Optional[NoiseParams] = None,
                  rng: Optional[np.random.Generator] = None) -> None:
@@ -48,7 +55,9 @@ class Expert:
         self._pulse_amp = 0.0
 
     def run_step(self, obs: Observation) -> tuple[float, float]:
-        label = pure_pursuit_steer(obs.truth.route_ahead, obs.speed_mps, self.params)
+        label = obs.truth.expert_steer
+        if label is None:  # a backend that does not know the car's steering geometry
+            label = pure_pursuit_steer(obs.truth.route_ahead, obs.speed_mps, self.params)
         applied = label
         if self.noise is not None:
             dt = obs.dt_s

@@ -9,7 +9,8 @@
   formula with the number, never a bare negative percent.
 * The CARLA leaderboard's driving score, from :class:`~carla_agent.sim.criteria.RouteCriteria`
   (the same criteria on every backend): route completion times a penalty per
-  infraction (vehicle 0.60, static 0.65, pedestrian 0.50), collisions de-duplicated.
+  infraction (vehicle 0.60, static 0.65, pedestrian 0.50, red light 0.70), collisions
+  de-duplicated as the leaderboard does.
 """
 
 from __future__ import annotations
@@ -101,6 +102,7 @@ class DriveMetrics:
     driving_score: float
     mean_speed_mps: float
     completed: bool
+    red_lights: int = 0
 
     def to_dict(self) -> dict:
         return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in asdict(self).items()}
@@ -117,6 +119,7 @@ class DriveMetrics:
             ("lateral offset", f"mean {self.mean_abs_offset_m:.3f} m, max {self.max_abs_offset_m:.3f} m"),
             ("lane invasions", str(self.lane_invasions)),
             ("collisions", f"{self.collisions} (vehicle {self.collisions_vehicle}, static {self.collisions_static})"),
+            *([("red lights run", str(self.red_lights))] if self.red_lights else []),
             ("driving score", f"{self.driving_score:.1f}"),
             ("mean speed", f"{self.mean_speed_mps * 3.6:.1f} km/h"),
         ]
@@ -181,11 +184,12 @@ class MetricsTracker:
             distance_m=self.route_s_m, route_completion_pct=completion, interventions=self.interventions,
             autonomy_pct=self.autonomy_pct, network_s=self.network_s, takeover_s=self.takeover_s,
             mean_abs_offset_m=self._sum_abs / n, max_abs_offset_m=self._max_abs,
-            lane_invasions=self.lane_invasions, collisions=sum(self.collisions.values()),
+            lane_invasions=self.lane_invasions,
+            collisions=sum(n for kind, n in self.collisions.items() if kind != "other"),  # curbs: no collision
             collisions_vehicle=self.collisions["vehicle"], collisions_static=self.collisions["static"],
             collisions_pedestrian=self.collisions["pedestrian"],
             driving_score=self.criteria.result().score_pct, mean_speed_mps=self._sum_speed / n,
-            completed=self.done,
+            completed=self.done, red_lights=self.criteria.infractions.get("red_light", 0),
         )
 
 

@@ -110,7 +110,12 @@ class DaggerAgent:
 
 class _WriteFrames(RunnerHook):
     """Writes each driven frame to the dataset: the network's input, the expert's label, what was applied.
-    The last observation of an episode (the one no control is applied to) is not written."""
+    The last observation of an episode (the one no control is applied to) is not written.
+
+    When the simulator's ``expert_lag_ticks`` is 1 (CARLA's autopilot expert: the Traffic
+    Manager's steer read after tick N answers frame N - 1), each frame is held back one
+    tick and written with the label that arrives with the next one, so image and label
+    are of the same tick."""
 
     def __init__(self, writer: DatasetWriter, preprocessing: Preprocessing, episode: int, limit_s: float,
                  bar) -> None:
@@ -119,13 +124,29 @@ class _WriteFrames(RunnerHook):
         self.episode = episode
         self.limit_s = limit_s
         self.bar = bar
+        self.lag_ticks = 0
+        self._held: Optional[StepRecord] = None
+
+    def on_start(self, context, obs) -> None:
+        self.lag_ticks = int(getattr(context.sim, "expert_lag_ticks", 0) or 0)
+        self._held = None
 
     def on_step(self, record: StepRecord) -> None:
-        obs, decision = record.obs, record.decision
+        if self.lag_ticks:
+            held, self._held = self._held, record
+            if held is not None:  # the steer the expert chose for the held frame's state arrives now
+                label = record.decision.predicted_steer
+                self._write(held, label, label)
+            return
+        obs = record.obs
         if obs.done or obs.sim_time_s >= self.limit_s - 1e-9:
             return
-        self.writer.add(self.preprocessing.crop_resize(obs.image), steer=decision.predicted_steer,
-                        applied_steer=record.control.steer, throttle=record.control.throttle,
+        self._write(record, record.decision.predicted_steer, record.control.steer)
+
+    def _write(self, record: StepRecord, label: float, applied: float) -> None:
+        obs = record.obs
+        self.writer.add(self.preprocessing.crop_resize(obs.image), steer=label,
+                        applied_steer=applied, throttle=record.control.throttle,
                         speed_mps=obs.speed_mps, lateral_offset_m=obs.truth.lateral_offset_m,
                         heading_error_rad=obs.truth.heading_error_rad, episode=self.episode)
         self.bar.update(1)

@@ -16,7 +16,8 @@ from typing import Callable, List
 import numpy as np
 
 from carla_agent.control import VehicleControl
-from carla_agent.sim.observation import CollisionEvent, LaneInvasionEvent, Observation, SemanticClass
+from carla_agent.sim.observation import (COLLISION_KINDS, CollisionEvent, InfractionEvent, LaneInvasionEvent,
+                                          Observation, SemanticClass)
 from carla_agent.sim.simulator import Simulator
 
 
@@ -60,7 +61,10 @@ def check_observation(obs: Observation, scenario, previous: Observation | None =
         _require(int(t.semantic.max()) <= max(SemanticClass), "semantic holds values outside SemanticClass")
     for ev in obs.collisions:
         _require(isinstance(ev, CollisionEvent), "collisions must hold CollisionEvent")
-        _require(ev.other_kind in ("vehicle", "static", "pedestrian"), f"collision kind {ev.other_kind!r} unknown")
+        _require(ev.other_kind in COLLISION_KINDS, f"collision kind {ev.other_kind!r} unknown")
+    for ev in obs.infractions:
+        _require(isinstance(ev, InfractionEvent) and ev.kind in ("red_light", "stop_sign"),
+                 f"infractions must hold InfractionEvent of kind red_light or stop_sign, got {ev!r}")
     for ev in obs.lane_invasions:
         _require(isinstance(ev, LaneInvasionEvent), "lane_invasions must hold LaneInvasionEvent")
     if previous is not None:

@@ -55,14 +55,37 @@ class CollisionEvent:
     Attributes:
         frame: frame id of the tick in which it happened.
         other: what was hit, e.g. ``"vehicle.parked"`` or ``"static.tree"``.
-        other_kind: ``"vehicle"``, ``"static"`` or ``"pedestrian"`` (leaderboard classes).
+        other_kind: ``"vehicle"``, ``"static"`` or ``"pedestrian"`` (leaderboard classes), or
+            ``"other"``: a contact the leaderboard does not penalise (a curb or sidewalk).
         impulse_ns: magnitude of the normal impulse in N*s (estimated by the embedded sim).
+        other_id: the actor's id; 0 for the map's static geometry (CARLA gives every static
+            object id 0), -1 when the backend has no ids (hits are then told apart by ``other``).
     """
 
     frame: int
     other: str
     other_kind: str
     impulse_ns: float
+    other_id: int = -1
+
+
+#: What :class:`CollisionEvent.other_kind` may be.
+COLLISION_KINDS = ("vehicle", "static", "pedestrian", "other")
+
+
+@dataclass(frozen=True)
+class InfractionEvent:
+    """A traffic rule the ego broke during the last tick (besides collisions).
+
+    Attributes:
+        frame: frame id of the tick.
+        kind: ``"red_light"`` (the car's rear crossed the stop line of a red light) or ``"stop_sign"``.
+        other_id: the traffic light's or sign's actor id.
+    """
+
+    frame: int
+    kind: str
+    other_id: int = -1
 
 
 @dataclass(frozen=True)
@@ -102,6 +125,12 @@ class GroundTruth:
             the backend knows it; None otherwise.
         semantic: ``(H, W)`` uint8 :class:`SemanticClass` labels aligned with
             the camera frame, or None when the backend has no semantic camera.
+        red_light_distance_m: metres from the front bumper to the stop line of the next red
+            traffic light on the route (within 60 m), or None; the agents stop there.
+        outside_route_lanes: the leaderboard's test: the ego's centre is off every driving
+            lane (more than half a lane width + 0.5 m from its centre) or in a lane going
+            against the route; a lane change the same way is not. None when the backend
+            cannot tell (criteria then use ``|lateral_offset_m| > lane_width_m / 2``).
     """
 
     lateral_offset_m: float
@@ -115,6 +144,8 @@ class GroundTruth:
     lead_speed_mps: Optional[float] = None
     expert_steer: Optional[float] = None
     semantic: Optional[np.ndarray] = None
+    red_light_distance_m: Optional[float] = None
+    outside_route_lanes: Optional[bool] = None
 
 
 @dataclass(frozen=True)
@@ -132,6 +163,7 @@ class Observation:
         truth: ground truth for metrics and checks.
         collisions: collision events of the last tick.
         lane_invasions: lane-invasion events of the last tick.
+        infractions: red lights run (and stop signs) during the last tick.
         weather: name of the current weather preset.
         done: the route is finished (the end of the road was reached).
     """
@@ -147,3 +179,4 @@ class Observation:
     lane_invasions: Tuple[LaneInvasionEvent, ...] = field(default_factory=tuple)
     weather: str = "clear_noon"
     done: bool = False
+    infractions: Tuple[InfractionEvent, ...] = field(default_factory=tuple)

@@ -34,6 +34,10 @@ class Simulator(abc.ABC):
     server_version: Optional[str] = None
     #: where the simulator itself records this episode (CARLA's recorder), or None
     recorder_file: Optional[str] = None
+    #: ticks by which ``truth.expert_steer`` lags the image: 1 when an autopilot that acts on the
+    #: state before each tick labels it (CARLA's Traffic Manager), so the label of frame N is
+    #: known only with frame N + 1; 0 when the label is computed from the frame's own state
+    expert_lag_ticks: int = 0
 
     def options(self) -> dict:
         """The options that make this backend again as it is now (stored in drive logs)."""

@@ -1,5 +1,12 @@
 """The route the ego drives: lane-centre waypoints planned along ``waypoint.next``,
-and the projection of a position onto it."""
+and the projection of a position onto it.
+
+The route is the lane the ego is meant to be in, followed across lane sections and
+junctions by the map's own successor links. Ground truth (lateral offset, lane
+heading, lane width) is measured against it, never by looking a ``(road, lane)``
+id up again: lane ids renumber between lane sections (Town03) and a junction's
+connectors overlap, so an id names a different lane a metre further on.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +18,7 @@ from typing import Optional, Sequence, Tuple
 import numpy as np
 
 from carla_agent.errors import BackendError
-from carla_agent.sim.carla_backend.truth import wrap_pi
+from carla_agent.sim.carla_backend.truth import waypoint_lanes_same_way, wrap_pi
 
 log = logging.getLogger(__name__)
 
@@ -21,10 +28,21 @@ ROUTE_STEP_M = 1.0
 
 @dataclass(frozen=True)
 class RouteProjection:
+    """A position projected onto the route.
+
+    Attributes:
+        s_m: distance along the route, metres.
+        index: the route segment ``[index, index + 1]`` the point projects onto.
+        lateral_m: signed distance from the lane centre, metres, positive right (CARLA's right vector).
+        yaw_deg: the lane's heading there (the waypoints' own yaw, interpolated), degrees clockwise.
+        lane_width_m: the lane's width there, metres.
+    """
+
     s_m: float
     index: int
-    lateral_m: float  # positive right of the route
+    lateral_m: float
     yaw_deg: float
+    lane_width_m: float = 3.5
 
 
 class Route:
@@ -40,8 +58,10 @@ class Route:
         locs = [w.transform.location for w in self.waypoints]
         self.xy = np.array([(p.x, p.y) for p in locs], dtype=np.float64)
         self.z = np.array([p.z for p in locs], dtype=np.float64)
+        # (road_id, lane_id) per waypoint: for display; not unique across lane sections, so never looked up again.
         self.keys = [(w.road_id, w.lane_id) for w in self.waypoints]
         self.lane_width = np.array([w.lane_width for w in self.waypoints], dtype=np.float64)
+        self._yaw_rad = np.unwrap(np.radians([w.transform.rotation.yaw for w in self.waypoints]))
         seg = np.hypot(*np.diff(self.xy, axis=0).T)
         self.s = np.concatenate([[0.0], np.cumsum(seg)])
         self.length_m = float(self.s[-1])
@@ -84,8 +104,11 @@ class Route:
                 dist = math.hypot(ex - u * fx, ey - u * fy)
                 if best is None or dist < best[0]:
                     lateral = ex * -fy + ey * fx  # CARLA's right vector is (-sin yaw, cos yaw)
+                    f = u / length
+                    yaw = self._yaw_rad[j] + f * (self._yaw_rad[j + 1] - self._yaw_rad[j])
+                    width = self.lane_width[j] + f * (self.lane_width[j + 1] - self.lane_width[j])
                     best = (dist, RouteProjection(float(self.s[j] + u), j, float(lateral),
-                                                  math.degrees(math.atan2(fy, fx))))
+                                                  math.degrees(wrap_pi(float(yaw))), float(width)))
         return best[1]
 
     def point_at(self, s_m: float) -> Tuple[float, float, float, float]:
@@ -116,19 +139,57 @@ class Route:
         return pts.astype(np.float32)
 
 
+#: Options within this many degrees of the straightest one count as going straight on.
+STRAIGHT_SPREAD_DEG = 30.0
+#: How far an option is followed to judge it: through its junction, then this much further.
+JUDGE_AFTER_M = 20.0
+
+
+def _leave_junction(option, step_m: float = 2.0, limit_m: float = 150.0):
+    """The first waypoint after ``option``'s junction (following the first successor), or the last reached."""
+    wp, travelled = option, 0.0
+    while wp.is_junction and travelled < limit_m:
+        nxt = wp.next(step_m)
+        if not nxt:
+            break
+        wp, travelled = nxt[0], travelled + step_m
+    return wp
+
+
 def _choose(wp, options, junctions: str, rng: np.random.Generator):
+    """The branch a route takes where ``wp.next`` offers several.
+
+    ``left`` / ``right``: the sharpest turn that way; ``random``: any (seeded). ``straight``
+    stays on the road's class unless no option does: among the options within
+    :data:`STRAIGHT_SPREAD_DEG` of the straightest, it prefers one that stays on the same
+    road (a lane split inside a road), then one whose road after the junction has no fewer
+    lanes going its way (a highway goes on; its exit ramp has fewer), then the smallest
+    heading change, measured :data:`JUDGE_AFTER_M` past the junction (a ramp can leave a
+    curving highway straighter than the highway itself).
+    """
     if junctions == "random":
         return options[int(rng.integers(len(options)))]
     yaw0 = wp.transform.rotation.yaw
 
-    def turn(option) -> float:  # positive: turns right (CARLA's yaw is clockwise)
-        far = option.next(10.0)
+    def turn(option, after_m: float) -> float:  # positive: turns right (CARLA's yaw is clockwise)
+        far = option.next(after_m)
         yaw = (far[0] if far else option).transform.rotation.yaw
         return math.degrees(wrap_pi(math.radians(yaw - yaw0)))
 
-    turns = [turn(o) for o in options]
-    if junctions == "left":
-        return options[int(np.argmin(turns))]
-    if junctions == "right":
-        return options[int(np.argmax(turns))]
-    return options[int(np.argmin(np.abs(turns)))]
+    if junctions in ("left", "right"):
+        turns = [turn(o, 10.0) for o in options]
+        return options[int(np.argmin(turns) if junctions == "left" else np.argmax(turns))]
+    lanes_here = waypoint_lanes_same_way(wp)
+    judged = []
+    for k, option in enumerate(options):
+        out = _leave_junction(option)
+        far = out.next(JUDGE_AFTER_M)
+        end = far[0] if far else out
+        heading = abs(math.degrees(wrap_pi(math.radians(end.transform.rotation.yaw - yaw0))))
+        same_road = option.road_id == wp.road_id and not option.is_junction
+        fewer_lanes = waypoint_lanes_same_way(out) < lanes_here
+        judged.append((heading, not same_road, fewer_lanes, k))
+    straightest = min(h for h, _, _, _ in judged)
+    candidates = [j for j in judged if j[0] <= straightest + STRAIGHT_SPREAD_DEG]
+    best = min(candidates, key=lambda j: (j[1], j[2], j[0]))
+    return options[best[3]]

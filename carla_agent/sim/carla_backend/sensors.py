@@ -15,6 +15,7 @@ from typing import Dict, Tuple
 import numpy as np
 
 from carla_agent.errors import BackendError
+from carla_agent.sim.criteria import leaderboard_kind
 from carla_agent.sim.observation import SemanticClass
 
 #: Semantic tags of CARLA >= 0.9.14 (``carla.CityObjectLabel``), CityScapes-style ids.
@@ -121,9 +122,6 @@ def semantic_labels(image) -> np.ndarray:
 
 
 def collision_kind(type_id: str) -> str:
-    """The leaderboard's class of what was hit: ``vehicle``, ``pedestrian`` or ``static``."""
-    if type_id.startswith("vehicle."):
-        return "vehicle"
-    if type_id.startswith("walker."):
-        return "pedestrian"
-    return "static"
+    """The leaderboard's class of what was hit (:func:`~carla_agent.sim.criteria.leaderboard_kind`):
+    ``vehicle``, ``pedestrian``, ``static``, or ``other`` for a curb or sidewalk (no penalty)."""
+    return leaderboard_kind(type_id)

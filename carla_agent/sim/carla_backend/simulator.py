@@ -34,10 +34,12 @@ from carla_agent.sim.carla_backend.client import (DEFAULT_HOST, DEFAULT_PORT, DE
 from carla_agent.sim.carla_backend.route import ROUTE_STEP_M, Route, RouteProjection
 from carla_agent.sim.carla_backend.sensors import bgra_to_rgb, collision_kind, semantic_labels
 from carla_agent.sim.carla_backend.session import Session
-from carla_agent.sim.carla_backend.spawn import spawn_ego, spawn_traffic
+from carla_agent.sim.carla_backend.spawn import spawn_ego, spawn_traffic, switch_lights
 from carla_agent.sim.carla_backend.spec import CarlaSpec, carla_spec
-from carla_agent.sim.carla_backend.truth import heading_error, lane_waypoint, off_road, signed_offset
-from carla_agent.sim.carla_backend.weather import scenario_weather
+from carla_agent.sim.carla_backend.lights import TrafficLights, stop_lines
+from carla_agent.sim.carla_backend.truth import (heading_error, map_speed_limits, off_road, outside_route_lanes,
+                                                 route_speed_limits)
+from carla_agent.sim.carla_backend.weather import scenario_weather, vehicle_lights
 from carla_agent.sim.criteria import route_completion_pct
 from carla_agent.sim.observation import CollisionEvent, GroundTruth, LaneInvasionEvent, Observation, Pose
 from carla_agent.sim.simulator import Simulator
@@ -138,6 +140,7 @@ class CarlaSimulator(Simulator):
         self.recorder_file: Optional[str] = None
         self.recorder_files: List[str] = []
         self._session: Optional[Session] = None
+        self._map_limits: Dict[str, dict] = {}  # map name -> road_speed_limits, read once per map
         self._episode = 0
         self._closed = False
 
@@ -204,6 +207,9 @@ class CarlaSimulator(Simulator):
         self._recover_pending = False
         self._contacts: set = set()
         self._autopilot = spec.expert == "autopilot" if self.autopilot_override is None else bool(self.autopilot_override)
+        # The Traffic Manager sets each tick's control from the state before it: get_control() after
+        # tick N is the expert's answer to frame N - 1.
+        self.expert_lag_ticks = 1 if self._autopilot else 0
         rng = np.random.default_rng(seed)
         world = self.client.get_world()
         s.capture(world)
@@ -247,6 +253,10 @@ class CarlaSimulator(Simulator):
         if self.route_length_m <= 0:
             raise BackendError(f"the road from spawn point {spawn_index} is only {self.route.length_m:.0f} m long; "
                                "pick another carla.spawn_point")
+        if map_key(carla_map.name) not in self._map_limits:
+            self._map_limits[map_key(carla_map.name)] = map_speed_limits(carla_map)
+        self._route_limits = route_speed_limits(self._map_limits[map_key(carla_map.name)], self.route.waypoints)
+        self._lights = TrafficLights(stop_lines(world, self.route))
         self._route_index = 0
         self._pp = _pursuit_params(ego)
         self._ego_half_length = float(ego.bounding_box.extent.x)
@@ -257,6 +267,8 @@ class CarlaSimulator(Simulator):
         s.spawn_event_sensor("collision", "sensor.other.collision", ego)
         s.spawn_event_sensor("lane invasion", "sensor.other.lane_invasion", ego)
         spawn_traffic(s, tm_spec, self._spawn_points, spawn_index, rng)
+        if vehicle_lights(weather) is not None:  # night: the camera sees the road by the headlights
+            switch_lights(s, vehicle_lights(weather))
         if self._autopilot:
             ego.set_autopilot(True, tm.get_port())
             tm.auto_lane_change(ego, False)
@@ -299,6 +311,7 @@ class CarlaSimulator(Simulator):
         v = self._speed
         ego.set_target_velocity(carla.Vector3D(x=v * math.cos(math.radians(yaw)), y=v * math.sin(math.radians(yaw)), z=0.0))
         self._contacts = set()
+        self._lights.reset_position()  # a teleport runs no red light
 
     def _observe(self) -> Observation:
         carla = self._carla
@@ -322,21 +335,20 @@ class CarlaSimulator(Simulator):
         proj = self.route.project(loc.x, loc.y, hint=self._route_index)
         self._route_index = proj.index
         self._route_s = proj.s_m
-        key = self.route.keys[proj.index]
-        wp = lane_waypoint(s.map, loc, key)
-        if wp is not None:
-            lateral = signed_offset(loc.x, loc.y, wp.transform)
-            lane_yaw = wp.transform.rotation.yaw
-            lane_width = float(wp.lane_width)
-        else:  # far from the route's lane: measure from the route itself
-            lateral, lane_yaw = proj.lateral_m, proj.yaw_deg
-            lane_width = float(self.route.lane_width[proj.index])
+        # Measured against the route, the lane driven (see route.py): never by its (road, lane) id.
+        lateral, lane_yaw, lane_width = proj.lateral_m, proj.yaw_deg, proj.lane_width_m
         route_ahead = self.route.ahead(loc.x, loc.y, rot.yaw, proj.s_m, self._ahead_m)
+        fwd = tf.get_forward_vector()
+        half = self._ego_half_length
+        infractions = self._lights.runs(loc.x - half * fwd.x, loc.y - half * fwd.y, rot.yaw, self._steps)
         if self._autopilot:
             expert = float(np.clip(ego.get_control().steer, -1.0, 1.0))
         else:
             expert = pure_pursuit_steer(route_ahead, speed, self._pp)
-        limit_kmh = float(ego.get_speed_limit() or 0.0)
+        limit_mps = float(self._route_limits[proj.index])
+        if not limit_mps > 0:  # the map gives none here: the last speed sign passed, else the scenario's
+            limit_kmh = float(ego.get_speed_limit() or 0.0)
+            limit_mps = limit_kmh / 3.6 if limit_kmh > 0 else scenario.road.speed_limit_kmh / 3.6
         lead_d, lead_v = self._lead(loc, proj, lane_width)
         truth = GroundTruth(
             lateral_offset_m=float(lateral),
@@ -345,40 +357,42 @@ class CarlaSimulator(Simulator):
             route_length_m=float(self.route_length_m),
             route_ahead=route_ahead,
             lane_width_m=lane_width,
-            speed_limit_mps=limit_kmh / 3.6 if limit_kmh > 0 else scenario.road.speed_limit_kmh / 3.6,
+            speed_limit_mps=limit_mps,
             lead_distance_m=lead_d,
             lead_speed_mps=lead_v,
             expert_steer=expert,
             semantic=semantic,
+            red_light_distance_m=self._lights.red_ahead(proj.s_m, half),
+            outside_route_lanes=outside_route_lanes(s.map, loc, proj.yaw_deg),
         )
         if s.spectator is not None:
-            fwd = tf.get_forward_vector()
             s.spectator.set_transform(carla.Transform(
                 carla.Location(x=loc.x - SPECTATOR_BACK_M * fwd.x, y=loc.y - SPECTATOR_BACK_M * fwd.y,
                                z=loc.z + SPECTATOR_UP_M),
                 carla.Rotation(pitch=SPECTATOR_PITCH_DEG, yaw=rot.yaw)))
-        self.info = CarlaInfo(carla_frame=frame, off_road=off_road(s.map, loc), on_route_lane=wp is not None
-                              and (wp.road_id, wp.lane_id) == key and abs(lateral) <= 0.5 * lane_width,
+        self.info = CarlaInfo(carla_frame=frame, off_road=off_road(s.map, loc), on_route_lane=abs(lateral) <= 0.5 * lane_width,
                               route_completion_pct=route_completion_pct(proj.s_m, self.route_length_m),
                               recorder_file=self.recorder_file)
         return Observation(
             frame=self._steps, sim_time_s=self._steps * scenario.dt_s, dt_s=scenario.dt_s, image=image,
             speed_mps=speed, pose=Pose(loc.x, loc.y, loc.z, rot.yaw, rot.pitch, rot.roll), truth=truth,
             collisions=tuple(collisions), lane_invasions=tuple(invasions), weather=self.weather_name,
-            done=bool(proj.s_m >= self.route_length_m))
+            done=bool(proj.s_m >= self.route_length_m), infractions=tuple(infractions))
 
     def _collisions(self, events) -> List[CollisionEvent]:
-        """One event per thing hit; a contact that goes on over consecutive ticks counts once."""
-        now: Dict[int, CollisionEvent] = {}
+        """One event per thing hit; a contact that goes on over consecutive ticks counts once.
+        Things are told apart by actor id, and the map's static objects (all id 0) by type."""
+        now: Dict[object, CollisionEvent] = {}
         for ev in events:
             other = ev.other_actor
             type_id = str(getattr(other, "type_id", "") or "static.unknown")
             other_id = int(getattr(other, "id", 0) or 0)
             imp = ev.normal_impulse
             impulse = math.sqrt(imp.x * imp.x + imp.y * imp.y + imp.z * imp.z)
-            prev = now.get(other_id)
+            key = other_id if other_id else (0, type_id)
+            prev = now.get(key)
             if prev is None or impulse > prev.impulse_ns:
-                now[other_id] = CollisionEvent(self._steps, type_id, collision_kind(type_id), impulse)
+                now[key] = CollisionEvent(self._steps, type_id, collision_kind(type_id), impulse, other_id)
         new = [ev for oid, ev in now.items() if oid not in self._contacts]
         self._contacts = set(now)
         return new

@@ -1,4 +1,5 @@
-"""Spawning on a CARLA server: the ego at the scenario's spawn point, and Traffic Manager NPCs.
+"""Spawning on a CARLA server: the ego at the scenario's spawn point, Traffic Manager NPCs,
+and their lights.
 
 Every actor spawned is recorded in the :class:`~carla_agent.sim.carla_backend.session.Session`,
 which destroys it when the session ends.
@@ -97,3 +98,11 @@ def spawn_traffic(session: Session, tm_spec: TrafficManagerSpec, spawn_points: S
         spawned += 1
     if spawned < tm_spec.vehicles:
         log.warning("spawned %d of %d NPC vehicles (spawn points occupied)", spawned, tm_spec.vehicles)
+
+
+def switch_lights(session: Session, state) -> None:
+    """Set every vehicle of ``session`` (ego and NPCs) to the ``carla.VehicleLightState`` ``state``
+    (:func:`~carla_agent.sim.carla_backend.weather.vehicle_lights`); CARLA switches none on by itself."""
+    for vehicle in session.vehicles:
+        vehicle.set_light_state(state)
+    log.info("headlights on for %d vehicles", len(session.vehicles))

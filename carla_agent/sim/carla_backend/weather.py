@@ -1,12 +1,13 @@
 """CARLA weather: ``carla.WeatherParameters`` from a preset name or a mapping of fields,
-and the embedded simulator's weather presets mapped onto CARLA's.
+the embedded simulator's weather presets mapped onto CARLA's, and the vehicle lights
+the weather asks for (headlights at night).
 
 ``carla`` comes from :func:`~carla_agent.sim.carla_backend.client.import_carla`.
 """
 
 from __future__ import annotations
 
-from typing import Dict, List, Sequence, Tuple, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 from carla_agent.errors import ScenarioError
 from carla_agent.sim.carla_backend.client import import_carla
@@ -23,6 +24,20 @@ _WEATHER_OF_PRESET: Dict[str, Tuple[str, Dict[str, float]]] = {
     "night_rain": ("HardRainNight", {}),
     "dusk": ("CloudySunset", {}),
 }
+
+
+#: Below this sun altitude (degrees) it is night: vehicles drive with headlights on.
+NIGHT_SUN_ALTITUDE_DEG = 0.0
+
+
+def vehicle_lights(weather) -> Optional[object]:
+    """The ``carla.VehicleLightState`` vehicles should show in ``weather``: position lights and
+    low beams when the sun is below :data:`NIGHT_SUN_ALTITUDE_DEG` (``ClearNight``,
+    ``HardRainNight``, the ``night`` presets), else None (lights left as they are)."""
+    if float(weather.sun_altitude_angle) >= NIGHT_SUN_ALTITUDE_DEG:
+        return None
+    carla = import_carla()
+    return carla.VehicleLightState(carla.VehicleLightState.Position | carla.VehicleLightState.LowBeam)
 
 
 def _weather_fields(carla) -> List[str]:
