@@ -37,7 +37,7 @@ ROLE_PREFIX = "carla_agent/"
 TICKER_PROBE_S = 2.0
 
 
-def _each(items, action: Callable, what: str) -> None:
+def _each(items, action: Callable, what: str, quiet: bool = False) -> None:
     """``action(item)`` for every item even when some fail; a Ctrl-C is re-raised at the end."""
     interrupted: Optional[BaseException] = None
     for item in items:
@@ -46,7 +46,7 @@ def _each(items, action: Callable, what: str) -> None:
         except KeyboardInterrupt as exc:
             interrupted = interrupted or exc
         except Exception as exc:  # noqa: BLE001
-            log.warning("cleanup: could not %s: %s", what, exc)
+            log.log(logging.DEBUG if quiet else logging.WARNING, "cleanup: could not %s: %s", what, exc)
             if is_timeout(exc):
                 raise
     if interrupted is not None:
@@ -121,7 +121,10 @@ class Session:
             ("restore the weather", self._restore_weather),
         ]
         interrupted: Optional[BaseException] = None
+        gone = False
         for what, step in steps:
+            if gone and step != self._stop_sensors:
+                continue  # a server that stopped answering: only the client-side unsubscribing is left
             try:
                 step()
             except KeyboardInterrupt as exc:
@@ -133,7 +136,7 @@ class Session:
                     self.unrestored = f"the server did not answer the cleanup (could not {what})"
                     if not self.quiet:
                         log.warning("cleanup: the server stopped answering; skipping the rest of the cleanup")
-                    break
+                    gone = True
         if interrupted is not None:
             raise interrupted
 
@@ -148,15 +151,15 @@ class Session:
         self.tm_sync = False
 
     def _stop_sensors(self) -> None:
-        _each(list(self.sensors), lambda sensor: sensor.stop(), "stop a sensor")
+        _each(list(self.sensors), lambda sensor: sensor.stop(), "stop a sensor", self.quiet)
 
     def _destroy_sensors(self) -> None:
         sensors, self.sensors = self.sensors, []
-        _each(reversed(sensors), lambda sensor: sensor.destroy(), "destroy a sensor")
+        _each(reversed(sensors), lambda sensor: sensor.destroy(), "destroy a sensor", self.quiet)
 
     def _destroy_vehicles(self) -> None:
         vehicles, self.vehicles, self.ego = self.vehicles, [], None
-        _each(reversed(vehicles), lambda vehicle: vehicle.destroy(), "destroy a vehicle")
+        _each(reversed(vehicles), lambda vehicle: vehicle.destroy(), "destroy a vehicle", self.quiet)
 
     def _stop_recorder(self) -> None:
         if self.recording:
@@ -208,8 +211,9 @@ class Session:
         heroes = [a for a in actors if a.id in parents and a.type_id.startswith("vehicle.")]
         if not ours and not heroes:
             return
+        # Sensors first (destroying a parent first would leave them dangling); never stop() them:
+        # this client never listened to them (the wheel warns).
         sensors = [a for a in ours if a.type_id.startswith("sensor.")]
-        _each(sensors, lambda sensor: sensor.stop() if sensor.is_listening else None, "stop a leftover sensor")
         gone = [a for a in sensors + [a for a in ours if a not in sensors] + heroes if a.destroy()]
         log.warning("removed %d actors left on the server by an earlier carla_agent run that did not end "
                     "cleanly (%s)", len(gone), ", ".join(sorted({a.type_id for a in gone})))
