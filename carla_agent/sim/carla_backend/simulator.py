@@ -43,7 +43,7 @@ from carla_agent.sim.carla_backend.session import Session
 from carla_agent.sim.carla_backend.spawn import spawn_ego, spawn_traffic
 from carla_agent.sim.carla_backend.spec import CarlaSpec, carla_spec
 from carla_agent.sim.carla_backend.truth import heading_error, lane_waypoint, off_road, signed_offset
-from carla_agent.sim.carla_backend.watchdog import ServerHung, Watchdog
+from carla_agent.sim.carla_backend.watchdog import ServerHung, Watchdog, failure
 from carla_agent.sim.carla_backend.weather import scenario_weather
 from carla_agent.sim.criteria import route_completion_pct
 from carla_agent.sim.observation import CollisionEvent, GroundTruth, LaneInvasionEvent, Observation, Pose
@@ -221,17 +221,7 @@ class CarlaSimulator(Simulator):
         """End the session after ``exc``; the one-line error to raise instead, or None (re-raise ``exc``)."""
         timed_out = isinstance(exc, ServerHung) or is_timeout(exc)
         unrestored = self._end_session(quiet=timed_out)
-        if isinstance(exc, ServerHung):
-            message = str(exc)
-        elif isinstance(exc, RuntimeError):  # what carla raises for time-outs and refused requests
-            message = (f"CARLA server at {self.host}:{self.port} failed during {during}: "
-                       f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")
-        else:
-            return None
-        if timed_out:
-            message += ("; " + unrestored + ": restart the server (it may still be in synchronous mode, with our "
-                        "actors)") if unrestored else "; the server's settings were restored and our actors destroyed"
-        return BackendError(message)
+        return failure(exc, f"{self.host}:{self.port}", during, timed_out, unrestored)
 
     def _tick(self, world) -> int:
         return int(self._watchdog.call(world.tick, self.timeout_s + WATCHDOG_MARGIN_S, "world.tick()",

@@ -49,6 +49,7 @@ class Watchdog:
     def __init__(self, where: str) -> None:
         self.where = where
         self._jobs: Optional["queue.Queue"] = None
+        self._worker: Optional[threading.Thread] = None
         #: The call that hung (e.g. ``world.tick()``), or None: set once a call timed out.
         self.hung: Optional[str] = None
 
@@ -59,7 +60,8 @@ class Watchdog:
         """
         if self._jobs is None:
             self._jobs = queue.Queue()
-            threading.Thread(target=_work, args=(self._jobs,), name="carla-watchdog", daemon=True).start()
+            self._worker = threading.Thread(target=_work, args=(self._jobs,), name="carla-watchdog", daemon=True)
+            self._worker.start()
         job = _Job(fn, args)
         self._jobs.put(job)
         if not job.done.wait(timeout_s):
@@ -73,10 +75,32 @@ class Watchdog:
             raise job.error
         return job.result
 
-    def close(self) -> None:
+    def close(self, wait_s: float = 5.0) -> None:
+        """Let the worker end, and wait for it: a daemon thread that has called into the ``carla``
+        wheel and is still alive when Python exits aborts the process ("FATAL: exception not
+        rethrown"). A worker stuck in a hung call is left behind."""
         if self._jobs is not None:
             self._jobs.put(None)
             self._jobs = None
+            self._worker.join(wait_s)
+
+
+def failure(exc: BaseException, where: str, during: str, timed_out: bool,
+            unrestored: Optional[str]) -> Optional[BackendError]:
+    """The one line a drive ends with after ``exc`` (and its cleanup), or None for an exception that
+    is not the server's (re-raised as it is). After a time-out or a hang it says whether the cleanup
+    could restore the server (``unrestored``: what it could not do)."""
+    if isinstance(exc, ServerHung):
+        message = str(exc)
+    elif isinstance(exc, RuntimeError):  # what carla raises for time-outs and refused requests
+        message = (f"CARLA server at {where} failed during {during}: "
+                   f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")
+    else:
+        return None
+    if timed_out:
+        message += ("; " + unrestored + ": restart the server (it may still be in synchronous mode, with our "
+                    "actors)") if unrestored else "; the server's settings were restored and our actors destroyed"
+    return BackendError(message)
 
 
 def _work(jobs: "queue.Queue") -> None:
