@@ -19,7 +19,14 @@ each real one), ``drop_frames`` (camera frames never sent),
 ``stamp_frames`` (row 0 of each RGB frame holds ``frame % 251``),
 ``occupied`` (spawn point indices taken), ``fail_on_tick(n, exc)``, ``add_traffic_light``,
 ``inject_collision`` (a ``static.*`` thing has id 0, as CARLA gives the map's statics), ``xodr`` (the map's
-OpenDRIVE instead of :data:`ROAD`'s; spawn points start beside x = 10 m, y = 1.75 m).
+OpenDRIVE instead of :data:`ROAD`'s; spawn points start beside x = 10 m, y = 1.75 m),
+``hang_on_tick(n)`` (the tick never returns, like the 0.9.16 TM race, until
+``release()``), ``other_ticker`` (another client ticks a synchronous server).
+
+As strict as CARLA where it matters (issue 19): ``load_world`` and a replay of a
+recording made on another map load asynchronously and start a new episode (a new
+``World``, ``world.id`` changes; the old one raises when used); cameras send
+nothing in ``no_rendering_mode``; ``wait_for_tick`` times out when nobody ticks.
 """
 
 from __future__ import annotations
@@ -205,6 +212,10 @@ class FakeActor(Api):
     @property
     def bounding_box(self):
         return carla.BoundingBox(carla.Location(0, 0, 0.75), carla.Vector3D(2.4, 1.0, 0.75))
+
+    @property
+    def parent(self):
+        return self._parent
 
     def get_transform(self):
         if self._parent is not None:
@@ -468,6 +479,27 @@ class FakeTrafficManager(Api):
 class FakeWorld(Api):
     _api = "World"
 
+    def __init__(self, server) -> None:
+        super().__init__(server)
+        self._episode = server._episode
+
+    def __getattribute__(self, name):
+        if not name.startswith("_") and name != "id":
+            if object.__getattribute__(self, "_episode") != object.__getattribute__(self, "_server")._episode:
+                raise RuntimeError("trying to access an expired episode; a new episode was started in the "
+                                   "simulation but an object tried accessing the old one.")
+        return super().__getattribute__(name)
+
+    @property
+    def id(self) -> int:
+        return self._episode
+
+    def wait_for_tick(self, seconds: float = 10.0):
+        if not self._server._other_ticker:
+            raise RuntimeError(f"time-out of {int(seconds * 1000)}ms while waiting for the simulator")
+        self._server._frame += 1
+        return self._server._frame
+
     def get_settings(self):
         return _copy_settings(self._server._settings)
 
@@ -532,6 +564,7 @@ class FakeClient(Api):
         return self._server._version
 
     def get_world(self) -> FakeWorld:
+        self._server._poll_load()
         return self._server._world
 
     def get_available_maps(self) -> list:
@@ -554,13 +587,15 @@ class FakeClient(Api):
     def stop_recorder(self) -> None:
         if self._server._recorder is not None:
             self._server._recordings[self._server._recorder] = self._server._recording
+            self._server._recording_maps[self._server._recorder] = self._server._map_path
         self._server._recorder = None
 
     def show_recorder_file_info(self, name: str, show_all: bool) -> str:
         frames = self._server._recordings.get(name)
         if frames is None:
             return f"File {name} not found on server\n"
-        return (f"Version: 1\nMap: {self._server._map_path.split('/')[-1]}\n\nFrames: {len(frames)}\n"
+        path = self._server._recording_maps.get(name, self._server._map_path)
+        return (f"Version: 1\nMap: {path.split('/')[-1]}\n\nFrames: {len(frames)}\n"
                 f"Duration: {len(frames) * 0.05:.4f} seconds\n")
 
     def replay_file(self, name: str, time_start: float, duration: float, follow_id: int,
@@ -596,6 +631,12 @@ class FakeServer:
         self._recorder: Optional[str] = None
         self._recording: list = []
         self._recordings: Dict[str, list] = {}
+        self._recording_maps: Dict[str, str] = {}
+        self._episode = 1
+        self._pending_load: Optional[list] = None  # [map path, polls left, then()] of an asynchronous load
+        self._other_ticker = False
+        self._hang: Optional[int] = None
+        self._release = threading.Event()
         self._replay_state: Optional[list] = None
         self._events: list = []
         self._errors: List[str] = []
@@ -627,6 +668,13 @@ class FakeServer:
     @property
     def carla_map(self):
         return self._map
+
+    def hang_on_tick(self, n: int) -> None:
+        """The ``n``-th tick from now never returns (until :meth:`release`), like the 0.9.16 TM race."""
+        self._hang = self._ticks + n
+
+    def release(self) -> None:
+        self._release.set()
 
     def fail_on_tick(self, n: int, exc: BaseException) -> None:
         """Raise ``exc`` inside the ``n``-th tick from now."""
@@ -732,23 +780,48 @@ class FakeServer:
         path = next((p for p in self._map_paths if p.split("/")[-1] == map_name.split("/")[-1]), None)
         if path is None:
             raise RuntimeError(f"map '{map_name}' not found")
+        self._new_episode(path)  # the wheel's load_world waits for the new episode
+        self._settings = carla.WorldSettings()  # reset_settings=True
+        return self._world
+
+    def _new_episode(self, path: str) -> None:
         for a in self.alive():
             a._alive = False
         self._map_path = path
-        self._settings = carla.WorldSettings()  # reset_settings=True
         self._weather = carla.WeatherParameters.ClearNoon
         self.initial_weather = weather_tuple(carla.WeatherParameters.ClearNoon)
         self._loads += 1
-        return self._world
+        self._episode += 1
+        self._world = FakeWorld(self)
+
+    def _poll_load(self) -> None:
+        """An asynchronous load (a replay on another map) finishes after a few looks at the server."""
+        if self._pending_load is None:
+            return
+        self._pending_load[1] -= 1
+        if self._pending_load[1] <= 0:
+            path, _, then = self._pending_load
+            self._pending_load = None
+            self._new_episode(path)
+            self._settings.synchronous_mode = False
+            then()
 
     def _replay(self, name: str) -> str:
         frames = self._recordings.get(name)
         if frames is None:
             return f"File {name} not found on server"
         self._settings.synchronous_mode = False  # replay_file reloads the map asynchronously (#4144)
-        hero = self._spawn(FakeBlueprint(self, "vehicle.lincoln.mkz_2020", dict(BLUEPRINTS["vehicle.lincoln.mkz_2020"],
-                                                                           role_name="hero")), frames[0], None)
-        self._replay_state = [hero, list(frames), 0]
+
+        def start() -> None:
+            bp = FakeBlueprint(self, "vehicle.lincoln.mkz_2020", dict(BLUEPRINTS["vehicle.lincoln.mkz_2020"],
+                                                                      role_name="hero"))
+            self._replay_state = [self._spawn(bp, frames[0], None), list(frames), 0]
+
+        path = self._recording_maps.get(name, self._map_path)
+        if path != self._map_path:  # CARLA opens the recording's map, then starts the replay in it
+            self._pending_load = [path, 3, start]
+        else:
+            start()
         return f"Replaying file: {name}"
 
     def _stop_replay(self, keep_actors: bool) -> None:
@@ -776,6 +849,8 @@ class FakeServer:
         if not self._settings.synchronous_mode:
             raise RuntimeError("world.tick() while the server is in asynchronous mode")
         self._ticks += 1
+        if self._hang is not None and self._ticks == self._hang:
+            self._release.wait()
         if self._fail is not None and self._ticks == self._fail[0]:
             exc, self._fail = self._fail[1], None
             raise exc
@@ -805,6 +880,8 @@ class FakeServer:
                 continue
             kind = sensor._type_id
             if kind.startswith("sensor.camera."):
+                if self._settings.no_rendering_mode:
+                    continue  # nothing is rendered: cameras send nothing
                 if kind == "sensor.camera.rgb" and (self._ticks in self._drop_frames):
                     continue
                 make = (lambda f, s=sensor: FakeImage(self, f, self._render(s, f), float(s._attrs["fov"])))

@@ -115,6 +115,7 @@ def test_sync_mode_modifies_the_returned_settings_and_everything_is_restored():
     original = server._settings
     original.no_rendering_mode = True
     original.max_substep_delta_time = 0.005
+    original.max_culling_distance = 120.0
     server.initial_settings = carla_double.settings_tuple(original)
     sc = scenario(dt_s=0.1)
     with make(server, record=True) as sim:
@@ -122,7 +123,8 @@ def test_sync_mode_modifies_the_returned_settings_and_everything_is_restored():
         drive(sim, 5)
         s = server._settings
         assert s.synchronous_mode and abs(s.fixed_delta_seconds - 0.1) < 1e-9
-        assert s.no_rendering_mode, "fields not set by the backend must keep the server's values"
+        assert s.max_culling_distance == 120.0, "fields not set by the backend must keep the server's values"
+        assert not s.no_rendering_mode, "cameras need rendering: turned off for the drive (restored below)"
         assert s.fixed_delta_seconds <= s.max_substep_delta_time * s.max_substeps + 1e-9 and s.max_substeps <= 16
         st = server.state()
         assert st["recording"] and len(st["alive"]) == 5  # ego + 4 sensors
@@ -491,7 +493,7 @@ def test_traffic_manager_autopilot_expert_traffic_and_lead_vehicle():
         assert tm._sync and tm._seed == 11
         ego = next(a for a in server.alive() if a._attrs.get("role_name") == "hero")
         assert ("autopilot", ego._id, True, 8000) in server._events and tm._paths[ego._id]
-        npcs = [a for a in server.alive() if a._attrs.get("role_name") == "autopilot"]
+        npcs = [a for a in server.alive() if a._attrs.get("role_name") == "carla_agent/autopilot"]
         assert len(npcs) == 3
         obs = drive(sim, 5, VehicleControl(steer=1.0))  # ignored: the autopilot drives
         assert obs.truth.expert_steer == pytest.approx(ego.get_control().steer, abs=1e-6)

@@ -2,14 +2,16 @@
 
 Each command module adds its own subparsers (``add_parsers``); :func:`main` parses,
 sets up logging and turns the package's own errors into one line on stderr with
-exit code 2; Ctrl-C exits with 130 after cleanup.
+exit code 2; Ctrl-C and SIGTERM exit with 130 after cleanup.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
+import threading
 from typing import List, Optional
 
 from carla_agent.cli import drive, evaluate, network, runs, serve
@@ -48,6 +50,7 @@ def main(argv: Optional[List[str]] = None, prog: str = "carla-agent") -> int:
     if not getattr(args, "command", None):
         build_parser(prog).print_help()
         return 2
+    previous = _sigterm_as_ctrl_c()
     try:
         return int(args.func(args) or 0)
     except CarlaAgentError as exc:
@@ -56,6 +59,22 @@ def main(argv: Optional[List[str]] = None, prog: str = "carla-agent") -> int:
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")
         return 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def _sigterm_as_ctrl_c():
+    """SIGTERM (``kill``, a job scheduler, ``docker stop``) is handled like Ctrl-C: the same cleanup
+    (a CARLA server left asynchronous, our actors destroyed, logs closed) and exit code 130.
+    Returns the handler it replaced, or None where none can be set (not the main thread)."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, _interrupt)
 
 
 __all__ = ["build_parser", "main", "parse_args"]

@@ -109,14 +109,38 @@ def add_backend_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--host", default="127.0.0.1", help="CARLA server host (default 127.0.0.1)")
     g.add_argument("--port", "-p", type=int, default=2000, help="CARLA RPC port (default 2000)")
     g.add_argument("--tm-port", type=int, default=8000, help="Traffic Manager port (default 8000)")
-    g.add_argument("--timeout", type=float, default=10.0, help="CARLA client timeout in seconds (default 10)")
+    g.add_argument("--timeout", type=seconds, default=10.0,
+                   help="CARLA client time-out in seconds, as in CARLA's examples (default 10); also the "
+                        "watchdog: a tick that has not returned 1 s after it ends the drive with one line")
+    g.add_argument("--load-timeout", type=seconds, default=60.0,
+                   help="seconds to wait for a map to load (load_world, a replay on another map; default 60)")
+    g.add_argument("--sensor-timeout", type=seconds, default=None,
+                   help="seconds to wait for a camera frame after a tick (default: --timeout)")
+    g.add_argument("--allow-version-mismatch", action="store_true",
+                   help="go on when the carla client and the server differ in version (a warning instead of "
+                        "an error)")
 
 
-def backend_options(args) -> dict:
-    """The CARLA connection options for ``--backend carla``; nothing for the embedded one."""
+def seconds(text: str) -> float:
+    """A time-out: a finite number of seconds in (0, 3600]."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not (0.0 < value <= 3600.0):  # also false for NaN
+        raise argparse.ArgumentTypeError(f"expects seconds in (0, 3600], got {text!r}")
+    return value
+
+
+def backend_options(args, record: bool = False) -> dict:
+    """The CARLA connection options for ``--backend carla``; nothing for the embedded one.
+    ``record``: switch CARLA's own recorder on for each episode (the file is named in the run's meta.json)."""
     if getattr(args, "backend", None) != "carla":
         return {}
-    return dict(host=args.host, port=args.port, tm_port=args.tm_port, timeout_s=args.timeout)
+    options = dict(host=args.host, port=args.port, tm_port=args.tm_port, timeout_s=args.timeout,
+                   load_timeout_s=args.load_timeout, sensor_timeout_s=args.sensor_timeout,
+                   allow_version_mismatch=args.allow_version_mismatch)
+    return dict(options, record=True) if record else options
 
 
 def add_target(p, help_text: str = "what the map explains (Grad-CAM and gradients)") -> None:

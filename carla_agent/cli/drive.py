@@ -90,7 +90,8 @@ def _backend(args, scenario) -> tuple:
     from carla_agent.cli.common import backend_options
 
     name = args.backend or scenario.backend
-    return name, backend_options(argparse.Namespace(**{**vars(args), "backend": name}))
+    return name, backend_options(argparse.Namespace(**{**vars(args), "backend": name}),
+                                 record=bool(getattr(args, "record", False)))
 
 
 def _load_scenario(args):

@@ -37,6 +37,7 @@ def add_parsers(sub) -> None:
     p.add_argument("--format", default="mp4", choices=("mp4", "gif"))
     p.add_argument("--step", type=int, default=1, help="render every N-th frame")
     add_quiet(p)
+    add_backend_args(p)  # --backend carla: replay the run's CARLA recording on the server
     p.set_defaults(func=replay)
 
 
@@ -47,7 +48,7 @@ def record(args) -> int:
     set_tf_threads(args.tf_threads)
     result = record_batch(args.scenarios, args.methods, duration_s=args.duration, out_dir=args.out,
                           model_path=args.model, seed=args.seed, backend=args.backend,
-                          backend_options=backend_options(args), gif=args.gif, progress=not args.quiet)
+                          backend_options=backend_options(args, record=True), gif=args.gif, progress=not args.quiet)
     for run in result.runs:
         out(f"{run.run_dir}")
     out(f"index: {result.index}")
@@ -56,6 +57,15 @@ def record(args) -> int:
 
 def replay(args) -> int:
     from carla_agent.recording.replay import replay as replay_run
+
+    if args.backend == "carla":
+        from carla_agent.recording.carla_replay import replay_carla
+
+        video = replay_carla(args.run, methods=comma_list(args.methods), model=args.model, target=args.target,
+                             layer=args.layer, out=args.out, step=args.step, backend_options=backend_options(args),
+                             progress=not args.quiet)
+        out(f"video: {video.path} ({video.frames} frames replayed by the CARLA server)")
+        return 0
 
     result = replay_run(args.run, methods=comma_list(args.methods), model=args.model, target=args.target,
                         layer=args.layer, ab_model=args.ab_model, out=args.out, fmt=args.format, step=args.step,

@@ -43,7 +43,8 @@ def publish_tick(world, obs) -> List[str]:
             if actor.type_id == "sensor.other.collision":
                 if obs.collisions and world.ego_id is not None and actor.parent == world.ego_id:
                     publish_collisions(world, actor, obs.collisions)
-            elif actor.type_id in CAMERAS and world.streams.has_subscribers(actor.id):
+            elif actor.type_id in CAMERAS and world.streams.has_subscribers(actor.id) and not world.no_rendering:
+                # no_rendering_mode: nothing is drawn, so cameras send nothing (as in CARLA)
                 _publish_camera(world, actor)
         except Exception as e:  # noqa: BLE001 - the world goes on without this sensor
             actor.failed = f"{type(e).__name__}: {e}"

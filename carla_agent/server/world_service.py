@@ -21,6 +21,7 @@ from typing import Any, Callable, Dict, Optional, Set
 from carla_agent.control import VehicleControl
 from carla_agent.server import actors, checks, publish, weather
 from carla_agent.server.actors import Actor
+from carla_agent.server.recorder import Recorder
 from carla_agent.server.rpc import VOID, Raw, RpcError
 from carla_agent.server.streams import StreamServer
 from carla_agent.server.wire import CMD_APPLY_VEHICLE_CONTROL, EPISODE_STREAM, actor_wire
@@ -109,6 +110,8 @@ class WorldService:
             "set_actor_autopilot": lambda *a: VOID,
             "destroy_traffic_manager": lambda port, *a: self._tms.pop(_tm_port(port), None) is not None,
         }
+        self.recorder = Recorder(self)
+        self._handlers.update(self.recorder.handlers())
 
     # -- lifecycle -----------------------------------------------------------
     def start(self, streams: StreamServer) -> None:
@@ -189,27 +192,20 @@ class WorldService:
         fd = [True, float(self.fixed_delta)] if self.fixed_delta is not None else [False]
         return [self.sync, self.no_rendering, fd, False, 0.01, 10, 0.0, False, 2000.0, 2000.0, False]
 
-    def _other_owner(self) -> Optional[int]:
-        """The connected client that owns synchronous mode, if it is not the caller."""
-        owner = self.sync_owner
-        if self.sync and owner is not None and owner != self._cid and owner in self._live:
-            return owner
-        return None
-
-    def _ownership_error(self, what: str) -> RpcError:
-        return RpcError(f"{what} refused: another client turned synchronous mode on and only that client "
-                        "ticks, as in CARLA. Read the world from this one (world.get_snapshot(), "
-                        "world.wait_for_tick(), world.on_tick(), get_actors()), or turn synchronous mode "
-                        "off from the ticking client first; if that client disconnects, the server goes "
-                        "back to asynchronous mode after a short grace period")
+    def _take_over_from_a_gone_owner(self) -> None:
+        """The client that turned synchronous mode on left (within its grace period): the caller,
+        ticking now, becomes the one whose departure switches it off."""
+        if self.sync and self.sync_owner != self._cid and self.sync_owner not in self._live:
+            log.warning("connection %d takes over ticking from a client that left", self._cid)
+            self.sync_owner = self._cid
 
     def set_episode_settings(self, s, *a) -> int:
+        """Any client may change the settings, as in CARLA (the last one wins)."""
         sync, no_rendering, fixed_delta = checks.episode_settings(s)  # checked before anything changes
-        if self._other_owner() is not None:
-            if sync != self.sync or fixed_delta != self.fixed_delta:
-                raise self._ownership_error("changing synchronous mode or fixed_delta_seconds")
-        else:
-            self.sync_owner = self._cid if sync else None
+        if sync and not (self.sync and self.sync_owner in self._live):
+            self.sync_owner = self._cid
+        elif not sync:
+            self.sync_owner = None
         self.sync = sync
         self.no_rendering = no_rendering
         self.fixed_delta = fixed_delta
@@ -220,13 +216,11 @@ class WorldService:
         return self.frame
 
     def tick_cue(self, *a) -> int:
-        """One tick: the episode state, the collision events and the camera frames are all sent
-        before the reply, so a client's sensor queue already holds the frame when tick() returns."""
-        if self._other_owner() is not None:
-            raise self._ownership_error("world.tick()")
-        if self.sync and self.sync_owner != self._cid:
-            log.warning("connection %d takes over ticking from a client that left", self._cid)
-            self.sync_owner = self._cid  # the owner left within its grace period: take it over
+        """One tick, from any client, as in CARLA: two clients ticking a synchronous server both
+        step it (each sees frames the other ticked). The episode state, the collision events and
+        the camera frames are sent before the reply (a client's sensor queue gets them from its
+        stream thread, after or while tick() returns)."""
+        self._take_over_from_a_gone_owner()
         self._tick()
         return self.frame
 
@@ -236,6 +230,7 @@ class WorldService:
         episode state are sent), and :class:`RpcError` says so to the client that ticked (in
         asynchronous mode, to the log)."""
         try:
+            self.recorder.before_tick()
             obs = self.sim.step(self.control)
         except Exception as e:  # noqa: BLE001
             log.warning("the simulation step failed; restarting the episode", exc_info=True)
@@ -244,6 +239,7 @@ class WorldService:
                            "from the scenario's start") from None
         self.frame += 1
         self.elapsed_s += self.sim.scenario.dt_s
+        self.recorder.on_tick()
         failures = publish.publish_tick(self, obs)
         if failures:
             raise RpcError(f"frame {self.frame}: " + "; ".join(failures))
@@ -277,13 +273,9 @@ class WorldService:
     def apply_batch(self, commands, do_tick=False, *a) -> list:
         """Each command is ``[[variant_index, fields]]``; each answer a ``Response<ActorId>``.
 
-        A batch that asks for a tick from a client that does not own synchronous mode is refused
-        whole: nothing is applied and every command answers the ownership error."""
-        if do_tick and self._other_owner() is not None:
-            message = str(self._ownership_error("apply_batch with a tick"))
-            return Raw([[[0, [message]]] for _ in commands])
-        if do_tick and self.sync and self.sync_owner != self._cid:
-            self.sync_owner = self._cid  # the owner left within its grace period: take it over
+        ``do_tick`` ticks whoever asks, as ``tick_cue``."""
+        if do_tick:
+            self._take_over_from_a_gone_owner()
         if not isinstance(commands, (list, tuple)):
             raise RpcError(f"apply_batch takes a list of commands, not {commands!r:.60}")
         out = []

@@ -10,6 +10,7 @@ Importing it needs neither the ``carla`` wheel nor a server: only
 * ``truth``: ground truth on the client-side map; ``route``: the route driven;
 * ``session``: what one run changed on the server, and its cleanup; ``spawn``: ego and NPCs;
 * ``simulator``: :class:`CarlaSimulator`; ``replay``: re-rendering a recording.
+* ``watchdog``: every blocking call (tick, map load) bounded in time.
 """
 
 from carla_agent.sim.carla_backend.client import (CARLA_VERSION, DEFAULT_HOST, DEFAULT_PORT, DEFAULT_TM_PORT,

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass
 from typing import Callable, Iterator, Optional
 
 import numpy as np
 
 from carla_agent.errors import BackendError
-from carla_agent.sim.carla_backend.client import DEFAULT_HOST, DEFAULT_PORT, connect
+from carla_agent.sim.carla_backend.client import DEFAULT_HOST, DEFAULT_PORT, connect, map_key
 from carla_agent.sim.carla_backend.sensors import bgra_to_rgb, semantic_labels
 from carla_agent.sim.carla_backend.session import Session
+from carla_agent.sim.carla_backend.watchdog import Watchdog
 from carla_agent.sim.observation import Pose
 
 
@@ -31,7 +33,9 @@ class CarlaReplay:
     """Re-render a CARLA recording from the hero's camera (for attention videos).
 
     ``client.replay_file`` reloads the map in asynchronous mode, so synchronous
-    mode is re-applied after it; one tick later the hero is found by
+    mode is re-applied after it. A recording made on another map than the loaded
+    one makes the server load that map first, asynchronously, as a new episode:
+    the replay waits (``load_timeout_s``) for the new ``World`` and uses it. One tick later the hero is found by
     ``role_name`` and the cameras are attached to it. Recordings hold no sensor
     data, and collision / lane-invasion sensors do not fire in a replay.
     Use as a context manager; ``frames()`` yields :class:`ReplayFrame`.
@@ -64,6 +68,7 @@ class CarlaReplay:
         self.sensor_timeout_s = float(sensor_timeout_s) if sensor_timeout_s is not None else self.timeout_s
         self._connect = (host, self.port, self.timeout_s, client_factory, allow_version_mismatch)
         self._session: Optional[Session] = None
+        self._watchdog = Watchdog(f"{host}:{self.port}")
         self.hero = None
         self.recording_duration_s: Optional[float] = None
 
@@ -78,7 +83,7 @@ class CarlaReplay:
         client, _, _ = connect(*self._connect)
         s = self._session = Session(client)
         try:
-            s.capture(client.get_world())
+            s.capture(client.get_world(), f"at {self.host}:{self.port}")
             info = client.show_recorder_file_info(self.recorder_file, False)
             if "not found" in info.lower() or "error" in info.lower()[:200]:
                 raise BackendError(f"the server at {self.host}:{self.port} cannot read recording "
@@ -86,17 +91,19 @@ class CarlaReplay:
                                    "plain names are looked up in the server's CarlaUE4/Saved folder")
             m = re.search(r"Duration:\s*([0-9.]+)", info)
             self.recording_duration_s = float(m.group(1)) if m else None
+            m = re.search(r"Map:\s*(\S+)", info)
+            new_map = m is not None and map_key(m.group(1)) != map_key(s.world.get_map().name)
             client.set_timeout(self.load_timeout_s)
             try:
                 s.replaying = True
                 client.replay_file(self.recorder_file, self.start_s, self.duration_s, 0, False)
             finally:
                 client.set_timeout(self.timeout_s)
-            world = client.get_world()  # replay_file may have reloaded the map, in asynchronous mode
+            world = self._new_world(client, s.world) if new_map else client.get_world()
             s.apply_sync(world, self.dt_s)
             self.hero = None
             for _ in range(10):
-                world.tick(self.timeout_s)
+                self._tick(world)
                 self.hero = find_hero(world)
                 if self.hero is not None:
                     break
@@ -110,6 +117,20 @@ class CarlaReplay:
             self.close()
             raise
 
+    def _new_world(self, client, old):
+        """The ``World`` of the episode the server starts once the recording's map is loaded."""
+        deadline = time.monotonic() + self.load_timeout_s
+        while time.monotonic() < deadline:
+            world = client.get_world()
+            if world.id != old.id:
+                return world
+            time.sleep(0.1)  # CARLA loads in the background; nothing to wait on but the episode id
+        raise BackendError(f"the server at {self.host}:{self.port} did not load the map of recording "
+                           f"{self.recorder_file!r} within {self.load_timeout_s:g} s; raise --load-timeout")
+
+    def _tick(self, world) -> int:
+        return int(self._watchdog.call(world.tick, self.timeout_s + 1.0, "world.tick()", self.timeout_s))
+
     def frame_count(self) -> int:
         """Ticks to replay: the duration asked for, else what is left of the recording."""
         total = self.duration_s or ((self.recording_duration_s or 0.0) - self.start_s)
@@ -121,7 +142,7 @@ class CarlaReplay:
         s = self._session
         n = self.frame_count() if max_frames is None else int(max_frames)
         for i in range(n):
-            frame = int(s.world.tick(self.timeout_s))
+            frame = self._tick(s.world)
             image = bgra_to_rgb(s.queues["rgb camera"].get(frame, self.sensor_timeout_s))
             semantic = None
             if "semantic camera" in s.queues:
@@ -135,7 +156,9 @@ class CarlaReplay:
         """Stop the replayer, destroy the cameras and restore the settings (idempotent)."""
         session, self._session = self._session, None
         if session is not None:
-            session.restore()
+            session.quiet = self._watchdog.hung is not None
+            session.restore(budget_s=2 * self.timeout_s + 3.0)
+        self._watchdog.close()
 
 
 def find_hero(world):

@@ -5,22 +5,39 @@ One episode of :class:`~carla_agent.sim.carla_backend.simulator.CarlaSimulator`
 records every change it makes on the server (settings, Traffic Manager
 synchronous mode, weather, recorder, actors, sensors) and :meth:`Session.restore`
 undoes them in order on every exit path: normal end, an exception inside a tick,
-Ctrl-C. Nothing is done in ``__del__``.
+Ctrl-C, SIGTERM, a hung server (:mod:`~carla_agent.sim.carla_backend.watchdog`).
+Nothing is done in ``__del__``.
+
+What it finds on the server is handled first (:meth:`Session.capture`,
+:meth:`Session.clean_leftovers`): a server another client is ticking in
+synchronous mode is refused (CARLA takes ticks from every client, so both would
+tick); synchronous mode left on by a client that is gone is taken over;
+``no_rendering_mode`` is turned off for the drive (cameras need it); actors an
+earlier run of ours left behind (``role_name`` starting with :data:`ROLE_PREFIX`,
+and the ``hero`` they are attached to) are destroyed.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import threading
 from typing import Callable, Dict, List, Optional
 
+from carla_agent.errors import BackendError
 from carla_agent.sim.carla_backend.client import import_carla, is_timeout
 from carla_agent.sim.carla_backend.sensors import SensorQueue
 
 log = logging.getLogger(__name__)
 
+#: ``role_name`` of every actor we spawn but the ego (which is CARLA's ``hero``): how a later run
+#: recognises what a killed run left behind.
+ROLE_PREFIX = "carla_agent/"
+#: How long to listen for another client's tick when the server is found in synchronous mode.
+TICKER_PROBE_S = 2.0
 
-def _each(items, action: Callable, what: str) -> None:
+
+def _each(items, action: Callable, what: str, quiet: bool = False) -> None:
     """``action(item)`` for every item even when some fail; a Ctrl-C is re-raised at the end."""
     interrupted: Optional[BaseException] = None
     for item in items:
@@ -29,7 +46,7 @@ def _each(items, action: Callable, what: str) -> None:
         except KeyboardInterrupt as exc:
             interrupted = interrupted or exc
         except Exception as exc:  # noqa: BLE001
-            log.warning("cleanup: could not %s: %s", what, exc)
+            log.log(logging.DEBUG if quiet else logging.WARNING, "cleanup: could not %s: %s", what, exc)
             if is_timeout(exc):
                 raise
     if interrupted is not None:
@@ -59,8 +76,40 @@ class Session:
         self.replaying = False
         self.original_weather = None
         self.weather_changed = False
+        #: After a hang or a time-out: cleanup failures are summed up in :attr:`unrestored`, not logged.
+        self.quiet = False
+        #: What the last :meth:`restore` could not do (one phrase), or None.
+        self.unrestored: Optional[str] = None
 
-    def restore(self) -> None:
+    def restore(self, budget_s: Optional[float] = None) -> None:
+        """Undo every change; with ``budget_s``, give up after that long (a client library that hangs
+        in a cleanup call) and say so in :attr:`unrestored`. A Ctrl-C meanwhile waits for the end."""
+        if budget_s is None:
+            self._restore()
+            return
+        worker = threading.Thread(target=self._restore_caught, name="carla-cleanup", daemon=True)
+        self._interrupted: Optional[BaseException] = None
+        worker.start()
+        interrupted: Optional[BaseException] = None
+        while True:
+            try:
+                worker.join(budget_s)
+                break
+            except KeyboardInterrupt as exc:  # finish the cleanup first
+                interrupted = interrupted or exc
+        if worker.is_alive():
+            self.unrestored = f"the cleanup did not finish within {budget_s:g} s"
+        if interrupted is not None or self._interrupted is not None:
+            raise interrupted or self._interrupted
+
+    def _restore_caught(self) -> None:
+        try:
+            self._restore()
+        except BaseException as exc:  # noqa: BLE001 - re-raised by restore() on the caller's thread
+            self._interrupted = exc
+
+    def _restore(self) -> None:
+        self.unrestored = None
         steps = [
             ("restore the world settings", self._restore_settings),
             ("switch the Traffic Manager's synchronous mode off", self._tm_async),
@@ -72,17 +121,22 @@ class Session:
             ("restore the weather", self._restore_weather),
         ]
         interrupted: Optional[BaseException] = None
+        gone = False
         for what, step in steps:
+            if gone and step != self._stop_sensors:
+                continue  # a server that stopped answering: only the client-side unsubscribing is left
             try:
                 step()
             except KeyboardInterrupt as exc:
                 interrupted = interrupted or exc
                 log.warning("cleanup: interrupted while trying to %s; finishing the cleanup first", what)
             except Exception as exc:  # noqa: BLE001 - every step must get its chance
-                log.warning("cleanup: could not %s: %s", what, exc)
+                log.log(logging.DEBUG if self.quiet else logging.WARNING, "cleanup: could not %s: %s", what, exc)
                 if is_timeout(exc):
-                    log.warning("cleanup: the server stopped answering; skipping the rest of the cleanup")
-                    break
+                    self.unrestored = f"the server did not answer the cleanup (could not {what})"
+                    if not self.quiet:
+                        log.warning("cleanup: the server stopped answering; skipping the rest of the cleanup")
+                    gone = True
         if interrupted is not None:
             raise interrupted
 
@@ -97,15 +151,15 @@ class Session:
         self.tm_sync = False
 
     def _stop_sensors(self) -> None:
-        _each(list(self.sensors), lambda sensor: sensor.stop(), "stop a sensor")
+        _each(list(self.sensors), lambda sensor: sensor.stop(), "stop a sensor", self.quiet)
 
     def _destroy_sensors(self) -> None:
         sensors, self.sensors = self.sensors, []
-        _each(reversed(sensors), lambda sensor: sensor.destroy(), "destroy a sensor")
+        _each(reversed(sensors), lambda sensor: sensor.destroy(), "destroy a sensor", self.quiet)
 
     def _destroy_vehicles(self) -> None:
         vehicles, self.vehicles, self.ego = self.vehicles, [], None
-        _each(reversed(vehicles), lambda vehicle: vehicle.destroy(), "destroy a vehicle")
+        _each(reversed(vehicles), lambda vehicle: vehicle.destroy(), "destroy a vehicle", self.quiet)
 
     def _stop_recorder(self) -> None:
         if self.recording:
@@ -123,13 +177,46 @@ class Session:
             self.world.set_weather(self.original_weather)
 
     # -- setup helpers shared by the simulator and the replay ------------------------
-    def capture(self, world) -> None:
-        """Remember the settings to restore (before any change, map loads included)."""
+    def capture(self, world, where: str = "", probe_s: float = TICKER_PROBE_S) -> None:
+        """Remember the settings to restore (before any change, map loads included).
+
+        A server found in synchronous mode is listened to for ``probe_s``: a tick from someone
+        else means another client drives it, and CARLA would take our ticks too (each tick of
+        ours would also step their world): refused, one line. No tick: the client that turned
+        it on is gone (a killed run); we take over, and leave it asynchronous on exit.
+        """
         self.world = world
         self.original_settings = world.get_settings()
-        if self.original_settings.synchronous_mode:
-            log.warning("the server is already in synchronous mode: another client may be ticking it "
-                        "(only one may); its settings will be restored as found on exit")
+        if not self.original_settings.synchronous_mode:
+            return
+        try:
+            world.wait_for_tick(float(probe_s))
+        except RuntimeError:  # no tick: nobody is ticking
+            log.warning("the server was left in synchronous mode by a client that is gone (no tick in %g s); "
+                        "taking it over, and leaving it asynchronous on exit", probe_s)
+            self.original_settings.synchronous_mode = False
+            self.original_settings.fixed_delta_seconds = None
+            return
+        raise BackendError(f"the CARLA server {where} is in synchronous mode and another client is ticking it; "
+                           "CARLA takes ticks from every client, so both would step the world. Stop that client "
+                           "(or turn its synchronous mode off) first, or use another server (-carla-rpc-port)")
+
+    def clean_leftovers(self, world) -> None:
+        """Destroy what an earlier run of ours left behind (a killed process never cleans up):
+        actors whose ``role_name`` starts with :data:`ROLE_PREFIX`, and the vehicles they are
+        attached to. One log line says how many."""
+        actors = list(world.get_actors())
+        ours = [a for a in actors if str(a.attributes.get("role_name", "")).startswith(ROLE_PREFIX)]
+        parents = {a.parent.id for a in ours if getattr(a, "parent", None) is not None}
+        heroes = [a for a in actors if a.id in parents and a.type_id.startswith("vehicle.")]
+        if not ours and not heroes:
+            return
+        # Sensors first (destroying a parent first would leave them dangling); never stop() them:
+        # this client never listened to them (the wheel warns).
+        sensors = [a for a in ours if a.type_id.startswith("sensor.")]
+        gone = [a for a in sensors + [a for a in ours if a not in sensors] + heroes if a.destroy()]
+        log.warning("removed %d actors left on the server by an earlier carla_agent run that did not end "
+                    "cleanly (%s)", len(gone), ", ".join(sorted({a.type_id for a in gone})))
 
     def apply_sync(self, world, dt_s: float) -> None:
         """Synchronous mode with a fixed step, on the settings the server returned."""
@@ -137,6 +224,11 @@ class Session:
             self.capture(world)
         self.world = world
         settings = world.get_settings()
+        if settings.no_rendering_mode:
+            # Cameras deliver nothing without rendering; a time-out would blame an "overloaded" server.
+            log.warning("the server was in no_rendering_mode: turned off for this drive (cameras need it), "
+                        "turned back on at the end")
+            settings.no_rendering_mode = False
         settings.synchronous_mode = True
         settings.fixed_delta_seconds = float(dt_s)
         if settings.substepping and dt_s > settings.max_substep_delta_time * settings.max_substeps + 1e-9:
@@ -164,6 +256,8 @@ class Session:
         self._spawn_sensor(name, bp, carla.Transform(), parent)
 
     def _spawn_sensor(self, name: str, bp, transform, parent) -> None:
+        if bp.has_attribute("role_name"):
+            bp.set_attribute("role_name", ROLE_PREFIX + name)
         sensor = self.world.spawn_actor(bp, transform, attach_to=parent)
         self.sensors.append(sensor)
         q = SensorQueue(name)

@@ -14,6 +14,12 @@ path. Each tick takes the camera frames of that tick (the one-ticker pattern,
 
 Frames: ``Observation.frame`` counts ticks since ``reset`` (the contract's
 episode frame); CARLA's own frame id of the last tick is ``sim.info.carla_frame``.
+
+Every blocking call (ticks, the map load) goes through a
+:class:`~carla_agent.sim.carla_backend.watchdog.Watchdog`: ``timeout_s`` plus
+:data:`WATCHDOG_MARGIN_S` at most, whatever hangs (the server, or the 0.9.16 client's
+synchronous Traffic Manager, carla issue 9172); then the session is restored with
+a short client time-out and the error is one line that says whether it could be.
 """
 
 from __future__ import annotations
@@ -30,7 +36,7 @@ from carla_agent.control import VehicleControl
 from carla_agent.control.pure_pursuit import PurePursuitParams, pure_pursuit_steer
 from carla_agent.errors import BackendError, ScenarioError
 from carla_agent.sim.carla_backend.client import (DEFAULT_HOST, DEFAULT_PORT, DEFAULT_TM_PORT, connect,
-                                                  import_carla, map_key, match_map)
+                                                  import_carla, is_timeout, map_key, match_map)
 from carla_agent.sim.carla_backend.route import ROUTE_STEP_M, Route, RouteProjection
 from carla_agent.sim.carla_backend.sensors import bgra_to_rgb, collision_kind, semantic_labels
 from carla_agent.sim.carla_backend.session import Session
@@ -39,6 +45,7 @@ from carla_agent.sim.carla_backend.spec import CarlaSpec, carla_spec
 from carla_agent.sim.carla_backend.lights import TrafficLights, stop_lines
 from carla_agent.sim.carla_backend.truth import (heading_error, map_speed_limits, off_road, outside_route_lanes,
                                                  route_speed_limits)
+from carla_agent.sim.carla_backend.watchdog import ServerHung, Watchdog, failure
 from carla_agent.sim.carla_backend.weather import scenario_weather, vehicle_lights
 from carla_agent.sim.criteria import route_completion_pct
 from carla_agent.sim.observation import CollisionEvent, GroundTruth, LaneInvasionEvent, Observation, Pose
@@ -56,6 +63,10 @@ SPECTATOR_UP_M = 3.0
 SPECTATOR_PITCH_DEG = -15.0
 #: Vehicles further than this along the route are not leads.
 LEAD_RANGE_M = 100.0
+#: The watchdog waits this much longer than the client's own time-out (which normally fires first).
+WATCHDOG_MARGIN_S = 1.0
+#: The client time-out for the cleanup after a hang or a time-out: the server may be gone.
+CLEANUP_TIMEOUT_S = 3.0
 
 
 def _pursuit_params(ego) -> PurePursuitParams:
@@ -98,7 +109,8 @@ class CarlaSimulator(Simulator):
     Args:
         host, port: the server's RPC address (``-carla-rpc-port``).
         tm_port: the Traffic Manager's port.
-        timeout_s: client time-out for connecting and ticking.
+        timeout_s: client time-out for connecting and ticking (``--timeout``); a tick that has not
+            returned ``WATCHDOG_MARGIN_S`` later is abandoned and the drive ends (the watchdog).
         record: record each episode with CARLA's recorder (``client.start_recorder``).
         recorder_file: file name template of the recordings; ``{scenario}``,
             ``{seed}``, ``{episode}`` and ``{time}`` are filled in. A plain name
@@ -134,6 +146,7 @@ class CarlaSimulator(Simulator):
         self.autopilot_override = autopilot
         self.client, self.client_version, self.server_version = connect(
             host, self.port, self.timeout_s, client_factory, allow_version_mismatch)
+        self._watchdog = Watchdog(f"{host}:{self.port}")
         self.scenario = None
         self.route: Optional[Route] = None
         self.info: Optional[CarlaInfo] = None
@@ -155,10 +168,9 @@ class CarlaSimulator(Simulator):
             self._start(scenario, spec, int(seed))
             return self._observe()
         except BaseException as exc:
-            self._end_session()
-            if isinstance(exc, RuntimeError):  # what carla raises for time-outs and refused requests
-                raise BackendError(f"CARLA server at {self.host}:{self.port} failed during reset: "
-                                   f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+            error = self._fail(exc, "reset")
+            if error is not None:
+                raise error from None
             raise
 
     def step(self, control: VehicleControl) -> Observation:
@@ -174,10 +186,9 @@ class CarlaSimulator(Simulator):
                     hand_brake=bool(control.hand_brake), reverse=bool(control.reverse)))
             return self._observe()
         except BaseException as exc:
-            self._end_session()  # never leave the server frozen in synchronous mode
-            if isinstance(exc, RuntimeError):
-                raise BackendError(f"CARLA server at {self.host}:{self.port} failed during a tick: "
-                                   f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+            error = self._fail(exc, "a tick")  # never leave the server frozen in synchronous mode
+            if error is not None:
+                raise error from None
             raise
 
     def recover(self) -> None:
@@ -191,12 +202,33 @@ class CarlaSimulator(Simulator):
             return
         self._closed = True
         self._end_session()
+        self._watchdog.close()
 
     # -- episode setup ----------------------------------------------------
-    def _end_session(self) -> None:
+    def _end_session(self, quiet: bool = False) -> Optional[str]:
+        """Restore the server (bounded in time); what could not be restored, or None."""
         session, self._session = self._session, None
-        if session is not None:
-            session.restore()
+        if session is None:
+            return None
+        session.quiet = quiet
+        if quiet:  # after a hang or a time-out: the server may be gone, do not wait long on each call
+            self.client.set_timeout(min(self.timeout_s, CLEANUP_TIMEOUT_S))
+        try:
+            session.restore(budget_s=2 * self.timeout_s + CLEANUP_TIMEOUT_S)
+        finally:
+            if quiet:
+                self.client.set_timeout(self.timeout_s)
+        return session.unrestored
+
+    def _fail(self, exc: BaseException, during: str) -> Optional[BackendError]:
+        """End the session after ``exc``; the one-line error to raise instead, or None (re-raise ``exc``)."""
+        timed_out = isinstance(exc, ServerHung) or is_timeout(exc)
+        unrestored = self._end_session(quiet=timed_out)
+        return failure(exc, f"{self.host}:{self.port}", during, timed_out, unrestored)
+
+    def _tick(self, world) -> int:
+        return int(self._watchdog.call(world.tick, self.timeout_s + WATCHDOG_MARGIN_S, "world.tick()",
+                                       self.timeout_s))
 
     def _start(self, scenario, spec: CarlaSpec, seed: int) -> None:
         carla = self._carla
@@ -212,7 +244,8 @@ class CarlaSimulator(Simulator):
         self.expert_lag_ticks = 1 if self._autopilot else 0
         rng = np.random.default_rng(seed)
         world = self.client.get_world()
-        s.capture(world)
+        s.capture(world, f"at {self.host}:{self.port}")
+        s.clean_leftovers(world)
         world, carla_map = self._ensure_map(world, spec.map, scenario.source)
         s.world, s.map = world, carla_map
         s.original_weather = world.get_weather()
@@ -278,7 +311,7 @@ class CarlaSimulator(Simulator):
             tm.set_path(ego, [w.transform.location for w in self.route.waypoints[every::every]])
         s.spectator = world.get_spectator() if spec.spectator else None
         for _ in range(spec.settle_ticks):
-            world.tick(self.timeout_s)
+            self._tick(world)
             for q in s.queues.values():
                 q.drain()
         self._steps = -1  # the first observation is frame 0
@@ -296,8 +329,9 @@ class CarlaSimulator(Simulator):
                                 f"{wanted!r}; available: {names}")
         log.info("loading %s (was %s)", map_key(target), map_key(carla_map.name))
         self.client.set_timeout(self.load_timeout_s)
-        try:
-            world = self.client.load_world(map_key(target))
+        try:  # the wheel waits for the new episode (the server loads asynchronously) and returns its World
+            world = self._watchdog.call(self.client.load_world, self.load_timeout_s + WATCHDOG_MARGIN_S,
+                                        f"loading {map_key(target)}", map_key(target))
         finally:
             self.client.set_timeout(self.timeout_s)
         return world, world.get_map()
@@ -317,7 +351,7 @@ class CarlaSimulator(Simulator):
         carla = self._carla
         s = self._session
         scenario = self.scenario
-        frame = int(s.world.tick(self.timeout_s))
+        frame = self._tick(s.world)
         self._steps += 1
         image = bgra_to_rgb(s.queues["rgb camera"].get(frame, self.sensor_timeout_s))
         semantic = None

@@ -14,7 +14,7 @@ import numpy as np
 
 from carla_agent.errors import BackendError, ScenarioError
 from carla_agent.sim.carla_backend.client import import_carla
-from carla_agent.sim.carla_backend.session import Session
+from carla_agent.sim.carla_backend.session import ROLE_PREFIX, Session
 from carla_agent.sim.carla_backend.spec import CarlaSpec, TrafficManagerSpec
 from carla_agent.sim.carla_backend.truth import lanes_same_way
 
@@ -89,7 +89,7 @@ def spawn_traffic(session: Session, tm_spec: TrafficManagerSpec, spawn_points: S
         if spawned >= tm_spec.vehicles:
             break
         bp = bps[int(rng.integers(len(bps)))]
-        bp.set_attribute("role_name", "autopilot")
+        bp.set_attribute("role_name", ROLE_PREFIX + "autopilot")  # a later run knows them as ours
         npc = session.world.try_spawn_actor(bp, spawn_points[index])
         if npc is None:
             continue

@@ -1,0 +1,188 @@
+"""Issue 19 through ``serve`` and the real ``carla`` wheel: the documented CLI features
+(``--allow-version-mismatch``, CARLA's recorder with ``record --backend carla``, ``replay RUN
+--backend carla``), a server that stops answering mid-drive, SIGTERM, a second ticker and
+``no_rendering_mode``. Each test failed before its fix."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+carla = pytest.importorskip("carla")
+
+from served_world import ROOT, start_server, stop_server  # noqa: E402
+
+from carla_agent.errors import BackendError  # noqa: E402
+from carla_agent.recording.drive_log import DriveLog  # noqa: E402
+
+TIMEOUT_S = 2.0
+
+
+@pytest.fixture(scope="module")
+def server():
+    proc, port = start_server("gentle_curves")
+    yield port
+    stop_server(proc)
+
+
+def cli(*args, **kw):
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    return subprocess.Popen([sys.executable, "-m", "carla_agent", *args], cwd=str(ROOT), env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
+
+
+def finish(proc, timeout=240):
+    out, err = proc.communicate(timeout=timeout)
+    return proc.returncode, out, err
+
+
+def client(port):
+    c = carla.Client("127.0.0.1", port)
+    c.set_timeout(5.0)
+    return c
+
+
+def wait_for_rows(out_dir: Path, rows: int, proc, limit_s: float = 120.0) -> Path:
+    """The run folder once its drive log holds ``rows`` rows (the drive is under way)."""
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        for csv in out_dir.glob("*/rows.csv"):
+            if sum(1 for _ in csv.open()) > rows:
+                return csv.parent
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.2)
+    raise AssertionError("the drive never got going")
+
+
+def our_actors(port):
+    return [a.type_id for a in client(port).get_world().get_actors()
+            if a.type_id.startswith("sensor.") or a.type_id == "vehicle.lincoln.mkz_2020"]
+
+
+def test_record_with_carlas_recorder_and_replay_it_on_the_server(server, tmp_path):
+    """Defect 3: --allow-version-mismatch was rejected, `record --backend carla` never switched
+    CARLA's recorder on and `replay RUN --backend carla` was rejected."""
+    code, out, err = finish(cli("record", "--backend", "carla", "--port", str(server), "--allow-version-mismatch",
+                                "--scenarios", "gentle_curves", "--duration", "1", "--out", str(tmp_path),
+                                "--quiet"))
+    assert code == 0, err
+    run = Path(out.splitlines()[0])
+    meta = DriveLog.open(run).meta
+    recording = meta["carla_recorder_file"]
+    info = client(server).show_recorder_file_info(recording, False)
+    assert "Map: gentle_curves" in info
+    frames = int(info.split("Frames: ")[1].split()[0])
+    assert frames >= 20  # 1 s at 0.05 s, and the settling ticks
+    code, out, err = finish(cli("replay", str(run), "--backend", "carla", "--port", str(server), "--quiet"))
+    assert code == 0, err
+    assert out.startswith(f"video: {run / 'carla_replay_visual_backprop.mp4'} ({frames} frames replayed")
+    assert (run / "carla_replay_visual_backprop.mp4").stat().st_size > 1000
+    assert not our_actors(server), "the replay's hero and cameras are gone"
+    assert not client(server).get_world().get_settings().synchronous_mode
+
+
+def test_a_run_without_a_carla_recording_is_refused_by_replay_backend_carla(server, tmp_path):
+    code, out, err = finish(cli("record", "--scenarios", "gentle_curves", "--duration", "0.2", "--out",
+                                str(tmp_path), "--quiet"))
+    assert code == 0, err
+    run = out.splitlines()[0]
+    code, out, err = finish(cli("replay", run, "--backend", "carla", "--port", str(server), "--quiet"))
+    assert code == 2 and err.startswith("error: ") and "field 'carla_recorder_file'" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_a_server_that_stops_answering_mid_drive_ends_it_with_one_line_and_a_readable_log(tmp_path):
+    """The watchdog: SIGSTOP the served world mid-drive. Before, the cleanup's own warnings and the
+    wheel's followed the error; now one line says what happened and what was (not) restored."""
+    proc, port = start_server("gentle_curves")
+    try:
+        drive = cli("drive", "--backend", "carla", "--port", str(port), "--allow-version-mismatch",
+                    "--scenario", "gentle_curves", "--headless", "--record", "--out", str(tmp_path),
+                    "--duration", "60", "--quiet", "--timeout", str(TIMEOUT_S))
+        run = wait_for_rows(tmp_path, 10, drive)
+        os.kill(proc.pid, signal.SIGSTOP)
+        stopped = time.monotonic()
+        code, _, err = finish(drive)
+        took = time.monotonic() - stopped
+        os.kill(proc.pid, signal.SIGCONT)
+    finally:
+        stop_server(proc)
+    lines = [line for line in err.splitlines() if "route ends after" not in line]
+    assert code == 2 and len(lines) == 1 and lines[0].startswith("error: CARLA server at "), err
+    assert "time-out" in lines[0] or "did not finish world.tick()" in lines[0]
+    assert "restart the server" in lines[0]
+    # the tick's time-out (or the watchdog 1 s later), one cleanup call's, and the process's exit
+    assert took < TIMEOUT_S + 1.0 + TIMEOUT_S + 20.0, took
+    log = DriveLog.open(run)
+    assert len(log) >= 10 and log.frame(len(log) - 1).shape[2] == 3
+
+
+def test_sigterm_mid_drive_cleans_up_like_ctrl_c(server, tmp_path):
+    """Defect 7: SIGTERM killed the drive without cleanup (the ego and its sensors stayed)."""
+    drive = cli("drive", "--backend", "carla", "--port", str(server), "--scenario", "gentle_curves",
+                "--headless", "--record", "--out", str(tmp_path), "--duration", "60", "--quiet")
+    run = wait_for_rows(tmp_path, 5, drive)
+    drive.send_signal(signal.SIGTERM)
+    code, _, err = finish(drive)
+    assert code == 130 and "interrupted" in err, err
+    assert not our_actors(server), "our actors were destroyed"
+    assert len(DriveLog.open(run)) >= 5
+
+
+TICKER = """
+import sys, time, carla
+c = carla.Client('127.0.0.1', int(sys.argv[1])); c.set_timeout(5.0)
+w = c.get_world(); s = w.get_settings(); s.synchronous_mode = True; s.fixed_delta_seconds = 0.05
+w.apply_settings(s)
+print('ticking', flush=True)
+try:
+    while True:
+        w.tick(); time.sleep(0.05)
+finally:
+    s.synchronous_mode = False; w.apply_settings(s)
+"""
+
+
+def test_a_server_another_client_ticks_is_refused(server):
+    """Defect 7: CARLA (and now serve) takes ticks from every client: both would step the world."""
+    from carla_agent.sim.carla_backend import CarlaSimulator
+    from carla_agent.sim.scenario import load_scenario
+
+    child = subprocess.Popen([sys.executable, "-c", TICKER, str(server)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline().strip() == "ticking"
+        with CarlaSimulator(port=server, timeout_s=TIMEOUT_S) as sim:
+            with pytest.raises(BackendError, match="another client is ticking it"):
+                sim.reset(load_scenario("gentle_curves"), seed=0)
+    finally:
+        child.send_signal(signal.SIGINT)
+        child.wait(timeout=10)
+    assert not our_actors(server)
+
+
+def test_no_rendering_mode_is_turned_off_for_the_drive_and_restored(server):
+    """Defect 9: serve now sends no camera frames in no_rendering_mode, as CARLA; the backend kept the
+    mode and failed with an 'overloaded' sensor time-out."""
+    from carla_agent.control import VehicleControl
+    from carla_agent.sim.carla_backend import CarlaSimulator
+    from carla_agent.sim.scenario import load_scenario
+
+    world = client(server).get_world()
+    s = world.get_settings()
+    s.no_rendering_mode = True
+    world.apply_settings(s)
+    try:
+        with CarlaSimulator(port=server, timeout_s=TIMEOUT_S) as sim:
+            obs = sim.reset(load_scenario("gentle_curves"), seed=0)
+            obs = sim.step(VehicleControl(throttle=0.3))
+            assert obs.image.std() > 1.0
+        assert world.get_settings().no_rendering_mode, "restored as found"
+    finally:
+        s.no_rendering_mode = False
+        world.apply_settings(s)
