@@ -60,13 +60,17 @@ def labels(i: int) -> np.ndarray:
     return np.random.default_rng(1000 + i).integers(0, 8, (H, W), dtype=np.uint8)
 
 
-def make_log(run: Path, frames: int = FRAMES) -> Path:
-    """A whole, complete version-3 log of ``frames`` frames (24x32, with labels) in ``run``."""
+def run_meta(run_id: str) -> RunMeta:
+    """The metadata of a log of ``straight_clear`` with 24x32 frames."""
     sc = load_scenario("straight_clear")
-    meta = RunMeta(run_id=run.name, scenario_name=sc.name, scenario_file=sc.source, scenario=scenario_to_dict(sc),
+    return RunMeta(run_id=run_id, scenario_name=sc.name, scenario_file=sc.source, scenario=scenario_to_dict(sc),
                    seed=3, backend="embedded", server_version=None, backend_options={"render": False}, dt_s=0.05,
                    duration_s=10.0, intervention_m=1.0, camera_hw=(H, W))
-    w = DriveLogWriter(run, meta, scenario_dir() / "straight_clear.yaml", fsync=False)
+
+
+def make_log(run: Path, frames: int = FRAMES) -> Path:
+    """A whole, complete version-3 log of ``frames`` frames (24x32, with labels) in ``run``."""
+    w = DriveLogWriter(run, run_meta(run.name), scenario_dir() / "straight_clear.yaml", fsync=False)
     for i in range(frames):
         row = {"i": i, "frame": 100 + i, "sim_time_s": i * 0.05, "steer": 0.1 * i, "throttle": 0.5, "brake": 0.0,
                "hand_brake": 0, "reverse": 0, "predicted_steer": 0.1 * i, "lateral_offset_m": 0.01 * i,
@@ -155,7 +159,7 @@ def damage(run: Path, kind: str, target: Any, position: float, value: Any) -> No
         import csv
         import io
 
-        n = 1 + int(position * (len(lines) - 2)) % (len(lines) - 2)
+        n = 1 + int(position * (len(lines) - 2)) % (len(lines) - 2)  # a data line (the last is empty)
         body = lines[n].rpartition(",")[0]
         try:
             fields = next(csv.reader(io.StringIO(body)))
@@ -248,6 +252,11 @@ AUDIT: List[Tuple[str, List[Tuple[str, Any, float, Any]]]] = [
                                                          10 ** 12)]),
     ("row sim_time_s text (checksum fixed)", [("row_set", ROW_FIELDS.index("sim_time_s"), 0.5, "soon")]),
     ("row steer NaN (checksum fixed)", [("row_set", ROW_FIELDS.index("steer"), 0.5, "nan")]),
+    ("row speed 10**400 (checksum fixed)", [("row_set", ROW_FIELDS.index("speed_mps"), 0.5, 10 ** 400)]),
+    ("row collisions inf (checksum fixed)", [("row_set", ROW_FIELDS.index("collisions"), 0.5, "inf")]),
+    ("row interventions empty (checksum fixed)", [("row_set", ROW_FIELDS.index("interventions"), 0.99, "")]),
+    ("every row's steering empty", [("row_set", ROW_FIELDS.index("predicted_steer"), k / 6, "") for k in range(6)]
+     + [("row_set", ROW_FIELDS.index("steer"), k / 6, "") for k in range(6)]),
     ("frames.zst missing", [("delete", FILES.index("frames.zst"), 0, 0)]),
     ("frames.zst truncated", [("truncate", FILES.index("frames.zst"), 0.5, 0)]),
     ("frames.zst byte flipped in a header", [("flip", FILES.index("frames.zst"), 0.0, 3)]),

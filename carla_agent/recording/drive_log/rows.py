@@ -144,12 +144,32 @@ def _read_rows(path: Path, required: Sequence[str] = ()):
     frame = frame.drop(columns=[CRC_COLUMN])
     for column in frame.columns:
         if column not in TEXT_COLUMNS:
-            frame[column] = pd.to_numeric(frame[column], errors="coerce")
+            frame[column] = _numeric(frame[column])
     frame, bad = _valid_indices(frame)
     problems += bad
     frame.index = frame["i"].to_numpy(dtype="int64")
     frame["i"] = frame.index
     return frame, problems
+
+
+def _numeric(column):
+    """A column as numbers; what is not a finite number becomes NaN (the writer never writes an
+    infinity: it writes an empty cell), a number too large for a float too."""
+    import numpy as np
+    import pandas as pd
+
+    try:
+        out = pd.to_numeric(column, errors="coerce")
+    except OverflowError:  # pandas coerces text, not a 400-digit integer
+        def one(value: Any) -> float:
+            try:
+                return float(value)
+            except (TypeError, ValueError, OverflowError):
+                return math.nan
+        out = column.map(one).astype(float)
+    if out.dtype.kind == "f":
+        out = out.where(np.isfinite(out))
+    return out
 
 
 def _fields(line: str) -> Optional[List[str]]:
