@@ -71,6 +71,11 @@ BAD = {
     "size disagrees with the model": ('{"preprocessing": {"height": 120, "width": 160, "color_space": "rgb"}}',
                                       "height/width", "120x160"),
     "not JSON": ('{"preprocessing": {"height": 66,}}', "", "not valid JSON"),
+    "nested 100,000 deep": ("[" * 100000 + "]" * 100000, "", "not valid JSON"),
+    "height huge": ('{"preprocessing": {"height": 1e400, "width": 200, "color_space": "rgb"}}',
+                    "preprocessing.height", "whole number"),
+    "crop infinite": ('{"preprocessing": {"height": 66, "width": 200, "color_space": "rgb", "crop_top": -Infinity}}',
+                      "preprocessing.crop_top", "[0, 1]"),
 }
 
 

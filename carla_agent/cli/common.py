@@ -68,6 +68,57 @@ def refuse_existing_folder(path: str, force: bool, what: str = "folder") -> None
                               f"or pass --force to overwrite it")
 
 
+def check_out(path: str, kind: str = "folder", option: str = "--out") -> None:
+    """Stop before writing under ``path`` when it cannot be what ``kind`` says: one line naming it.
+
+    Args:
+        path: the option's value.
+        kind: ``folder`` (created when missing; a file there is refused) or ``file`` (written or
+            replaced; a folder there is refused).
+        option: the option's name, for the message.
+
+    Raises:
+        CarlaAgentError: ``path`` (or a folder it would be created in) is the wrong kind of thing.
+    """
+    from pathlib import Path
+
+    from carla_agent.errors import CarlaAgentError
+
+    p = Path(path)
+    if kind == "folder" and p.exists() and not p.is_dir():
+        raise CarlaAgentError(f"{option} {p}: is a file, not a folder; choose a folder (it is created when missing)")
+    if kind == "file" and p.is_dir():
+        raise CarlaAgentError(f"{option} {p}: is a folder; name the file to write, e.g. {p / 'video.mp4'}")
+    for parent in (p.parents if kind == "file" else [p, *p.parents]):
+        if parent.exists():
+            if not parent.is_dir():
+                raise CarlaAgentError(f"{option} {p}: {parent} is a file, not a folder; choose another {option}")
+            break
+
+
+def camera_resolution(text: str) -> Tuple[int, int]:
+    """``--camera-res``: ``WIDTHxHEIGHT`` within the scenarios' camera limits (each side 32-4096 px,
+    at most 1920 x 1080 pixels in all)."""
+    from carla_agent.sim.scenario import MAX_CAMERA_PIXELS
+
+    w, h = resolution(text, (32, 32))
+    if w > 4096 or h > 4096 or w * h > MAX_CAMERA_PIXELS:
+        raise argparse.ArgumentTypeError(f"{text}: {w} x {h} is {w * h} pixels; a camera is at most "
+                                         f"{MAX_CAMERA_PIXELS} pixels (1920x1080) and 4096 on a side")
+    return w, h
+
+
+def scenario_names(text: str, option: str = "--scenarios") -> list:
+    """The comma-separated names of ``text``; one line when there is none (``--scenarios ,``)."""
+    from carla_agent.errors import ScenarioError
+
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    if not names:
+        raise ScenarioError(f"{option} {text!r}: no scenario named; give one or more, comma-separated, e.g. "
+                            f"{option} gentle_curves,highway (python -m carla_agent scenarios lists them)")
+    return names
+
+
 def duration_s(text: str) -> float:
     """``--duration``: a finite number of simulated seconds in (0, 86400]."""
     try:

@@ -7,7 +7,8 @@ import argparse
 import json
 
 from carla_agent.cli.common import (add_backend_args, add_model, add_saliency_args, add_tf_threads, add_verbose,
-                                    duration_s, load_model, out, resolution, speed_factor, window_resolution)
+                                    camera_resolution, check_out, duration_s, load_model, out, speed_factor,
+                                    window_resolution)
 
 
 def add_parsers(sub) -> None:
@@ -22,8 +23,8 @@ def add_parsers(sub) -> None:
     p.add_argument("--duration", type=duration_s, default=None,
                    help="time limit in simulated seconds (default: the scenario's)")
     p.add_argument("--headless", action="store_true", help="no window")
-    p.add_argument("--camera-res", type=resolution, default=None, metavar="WxH",
-                   help="camera resolution, e.g. 800x600 (default: the scenario's)")
+    p.add_argument("--camera-res", type=camera_resolution, default=None, metavar="WxH",
+                   help="camera resolution, e.g. 800x600, at most 1920x1080 (default: the scenario's)")
     p.add_argument("--sync", action="store_true", default=True,
                    help="synchronous mode (always on: one tick per step, as in CARLA's synchronous mode)")
     p.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
@@ -119,6 +120,8 @@ def run(args) -> int:
     # --screenshot-every without a window draws the HUD offscreen, as fast as it goes.
     use_hud = window or args.screenshot_every is not None
     # The simulator first: an unreachable server is reported before a slow model load.
+    if args.record or window:
+        check_out(args.out)
     if args.record:
         from carla_agent.recording.disk_space import check_free_space
 

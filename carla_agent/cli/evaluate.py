@@ -3,7 +3,7 @@ and an HTML page). The one parser of this command."""
 
 from __future__ import annotations
 
-from carla_agent.cli.common import add_model, add_quiet, add_verbose, comma_list, out
+from carla_agent.cli.common import add_model, add_quiet, add_verbose, check_out, comma_list, out, scenario_names
 
 
 def add_parsers(sub) -> None:
@@ -31,7 +31,8 @@ def add_parsers(sub) -> None:
 def run(args) -> int:
     from carla_agent.faithfulness.evaluate import evaluate
 
-    table = evaluate(args.model, scenarios=comma_list(args.scenarios), methods=comma_list(args.methods),
+    check_out(args.out)
+    table = evaluate(args.model, scenarios=scenario_names(args.scenarios), methods=comma_list(args.methods),
                      frames=args.frames, out_dir=args.out, steps=args.steps, stride=args.stride, seed=args.seed,
                      closed_loop_s=args.closed_loop_s, closed_loop_share=args.closed_loop_share,
                      progress=not args.quiet)

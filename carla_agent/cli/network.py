@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 from carla_agent.cli.common import (add_backend_args, add_model, add_quiet, add_saliency_args, add_verbose,
-                                    backend_options, comma_list, duration_s, load_model, out,
+                                    backend_options, check_out, comma_list, duration_s, load_model, out,
                                     refuse_existing_folder)
 
 
@@ -73,6 +73,7 @@ def collect(args) -> int:
 def train(args) -> int:
     from carla_agent.network.train import train as train_model
 
+    check_out(args.out, "file")
     metrics = train_model(args.data, args.out, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
                           patience=args.patience)
     out(json.dumps(metrics, indent=2, default=str))
@@ -91,6 +92,7 @@ def methods(args) -> int:
 def explain(args) -> int:
     from carla_agent.saliency.explain import explain_images
 
+    check_out(args.out)
     output = int(args.output) if args.output is not None and args.output.lstrip("-").isdigit() else args.output
     model = load_model(args.model)
     written = explain_images(args.images, model, method=args.method, target=args.target,

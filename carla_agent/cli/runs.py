@@ -1,10 +1,11 @@
-"""``record`` (drive, log, video and report for a batch of scenarios) and ``replay``
-(re-render, A/B, re-simulate a recorded run)."""
+"""``record`` (drive, log, video and report for a batch of scenarios), ``replay``
+(re-render, A/B, re-simulate a recorded run) and ``report`` (write a run's HTML report again)."""
 
 from __future__ import annotations
 
 from carla_agent.cli.common import (add_backend_args, add_model, add_quiet, add_target, add_tf_threads,
-                                    add_verbose, backend_options, comma_list, duration_s, out)
+                                    add_verbose, backend_options, check_out, comma_list, duration_s, out,
+                                    scenario_names)
 
 
 def add_parsers(sub) -> None:
@@ -40,13 +41,22 @@ def add_parsers(sub) -> None:
     add_backend_args(p)  # --backend carla: replay the run's CARLA recording on the server
     p.set_defaults(func=replay)
 
+    p = sub.add_parser("report", help="write a recorded run's HTML report again (RUN/report.html)")
+    add_verbose(p)
+    p.add_argument("run", help="run folder written by drive --record or record")
+    add_model(p, default=None, text="model for the key frames' maps (default: the run's own, when still there)")
+    p.add_argument("--out", default=None, help="HTML file (default RUN/report.html)")
+    p.set_defaults(func=report)
+
 
 def record(args) -> int:
     from carla_agent.network.steering_model import set_tf_threads
     from carla_agent.recording.batch import record_batch
 
+    names = scenario_names(args.scenarios)
+    check_out(args.out)
     set_tf_threads(args.tf_threads)
-    result = record_batch(args.scenarios, args.methods, duration_s=args.duration, out_dir=args.out,
+    result = record_batch(names, args.methods, duration_s=args.duration, out_dir=args.out,
                           model_path=args.model, seed=args.seed, backend=args.backend,
                           backend_options=backend_options(args, record=True), gif=args.gif, progress=not args.quiet)
     for run in result.runs:
@@ -58,6 +68,8 @@ def record(args) -> int:
 def replay(args) -> int:
     from carla_agent.recording.replay import replay as replay_run
 
+    if args.out:
+        check_out(args.out, "file")
     if args.backend == "carla":
         from carla_agent.recording.carla_replay import replay_carla
 
@@ -70,10 +82,22 @@ def replay(args) -> int:
     result = replay_run(args.run, methods=comma_list(args.methods), model=args.model, target=args.target,
                         layer=args.layer, ab_model=args.ab_model, out=args.out, fmt=args.format, step=args.step,
                         verify=args.verify, redrive_model=args.redrive, progress=not args.quiet)
-    for name in ("video", "ab_video", "report", "redrive_run"):
+    for k, rendered in enumerate(result.videos):
+        skipped = f" ({len(rendered.skipped)} unreadable frame(s) left out)" if rendered.skipped else ""
+        out(f"{'video' if k == 0 else 'ab_video'}: {rendered.video.path}{skipped}")
+    for name in ("report", "redrive_run"):
         value = getattr(result, name, None)
         if value:
             out(f"{name}: {value}")
     if args.verify and getattr(result, "resim", None) is not None:
         out(f"re-simulation: {result.resim}")
+    return 0
+
+
+def report(args) -> int:
+    from carla_agent.recording.report import write_report
+
+    if args.out:
+        check_out(args.out, "file")
+    out(f"report: {write_report(args.run, out=args.out, model=args.model)}")
     return 0

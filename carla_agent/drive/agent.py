@@ -17,6 +17,7 @@ import numpy as np
 
 from carla_agent.control import VehicleControl
 from carla_agent.drive.expert import Expert
+from carla_agent.errors import ModelError
 from carla_agent.sim.observation import Observation
 from carla_agent.control.pid import SpeedController
 
@@ -87,6 +88,16 @@ class _Cruise:
         return self.speed.run_step(target, obs.speed_mps, obs.dt_s, t.lead_distance_m, t.lead_speed_mps)
 
 
+def _non_finite(model, outputs: np.ndarray, frame: int) -> ModelError:
+    """The one-line error for a network that gave NaN or an infinity: the model file, the output, the fix."""
+    names = list(getattr(model, "output_names", ())) or [str(k) for k in range(len(outputs))]
+    k = int(np.flatnonzero(~np.isfinite(outputs))[0])
+    where = getattr(model, "path", None) or "the model"
+    return ModelError(f"{where}: output '{names[k] if k < len(names) else k}' is {float(outputs[k])} at frame "
+                      f"{frame}, not a finite number; the model is broken (NaN or infinite weights?): retrain it "
+                      "or pass another --model")
+
+
 class NetworkAgent:
     """Drives with a :class:`~carla_agent.network.steering_model.SteeringModel`.
 
@@ -117,6 +128,8 @@ class NetworkAgent:
             outputs = np.asarray(attention.prediction[0], dtype=np.float64)
         else:
             outputs = self.model.predict_inputs(x)[0].astype(np.float64)
+        if not np.all(np.isfinite(outputs)):
+            raise _non_finite(self.model, outputs, obs.frame)
         steer = float(np.clip(outputs[self.model.steer_index], -1.0, 1.0))
         throttle_pred = None
         if self.model.throttle_index is not None:

@@ -189,8 +189,8 @@ def load_sidecar(model_path: str | Path) -> dict:
         return {}
     try:
         data = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ModelError(f"{path}: not valid JSON ({exc}); fix or delete the file") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:  # nested 100,000 deep
+        raise ModelError(f"{path}: not valid JSON ({str(exc)[:120]}); fix or delete the file") from None
     if not isinstance(data, dict):
         raise ModelError(f"{path}: expected a JSON object with a 'preprocessing' object, got "
                          f"{_json_type(data)}; see README 'Your own model' for the schema")

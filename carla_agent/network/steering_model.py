@@ -351,8 +351,12 @@ class SteeringModel:
     def prediction_from_row(self, row: Sequence[float]) -> Prediction:
         """Turn one row of :meth:`predict_inputs` into a :class:`Prediction`."""
         values = tuple(float(v) for v in row)
-        steer = values[self.steer_index]
-        steer = float(np.clip(steer, -1.0, 1.0)) if np.isfinite(steer) else 0.0
+        bad = [name for name, v in zip(self.output_names, values) if not np.isfinite(v)]
+        if bad:  # a broken network, not a frame to steer straight on: stop with the model's name
+            raise ModelError(f"{self._where}: output '{bad[0]}' is {values[self.output_names.index(bad[0])]}, "
+                             "not a finite number; the model is broken (NaN or infinite weights?): retrain it "
+                             "or pass another --model")
+        steer = float(np.clip(values[self.steer_index], -1.0, 1.0))
         throttle = values[self.throttle_index] if self.throttle_index is not None else None
         return Prediction(steer=steer, throttle=throttle, outputs=values)
 
@@ -364,7 +368,10 @@ class SteeringModel:
                 cropped, resized and colour-converted by :attr:`preprocessing`.
 
         Returns:
-            :class:`Prediction`; ``steer`` in [-1, 1] (a non-finite output gives 0.0).
+            :class:`Prediction`; ``steer`` in [-1, 1].
+
+        Raises:
+            ModelError: an output is NaN or infinite (the message names the model file and the output).
         """
         x = self.preprocess(frame)
         return self.prediction_from_row(self.predict_inputs(x[None])[0])

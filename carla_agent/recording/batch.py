@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence, Tuple
 
-from carla_agent.errors import DiskFullError
+from carla_agent.errors import DiskFullError, ScenarioError
 from carla_agent.resources import DEFAULT_MODEL
 from carla_agent.recording.disk_space import check_free_space
 from carla_agent.recording.recorder import LIVE_VIDEO_FILE, RecorderConfig, RecorderHook
@@ -227,7 +227,7 @@ def record_batch(scenarios: str | Sequence[str], methods: str | Sequence[str] = 
 
     names, meths = _split(scenarios), _split(methods)
     if not names:
-        raise ValueError("no scenarios given; pass e.g. scenarios='gentle_curves,parked_cars'")
+        raise ScenarioError("no scenarios given; pass e.g. scenarios='gentle_curves,parked_cars'")
     check_methods(meths)
     loaded = [load_scenario(n) for n in names]  # every scenario error before the first drive
     check_free_space(out_dir)

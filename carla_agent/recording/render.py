@@ -178,6 +178,9 @@ def render_log_video(drive_log: DriveLog | str | Path, out_path: str | Path, sou
         writer.abort()
         raise
     writer.close()
+    if writer.frames == 0:  # nothing was written (the writer leaves no file): say why, once
+        raise DriveLogError(f"{dlog.path}: no video written: none of its {len(idx)} frame(s) could be read "
+                            f"({_first_problem(dlog, skipped)})")
     wall = time.perf_counter() - start
     size = getattr(writer, "size_wh", None) or lay.size_wh
     info = VideoInfo(out_path, writer.frames, tuple(size), fps, wall)
@@ -190,6 +193,16 @@ def render_log_video(drive_log: DriveLog | str | Path, out_path: str | Path, sou
     log.info("%s: %d frames in %.1f s (%.0f frames/s)%s", out_path, info.frames, wall, info.render_fps,
              f", {len(skipped)} unreadable frame(s) skipped" if skipped else "")
     return RenderResult(info, stats_path, tuple(s.name for s in sources), tuple(skipped))
+
+
+def _first_problem(dlog: DriveLog, skipped: Sequence[int]) -> str:
+    """Why the first skipped frame could not be read, for a one-line error."""
+    for i in skipped[:1]:
+        try:
+            dlog.frame(i)
+        except DriveLogError as exc:
+            return f"first: {exc}"
+    return "every frame is missing"
 
 
 def _note_video(dlog: DriveLog, video: Path, sources: Sequence[MapSource], normalizer: str,

@@ -78,11 +78,13 @@ def key_frames(rows, max_per_kind: int = MAX_KEY_FRAMES) -> List[KeyFrame]:
         out[i] = f"{out[i]}; {reason}" if i in out else reason
 
     steer = rows["predicted_steer"].astype(float).fillna(rows["steer"].astype(float))
-    big = int(steer.abs().idxmax())
-    add(big, f"largest steering ({steer[big]:+.2f})")
+    if steer.notna().any():  # a damaged log may have no number left in a column
+        big = int(steer.abs().idxmax())
+        add(big, f"largest steering ({steer[big]:+.2f})")
     offset = rows["lateral_offset_m"].astype(float)
-    far = int(offset.abs().idxmax())
-    add(far, f"largest lateral offset ({offset[far]:+.2f} m)")
+    if offset.notna().any():
+        far = int(offset.abs().idxmax())
+        add(far, f"largest lateral offset ({offset[far]:+.2f} m)")
     gap = (rows["predicted_steer"].astype(float) - rows["expert_steer"].astype(float)).abs()
     if gap.notna().any():
         worst = int(gap.idxmax())

@@ -77,8 +77,11 @@ def metrics_from_rows(rows) -> Dict[str, Any]:
     if len(rows) == 0:
         return {"frames": 0}
     off = rows["lateral_offset_m"].abs()
+    # A value the log lacks (NaN: an empty cell, or a damaged one) is left out, never an int(NaN) error.
+    interventions = rows["interventions"].dropna()
     return {"frames": int(len(rows)), "elapsed_s": float(rows["sim_time_s"].iloc[-1]),
-            "distance_m": float(rows["route_s_m"].max()), "interventions": int(rows["interventions"].iloc[-1]),
+            "distance_m": float(rows["route_s_m"].max()),
+            "interventions": int(interventions.iloc[-1]) if len(interventions) else None,
             "mean_abs_offset_m": float(off.mean()), "max_abs_offset_m": float(off.max()),
             "collisions": int(rows["collisions"].sum()), "lane_invasions": int(rows["lane_invasions"].sum()),
             "mean_speed_mps": float(rows["speed_mps"].mean())}

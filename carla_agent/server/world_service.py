@@ -10,6 +10,8 @@ and what each tick sends, :mod:`publish`.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import logging
 import math
 import threading
@@ -169,6 +171,7 @@ class WorldService:
                 self._warned.add(method)
                 log.warning("unsupported CARLA call %r", method)
             raise RpcError(f"the embedded server does not support {method}")
+        _check_arity(method, handler, args)
         with self.lock:
             self._cid = cid
             self._live.add(cid)
@@ -296,6 +299,22 @@ class WorldService:
             except RpcError as e:  # the commands did apply; the answer has no room for the tick's error
                 log.warning("apply_batch's tick: %s", e)
         return Raw(out)  # apply_batch is bound without Response<>: a bare vector<CommandResponse>
+
+
+@functools.lru_cache(maxsize=None)
+def _signature(handler: Callable[..., Any]) -> inspect.Signature:
+    return inspect.signature(handler)
+
+
+def _check_arity(method: str, handler: Callable[..., Any], args: list) -> None:
+    """A call with too few or too many arguments is refused by name (not a TypeError from inside)."""
+    try:
+        _signature(handler).bind(*args)
+    except TypeError:
+        params = [p.name for p in _signature(handler).parameters.values()
+                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+        raise RpcError(f"{method} takes {len(params)} argument(s) ({', '.join(params) or 'none'}), "
+                       f"got {len(args)}") from None
 
 
 def _tm_port(port) -> int:

@@ -159,10 +159,18 @@ def scenario_to_dict(scenario: Any) -> dict:
 
 
 def scenario_from_meta(meta: Mapping[str, Any], source: str = "meta.json"):
-    """Rebuild the exact :class:`~carla_agent.sim.scenario.Scenario` a run drove."""
+    """Rebuild the exact :class:`~carla_agent.sim.scenario.Scenario` a run drove.
+
+    Raises:
+        DriveLogError: ``meta`` has no ``scenario`` mapping.
+        ScenarioError: a field of it is wrong (named, as for a scenario file).
+    """
     from carla_agent.sim.scenario import Scenario
     from carla_agent.schema import build
 
+    if not isinstance(meta.get("scenario"), Mapping):
+        raise DriveLogError(f"{source}: field 'scenario' is missing or not a mapping; the run cannot be "
+                            "re-simulated (an older carla_agent wrote it, or the file is damaged)")
     sc = build(Scenario, dict(meta["scenario"]), source)
     return dataclasses.replace(sc, source=meta.get("scenario_file") or source)
 

@@ -15,13 +15,22 @@ import cv2
 import numpy as np
 import zstandard
 
-from carla_agent.recording.drive_log.format import (FORMAT_NAME, FRAMES_DIR, FRAMES_FILE, FRAMES_PNGS_FILE,
-                                                    META_FILE, READABLE_VERSIONS, ROWS_FILE, SEMANTIC_DIR,
-                                                    SEMANTIC_FILE, SEMANTIC_PNGS_FILE, DriveLogError, LogProblem,
-                                                    decode_blob)
+from carla_agent.recording.drive_log.format import (BASE_COLUMNS, BLOB_HEADER, BLOB_MAX_BYTES, FRAMES_DIR,
+                                                    FRAMES_FILE, FRAMES_PNGS_FILE, META_FILE, ROWS_FILE,
+                                                    SEMANTIC_DIR, SEMANTIC_FILE, SEMANTIC_PNGS_FILE, DriveLogError,
+                                                    LogProblem, decode_blob)
+from carla_agent.recording.drive_log.meta_check import check_meta
 from carla_agent.recording.drive_log.rows import _read_rows
 
 log = logging.getLogger(__name__)
+
+#: A ``meta.json`` larger than this is not one the writer made (it is a few KB).
+MAX_META_BYTES = 16 << 20
+#: The largest stored frame a row may point to: a blob of the largest frame, with room for zstd's overhead
+#: (an incompressible frame grows by < 1 %); a PNG (versions 1, 2) is never larger.
+MAX_STORED_BYTES = BLOB_MAX_BYTES + BLOB_MAX_BYTES // 64 + BLOB_HEADER.size
+#: Columns a log of each format version has (version 1 ends at ``frame_saved``).
+_REQUIRED = {1: BASE_COLUMNS[:BASE_COLUMNS.index("frame_saved") + 1], 2: BASE_COLUMNS, 3: BASE_COLUMNS}
 
 
 @dataclass(frozen=True)
@@ -67,24 +76,26 @@ class DriveLog:
         """Open a run folder; corrupt rows are skipped (listed in :attr:`problems`, logged).
 
         Raises:
-            DriveLogError: no such folder, or no readable ``meta.json``.
+            DriveLogError: no such folder, no readable ``meta.json``, a field of it of the wrong type, not
+                finite or out of range (:func:`~carla_agent.recording.drive_log.meta_check.check_meta`),
+                or a ``rows.csv`` whose header is damaged.
         """
         path = Path(path)
         if not path.is_dir():
             raise DriveLogError(f"{path}: no such run folder; pass a folder under runs/ written by --record")
         meta_path = path / META_FILE
         try:
+            if meta_path.stat().st_size > MAX_META_BYTES:
+                raise DriveLogError(f"{meta_path}: {meta_path.stat().st_size} bytes, more than any meta.json "
+                                    f"the writer makes ({MAX_META_BYTES >> 20} MiB at most); the run folder is damaged")
             meta = json.loads(meta_path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise DriveLogError(f"{path}: not a drive log (no {META_FILE})") from None
-        except (OSError, ValueError) as exc:
-            raise DriveLogError(f"{meta_path}: unreadable ({exc}); the run folder is damaged") from None
-        if meta.get("format") != FORMAT_NAME:
-            raise DriveLogError(f"{meta_path}: not a drive log (format {meta.get('format')!r})")
-        if meta.get("version") not in READABLE_VERSIONS:
-            raise DriveLogError(f"{meta_path}: drive log format version {meta.get('version')!r}; this carla_agent "
-                                f"reads versions {', '.join(map(str, READABLE_VERSIONS))} (a newer one wrote it?)")
-        rows, problems = _read_rows(path / ROWS_FILE)
+        except (OSError, ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
+            reason = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
+            raise DriveLogError(f"{meta_path}: unreadable ({reason}); the run folder is damaged") from None
+        meta = check_meta(meta, meta_path)
+        rows, problems = _read_rows(path / ROWS_FILE, _REQUIRED[meta["version"]])
         for p in problems:
             log.warning("%s: %s", path, p.what)
         out = cls(path, meta, rows, problems)
@@ -201,6 +212,9 @@ class DriveLog:
             if semantic:
                 return b""
             raise DriveLogError(f"{path}: frame i={i}: its row gives no offset and size")
+        if not (0 <= offset < 2 ** 62 and 0 < size <= MAX_STORED_BYTES):
+            raise DriveLogError(f"{path}: {label} i={i}: its row gives an impossible place (offset {offset!r}, "
+                                f"{size!r} bytes); the other frames still read")
         offset, size = int(offset), int(size)
         data = _read_bytes(path, i, label, offset, size)
         if len(data) < size:
