@@ -70,8 +70,13 @@ class LaneGraph:
         self.segments: Dict[Hashable, LaneSegment] = {}
         for seg in segments:
             pts = np.asarray(seg.points_xy_m, dtype=np.float64)
+            if pts.ndim == 2 and len(pts) > 1:
+                # Repeated points (a CARLA lane's last waypoint twice) would give no direction.
+                keep = np.concatenate([[True], np.hypot(*np.diff(pts, axis=0).T) > 1e-3])
+                pts = pts[keep]
             if pts.ndim != 2 or pts.shape[1] != 2 or len(pts) < 2:
-                raise RoutingError(f"lane segment {seg.key!r}: points_xy_m must be (N>=2, 2), got {pts.shape}")
+                raise RoutingError(f"lane segment {seg.key!r}: points_xy_m must be (N>=2, 2) distinct points, "
+                                   f"got {pts.shape}")
             self.segments[seg.key] = LaneSegment(seg.key, pts, seg.is_junction, tuple(seg.successors))
         for seg in self.segments.values():
             for nxt in seg.successors:
@@ -144,3 +149,20 @@ class LaneGraph:
                 dirs.append(d / np.maximum(np.hypot(d[:, 0], d[:, 1]), 1e-9)[:, None])
             self._dirs = np.concatenate(dirs)
         return self._dirs
+
+
+def link_by_endpoints(items: Iterable[Tuple[Hashable, np.ndarray, bool]], tolerance_m: float = 0.05) -> LaneGraph:
+    """A graph from ``(key, points_xy_m, is_junction)`` items with no successor lists.
+
+    A segment follows another when its first point lies within ``tolerance_m``
+    of the other's last point: how a CARLA map's ``get_topology()`` segments
+    (entry and exit waypoints; y negated into this frame) chain together.
+    """
+    items = [(k, np.asarray(p, dtype=np.float64), bool(j)) for k, p, j in items]
+    starts = np.array([p[0] for _, p, _ in items]) if items else np.zeros((0, 2))
+    segments = []
+    for key, pts, junction in items:
+        d = np.hypot(starts[:, 0] - pts[-1, 0], starts[:, 1] - pts[-1, 1])
+        nxt = tuple(items[i][0] for i in np.flatnonzero(d <= tolerance_m) if items[i][0] != key)
+        segments.append(LaneSegment(key, pts, junction, nxt))
+    return LaneGraph(segments)

@@ -6,8 +6,11 @@ runs out of road). Every edge is a two-way road from node ``a`` to node ``b``
 with arcs of ``fillet_radius_m``), trimmed ``junction_radius_m`` short of
 both nodes. Inside a junction one connecting road joins each incoming road to
 each other arm (no U-turns): a line when the arms are aligned, else the one arc
-tangent to both, carrying ``min(lanes in, lanes out)`` driving lanes, lane -k
-linked to lane -k of the same direction. Nodes with ``traffic_lights`` get a
+tangent to both. Through traffic (turns under ``LANE_MIX_DEG``) keeps its
+lane: one connecting road of ``min(lanes in, lanes out)`` lanes, lane -k
+linked to lane -k. Sharper turns between multi-lane roads get one single-lane
+connecting road per (lane in, lane out) pair, so every lane reaches every
+other through the junctions. Nodes with ``traffic_lights`` get a
 light and a stop line on every incoming arm, the lights of opposite arms
 sharing a controller (one phase); every arm of every junction gets a crosswalk.
 """
@@ -16,7 +19,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -30,6 +33,8 @@ STOP_LINE_BACK_M = 4.5
 CROSSWALK_M = (0.5, 3.5)  # from, length: metres before the border
 #: Smallest radius of a lane centre through a junction turn, metres.
 MIN_TURN_RADIUS_M = 3.0
+#: Turns sharper than this between multi-lane roads may change lanes (any lane to any lane), degrees.
+LANE_MIX_DEG = 30.0
 
 
 @dataclass(frozen=True)
@@ -51,6 +56,7 @@ class EdgeSpec:
     lanes: int = 1
     via: Tuple[Tuple[float, float], ...] = ()
     fillet_radius_m: float = 20.0
+    parking_m: float = 0.0  # a parking strip (a shoulder lane) each side, between lanes and sidewalk
 
 
 @dataclass(frozen=True)
@@ -111,11 +117,13 @@ def polyline_geometries(points: List[Tuple[float, float]], fillet_m: float, trim
     return _chain(pieces, float(start[0]), float(start[1]), float(angles[0]))
 
 
-def _street_lanes(n: int, lane_w: float, walk_w: float, sign: int) -> Tuple[Lane, ...]:
+def _street_lanes(n: int, lane_w: float, walk_w: float, sign: int, parking_m: float = 0.0) -> Tuple[Lane, ...]:
     lanes = [Lane(sign * (k + 1), "driving", lane_w,
                   RoadMark("solid") if k == n - 1 else RoadMark("broken")) for k in range(n)]
+    if parking_m > 0:
+        lanes.append(Lane(sign * (len(lanes) + 1), "shoulder", parking_m, RoadMark("none")))
     if walk_w > 0:
-        lanes.append(Lane(sign * (n + 1), "sidewalk", walk_w, RoadMark("none")))
+        lanes.append(Lane(sign * (len(lanes) + 1), "sidewalk", walk_w, RoadMark("none")))
     return tuple(lanes)
 
 
@@ -140,7 +148,7 @@ def build_network(spec: NetworkSpec) -> RoadNetwork:
                 raise ScenarioError(f"{where}: unknown node {end!r}; known nodes: {', '.join(sorted(nodes))}")
         pts = [(nodes[e.a].x_m, nodes[e.a].y_m), *e.via, (nodes[e.b].x_m, nodes[e.b].y_m)]
         geoms = polyline_geometries(pts, e.fillet_radius_m, R, R, where)
-        road = Road(geoms, _street_lanes(e.lanes, w, walk, 1), _street_lanes(e.lanes, w, walk, -1),
+        road = Road(geoms, _street_lanes(e.lanes, w, walk, 1, e.parking_m), _street_lanes(e.lanes, w, walk, -1, e.parking_m),
                     RoadMark("solid solid", "yellow"), name=f"{e.a}-{e.b}", speed_limit_mps=spec.speed_limit_mps)
         roads[rid] = NetRoad(rid, road)
         out_a = math.atan2(pts[1][1] - pts[0][1], pts[1][0] - pts[0][0])
@@ -187,33 +195,87 @@ def _junction(net: RoadNetwork, jid: int, node: NodeSpec, arms: List[_Arm], spec
             turn = _wrap(h1 - h0)
             if abs(turn) > math.radians(170):
                 continue  # a U-turn
-            m = min(a_in.lanes, a_out.lanes)
-            chord = math.hypot(x1 - x0, y1 - y0)
-            if abs(turn) < 1e-6:
-                pieces = [("line", chord, 0.0)]
-            else:
-                radius = chord / (2 * math.sin(abs(turn) / 2))
-                if turn < 0 and radius - (m - 0.5) * w < MIN_TURN_RADIUS_M:
-                    raise ScenarioError(f"{spec.source}: node {node.name!r}: junction_radius_m "
-                                        f"{spec.junction_radius_m:g} is too small for a right turn across "
-                                        f"{m} lane(s) of {w:g} m; make it larger")
-                pieces = [("arc", radius * abs(turn), math.copysign(1.0 / radius, turn))]
-            cid = next_id[0]
-            next_id[0] += 1
-            lanes = tuple(Lane(-(k + 1), "driving", w, RoadMark("none")) for k in range(m))
-            road = Road(_chain(pieces, x0, y0, h0), (), lanes, RoadMark("none"),
-                        name=f"{node.name}:{a_in.road_id}->{a_out.road_id}", speed_limit_mps=spec.speed_limit_mps)
             in_sign = -1 if a_in.contact == "end" else 1
             out_sign = -1 if a_out.contact == "start" else 1
-            lane_links = {-(k + 1): (in_sign * (k + 1), out_sign * (k + 1)) for k in range(m)}
-            net.roads[cid] = NetRoad(cid, road, Link("road", a_in.road_id, a_in.contact),
-                                     Link("road", a_out.road_id, a_out.contact), jid, lane_links)
-            connections.append(Connection(len(connections), a_in.road_id, cid, "start",
-                                          tuple((in_sign * (k + 1), -(k + 1)) for k in range(m))))
+            if abs(turn) < math.radians(LANE_MIX_DEG) or a_in.lanes == a_out.lanes == 1:
+                # Through traffic keeps its lane: one road of m concentric lanes.
+                m = min(a_in.lanes, a_out.lanes)
+                pieces = _tangent_pieces(x0, y0, h0, x1, y1, h1)
+                pairs = [(k + 1, k + 1) for k in range(m)]
+                if pieces is None or _too_tight(pieces, m, w):
+                    raise ScenarioError(f"{spec.source}: node {node.name!r}: junction_radius_m "
+                                        f"{spec.junction_radius_m:g} is too small for a turn across {m} lane(s) "
+                                        f"of {w:g} m; make it larger")
+                _connecting(net, connections, jid, node, a_in, a_out, pieces, (x0, y0, h0), pairs, in_sign,
+                            out_sign, w, spec, next_id)
+                continue
+            # A turn between multi-lane roads may end in any lane: one single-lane road per lane pair,
+            # so that every lane can reach every other through the junctions (CARLA's topology).
+            made = 0
+            for i in range(1, a_in.lanes + 1):
+                for j in range(1, a_out.lanes + 1):
+                    # The connecting lane's reference line is its left edge.
+                    ax, ay = x0 + (i - 1) * w * math.sin(h0), y0 - (i - 1) * w * math.cos(h0)
+                    bx, by = x1 + (j - 1) * w * math.sin(h1), y1 - (j - 1) * w * math.cos(h1)
+                    pieces = _tangent_pieces(ax, ay, h0, bx, by, h1)
+                    if pieces is None or _too_tight(pieces, 1, w):
+                        continue
+                    _connecting(net, connections, jid, node, a_in, a_out, pieces, (ax, ay, h0), [(i, 1)],
+                                in_sign, out_sign, w, spec, next_id, out_lane=j)
+                    made += 1
+            if not made:
+                raise ScenarioError(f"{spec.source}: node {node.name!r}: no lane of road {a_in.road_id} can "
+                                    f"turn into road {a_out.road_id}; make junction_radius_m larger")
     controller_ids = _signals(net, node, arms, spec, next_id) if node.traffic_lights else ()
     _crosswalks(net, arms, w, walk, next_id)
     net.junctions[jid] = Junction(jid, tuple(connections), controller_ids, (node.x_m, node.y_m),
                                   spec.junction_radius_m)
+
+
+def _tangent_pieces(x0: float, y0: float, h0: float, x1: float, y1: float,
+                    h1: float) -> Optional[List[Tuple[str, float, float]]]:
+    """A line, an arc tangent to both headings, and a line, from pose 0 to pose 1; None if none fits."""
+    turn = _wrap(h1 - h0)
+    chord = math.hypot(x1 - x0, y1 - y0)
+    if abs(turn) < 1e-6:
+        ok = abs((x1 - x0) * math.sin(h0) - (y1 - y0) * math.cos(h0)) < 1e-6
+        return [("line", chord, 0.0)] if ok else None
+    u0, u1 = (math.cos(h0), math.sin(h0)), (math.cos(h1), math.sin(h1))
+    # Where the two tangents meet: x0 + a*u0 = x1 - b*u1.
+    det = u0[0] * u1[1] - u0[1] * u1[0]
+    dx, dy = x1 - x0, y1 - y0
+    a = (dx * u1[1] - dy * u1[0]) / det
+    b = (u0[0] * dy - u0[1] * dx) / det
+    if a <= 0 or b <= 0:
+        return None
+    tangent = min(a, b)
+    radius = tangent / math.tan(abs(turn) / 2)
+    return [("line", a - tangent, 0.0), ("arc", radius * abs(turn), math.copysign(1.0 / radius, turn)),
+            ("line", b - tangent, 0.0)]
+
+
+def _too_tight(pieces: List[Tuple[str, float, float]], lanes: int, w: float) -> bool:
+    """Whether a right turn puts a lane centre (right of the reference line) inside MIN_TURN_RADIUS_M."""
+    for kind, _, k in pieces:
+        if kind == "arc" and k < 0 and 1.0 / abs(k) - (lanes - 0.5) * w < MIN_TURN_RADIUS_M:
+            return True
+    return False
+
+
+def _connecting(net: RoadNetwork, connections: List[Connection], jid: int, node: NodeSpec, a_in: "_Arm",
+                a_out: "_Arm", pieces, pose, pairs, in_sign: int, out_sign: int, w: float, spec: NetworkSpec,
+                next_id: List[int], out_lane: Optional[int] = None) -> None:
+    """Add one connecting road; ``pairs`` are (incoming lane rank, connecting lane rank)."""
+    cid = next_id[0]
+    next_id[0] += 1
+    lanes = tuple(Lane(-c, "driving", w, RoadMark("none")) for _, c in pairs)
+    road = Road(_chain(pieces, *pose), (), lanes, RoadMark("none"),
+                name=f"{node.name}:{a_in.road_id}->{a_out.road_id}", speed_limit_mps=spec.speed_limit_mps)
+    lane_links = {-c: (in_sign * i, out_sign * (out_lane or c)) for i, c in pairs}
+    net.roads[cid] = NetRoad(cid, road, Link("road", a_in.road_id, a_in.contact),
+                             Link("road", a_out.road_id, a_out.contact), jid, lane_links)
+    connections.append(Connection(len(connections), a_in.road_id, cid, "start",
+                                  tuple((in_sign * i, -c) for i, c in pairs)))
 
 
 def _near_node_s(road: Road, contact: str, back_m: float) -> float:
@@ -240,7 +302,8 @@ def _signals(net: RoadNetwork, node: NodeSpec, arms: List[_Arm], spec: NetworkSp
             side = -1.0 if arm.contact == "end" else 1.0  # the arriving lanes' side
             orientation = "+" if arm.contact == "end" else "-"
             s = _near_node_s(r.road, arm.contact, STOP_LINE_BACK_M)
-            light = Signal(next_id[0], "traffic_light", s, side * (arm.lanes * w + 0.5 * max(walk, 1.0)),
+            edge = arm.lanes * w + _parking(r)
+            light = Signal(next_id[0], "traffic_light", s, side * (edge + 0.5 * max(walk, 1.0)),
                            orientation, 0.5, 5.0)
             stop = Signal(next_id[0] + 1, "stop_line", s, side * 0.5 * arm.lanes * w, orientation,
                           arm.lanes * w, 0.0)
@@ -253,6 +316,10 @@ def _signals(net: RoadNetwork, node: NodeSpec, arms: List[_Arm], spec: NetworkSp
         net.controllers[cid] = Controller(cid, tuple(light_ids))
         controller_ids.append(cid)
     return tuple(controller_ids)
+
+
+def _parking(r: NetRoad) -> float:
+    return sum(lane.width_m for lane in r.road.right_lanes if lane.type == "shoulder")
 
 
 def _crosswalks(net: RoadNetwork, arms: List[_Arm], w: float, walk: float, next_id: List[int]) -> None:

@@ -6,8 +6,12 @@ import math
 from dataclasses import dataclass
 from typing import List
 
+from carla_agent.sim.embedded.road import SAMPLE_DS_M
 from carla_agent.sim.embedded.roadnet.lanes import driving_lanes
 from carla_agent.sim.embedded.roadnet.model import RoadNetwork
+
+
+MAX_CURVATURE = 1 / 50.0
 
 
 @dataclass(frozen=True)
@@ -31,7 +35,8 @@ def spawn_points(net: RoadNetwork, spacing_m: float = 25.0, end_margin_m: float 
     """Points every ``spacing_m`` along every driving lane outside junctions.
 
     None closer than ``end_margin_m`` to a road's ends (the stop lines and
-    crosswalks lie there). Ordered by road, lane, then along the lane.
+    crosswalks lie there), none on a bend sharper than 50 m radius (a car
+    placed there would start across its lane). Ordered by road, lane, then along the lane.
     """
     out: List[SpawnPoint] = []
     for rid in sorted(net.roads):
@@ -45,6 +50,8 @@ def spawn_points(net: RoadNetwork, spacing_m: float = 25.0, end_margin_m: float 
             t = r.road.lane_center_t(lane_id)
             ss = offsets if lane_id < 0 else offsets[::-1]
             for s in ss:
+                if abs(float(r.road.curvature[min(int(s / SAMPLE_DS_M), len(r.road.s) - 1)])) > MAX_CURVATURE:
+                    continue
                 x, y = r.road.to_world(s, t)
                 h = r.road.heading_at(s) + (0.0 if lane_id < 0 else math.pi)
                 out.append(SpawnPoint(float(x), float(y), math.atan2(math.sin(h), math.cos(h)), rid, lane_id, s))
