@@ -75,7 +75,7 @@ def _wrap(a: float) -> float:
     return (a + math.pi) % (2 * math.pi) - math.pi
 
 
-def _chain(pieces: List[Tuple[str, float, float]], x: float, y: float, hdg: float) -> Tuple[Geometry, ...]:
+def chain_pieces(pieces: List[Tuple[str, float, float]], x: float, y: float, hdg: float) -> Tuple[Geometry, ...]:
     """Geometries for ``(kind, length, curvature)`` pieces laid end to end from ``(x, y, hdg)``."""
     out, s = [], 0.0
     for kind, length, k in pieces:
@@ -114,7 +114,7 @@ def polyline_geometries(points: List[Tuple[float, float]], fillet_m: float, trim
         if i < len(deflect) and abs(deflect[i]) > 1e-9:
             pieces.append(("arc", fillet_m * abs(deflect[i]), math.copysign(1.0 / fillet_m, deflect[i])))
     start = p[0] + trim_start_m * seg[0] / lengths[0]
-    return _chain(pieces, float(start[0]), float(start[1]), float(angles[0]))
+    return chain_pieces(pieces, float(start[0]), float(start[1]), float(angles[0]))
 
 
 def _street_lanes(n: int, lane_w: float, walk_w: float, sign: int, parking_m: float = 0.0) -> Tuple[Lane, ...]:
@@ -269,7 +269,7 @@ def _connecting(net: RoadNetwork, connections: List[Connection], jid: int, node:
     cid = next_id[0]
     next_id[0] += 1
     lanes = tuple(Lane(-c, "driving", w, RoadMark("none")) for _, c in pairs)
-    road = Road(_chain(pieces, *pose), (), lanes, RoadMark("none"),
+    road = Road(chain_pieces(pieces, *pose), (), lanes, RoadMark("none"),
                 name=f"{node.name}:{a_in.road_id}->{a_out.road_id}", speed_limit_mps=spec.speed_limit_mps)
     lane_links = {-c: (in_sign * i, out_sign * (out_lane or c)) for i, c in pairs}
     net.roads[cid] = NetRoad(cid, road, Link("road", a_in.road_id, a_in.contact),
