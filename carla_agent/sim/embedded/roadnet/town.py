@@ -9,7 +9,7 @@ of at least two roads, so a car never runs out of road. The shipped towns are
 
 Errors name the file, the field, the value and the range, like scenarios'::
 
-    scenarios/towns/bad.yaml: field 'junction_radius_m': 2 is out of range; expected a number in [6.0, 40.0]
+    scenarios/towns/bad.yaml: field 'junction_radius_m': 2.0 is out of range; expected a number in [6.0, 40.0]
 """
 
 from __future__ import annotations
