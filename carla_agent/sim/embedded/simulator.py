@@ -134,6 +134,37 @@ class EmbeddedSimulator(Simulator):
             raise ScenarioError(f"{scenario.source}: field 'route': the route is "
                                 f"{self.corridor.end_s_m - self.start_s:.0f} m long; at least {MIN_ROUTE_M:g} m")
 
+    def reroute(self, x_m: float, y_m: float, yaw_rad: float, speed_mps: float, length_m: float = 2000.0) -> None:
+        """In a town: put the ego at ``(x_m, y_m, yaw_rad)`` (OpenDRIVE frame) on a fresh corridor of
+        about ``length_m`` following the lanes from there (see ``town_route.free_corridor``).
+
+        For a served town, whose client drives the ego wherever it likes. Raises ``RoutingError``
+        when no lane runs near the point in that direction (the corridor is then unchanged).
+        """
+        from carla_agent.sim.embedded.town_route import free_corridor, parked_on_corridor
+
+        if self.town is None:
+            raise BackendError("reroute() needs a town scenario")
+        self.route, self.corridor = free_corridor(self.town, x_m, y_m, yaw_rad, length_m, self.seed, END_MARGIN_M)
+        self.road = self.corridor.road
+        self._bounds = self.road.boundaries()
+        self.lane_t = self.road.lane_center_t(self.lane_id)
+        self.statics = []
+        self._static_order, self._static_s = np.zeros(0, np.int64), np.zeros(0)
+        rng = np.random.default_rng(self.seed)
+        self.traffic = parked_on_corridor(self.town, self.corridor, rng, CAR_COLORS)
+        self.state = VehicleState(float(x_m), float(y_m), float(yaw_rad), float(speed_mps))
+        self.s, self._t = self.road.project(x_m, y_m, s_hint=self.corridor.start_s_m, window_m=10.0)
+        self.start_s = self.s
+        self._contacts = set()
+        self._marks_inside = self._marks_under_car(self._footprint_t())
+        self._make_renderer()
+
+    def off_corridor(self) -> bool:
+        """Whether the ego has left its corridor (another way out of a junction) or nears its end."""
+        return (abs(self._t - self.lane_t) > 2.5 or self.s > self.road.length_m - 150.0
+                or abs(wrap_angle(self.state.yaw_rad - self.road.heading_at(self.s))) > math.radians(60))
+
     def step(self, control: VehicleControl) -> Observation:
         if self.scenario is None:
             raise BackendError("call reset(scenario) before step()")

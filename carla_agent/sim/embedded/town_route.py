@@ -75,3 +75,45 @@ def parked_on_corridor(town: Town, corridor: Corridor, rng: np.random.Generator,
             out.append(TrafficVehicle(f"parked_town_{i}", float(s), float(t), 0.0,
                                       colors[int(rng.integers(len(colors)))]))
     return out
+
+
+def free_corridor(town: Town, x_m: float, y_m: float, yaw_rad: float, length_m: float, seed: int,
+                  run_out_m: float) -> Tuple[Route, Corridor]:
+    """A corridor of about ``length_m`` from the lane under ``(x_m, y_m)`` driven towards ``yaw_rad``,
+    taking a seeded random way out of each junction (as CARLA's Traffic Manager does): what a served
+    town lays under an ego that its client drives wherever it likes.
+
+    Raises ``RoutingError`` when no lane runs near the point in that direction.
+    """
+    lanes = town.lanes
+    key, index = lanes.locate(x_m, y_m, yaw_rad, max_distance_m=6.0, junctions=True)
+    rng = np.random.default_rng([seed, int(abs(x_m) * 10), int(abs(y_m) * 10)])
+    keys = [key]
+    first = lanes.segments[key].points_xy_m[index:]
+    total = float(np.hypot(*np.diff(first, axis=0).T).sum()) if len(first) > 1 else 0.0
+    while total < length_m:
+        successors = lanes.segments[keys[-1]].successors
+        if not successors:
+            break
+        keys.append(successors[int(rng.integers(len(successors)))])
+        total += lanes.lengths_m[keys[-1]]
+    planner = GlobalRoutePlanner(lanes)
+    pieces = [((key, index), keys, (keys[-1], len(lanes.segments[keys[-1]].points_xy_m) - 1))]
+    route = planner.assemble(keys, pieces)
+    return route, build_corridor(town.network, route, "<served town>", run_out_m)
+
+
+def served_town_scenario(name: str):
+    """A scenario that serves town ``name`` (``serve --town``, ``load_world``): the ego starts on the
+    first spawn point; its client then drives it anywhere (the corridor follows, see ``reroute``)."""
+    from carla_agent.sim.scenario import parse_scenario
+
+    town = load_town(name)
+    points = town.spawn_points
+    start, end = points[0], points[len(points) // 2]
+    return parse_scenario({
+        "name": town.name, "description": f"the town {town.name}, served", "town": name,
+        "route": {"start": [start.x_m, start.y_m], "end": [end.x_m, end.y_m],
+                  "start_heading_deg": math.degrees(start.yaw_rad)},
+        "ego": {"target_speed_kmh": town.spec.speed_limit_kmh}, "duration_s": 3600,
+    }, f"town {town.spec.source}")

@@ -197,9 +197,11 @@ class GlobalRoutePlanner:
                 best = (total, keys, pieces)
         if best is None:
             raise RoutingError(f"no route through {list(points_xy_m)}")
-        return self._assemble(best[1], best[2])
+        return self.assemble(best[1], best[2])
 
-    def _assemble(self, keys: List[Hashable], pieces) -> Route:
+    def assemble(self, keys: List[Hashable], pieces) -> Route:
+        """The :class:`Route` along ``keys``; ``pieces[0][0]`` is the (key, point index) it starts at,
+        ``pieces[-1][2]`` the one it ends at."""
         opts = self.commands(keys)
         pts: List[np.ndarray] = []
         codes: List[np.ndarray] = []
