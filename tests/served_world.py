@@ -13,11 +13,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def start_server(scenario: str = "gentle_curves", host: str = "127.0.0.1", env: dict | None = None):
-    """``(process, rpc_port)`` once the server prints that it is listening (port 0: any free one)."""
+def start_server(scenario: str = "gentle_curves", host: str = "127.0.0.1", env: dict | None = None,
+                 town: str | None = None):
+    """``(process, rpc_port)`` once the server prints that it is listening (port 0: any free one).
+
+    With ``town``, it serves that town (``--town``) instead of the scenario."""
     env = dict(env or os.environ)
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
-    proc = subprocess.Popen([sys.executable, "-u", "-m", "carla_agent.server", "--scenario", scenario,
+    what = ["--town", town] if town else ["--scenario", scenario]
+    proc = subprocess.Popen([sys.executable, "-u", "-m", "carla_agent.server", *what,
                              "--port", "0", "--host", host], cwd=str(ROOT), env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
     deadline = time.time() + 30

@@ -61,7 +61,7 @@ def collect(args) -> int:
 
         for shard in Path(args.out).glob("shard_*.npz"):
             shard.unlink()
-    names = comma_list(args.scenarios) or [n for n in shipped_scenarios() if not n.startswith("carla_")]
+    names = comma_list(args.scenarios) or [n for n in shipped_scenarios() if not n.startswith(("carla_", "town_"))]
     stats = collect_data(names, args.out, episodes=args.episodes, seed=args.seed, duration_s=args.duration,
                          backend=args.backend or "embedded", backend_options=backend_options(args),
                          weathers=tuple(comma_list(args.weathers)), driver_model=args.driver_model,

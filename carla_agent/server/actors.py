@@ -15,7 +15,7 @@ from typing import List, Optional
 import numpy as np
 
 from carla_agent.control import VehicleControl
-from carla_agent.server import checks
+from carla_agent.server import checks, town_world
 from carla_agent.server.rpc import VOID, RpcError
 from carla_agent.server.wire import A_BOOL, A_FLOAT, A_INT, A_RGB, A_STRING, actor_wire, attr
 
@@ -189,8 +189,9 @@ def _start_episode(world, pose) -> None:
     dyaw = abs((yaw - st.yaw_rad + math.pi) % (2 * math.pi) - math.pi)
     if math.hypot(x - st.x_m, -y - st.y_m) > 0.05 or dyaw > math.radians(0.5):
         sim.state = VehicleState(x, -y, yaw, 0.0)
-        sim.s, _ = sim.road.project(sim.state.x_m, sim.state.y_m, s_hint=sim.s)
-        sim._marks_inside = sim._marks_under_car(sim._footprint_t())
+        if not town_world.relay(world, force=True):  # in a town: a corridor from the spawn point
+            sim.s, _ = sim.road.project(sim.state.x_m, sim.state.y_m, s_hint=sim.s)
+            sim._marks_inside = sim._marks_under_car(sim._footprint_t())
     for actor in world.actors.values():
         actor.renderer = None
     make_traffic_actors(world)
@@ -232,10 +233,21 @@ def set_actor_transform(world, actor_id_, transform, *a):
         if math.hypot(float(x) - st.x_m, -float(y) - st.y_m) < 1e-3 and dyaw < 1e-4:
             return VOID  # float32 echo of where it already is: keep the exact state
         sim.state = VehicleState(float(x), -float(y), -math.radians(float(yaw)), sim.state.speed_mps)
-        sim.s, _ = sim.road.project(sim.state.x_m, sim.state.y_m, s_hint=sim.s)
+        sim.s, t = sim.road.project(sim.state.x_m, sim.state.y_m, s_hint=sim.s)
         sim._marks_inside = sim._marks_under_car(sim._footprint_t())
         sim._contacts = set()
+        if town_world.is_town(world):
+            sim._t = t
+        if town_world.relay(world):  # teleported off its corridor: lay one from there
+            corridor_changed(world)
     return VOID
+
+
+def corridor_changed(world) -> None:
+    """The town corridor under the ego was laid anew: cameras redraw it, its parked cars are the traffic."""
+    for actor in world.actors.values():
+        actor.renderer = None
+    make_traffic_actors(world)
 
 
 def get_actors_by_id(world, ids, *a) -> list:

@@ -11,6 +11,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     from carla_agent.sim.scenario import DEFAULT_SCENARIO
 
     p.add_argument("--scenario", default=DEFAULT_SCENARIO, help=f"scenario to serve (default {DEFAULT_SCENARIO})")
+    p.add_argument("--town", default=None, metavar="NAME",
+                   help="serve a town instead (grid_small, ring_multilane; clients may also load_world(NAME))")
     p.add_argument("--host", default="127.0.0.1",
                    help="address to bind (default loopback; 0.0.0.0 serves every interface, with no "
                         "authentication: see docs/serve.md)")
@@ -33,5 +35,12 @@ def run(args: argparse.Namespace) -> int:
 
     if args.log_level:
         logging.getLogger().setLevel(args.log_level)
-    serve(args.scenario, host=args.host, port=args.port)
+    scenario = args.scenario
+    if args.town is not None:
+        from carla_agent.sim.embedded.roadnet.catalog import shipped_towns
+        from carla_agent.sim.embedded.town_route import served_town_scenario
+
+        shipped_towns().get(args.town)  # an unknown name: an error listing the towns
+        scenario = served_town_scenario(args.town)
+    serve(scenario, host=args.host, port=args.port)
     return 0

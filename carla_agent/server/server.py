@@ -95,7 +95,7 @@ class Server:
         self.close()
 
 
-def serve(scenario_name: str, host: str = "127.0.0.1", port: int = 2000) -> None:
+def serve(scenario_name, host: str = "127.0.0.1", port: int = 2000) -> None:
     """Serve until interrupted (Ctrl-C)."""
     with Server(scenario_name, host=host, port=port) as server:
         print(f"carla_agent serve: CARLA 0.9.16 on {server.host}:{server.port} "

@@ -21,7 +21,7 @@ from functools import partial
 from typing import Any, Callable, Dict, Optional, Set
 
 from carla_agent.control import VehicleControl
-from carla_agent.server import actors, checks, publish, weather
+from carla_agent.server import actors, checks, publish, town_world, weather
 from carla_agent.server.actors import Actor
 from carla_agent.server.recorder import Recorder
 from carla_agent.server.rpc import VOID, Raw, RpcError
@@ -89,6 +89,8 @@ class WorldService:
             "tick_cue": self.tick_cue,
             "get_map_info": self.get_map_info,
             "get_map_data": self.get_map_data,
+            "get_available_maps": lambda *a: town_world.available_maps(self),
+            "load_new_episode": self.load_new_episode,
             "get_actor_definitions": lambda *a: self._blueprints,
             "spawn_actor": partial(actors.spawn_actor, self),
             "spawn_actor_with_parent": partial(actors.spawn_actor_with_parent, self),
@@ -243,12 +245,16 @@ class WorldService:
         self.frame += 1
         self.elapsed_s += self.sim.scenario.dt_s
         self.recorder.on_tick()
+        if town_world.relay(self):
+            actors.corridor_changed(self)
         failures = publish.publish_tick(self, obs)
         if failures:
             raise RpcError(f"frame {self.frame}: " + "; ".join(failures))
 
     # -- map -------------------------------------------------------------------
     def get_map_info(self, *a) -> list:
+        if town_world.is_town(self):
+            return [self.scenario.name, town_world.spawn_points(self)]
         sim, road = self.sim, self.sim.road
         points = []
         for k in range(5):
@@ -261,6 +267,23 @@ class WorldService:
 
     def get_map_data(self, *a) -> str:
         return self.sim.xodr()
+
+    def load_new_episode(self, map_name, reset_settings=True, *a):
+        """``client.load_world(name)``: a shipped town (or the scenario served) afresh, as a new episode.
+
+        As CARLA does: every actor is destroyed, and with ``reset_settings`` the episode goes back to
+        asynchronous mode. The client then waits for a tick of the new episode id."""
+        scenario = town_world.scenario_for_map(self, map_name)
+        for actor_id in list(self.actors):
+            actors.destroy_actor(self, actor_id)
+        self.scenario = scenario
+        self.sim.reset(scenario, self.seed)
+        actors.make_traffic_actors(self)
+        if reset_settings:
+            self.sync, self.sync_owner, self.fixed_delta, self.no_rendering = False, None, None, False
+        self.episode_id += 1
+        log.info("loaded %s (episode %d)", scenario.name, self.episode_id)
+        return VOID
 
     # -- traffic manager -----------------------------------------------------------
     def _add_tm(self, ip_port, *a) -> bool:

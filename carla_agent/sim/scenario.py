@@ -1,6 +1,7 @@
 """Scenarios: YAML files in ``scenarios/``, validated into frozen dataclasses.
 
 A scenario says which road to drive (compact segments or an OpenDRIVE file),
+or which town and route (``town:`` and ``route:`` start, via and end points),
 what stands beside it, the traffic, the weather, the camera, the ego's lane and
 speed, and how long to drive. See ``scenarios/straight_clear.yaml`` for a
 commented example. Every field has units in its name.
@@ -188,6 +189,17 @@ class EgoSpec:
 
 
 @dataclass(frozen=True)
+class RouteSpec:
+    """A route through a town: ``start``, optional ``via`` points, ``end``, each ``[x_m, y_m]``
+    in the town's frame (x east, y north) within 10 m of a driving lane (checked when the town is built)."""
+
+    start: Optional[Tuple[float, float]] = field(None, min=-5000.0, max=5000.0)
+    end: Optional[Tuple[float, float]] = field(None, min=-5000.0, max=5000.0)
+    via: Tuple[Tuple[float, float], ...] = field((), min=-5000.0, max=5000.0)
+    start_heading_deg: Optional[float] = field(None, min=-180.0, max=180.0, help="the start lane's direction")
+
+
+@dataclass(frozen=True)
 class Scenario:
     """A validated scenario. Build with :func:`load_scenario`."""
 
@@ -195,6 +207,8 @@ class Scenario:
     description: str = ""
     backend: Literal["embedded", "carla"] = "embedded"
     road: RoadSpec = RoadSpec()
+    town: Optional[str] = None
+    route: Optional[RouteSpec] = None
     roadside: RoadsideSpec = RoadsideSpec()
     traffic: TrafficSpec = TrafficSpec()
     weather: WeatherSpec = WeatherSpec()
@@ -235,6 +249,12 @@ def _parse_segment(entry, source: str, path: str) -> dict:
 def _check(sc: Scenario) -> Scenario:
     src = sc.source
     road = sc.road
+    if sc.town is not None or sc.route is not None:
+        from carla_agent.sim.town_scenario import check_town_scenario
+
+        check_town_scenario(sc)
+        _check_limits(sc)
+        return sc
     if road.xodr is None and not road.segments and sc.backend == "carla":
         return sc  # the CARLA backend drives carla.map; it needs no embedded road
     if road.xodr is None and not road.segments:
@@ -332,6 +352,9 @@ def parse_scenario(data, source: str, base_dir: Path | None = None) -> Scenario:
     sc = build(Scenario, data, source)
     if sc.road.xodr is not None and base_dir is not None and not Path(sc.road.xodr).is_absolute():
         sc = replace(sc, road=replace(sc.road, xodr=str((base_dir / sc.road.xodr).resolve())))
+    if sc.town is not None and base_dir is not None and sc.town.endswith((".yaml", ".yml")) \
+            and not Path(sc.town).is_absolute():
+        sc = replace(sc, town=str((base_dir / sc.town).resolve()))
     if sc.road.xodr is not None and not Path(sc.road.xodr).exists():
         raise ScenarioError(f"{source}: field 'road.xodr': file {sc.road.xodr} does not exist")
     return _check(sc)

@@ -17,7 +17,7 @@ from carla_agent.control import VehicleControl
 from carla_agent.sim.embedded.collision import boxes_overlap
 from carla_agent.sim.embedded.traffic import TrafficVehicle, spawn_traffic
 from carla_agent.sim.embedded.vehicle import VehicleParams, VehicleState, step_vehicle, stopped
-from carla_agent.sim.embedded.world import StaticObject, place_static
+from carla_agent.sim.embedded.world import CAR_COLORS, StaticObject, place_static
 from carla_agent.errors import BackendError, ScenarioError
 from carla_agent.control.pure_pursuit import PurePursuitParams, pure_pursuit_steer
 from carla_agent.sim.observation import (CollisionEvent, GroundTruth, LaneInvasionEvent, Observation, Pose)
@@ -68,34 +68,29 @@ class EmbeddedSimulator(Simulator):
     def reset(self, scenario, seed: int = 0) -> Observation:
         if self._closed:
             raise BackendError("the embedded simulator was closed; create a new one")
-        if not scenario.road.segments and scenario.road.xodr is None:
+        if not scenario.road.segments and scenario.road.xodr is None and scenario.town is None:
             raise BackendError(f"{scenario.source}: scenario '{scenario.name}' is for a CARLA server; "
                                "run it with --backend carla, or pick an embedded scenario")
         self.scenario = scenario
         self.seed = int(seed)
         rng = np.random.default_rng(self.seed)
-        if self.road is None or getattr(self, "_road_spec", None) != scenario.road:
-            self.road = build_road(scenario.road, name=scenario.name)
-            self._road_spec = scenario.road
+        self.town = self.route = self.corridor = None
+        if scenario.town is not None:
+            self._reset_town_road(scenario)
+        else:
+            self._reset_single_road(scenario)
         road = self.road
         self._bounds = road.boundaries()
-        self.lane_id = -scenario.ego.lane
         self.lane_t = road.lane_center_t(self.lane_id)
         self.lane_width = road.lane(self.lane_id).width_m
-        if road.length_m > MAX_ROAD_M:  # an OpenDRIVE road; segment roads are checked when loaded
-            raise ScenarioError(f"{scenario.source}: field 'road.xodr': the road is {road.length_m:.0f} m long; "
-                                f"at most {MAX_ROAD_M:.0f} m")
-        last_start = road.length_m - 2 * END_MARGIN_M - MIN_ROUTE_M
-        if scenario.ego.start_s_m > last_start:
-            # Clamping would score a few metres' drive as a whole route.
-            raise ScenarioError(f"{scenario.source}: field 'ego.start_s_m': {scenario.ego.start_s_m} m leaves less "
-                                f"than {MIN_ROUTE_M:g} m to drive on this {road.length_m:.0f} m road; expected a "
-                                f"number in [0, {max(last_start, 0.0):.0f}]")
-        self.start_s = scenario.ego.start_s_m
         self.statics: List[StaticObject] = place_static(road, scenario.roadside, rng)
         self._static_order = np.argsort([o.s_m for o in self.statics], kind="stable")
         self._static_s = np.array([self.statics[i].s_m for i in self._static_order])
         self.traffic: List[TrafficVehicle] = spawn_traffic(road, scenario.traffic, self.lane_id, self.start_s, rng)
+        if self.town is not None:
+            from carla_agent.sim.embedded.town_route import parked_on_corridor
+
+            self.traffic += parked_on_corridor(self.town, self.corridor, rng, CAR_COLORS)
         x, y = road.to_world(self.start_s, self.lane_t)
         speed0 = 0.0
         self.state = VehicleState(float(x), float(y), road.heading_at(self.start_s), speed0)
@@ -109,6 +104,66 @@ class EmbeddedSimulator(Simulator):
         self._make_renderer()
         self._marks_inside = self._marks_under_car(self._footprint_t())
         return self._observe((), ())
+
+    def _reset_single_road(self, scenario) -> None:
+        if self.road is None or getattr(self, "_road_spec", None) != scenario.road:
+            self.road = build_road(scenario.road, name=scenario.name)
+            self._road_spec = scenario.road
+        road = self.road
+        self.lane_id = -scenario.ego.lane
+        if road.length_m > MAX_ROAD_M:  # an OpenDRIVE road; segment roads are checked when loaded
+            raise ScenarioError(f"{scenario.source}: field 'road.xodr': the road is {road.length_m:.0f} m long; "
+                                f"at most {MAX_ROAD_M:.0f} m")
+        last_start = road.length_m - 2 * END_MARGIN_M - MIN_ROUTE_M
+        if scenario.ego.start_s_m > last_start:
+            # Clamping would score a few metres' drive as a whole route.
+            raise ScenarioError(f"{scenario.source}: field 'ego.start_s_m': {scenario.ego.start_s_m} m leaves less "
+                                f"than {MIN_ROUTE_M:g} m to drive on this {road.length_m:.0f} m road; expected a "
+                                f"number in [0, {max(last_start, 0.0):.0f}]")
+        self.start_s = scenario.ego.start_s_m
+
+    def _reset_town_road(self, scenario) -> None:
+        """A town: the ego drives the planned route's corridor (see ``town_route``)."""
+        from carla_agent.sim.embedded.town_route import town_corridor
+
+        self.town, self.route, self.corridor = town_corridor(scenario, END_MARGIN_M)
+        self.road, self._road_spec = self.corridor.road, None
+        self.lane_id = -1
+        self.start_s = self.corridor.start_s_m
+        if self.corridor.end_s_m - self.start_s < MIN_ROUTE_M:
+            raise ScenarioError(f"{scenario.source}: field 'route': the route is "
+                                f"{self.corridor.end_s_m - self.start_s:.0f} m long; at least {MIN_ROUTE_M:g} m")
+
+    def reroute(self, x_m: float, y_m: float, yaw_rad: float, speed_mps: float, length_m: float = 2000.0) -> None:
+        """In a town: put the ego at ``(x_m, y_m, yaw_rad)`` (OpenDRIVE frame) on a fresh corridor of
+        about ``length_m`` following the lanes from there (see ``town_route.free_corridor``).
+
+        For a served town, whose client drives the ego wherever it likes. Raises ``RoutingError``
+        when no lane runs near the point in that direction (the corridor is then unchanged).
+        """
+        from carla_agent.sim.embedded.town_route import free_corridor, parked_on_corridor
+
+        if self.town is None:
+            raise BackendError("reroute() needs a town scenario")
+        self.route, self.corridor = free_corridor(self.town, x_m, y_m, yaw_rad, length_m, self.seed, END_MARGIN_M)
+        self.road = self.corridor.road
+        self._bounds = self.road.boundaries()
+        self.lane_t = self.road.lane_center_t(self.lane_id)
+        self.statics = []
+        self._static_order, self._static_s = np.zeros(0, np.int64), np.zeros(0)
+        rng = np.random.default_rng(self.seed)
+        self.traffic = parked_on_corridor(self.town, self.corridor, rng, CAR_COLORS)
+        self.state = VehicleState(float(x_m), float(y_m), float(yaw_rad), float(speed_mps))
+        self.s, self._t = self.road.project(x_m, y_m, s_hint=self.corridor.start_s_m, window_m=10.0)
+        self.start_s = self.s
+        self._contacts = set()
+        self._marks_inside = self._marks_under_car(self._footprint_t())
+        self._make_renderer()
+
+    def off_corridor(self) -> bool:
+        """Whether the ego has left its corridor (another way out of a junction) or nears its end."""
+        return (abs(self._t - self.lane_t) > 2.5 or self.s > self.road.length_m - 150.0
+                or abs(wrap_angle(self.state.yaw_rad - self.road.heading_at(self.s))) > math.radians(60))
 
     def step(self, control: VehicleControl) -> Observation:
         if self.scenario is None:
@@ -147,7 +202,9 @@ class EmbeddedSimulator(Simulator):
         self._make_renderer()
 
     def xodr(self) -> str:
-        """The current road as OpenDRIVE text."""
+        """The current map as OpenDRIVE text: the town's network, or the single road."""
+        if getattr(self, "town", None) is not None:
+            return self.town.xodr
         from carla_agent.sim.embedded.xodr import write_xodr
 
         return write_xodr(self.road)

@@ -1,0 +1,198 @@
+"""Towns: a compact YAML description (nodes and roads) -> a road network, by name.
+
+A town file lists junction ``nodes`` (name, position, traffic lights) and
+two-way ``roads`` between two nodes (lanes per direction, optional ``via``
+points rounded with arcs, an optional parking strip). Every node is a junction
+of at least two roads, so a car never runs out of road. The shipped towns are
+``scenarios/towns/*.yaml``, found by name through :func:`shipped_towns`;
+``scenarios/towns/grid_small.yaml`` is the commented example.
+
+Errors name the file, the field, the value and the range, like scenarios'::
+
+    scenarios/towns/bad.yaml: field 'junction_radius_m': 2.0 is out of range; expected a number in [6.0, 40.0]
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import List, Literal, Tuple
+
+import numpy as np
+import yaml
+
+from carla_agent.errors import ScenarioError
+from carla_agent.schema import build, field
+from carla_agent.sim.embedded.roadnet.builder import EdgeSpec, NetworkSpec, NodeSpec, build_network
+from carla_agent.sim.embedded.roadnet.lanes import lane_graph
+from carla_agent.sim.embedded.roadnet.catalog import shipped_towns
+from carla_agent.sim.embedded.roadnet.model import RoadNetwork
+from carla_agent.sim.embedded.roadnet.spawn import SpawnPoint, spawn_points
+from carla_agent.sim.embedded.roadnet.writer import write_network_xodr
+from carla_agent.sim.routing.lane_graph import LaneGraph
+
+MAX_TOWN_BYTES = 200_000
+MAX_NODES = 200
+MAX_ROADS = 400
+COORD_M = 5000.0
+
+
+@dataclass(frozen=True)
+class TownNode:
+    """A junction: ``at`` is ``[x_m, y_m]`` (x east, y north)."""
+
+    name: str
+    at: Tuple[float, float] = field(min=-COORD_M, max=COORD_M)
+    traffic_lights: bool = False
+
+
+@dataclass(frozen=True)
+class TownRoad:
+    """A two-way road ``between`` two nodes, ``lanes`` each way."""
+
+    between: Tuple[str, str]
+    lanes: int = field(1, min=1, max=3)
+    via: Tuple[Tuple[float, float], ...] = field((), min=-COORD_M, max=COORD_M)
+    fillet_radius_m: float = field(20.0, min=5.0, max=2000.0)
+    parking_m: float = field(0.0, min=0.0, max=4.0, help="a parking strip each side; 0 for none")
+
+
+@dataclass(frozen=True)
+class ParkedCars:
+    """Cars parked on the parking strips, one every ``every_m`` (jittered by the seed)."""
+
+    every_m: float = field(0.0, min=0.0, max=10000.0, help="0 disables")
+    side: Literal["left", "right", "both"] = "both"
+
+
+@dataclass(frozen=True)
+class TownSpec:
+    name: str
+    description: str = ""
+    nodes: Tuple[TownNode, ...] = ()
+    roads: Tuple[TownRoad, ...] = ()
+    lane_width_m: float = field(3.5, min=2.5, max=5.0)
+    sidewalk_width_m: float = field(2.0, min=0.0, max=5.0)
+    junction_radius_m: float = field(12.0, min=6.0, max=40.0)
+    speed_limit_kmh: float = field(30.0, min=5.0, max=130.0)
+    spawn_spacing_m: float = field(25.0, min=5.0, max=1000.0)
+    parked_cars: ParkedCars = ParkedCars()
+    traffic_light_cycle_s: Tuple[float, float, float] = field((10.0, 3.0, 1.0), min=0.5, max=120.0,
+                                                              help="green, yellow, all-red seconds")
+    source: str = "<town>"
+
+
+@dataclass
+class Town:
+    """A built town: its spec, road network, lanes, spawn points and OpenDRIVE text."""
+
+    spec: TownSpec
+    network: RoadNetwork
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @functools.cached_property
+    def lanes(self) -> LaneGraph:
+        return lane_graph(self.network)
+
+    @functools.cached_property
+    def spawn_points(self) -> List[SpawnPoint]:
+        return spawn_points(self.network, self.spec.spawn_spacing_m)
+
+    @functools.cached_property
+    def xodr(self) -> str:
+        return write_network_xodr(self.network)
+
+    def parked_cars(self, rng: np.random.Generator) -> List[Tuple[float, float, float]]:
+        """``(x_m, y_m, yaw_rad)`` of the parked cars: on parking strips, clear of the junctions."""
+        every, out = self.spec.parked_cars.every_m, []
+        if every <= 0:
+            return out
+        for r in self.network.roads.values():
+            for lane in r.road.left_lanes + r.road.right_lanes:
+                if lane.type != "shoulder":
+                    continue
+                side = "left" if lane.id > 0 else "right"
+                if self.spec.parked_cars.side not in (side, "both"):
+                    continue
+                t = r.road.lane_center_t(lane.id)
+                s = 12.0 + rng.uniform(0, every)
+                while s < r.length_m - 12.0:
+                    x, y = r.road.to_world(s, t)
+                    yaw = r.road.heading_at(s) + (math.pi if lane.id > 0 else 0.0)
+                    out.append((float(x), float(y), yaw))
+                    s += every * rng.uniform(0.8, 1.2)
+        return out
+
+
+def parse_town(data, source: str) -> Town:
+    """Validate a mapping (read from YAML) into a built :class:`Town`."""
+    if not isinstance(data, dict):
+        raise ScenarioError(f"{source}: expected a mapping at the top level (name:, nodes:, roads:), "
+                            f"got {type(data).__name__}")
+    data = dict(data)
+    data.setdefault("name", Path(source).stem)
+    if "source" in data:
+        raise ScenarioError(f"{source}: unknown key(s) source")
+    data["source"] = source
+    spec = build(TownSpec, data, source)
+    if not 2 <= len(spec.nodes) <= MAX_NODES:
+        raise ScenarioError(f"{source}: field 'nodes': {len(spec.nodes)} nodes; expected 2 to {MAX_NODES}")
+    if not 1 <= len(spec.roads) <= MAX_ROADS:
+        raise ScenarioError(f"{source}: field 'roads': {len(spec.roads)} roads; expected 1 to {MAX_ROADS}")
+    names = [n.name for n in spec.nodes]
+    for i, name in enumerate(names):
+        if names.index(name) != i:
+            raise ScenarioError(f"{source}: field 'nodes[{i}].name': {name!r} names two nodes; names must differ")
+    for i, r in enumerate(spec.roads):
+        for j, end in enumerate(r.between):
+            if end not in names:
+                raise ScenarioError(f"{source}: field 'roads[{i}].between[{j}]': {end!r} is not a node; "
+                                    f"expected one of {', '.join(names)}")
+        if r.between[0] == r.between[1]:
+            raise ScenarioError(f"{source}: field 'roads[{i}].between': a road joins two different nodes, "
+                                f"got {list(r.between)}")
+    net_spec = NetworkSpec(spec.name, tuple(NodeSpec(n.name, n.at[0], n.at[1], n.traffic_lights) for n in spec.nodes),
+                           tuple(EdgeSpec(r.between[0], r.between[1], r.lanes, r.via, r.fillet_radius_m, r.parking_m)
+                                 for r in spec.roads),
+                           spec.lane_width_m, spec.sidewalk_width_m, spec.junction_radius_m,
+                           spec.speed_limit_kmh / 3.6, source)
+    return Town(spec, build_network(net_spec))
+
+
+def load_town_file(path: str | Path) -> Town:
+    """Read, validate and build one town YAML file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ScenarioError(f"{path}: no such town file")
+    raw = path.read_bytes()
+    if len(raw) > MAX_TOWN_BYTES:
+        raise ScenarioError(f"{path}: {len(raw)} bytes; a town file is at most {MAX_TOWN_BYTES} bytes")
+    try:
+        data = yaml.safe_load(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ScenarioError(f"{path}: not UTF-8 text (byte {exc.start}); save the file as UTF-8") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ScenarioError(f"{path}: not valid YAML{where}: {getattr(exc, 'problem', None) or exc}") from None
+    return parse_town(data, str(path))
+
+
+@functools.lru_cache(maxsize=8)
+def _load_cached(path: str, mtime_ns: int) -> Town:
+    return load_town_file(path)
+
+
+def load_town(name_or_path: str) -> Town:
+    """A shipped town by name (``grid_small``) or a town YAML file by path (built once, then cached)."""
+    candidate = Path(name_or_path)
+    path = candidate if candidate.suffix in (".yaml", ".yml") or candidate.exists() else shipped_towns().get(name_or_path)
+    path = Path(path)
+    if not path.is_file():
+        raise ScenarioError(f"{path}: no such town file")
+    return _load_cached(str(path.resolve()), path.stat().st_mtime_ns)
