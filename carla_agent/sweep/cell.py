@@ -60,6 +60,7 @@ class CellResult:
         error: why the cell failed (``""`` when done).
         attempts: attempts made (the driver fills it in).
         worker: ``host:pid`` of the process that ran it.
+        server: ``host:port`` of the CARLA server it drove on (``""`` on the embedded backend).
         bundle: the run folder as a tar archive, when the worker cannot write the driver's folder.
     """
 
@@ -75,6 +76,7 @@ class CellResult:
     error: str = ""
     attempts: int = 1
     worker: str = ""
+    server: str = ""
     bundle: Optional[bytes] = None
 
     def without_bundle(self) -> "CellResult":
@@ -159,7 +161,9 @@ def run_cell(cell: Cell, spec: SweepSpec, out_dir: str, token: str,
         rel = lambda p: p.relative_to(root).as_posix() if p else ""  # noqa: E731
         bundle = None if shared else _pack(run_dir, root)
         return CellResult(cell, "done", rel(run_dir), metrics.to_dict(), faith, rel(video), rel(page), complete,
-                          time.perf_counter() - t0, worker=f"{socket.gethostname()}:{os.getpid()}", bundle=bundle)
+                          time.perf_counter() - t0, worker=f"{socket.gethostname()}:{os.getpid()}",
+                          server=f"{backend_options['host']}:{backend_options['port']}" if backend_options else "",
+                          bundle=bundle)
     finally:
         if not shared:
             shutil.rmtree(root, ignore_errors=True)

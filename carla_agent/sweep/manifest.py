@@ -72,7 +72,7 @@ class Manifest:
         self.entries[r.cell.cell_id] = {
             "cell": r.cell.to_dict(), "status": r.status, "attempts": r.attempts, "error": r.error,
             "run_dir": r.run_dir, "video": r.video, "report": r.report, "complete": r.complete,
-            "wall_s": round(r.wall_s, 3), "worker": r.worker, "metrics": dict(r.metrics),
+            "wall_s": round(r.wall_s, 3), "worker": r.worker, "server": r.server, "metrics": dict(r.metrics),
             "faithfulness": dict(r.faithfulness), "settings": self.settings}
         self.save()
 
@@ -90,7 +90,7 @@ class Manifest:
         return CellResult(Cell(**e["cell"]), e["status"], e.get("run_dir", ""), e.get("metrics") or {},
                           e.get("faithfulness") or {}, e.get("video", ""), e.get("report", ""),
                           bool(e.get("complete")), float(e.get("wall_s") or 0.0), e.get("error", ""),
-                          int(e.get("attempts") or 0), e.get("worker", ""))
+                          int(e.get("attempts") or 0), e.get("worker", ""), e.get("server", ""))
 
     def results(self, cells: Iterable[Cell]) -> List[CellResult]:
         """Stored results of ``cells`` that have one, in their order."""

@@ -2,7 +2,8 @@
 
 Columns: ``cell_id``, ``scenario``, ``model``, ``seed``, ``weather``, ``status``
 (``done`` / ``failed``), ``attempts``, ``error``, ``complete``, ``wall_s``,
-``run_dir`` / ``video`` / ``report`` (relative to the sweep's folder), ``worker``,
+``run_dir`` / ``video`` / ``report`` (relative to the sweep's folder), ``worker`` (``host:pid``),
+``server`` (the CARLA server's ``host:port``, empty on the embedded backend),
 then every field of :class:`~carla_agent.drive.metrics.DriveMetrics` (``autonomy_pct``,
 ``mean_abs_offset_m``, ``driving_score`` ...; empty for failed cells) and, where
 asked, ``faith_<method>_<measure>``. ``pandas.read_parquet(OUT / "results.parquet")``
@@ -21,7 +22,7 @@ PARQUET_FILE = "results.parquet"
 CSV_FILE = "results.csv"
 #: Columns before the metrics, in order.
 CELL_COLUMNS = ("cell_id", "scenario", "model", "seed", "weather", "status", "attempts", "error", "complete",
-                "wall_s", "run_dir", "video", "report", "worker")
+                "wall_s", "run_dir", "video", "report", "worker", "server")
 #: Metric columns that name the cell again and are left out.
 _DUPLICATE = {"scenario"}
 
@@ -35,7 +36,7 @@ def results_frame(results: Sequence[CellResult]):
         row = {"cell_id": r.cell.cell_id, "scenario": r.cell.scenario, "model": r.cell.model,
                "seed": r.cell.seed, "weather": r.cell.weather, "status": r.status, "attempts": r.attempts,
                "error": r.error, "complete": r.complete, "wall_s": r.wall_s, "run_dir": r.run_dir,
-               "video": r.video, "report": r.report, "worker": r.worker}
+               "video": r.video, "report": r.report, "worker": r.worker, "server": r.server}
         row.update({k: v for k, v in r.metrics.items() if k not in _DUPLICATE})
         row.update(r.faithfulness)
         rows.append(row)
