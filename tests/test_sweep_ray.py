@@ -13,7 +13,9 @@ Its 8 rows must equal what ``python -m carla_agent record`` gives for the same
 scenarios, models and seeds, run serially in another process. The second model is
 the shipped one with its last layer randomised by ``carla_agent.network.randomise``,
 saved as ``.h5``. Ctrl-C is a SIGINT to a ``python -m carla_agent sweep`` subprocess
-joining this module's Ray; the comparison page is opened in headless Chromium.
+joining this module's Ray, with ``--ship-runs`` (its run folders come back through
+Ray). Four cells run on two ``serve`` worlds as CARLA servers, one actor each. The
+comparison page is opened in headless Chromium.
 """
 
 from __future__ import annotations
@@ -197,7 +199,7 @@ def _manifest_done(path: Path) -> list:
 def test_ctrl_c_keeps_the_finished_cells_and_the_rerun_resumes(ray_runtime, grid, tmp):
     out = tmp / "ctrl_c"
     cmd = [sys.executable, "-m", "carla_agent", "sweep", "--scenarios", ",".join(grid.scenarios),
-           "--seeds", "5-6", "--duration", "3", "--methods", "none", "--address", ray_runtime, "--out", str(out)]
+           "--seeds", "5-6", "--duration", "3", "--methods", "none", "--address", ray_runtime, "--ship-runs", "--out", str(out)]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 240
