@@ -61,6 +61,11 @@ def connect(address: Optional[str] = None, workers: Optional[int] = None) -> boo
     return True
 
 
+def disconnect() -> None:
+    """Shut down the Ray that :func:`connect` started."""
+    ray.shutdown()
+
+
 @ray.remote(num_cpus=1, max_restarts=0)
 class ServerActor:
     """Holds one CARLA server; runs one cell at a time on it."""
@@ -191,4 +196,4 @@ def execute(cells: Sequence[Cell], spec: SweepSpec, out_dir: str | Path, token: 
                 ray.kill(actor, no_restart=True)
 
 
-__all__ = ["POLL_S", "ServerActor", "connect", "execute"]
+__all__ = ["POLL_S", "ServerActor", "connect", "disconnect", "execute"]

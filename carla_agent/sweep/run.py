@@ -132,9 +132,7 @@ def run_sweep(spec: SweepSpec, out_dir: str | Path, *, address: Optional[str] = 
     finally:
         bar.close()
         if started:
-            import ray
-
-            ray.shutdown()
+            ray_runner.disconnect()
         (out / TOKEN_FILE).unlink(missing_ok=True)
     return _finish(spec, out, cells, manifest, tuple(ran), skipped, interrupted)
 
