@@ -62,6 +62,12 @@ def noop_cell(cell, spec, out_dir, token, backend_options=None):
     return CellResult(cell, "done")
 
 
+def cpu_s() -> float:
+    """[s] CPU time of this process and its finished children (ffmpeg), user + system."""
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
 def serial(spec, out: Path) -> float:
     from carla_agent.network.steering_model import SteeringModel, set_tf_threads
     from carla_agent.recording.batch import finish_run, record_drive
@@ -90,6 +96,7 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=4)
     ap.add_argument("--skip-serial", action="store_true")
     ap.add_argument("--cheap-cells", type=int, default=100)
+    ap.add_argument("--only-speedup", action="store_true", help="part 1 only")
     ap.add_argument("--rounds", type=int, default=2, help="paired serial / sweep rounds, the order alternating")
     args = ap.parse_args()
 
@@ -111,7 +118,9 @@ def main() -> None:
                 continue
             load = os.getloadavg()[0]
             if how == "serial":
+                c0 = cpu_s()
                 times[how] = (serial(spec, tmp / f"serial{k}"), load)
+                cores_used = (cpu_s() - c0) / times[how][0]
             else:
                 t0 = time.perf_counter()
                 result = run_sweep(spec, tmp / f"sweep{k}", workers=2, progress=False)
@@ -120,10 +129,14 @@ def main() -> None:
                 cell_s = sum(r.wall_s for r in result.results) / n
         s_w = times.get("serial", (float("nan"), 0))
         rows.append((k + 1, f"{s_w[0]:.1f} (load {s_w[1]:.1f})", f"{times['sweep'][0]:.1f} (load {times['sweep'][1]:.1f})",
-                     f"{s_w[0] / times['sweep'][0]:.2f}", f"{cell_s:.2f}"))
+                     f"{s_w[0] / times['sweep'][0]:.2f}", f"{cell_s:.2f}",
+                     f"{cores_used:.2f}" if "serial" in times else "-"))
     table(f"{n} cells of {args.duration:g} s with video and report: serial (record's path, one process) vs "
           f"sweep (2 workers, a fresh local Ray, its start included)",
-          ("round", "serial s (1-min load)", "sweep s (1-min load)", "speed-up", "mean cell s in a worker"), rows)
+          ("round", "serial s (1-min load)", "sweep s (1-min load)", "speed-up", "mean cell s in a worker",
+           "cores the serial run kept busy"), rows)
+    if args.only_speedup:
+        return
 
     ray.init(num_cpus=4, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
     try:

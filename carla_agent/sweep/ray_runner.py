@@ -32,7 +32,7 @@ from typing import Any, Callable, Deque, Dict, Optional, Sequence, Tuple
 import ray
 
 from carla_agent.sweep.cell import CellResult, failed, run_cell
-from carla_agent.sweep.grid import Cell, SweepSpec
+from carla_agent.sweep.grid import Cell, SweepError, SweepSpec
 from carla_agent.sweep.pool import CarlaServer, SlotPool
 
 log = logging.getLogger(__name__)
@@ -54,7 +54,11 @@ def connect(address: Optional[str] = None, workers: Optional[int] = None) -> boo
     opts: Dict[str, Any] = dict(include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False,
                                 configure_logging=True)
     if address:
-        ray.init(address=address, **opts)
+        try:
+            ray.init(address=address, **opts)
+        except ConnectionError as exc:
+            raise SweepError(f"--address {address}: no Ray cluster answers there ({str(exc).splitlines()[0]}); "
+                             f"start one with 'ray start --head' and pass the address it prints") from None
     else:
         path = os.pathsep.join(p for p in (PACKAGE_PARENT, os.environ.get("PYTHONPATH", "")) if p)
         ray.init(num_cpus=workers, runtime_env={"env_vars": {"PYTHONPATH": path}}, **opts)
