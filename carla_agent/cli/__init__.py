@@ -14,11 +14,11 @@ import sys
 import threading
 from typing import List, Optional
 
-from carla_agent.cli import drive, evaluate, network, runs, serve
+from carla_agent.cli import drive, evaluate, network, runs, serve, sweep
 from carla_agent.errors import CarlaAgentError
 from carla_agent.network.tensorflow_logs import quiet_tensorflow_import
 
-COMMAND_MODULES = (drive, runs, evaluate, serve, network)
+COMMAND_MODULES = (drive, runs, sweep, evaluate, serve, network)
 
 
 def build_parser(prog: str = "carla-agent") -> argparse.ArgumentParser:

@@ -76,7 +76,7 @@ def check_methods(methods: Sequence[str]) -> None:
 
 
 def make_recorder(out_dir: str | Path = "runs", live_video: bool = False, when_full: str = "block",
-                  model: Any = None) -> RecorderHook:
+                  model: Any = None, run_dir: Optional[Path] = None) -> RecorderHook:
     """A recorder hook for ``drive --record`` (``when_full="block"``) or the HUD's R key (``"drop"``).
 
     Args:
@@ -85,16 +85,18 @@ def make_recorder(out_dir: str | Path = "runs", live_video: bool = False, when_f
             (the agent needs an explainer for maps; without one the video shows camera + telemetry).
         when_full: ``block`` (lossless) or ``drop`` (never wait; drop images when the disk lags).
         model: the model driving (default: read from the runner's agent).
+        run_dir: write exactly this (new or empty) folder instead of ``out_dir/<time>_<scenario>``.
     """
     cfg = RecorderConfig(out_dir=Path(out_dir), when_full=when_full,  # type: ignore[arg-type]
-                         video=LIVE_VIDEO_FILE if live_video else None)
+                         video=LIVE_VIDEO_FILE if live_video else None,
+                         run_dir=Path(run_dir) if run_dir is not None else None)
     return RecorderHook(cfg, model=model)
 
 
 def record_drive(scenario: Any, model: Any, out_dir: str | Path = "runs", seed: int = 0,
                  duration_s: Optional[float] = None, backend: Optional[str] = None,
                  backend_options: Optional[Mapping[str, Any]] = None, live_method: Optional[str] = None,
-                 progress: bool = True) -> Tuple[Path, Any]:
+                 progress: bool = True, run_dir: Optional[Path] = None) -> Tuple[Path, Any]:
     """Drive one scenario closed-loop with the network and record it.
 
     Args:
@@ -107,6 +109,8 @@ def record_drive(scenario: Any, model: Any, out_dir: str | Path = "runs", seed: 
         backend_options: backend options (CARLA host, port ...).
         live_method: compute this saliency method while driving and write the live video too.
         progress: progress bar.
+        run_dir: record into exactly this (new or empty) folder (a sweep's cell) instead of a new
+            ``out_dir/<time>_<scenario>``.
 
     Returns:
         ``(run_dir, DriveMetrics)``.
@@ -125,7 +129,7 @@ def record_drive(scenario: Any, model: Any, out_dir: str | Path = "runs", seed: 
         explainer = make_explainer(m, live_method, output=m.steer_index)
     agent = NetworkAgent(m, sc.target_speed_mps, explainer=explainer)
     check_free_space(out_dir)
-    rec = make_recorder(out_dir, live_video=explainer is not None, model=m)
+    rec = make_recorder(out_dir, live_video=explainer is not None, model=m, run_dir=run_dir)
     hooks = [rec]
     if progress:
         from carla_agent.drive.progress import ProgressHook
