@@ -44,6 +44,9 @@ def test_the_grid_is_every_combination_in_a_fixed_order_with_distinct_ids(tmp_pa
     # two model files of the same name in different folders stay apart
     same = SweepSpec(scenarios=("highway",), models=(str(tmp_path / "x" / "m.keras"), str(tmp_path / "y" / "m.keras")))
     assert len({c.cell_id for c in same.cells()}) == 2
+    # one file typed two ways is one cell (a resumed sweep finds its cells)
+    assert Cell("highway", "./m.keras", 0).cell_id == Cell("highway", "m.keras", 0).cell_id
+    assert Cell("highway", "a/./m.keras", 0).cell_id == Cell("highway", "a/m.keras", 0).cell_id
 
 
 def test_a_sweep_file_reads_paths_from_its_folder_and_names_bad_fields(tmp_path):

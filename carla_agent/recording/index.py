@@ -68,10 +68,10 @@ def write_index(root: str | Path = "runs", out: Optional[str | Path] = None) -> 
         scored = "num" if status.whole else "num notwhole"
         star = "" if status.whole else "*"
         partial += not status.whole
-        cells = [name, html.escape(str(meta.get("scenario_name"))), ("num", meta.get("seed")),
+        cells = [name, html.escape(str(meta.get("scenario_name"))), ("num", html.escape(str(meta.get("seed")))),
                  f"{html.escape(model_name)} <span class='muted'>{html.escape(sha)}</span>", ("status", state),
-                 ("num", _num(m.get("autonomy_pct"), 1)), ("num", m.get("interventions", "–")),
-                 ("num", m.get("collisions", "–")), ("num", _num(m.get("mean_abs_offset_m"), 3)),
+                 ("num", _num(m.get("autonomy_pct"), 1)), ("num", html.escape(str(m.get("interventions", "–")))),
+                 ("num", html.escape(str(m.get("collisions", "–")))), ("num", _num(m.get("mean_abs_offset_m"), 3)),
                  (scored, _num(m.get("route_completion_pct"), 1) + star),
                  (scored, _num(m.get("driving_score"), 1) + star)]
         cells = [c if isinstance(c, tuple) else ("", c) for c in cells]

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
 import re
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -81,8 +82,8 @@ def _slug(text: str) -> str:
     if name.endswith((".yaml", ".yml")):
         name = name.rsplit(".", 1)[0]
     safe = re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-") or "x"
-    if safe != text:  # a path: the name alone could clash with another folder's file of the same name
-        safe += "-" + hashlib.sha1(str(text).encode()).hexdigest()[:6]
+    if safe != os.path.normpath(text):  # a path: the name alone could clash with another folder's file of the same name
+        safe += "-" + hashlib.sha1(os.path.normpath(text).encode()).hexdigest()[:6]  # ./m.keras == m.keras
     return safe
 
 
