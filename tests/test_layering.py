@@ -7,9 +7,10 @@ Rules (README, "Layout"):
   ``saliency/``;
 * packages import only packages below them, in this order (bottom first):
   base modules -> ``control`` -> ``sim`` -> ``drive``, ``server`` -> ``network`` ->
-  ``saliency`` -> ``hud``, ``recording`` -> ``faithfulness`` -> ``sweep`` -> ``cli``;
+  ``saliency`` -> ``hud``, ``recording`` -> ``faithfulness`` -> ``sweep``, ``leaderboard`` -> ``cli``;
   packages on the same floor do not import each other;
-* ``ray`` only in ``sweep/ray_runner.py``;
+* ``ray`` only in ``sweep/ray_runner.py``; the Leaderboard and ScenarioRunner only in
+  ``leaderboard/entry/pilotnet_agent.py``;
 * no import cycle between modules, lazy (function-level) imports included;
 * no module over 510 lines.
 
@@ -32,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "carla_agent"
 
 FLOOR = {"": 0, "control": 1, "sim": 2, "drive": 3, "server": 3, "network": 4, "saliency": 5,
-         "hud": 6, "recording": 6, "faithfulness": 7, "sweep": 8, "cli": 9,
+         "hud": 6, "recording": 6, "faithfulness": 7, "sweep": 8, "leaderboard": 8, "cli": 9,
          "__main__": 10}
 ONLY_IN = {  # third-party top-level name -> the package paths (under carla_agent/) allowed to import it
     "carla": ("sim/carla_backend/client.py",),
@@ -41,6 +42,8 @@ ONLY_IN = {  # third-party top-level name -> the package paths (under carla_agen
     "keras": ("network/", "saliency/"),
     "tf_keras_vis": ("network/", "saliency/"),
     "ray": ("sweep/ray_runner.py",),
+    "leaderboard": ("leaderboard/entry/pilotnet_agent.py",),
+    "srunner": ("leaderboard/entry/pilotnet_agent.py",),
 }
 MAX_LINES = 510
 

@@ -49,13 +49,17 @@ class DriveTelemetry:
 
     @classmethod
     def from_row(cls, row: Mapping) -> "DriveTelemetry":
-        """From a drive-log row (a dict or a pandas Series; missing or NaN numbers read as 0)."""
+        """From a drive-log row (a dict or a pandas Series; missing, empty or NaN numbers read as 0;
+        a row being written holds ``""`` where the backend had no value)."""
+        def missing(v) -> bool:
+            return v is None or v == "" or (isinstance(v, float) and math.isnan(v))
+
         def f(key: str, default: float = 0.0) -> float:
             v = row.get(key, default)
-            return default if v is None or (isinstance(v, float) and math.isnan(v)) else float(v)
+            return default if missing(v) else float(v)
 
         expert = row.get("expert_steer")
-        expert = None if expert is None or (isinstance(expert, float) and math.isnan(expert)) else float(expert)
+        expert = None if missing(expert) else float(expert)
         return cls(frame=int(row.get("frame", 0)), sim_time_s=f("sim_time_s"), speed_mps=f("speed_mps"),
                    steer_predicted=f("predicted_steer"), steer_applied=f("steer"), steer_expert=expert,
                    throttle=f("throttle"), brake=f("brake"), lateral_offset_m=f("lateral_offset_m"),

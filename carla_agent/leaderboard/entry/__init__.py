@@ -1,0 +1,1 @@
+"""The file the Leaderboard's evaluator loads by path (``--agent``)."""
