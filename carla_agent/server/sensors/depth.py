@@ -29,6 +29,8 @@ from carla_agent.server.wire import SEMANTIC_TO_CARLA
 FAR_M = 1000.0
 NEAR_M = 0.05
 _CORNERS = np.array([[sx, sy, sz] for sx in (-1, 1) for sy in (-1, 1) for sz in (-1, 1)], np.float64)
+#: The 12 edges of a box as pairs of corner indices (corners that differ in one coordinate).
+_EDGES = np.array([(i, j) for i in range(8) for j in range(i + 1, 8) if bin(i ^ j).count("1") == 1])
 
 
 class DepthCamera(Sensor):
@@ -54,50 +56,54 @@ class DepthCamera(Sensor):
         """``(t (H, W) planar depth m, index (H, W) box or raycast.GROUND / MISS, boxes)``."""
         pose = view.pose
         o = pose.origin_m
-        dirs = self.local @ pose.rot.T  # (H, W, 3) world frame
         t = np.full((self.height, self.width), np.inf)
         index = np.full(t.shape, raycast.MISS, np.int64)
         if o[2] > 0.0:
-            dz = dirs[..., 2]
+            r = pose.rot[2]  # a ray's world z per unit planar depth: r . (1, right, up) of its pixel
+            dz = r[0] + r[1] * self.local[0, :, 1][None, :] + r[2] * self.local[:, 0, 2][:, None]
             with np.errstate(divide="ignore"):
                 tg = np.where(dz < 0.0, o[2] / -dz, np.inf)
             ground = tg <= FAR_M
             t[ground], index[ground] = tg[ground], raycast.GROUND
         boxes = scene.scene_boxes(world, view.traffic, o, FAR_M, exclude=actor.parent)
-        normal = np.zeros((self.height, self.width, 3))
-        for k in range(len(boxes)):
-            rect = self._rect(boxes, k, pose)
-            if rect is None:
-                continue
-            r0, r1, c0, c1 = rect
+        for k, (r0, r1, c0, c1) in self._rects(boxes, pose):
             sub_t = t[r0:r1, c0:c1].reshape(-1).copy()
             sub_i = np.full(sub_t.shape, raycast.MISS, np.int64)
             sub_n = np.zeros((len(sub_t), 3))
-            raycast.boxes_into(o, dirs[r0:r1, c0:c1].reshape(-1, 3), boxes.select([k]), min(FAR_M, float(sub_t.max())),
-                               sub_t, sub_i, sub_n)
+            dirs = (self.local[r0:r1, c0:c1] @ pose.rot.T).reshape(-1, 3)
+            raycast.boxes_into(o, dirs, boxes.select([k]), min(FAR_M, float(sub_t.max())), sub_t, sub_i, sub_n)
             won = (sub_i == 0).reshape(r1 - r0, c1 - c0)
             t[r0:r1, c0:c1][won] = sub_t.reshape(won.shape)[won]
             index[r0:r1, c0:c1][won] = k
         return t, index, boxes
 
-    def _rect(self, boxes, k: int, pose):
-        """Pixel rows and columns ``(r0, r1, c0, c1)`` box ``k`` may cover, or None (behind / outside)."""
-        c, s = math.cos(boxes.yaw_rad[k]), math.sin(boxes.yaw_rad[k])
-        loc = _CORNERS * boxes.half_m[k]
-        world = boxes.center_m[k] + np.stack([loc[:, 0] * c - loc[:, 1] * s, loc[:, 0] * s + loc[:, 1] * c,
-                                              loc[:, 2]], 1)
-        cam = (world - pose.origin_m) @ pose.rot  # (8, 3) forward, right, up
-        if (cam[:, 0] <= NEAR_M).all():
-            return None
-        if (cam[:, 0] <= NEAR_M).any():
-            return 0, self.height, 0, self.width
-        u = 0.5 * self.width + self.focal_px * cam[:, 1] / cam[:, 0]
-        v = 0.5 * self.height - self.focal_px * cam[:, 2] / cam[:, 0]
-        c0, c1 = max(int(math.floor(u.min())), 0), min(int(math.ceil(u.max())), self.width)
-        r0, r1 = max(int(math.floor(v.min())), 0), min(int(math.ceil(v.max())), self.height)
-        if c0 >= c1 or r0 >= r1:
-            return None
-        return r0, r1, c0, c1
+    def _rects(self, boxes, pose) -> list:
+        """``[(box, (r0, r1, c0, c1))]``: the pixel rows and columns each box may cover (its corners,
+        clipped to the near plane, projected); boxes behind the camera or outside the image are left out."""
+        if not len(boxes):
+            return []
+        c, s = np.cos(boxes.yaw_rad)[:, None], np.sin(boxes.yaw_rad)[:, None]
+        loc = _CORNERS[None, :, :] * boxes.half_m[:, None, :]  # (M, 8, 3)
+        world = boxes.center_m[:, None, :] + np.stack([loc[..., 0] * c - loc[..., 1] * s,
+                                                       loc[..., 0] * s + loc[..., 1] * c, loc[..., 2]], -1)
+        cam = (world - pose.origin_m) @ pose.rot  # (M, 8, 3): forward, right, up
+        front = cam[..., 0] > NEAR_M
+        out = []
+        for k in np.nonzero(front.any(axis=1))[0].tolist():
+            pts = cam[k][front[k]]
+            if not front[k].all():  # straddles the near plane: add where its edges cross it
+                a, b = cam[k][_EDGES[:, 0]], cam[k][_EDGES[:, 1]]
+                cross = (a[:, 0] > NEAR_M) != (b[:, 0] > NEAR_M)
+                a, b = a[cross], b[cross]
+                f = (NEAR_M - a[:, 0]) / (b[:, 0] - a[:, 0])
+                pts = np.concatenate([pts, a + f[:, None] * (b - a)])
+            u = 0.5 * self.width + self.focal_px * pts[:, 1] / pts[:, 0]
+            v = 0.5 * self.height - self.focal_px * pts[:, 2] / pts[:, 0]
+            c0, c1 = max(int(math.floor(u.min())), 0), min(int(math.ceil(u.max())), self.width)
+            r0, r1 = max(int(math.floor(v.min())), 0), min(int(math.ceil(v.max())), self.height)
+            if c0 < c1 and r0 < r1:
+                out.append((k, (r0, r1, c0, c1)))
+        return out
 
     def header(self) -> bytes:
         return np.array([self.width, self.height], "<u4").tobytes() + np.array([self.fov_deg], "<f4").tobytes()
