@@ -20,7 +20,7 @@ from carla_agent.server.sensors.lidar import Lidar, SemanticLidar
 from carla_agent.server.sensors.obstacle import Obstacle
 from carla_agent.server.sensors.radar import Radar
 from carla_agent.server.streams import sensor_header
-from carla_agent.server.wire import A_FLOAT
+from carla_agent.server.wire import A_BOOL, A_FLOAT
 
 SENSORS: Dict[str, Type[Sensor]] = {cls.TYPE_ID: cls for cls in (
     DepthCamera, InstanceCamera, Lidar, SemanticLidar, Radar, Gnss, Imu, Obstacle)}
@@ -29,9 +29,10 @@ DECLINED: Dict[str, Declined] = {d.TYPE_ID: d for d in (
     Declined("sensor.camera.dvs", "sensor.camera.rgb (and difference its frames)",
              "a dynamic vision sensor needs per-pixel brightness changes at microsecond rates, which the "
              "embedded renderer does not model",
-             CAMERA_ATTRIBUTES + (("positive_threshold", A_FLOAT, "0.3"), ("negative_threshold", A_FLOAT, "0.3"),
-                                  ("sigma_positive_threshold", A_FLOAT, "0"), ("sigma_negative_threshold", A_FLOAT, "0"),
-                                  ("refractory_period_ns", A_FLOAT, "0.0"), ("use_log", A_FLOAT, "true"),
+             CAMERA_ATTRIBUTES + (("positive_threshold", A_FLOAT, "0.3"),
+                                  ("negative_threshold", A_FLOAT, "0.3"), ("sigma_positive_threshold", A_FLOAT, "0"),
+                                  ("sigma_negative_threshold", A_FLOAT, "0"),
+                                  ("refractory_period_ns", A_FLOAT, "0.0"), ("use_log", A_BOOL, "true"),
                                   ("log_eps", A_FLOAT, "0.001"))),
     Declined("sensor.camera.optical_flow", "sensor.camera.depth or sensor.camera.instance_segmentation "
              "(geometry per pixel, from which motion can be derived)",

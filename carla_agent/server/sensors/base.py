@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from carla_agent.server.rpc import RpcError
-from carla_agent.server.wire import A_BOOL, A_FLOAT, A_INT, A_STRING, attr
+from carla_agent.server.wire import A_FLOAT, A_INT, A_STRING, attr
 
 # CARLA 0.9.16's SensorRegistry positions (the sensor header's type id)
 TYPE_DEPTH, TYPE_GNSS, TYPE_IMU, TYPE_OBSTACLE = 1, 4, 5, 7
@@ -133,4 +133,3 @@ CAMERA_ATTRIBUTES = (("image_size_x", A_INT, "800"), ("image_size_y", A_INT, "60
                      ("lens_circle_falloff", A_FLOAT, "5.0"), ("lens_circle_multiplier", A_FLOAT, "0.0"),
                      ("lens_k", A_FLOAT, "-1.0"), ("lens_kcube", A_FLOAT, "0.0"), ("lens_x_size", A_FLOAT, "0.08"),
                      ("lens_y_size", A_FLOAT, "0.08"))
-BOOL = A_BOOL
