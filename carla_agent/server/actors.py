@@ -16,6 +16,7 @@ import numpy as np
 
 from carla_agent.control import VehicleControl
 from carla_agent.server import checks, town_world
+from carla_agent.server import sensors as sensor_types
 from carla_agent.server.rpc import VOID, RpcError
 from carla_agent.server.wire import A_BOOL, A_FLOAT, A_INT, A_RGB, A_STRING, actor_wire, attr
 
@@ -67,7 +68,7 @@ def blueprints() -> list:
         defs.append([uid, name, "sensor,other," + name.split(".")[-1], [
             attr("role_name", A_STRING, "", (), True)]])
         uid += 1
-    return defs
+    return defs + sensor_types.blueprints(uid)  # depth, lidar, radar, GNSS, IMU, ...
 
 
 class Actor:
@@ -86,6 +87,7 @@ class Actor:
         self.camera_spec = None  # a camera's CameraSpec, made (and so checked) when it is spawned
         self.failed: Optional[str] = None  # why a sensor stopped (it failed in a tick)
         self.bgra: Optional[np.ndarray] = None  # the camera's image buffer, reused every frame
+        self.sensor: Optional[sensor_types.Sensor] = None  # the state of a sensor of :mod:`sensors`
 
     @property
     def is_sensor(self) -> bool:
@@ -143,6 +145,7 @@ def _spawn(world, description, transform, parent: int) -> list:
             others = sum(checks.camera_cost(s.camera_spec.image_size_x, s.camera_spec.image_size_y,
                                             s.camera_spec.fov) for s in sensors if s.camera_spec is not None)
             actor.camera_spec = _camera_spec(actor, *checks.camera(type_id, actor.attr, others))
+        actor.sensor = sensor_types.make(type_id, actor.attr)  # checks its attributes; dvs etc. are refused
         _new_id(world)
         world.streams.register(actor.id)
     else:

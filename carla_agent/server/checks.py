@@ -39,7 +39,9 @@ MAX_FIXED_DELTA_S = 1.0
 #: An actor description's attributes at most, and the longest text in it.
 MAX_ATTRIBUTES = 64
 MAX_TEXT = 256
-CAMERAS = ("sensor.camera.rgb", "sensor.camera.semantic_segmentation")
+#: Cameras whose size is checked (the last two are :mod:`carla_agent.server.sensors`').
+CAMERAS = ("sensor.camera.rgb", "sensor.camera.semantic_segmentation", "sensor.camera.depth",
+           "sensor.camera.instance_segmentation")
 
 
 def _interval(lo: float, hi: float, lo_open: bool, hi_open: bool) -> str:

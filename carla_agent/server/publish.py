@@ -16,6 +16,7 @@ from typing import Dict, List, Set
 import cv2
 import numpy as np
 
+from carla_agent.server import sensors as sensor_types
 from carla_agent.server.actors import STATIC_ID0, Actor, ego_pose, live_traffic, world_transform
 from carla_agent.server.checks import CAMERAS
 from carla_agent.server.streams import sensor_header
@@ -40,7 +41,10 @@ def publish_tick(world, obs) -> List[str]:
     world.streams.wait_expected([a.id for a in sensors])
     for actor in sensors:
         try:
-            if actor.type_id == "sensor.other.collision":
+            if actor.sensor is not None:  # depth, lidar, radar, GNSS, IMU, ... (carla_agent/server/sensors/)
+                if world.streams.has_subscribers(actor.id) and not (actor.sensor.IS_CAMERA and world.no_rendering):
+                    sensor_types.publish(world, actor, sensor_view(world, actor), float(world.sim.scenario.dt_s))
+            elif actor.type_id == "sensor.other.collision":
                 if obs.collisions and world.ego_id is not None and actor.parent == world.ego_id:
                     publish_collisions(world, actor, obs.collisions)
             elif actor.type_id in CAMERAS and world.streams.has_subscribers(actor.id) and not world.no_rendering:
@@ -51,6 +55,23 @@ def publish_tick(world, obs) -> List[str]:
             log.warning("%s %d failed and was stopped", actor.type_id, actor.id, exc_info=True)
             failures.append(f"{actor.type_id} {actor.id} failed and was stopped ({actor.failed})")
     return failures
+
+
+def sensor_view(world, actor: Actor) -> sensor_types.TickView:
+    """What a sensor of :mod:`carla_agent.server.sensors` is told of the world at this tick."""
+    from carla_agent.server.sensors.pose import SensorPose
+
+    velocity = (0.0, 0.0, 0.0)
+    if actor.parent and actor.parent == world.ego_id:
+        st = world.sim.state
+        velocity = (st.speed_mps * math.cos(st.yaw_rad), -st.speed_mps * math.sin(st.yaw_rad), 0.0)
+
+    def wire(actor_id: int):
+        other = world.actors.get(actor_id) or world.traffic.get(actor_id)
+        return actor_wire(other, world.token) if other is not None else None
+
+    return sensor_types.TickView(SensorPose.of(world_transform(world, actor)),
+                            [(a.id, a.vehicle) for a in live_traffic(world)], velocity, wire, world.elapsed_s)
 
 
 def publish_episode(world) -> None:
