@@ -92,9 +92,13 @@ def project_town(ren, row0: int) -> Optional[TownFrame]:
     s_sel = np.flatnonzero(s_vis)
     m_vis, m_depth = _visible(ren, g.marks, ren.view_m)
     mk = g.marks
-    # Fade level of every visible mark from its projected width at its centre's depth.
+    # Fade level of every visible mark from its projected width at its centre's depth: across the
+    # view it shrinks as 1 / depth, along the view (a line seen edge-on) as height / depth^2.
     depth = np.maximum(m_depth, 1.0)
-    wpx = cam.focal_px * mk.width / depth
+    f, r = cam._f, cam._r
+    across = np.abs(mk.normal[:, 0] * r[0] + mk.normal[:, 1] * r[1]) / depth
+    along = np.abs(mk.normal[:, 0] * f[0] + mk.normal[:, 1] * f[1]) * cam.height_m / (depth * depth)
+    wpx = cam.focal_px * mk.width * np.sqrt(across * across + along * along)
     alpha = wpx / (wpx + MARK_SOFTNESS_PX)
     d1, d2 = ren._dash_fade_m
     fade = smoothstep((depth - d1) / (d2 - d1))

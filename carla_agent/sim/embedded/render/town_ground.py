@@ -54,7 +54,8 @@ class PolySet:
     """Polygons as one flat vertex array: polygon i is ``x[start[i]:start[i] + count[i]]``.
 
     ``cx, cy, radius`` bound each polygon (metres) for culling; ``group`` is the
-    polygon's layer/group index, ``width`` a mark's width (metres), ``yellow`` its colour.
+    polygon's layer/group index, ``width`` a mark's width (metres) along the unit
+    ``normal`` (across the line), ``yellow`` its colour.
     """
 
     x: np.ndarray
@@ -67,6 +68,7 @@ class PolySet:
     group: np.ndarray
     width: np.ndarray
     yellow: np.ndarray
+    normal: np.ndarray
 
 
 class _Builder:
@@ -97,8 +99,12 @@ class _Builder:
         cx = np.array([p[:, 0].mean() for p in self.polys])
         cy = np.array([p[:, 1].mean() for p in self.polys])
         rad = np.array([np.hypot(p[:, 0] - a, p[:, 1] - b).max() for p, a, b in zip(self.polys, cx, cy)])
+        # A strip's first half is its left edge, forward: the line's direction, and across it the normal.
+        along = np.array([p[len(p) // 2 - 1] - p[0] for p in self.polys]).reshape(-1, 2)
+        along /= np.maximum(np.hypot(along[:, 0], along[:, 1]), 1e-9)[:, None]
+        normal = np.stack([-along[:, 1], along[:, 0]], 1)
         return PolySet(allp[:, 0].copy(), allp[:, 1].copy(), start, count, cx, cy, rad,
-                       np.array(self.group, np.int64), np.array(self.width), np.array(self.yellow, bool))
+                       np.array(self.group, np.int64), np.array(self.width), np.array(self.yellow, bool), normal)
 
 
 @dataclass
