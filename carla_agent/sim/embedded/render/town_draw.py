@@ -27,6 +27,8 @@ from carla_agent.sim.embedded.render.polygons import AA, HARD, SHIFT, clip_polys
 from carla_agent.sim.embedded.roadnet.model import RoadNetwork
 from carla_agent.sim.embedded.render.town_ground import DASH, FAINT, PAINT, SURFACE_LAYERS, PolySet
 
+#: Marks are labelled from this fade level up (their paint covers half a pixel's width or more).
+LABEL_LEVEL = MARK_LEVELS // 2
 #: Colour name and label of each surface layer.
 _LAYER_STYLE = {"sidewalk": ("sidewalk", L_SIDEWALK), "curb": ("curb", L_SIDEWALK), "asphalt": ("asphalt", L_ROAD)}
 
@@ -129,7 +131,8 @@ def project_town(ren, row0: int) -> Optional[TownFrame]:
     for k, polys in _runs(out[len(s_sel):], m_key):
         marks[k] = polys
         kg = k // _KG
-        if kg != 1:  # the faint stand-ins of dashes carry no label
+        # Labels where a mark covers at least half its pixels (the faint stand-ins of dashes carry none).
+        if kg != 1 and k % _LEVELS >= LABEL_LEVEL:
             labelled.setdefault(kg, []).extend(polys)
     return TownFrame(surfaces, marks, labelled)
 
