@@ -68,7 +68,8 @@ def _runs(polys: List[Optional[np.ndarray]], keys: np.ndarray):
     return out
 
 
-def _visible(ren, ps: PolySet, view_m: float) -> np.ndarray:
+def _visible(ren, ps: PolySet, view_m: float) -> Tuple[np.ndarray, np.ndarray]:
+    """Which polygons may be in view (a bounding circle against distance and frustum), and their depths."""
     d, r, _ = ren.camera.to_camera(ps.cx, ps.cy, 0.0)
     rad = ps.radius
     return (d > -rad) & (d < view_m + rad) & (np.abs(r) - rad < (np.maximum(d, 0.0) + rad) * ren._tan_half_fov), d
