@@ -9,6 +9,7 @@ single-threaded, as the issue's acceptance bench does.
     python bench/bench_renderer.py                # renderer only
     python bench/bench_renderer.py --sim          # also a full EmbeddedSimulator step
     python bench/bench_renderer.py --frames 300 --sizes 200x66 800x600 --core 1
+    python bench/bench_renderer.py --town --sizes 200x66 800x600 --weathers clear_noon   # towns vs one road
 """
 
 from __future__ import annotations
@@ -106,6 +107,60 @@ def bench_renderer(size: Tuple[int, int], weather: str, frames: int, road, stati
     return _blocks(block, blocks)
 
 
+def town_poses(scenario: str, size: Tuple[int, int], weather: str, frames: int):
+    """A town scenario's renderer (the whole town drawn round the route), one of its corridor only (as
+    town frames were drawn before the town was), and poses along its route, 1.5 m apart from the start,
+    with the town's parked cars in view as the simulator hands them over."""
+    from dataclasses import replace
+
+    from carla_agent.sim.embedded.simulator import EmbeddedSimulator
+    from carla_agent.sim.scenario import load_scenario
+
+    sc = load_scenario(scenario)
+    sc = replace(sc, camera=replace(sc.camera, image_size_x=size[0], image_size_y=size[1]),
+                 weather=WeatherSpec(preset=weather))
+    sim = EmbeddedSimulator()
+    sim.reset(sc, seed=0)
+    road, lane_t = sim.road, sim.lane_t
+    poses = []
+    for i in range(frames):
+        s = sim.start_s + 1.5 * i
+        x, y = road.to_world(s, lane_t)
+        boxes = [v.box(road) for v in sim.traffic if -30.0 < v.s_m - s < 260.0]
+        poses.append((float(x), float(y), road.heading_at(s), s, boxes, i))
+    corridor_only = Renderer(road, sc.camera, resolve_weather(sc.weather), sim.statics, seed=0)
+    return sim._renderer, corridor_only, poses
+
+
+def bench_town(size: Tuple[int, int], weather: str, frames: int, road, statics, towns: List[str],
+               blocks: int = 5) -> List[Tuple[str, float, float]]:
+    """Per-frame ms (median, best block) of the single-road scene and of each town scenario,
+    their blocks interleaved so that a slow spell of the machine hits all of them alike."""
+    cam = CameraSpec(image_size_x=size[0], image_size_y=size[1])
+    single = Renderer(road, cam, resolve_weather(WeatherSpec(preset=weather)), statics, seed=0)
+    single_poses = []
+    for i in range(frames):
+        s = 10.0 + 0.6 * i
+        x, y = road.to_world(s, -1.75)
+        single_poses.append((float(x), float(y), road.heading_at(s), s, vehicles_at(road, s), i))
+    runs = [("single road", single, single_poses)]
+    for t in towns:
+        town, corridor_only, poses = town_poses(t, size, weather, frames)
+        runs += [(t, town, poses), (f"{t} (corridor only)", corridor_only, poses)]
+    for _, r, poses in runs:
+        for p in poses[:5]:  # warm-up
+            r.render(*p)
+    times: List[List[float]] = [[] for _ in runs]
+    for b in range(blocks):
+        for k, (_, r, poses) in enumerate(runs):
+            part = poses[b::blocks]
+            t0 = time.perf_counter()
+            for p in part:
+                r.render(*p)
+            times[k].append((time.perf_counter() - t0) / len(part) * 1e3)
+    return [(name, float(np.median(t)), min(t)) for (name, _, _), t in zip(runs, times)]
+
+
 def bench_simulator(size: Tuple[int, int], weather: str, frames: int, blocks: int = 5) -> Tuple[float, float]:
     """Full EmbeddedSimulator.step time in ms (median, best of ``blocks``) on a shipped scenario with traffic."""
     from dataclasses import replace
@@ -142,6 +197,9 @@ def main(argv=None) -> int:
     ap.add_argument("--weathers", nargs="+", default=list(PRESETS))
     ap.add_argument("--sim", action="store_true", help="also time full EmbeddedSimulator steps")
     ap.add_argument("--core", type=int, default=0, help="the core to pin to (default 0)")
+    ap.add_argument("--town", nargs="*", default=None, metavar="SCENARIO",
+                    help="time town scenarios (default town_grid_small town_ring_multilane) next to the "
+                         "single-road scene, interleaved, and print the ratio")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     log.info("%s, OpenCV %s threads=%d, numpy %s, load average %s", pin_one_core(args.core), cv2.__version__,
@@ -149,6 +207,19 @@ def main(argv=None) -> int:
              " ".join(f"{v:.1f}" for v in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a")
     road, statics = typical_scene()
     sizes = [tuple(int(v) for v in s.split("x")) for s in args.sizes]
+    if args.town is not None:
+        towns = args.town or ["town_grid_small", "town_ring_multilane"]
+        head = f"{'resolution':>10} {'weather':>11} {'scene':>38} {'render ms':>10} {'(best)':>7} {'x single':>9}"
+        log.info(head)
+        log.info("-" * len(head))
+        for size in sizes:
+            for weather in args.weathers:
+                rows = bench_town(size, weather, args.frames, road, statics, towns)
+                for name, ms, best in rows:
+                    log.info(f"{size[0]:>4}x{size[1]:<5} {weather:>11} {name:>38} {ms:>10.3f} {best:>7.3f} "
+                             f"{ms / rows[0][1]:>9.2f}")
+        log.info("ms: median of 5 interleaved blocks (best block in brackets); x single: town ms / single-road ms")
+        return 0
     head = f"{'resolution':>10} {'weather':>11} {'render ms':>10} {'(best)':>7} {'render fps':>11}"
     if args.sim:
         head += f" {'step ms':>8} {'(best)':>7} {'step fps':>9}"

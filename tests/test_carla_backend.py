@@ -264,11 +264,12 @@ def test_bgra_is_converted_to_rgb_with_one_copy():
 def test_cityscapes_ids_match_the_wheel_and_map_onto_semantic_classes():
     for name, tag in cb.CITYSCAPES_IDS.items():
         assert int(carla.CityObjectLabel.names[name]) == tag, name
-    bgra = np.zeros((1, 6, 4), np.uint8)
-    bgra[0, :, 2] = [1, 24, 2, 9, 11, 14]
+    bgra = np.zeros((1, 8, 4), np.uint8)
+    bgra[0, :, 2] = [1, 24, 2, 9, 11, 14, 7, 6]
     labels = cb.semantic_labels(_image(bgra))
-    assert labels.tolist() == [[SemanticClass.ROAD, SemanticClass.LANE_MARKING, SemanticClass.SHOULDER,
-                                SemanticClass.TERRAIN, SemanticClass.SKY, SemanticClass.VEHICLE]]
+    assert labels.tolist() == [[SemanticClass.ROAD, SemanticClass.LANE_MARKING, SemanticClass.SIDEWALK,
+                                SemanticClass.TERRAIN, SemanticClass.SKY, SemanticClass.VEHICLE,
+                                SemanticClass.TRAFFIC_LIGHT, SemanticClass.OBJECT]]
     server = FakeServer()
     with make(server) as sim:
         sem = sim.reset(scenario(), seed=0).truth.semantic

@@ -25,8 +25,9 @@ STATS_SUFFIX = ".stats.csv"
 
 #: Semantic classes reported in the statistics (share of map mass on each).
 STAT_CLASSES = {"road": (SemanticClass.ROAD, SemanticClass.LANE_MARKING), "marking": (SemanticClass.LANE_MARKING,),
-                "vehicle": (SemanticClass.VEHICLE,), "roadside": (SemanticClass.SHOULDER, SemanticClass.TERRAIN),
-                "object": (SemanticClass.OBJECT,), "sky": (SemanticClass.SKY,)}
+                "vehicle": (SemanticClass.VEHICLE,),
+                "roadside": (SemanticClass.SHOULDER, SemanticClass.TERRAIN, SemanticClass.SIDEWALK),
+                "object": (SemanticClass.OBJECT, SemanticClass.TRAFFIC_LIGHT), "sky": (SemanticClass.SKY,)}
 
 
 def labels_at(semantic: np.ndarray, preprocessing: Any, hw: Tuple[int, int]) -> np.ndarray:

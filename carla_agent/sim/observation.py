@@ -34,6 +34,8 @@ class SemanticClass(IntEnum):
     SKY = 5
     VEHICLE = 6
     OBJECT = 7  # poles, signs, buildings
+    SIDEWALK = 8  # sidewalks and their curbs (towns)
+    TRAFFIC_LIGHT = 9  # traffic lights: pole, arm and head
 
 
 @dataclass(frozen=True)

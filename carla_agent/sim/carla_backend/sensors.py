@@ -29,11 +29,12 @@ CITYSCAPES_IDS: Dict[str, int] = {
 _SEMANTIC_OF: Dict[SemanticClass, Tuple[str, ...]] = {
     SemanticClass.ROAD: ("Roads",),
     SemanticClass.LANE_MARKING: ("RoadLines",),
-    SemanticClass.SHOULDER: ("Sidewalks",),
+    SemanticClass.SIDEWALK: ("Sidewalks",),
+    SemanticClass.TRAFFIC_LIGHT: ("TrafficLight",),
     SemanticClass.TERRAIN: ("Vegetation", "Terrain", "Ground", "Water", "RailTrack"),
     SemanticClass.SKY: ("Sky",),
     SemanticClass.VEHICLE: ("Car", "Truck", "Bus", "Train", "Motorcycle", "Bicycle", "Rider"),
-    SemanticClass.OBJECT: ("Buildings", "Walls", "Fences", "Poles", "TrafficLight", "TrafficSigns",
+    SemanticClass.OBJECT: ("Buildings", "Walls", "Fences", "Poles", "TrafficSigns",
                            "Pedestrians", "Static", "Dynamic", "Other", "Bridge", "GuardRail"),
 }
 

@@ -84,6 +84,10 @@ class EmbeddedSimulator(Simulator):
         self.lane_t = road.lane_center_t(self.lane_id)
         self.lane_width = road.lane(self.lane_id).width_m
         self.statics: List[StaticObject] = place_static(road, scenario.roadside, rng)
+        if self.town is not None:  # nothing planted on the town's other roads, junctions or sidewalks
+            from carla_agent.sim.embedded.render.town_ground import clear_of_town
+
+            self.statics = clear_of_town(self.statics, self.town.network)
         self._static_order = np.argsort([o.s_m for o in self.statics], kind="stable")
         self._static_s = np.array([self.statics[i].s_m for i in self._static_order])
         self.traffic: List[TrafficVehicle] = spawn_traffic(road, scenario.traffic, self.lane_id, self.start_s, rng)
@@ -217,8 +221,13 @@ class EmbeddedSimulator(Simulator):
         from carla_agent.sim.embedded.render import Renderer
         from carla_agent.sim.embedded.weather import resolve_weather
 
+        town = None
+        if self.town is not None:
+            from carla_agent.sim.embedded.render.town_draw import TownView
+
+            town = TownView(self.town.network, self.town.spec.traffic_light_cycle_s, self.scenario.dt_s)
         self._renderer = Renderer(self.road, self.scenario.camera, resolve_weather(self._weather_spec),
-                                  self.statics, self.seed)
+                                  self.statics, self.seed, town)
 
     def _observe(self, collisions, invasions) -> Observation:
         road, st = self.road, self.state

@@ -27,6 +27,7 @@ from carla_agent.sim.embedded.render.marks import (DASH_PERIOD_M, DASH_PIECES, M
                                                    dash_indices, mark_lines, mark_run_layout)
 from carla_agent.sim.embedded.render.palette import L_MARK, L_ROAD, L_SHOULDER, smoothstep
 from carla_agent.sim.embedded.render.polygons import AA, HARD, NEAR_CLIP_M, SHIFT, append_block, clip_polys, layout
+from carla_agent.sim.embedded.render.town_draw import fill_town_marks, fill_town_surfaces, project_town
 
 #: Reference-line sampling at a 400 px focal length; steps scale with
 #: sqrt(400 / focal) so the chord error stays about half a pixel.
@@ -106,6 +107,10 @@ def build_cross_section(ren) -> None:
         ("track", tracks, False, None),
     ]
     lines = mark_lines(road)
+    if ren._town is not None:
+        # A town's corridor lies on its roads: no verge beside it, and the town paints every mark.
+        surfaces = [sf for sf in surfaces if sf[0] not in ("gravel", "shoulder")]
+        lines = []
     ren._lines = lines
     ts: List[float] = []
 
@@ -255,6 +260,8 @@ def draw_ground(ren, rgb: np.ndarray, sem: np.ndarray, s_hint: float, row0: int)
     for k, name in ((2, "tpatch0"), (3, "tpatch1")):
         if n_patch and k in by_kind:
             cv2.fillPoly(rgb, by_kind[k], col[name], HARD, SHIFT)
+    town = project_town(ren, row0) if ren._town_ground is not None else None
+    fill_town_surfaces(ren, rgb, sem, town)
     for name, ids_, aa, label in ren._surfaces:
         sel = [out[i] for i in ids_ if out[i] is not None]
         if not sel:
@@ -266,6 +273,7 @@ def draw_ground(ren, rgb: np.ndarray, sem: np.ndarray, s_hint: float, row0: int)
             for k, pname in ((0, "patch0"), (1, "patch1")):
                 if k in by_kind:
                     cv2.fillPoly(rgb, by_kind[k], col[pname], HARD, SHIFT)
+    fill_town_marks(ren, rgb, sem, town)
     # Marks: labels for every painted piece, colours by fade level.
     labelled: List[np.ndarray] = []
     by_colour: Dict[Tuple[bool, int], List[np.ndarray]] = {}

@@ -44,6 +44,7 @@ LAMP_HEAD: RGB = (60, 60, 64)
 _L = SemanticClass
 L_ROAD, L_MARK, L_SHOULDER = int(_L.ROAD), int(_L.LANE_MARKING), int(_L.SHOULDER)
 L_TERRAIN, L_SKY, L_VEHICLE, L_OBJECT = int(_L.TERRAIN), int(_L.SKY), int(_L.VEHICLE), int(_L.OBJECT)
+L_SIDEWALK, L_TRAFFIC_LIGHT = int(_L.SIDEWALK), int(_L.TRAFFIC_LIGHT)
 TRUNK_F = np.array(TRUNK, np.float64)
 LAMP_HEAD_F = np.array(LAMP_HEAD, np.float64)
 LAMP_GLOW_F = np.array((255.0, 214.0, 150.0))

@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Dict, Sequence, Tuple
+from typing import Dict, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -59,7 +59,10 @@ from carla_agent.sim.embedded.render.rain import build_rain, draw_rain
 from carla_agent.sim.embedded.render.shading import apply_post, build_post
 from carla_agent.sim.embedded.render.shadows import apply_shadows, build_static_shadows
 from carla_agent.sim.embedded.render.sky import apply_glare, build_background, build_glare, draw_sky, draw_sun
+from carla_agent.sim.embedded.render.lights import build_lights, light_states_at
 from carla_agent.sim.embedded.render.things import draw_things
+from carla_agent.sim.embedded.render.town_draw import TownView
+from carla_agent.sim.embedded.render.town_ground import town_ground
 from carla_agent.sim.embedded.render.trees import crown_outline
 from carla_agent.sim.embedded.render.vehicles import vehicles_in_view
 from carla_agent.sim.embedded.road import Road
@@ -80,11 +83,17 @@ class Renderer:
         static_objects: roadside objects (trees, poles, buildings, signs).
         seed: fixes the world textures (asphalt and verge patches, tree shapes,
             lit windows, the hills) and, with the frame number, the rain.
+        town: in a town, ``road`` is the route's corridor and the whole town is
+            drawn around it (:mod:`~carla_agent.sim.embedded.render.town_draw`):
+            every road, junction, sidewalk, mark and traffic light; the corridor
+            keeps its surfaces, and the town paints the marks. None: one road.
     """
 
     def __init__(self, road: Road, camera_spec, weather, static_objects: Sequence[StaticObject] = (),
-                 seed: int = 0) -> None:
+                 seed: int = 0, town: Optional[TownView] = None) -> None:
         self.road = road
+        self._town = town
+        self._town_ground = town_ground(town.network) if town is not None else None
         self.camera = Camera(camera_spec)
         self.seed = int(seed)
         self.width_px = self.camera.width_px
@@ -105,6 +114,9 @@ class Renderer:
         build_textures(self)
         build_objects(self, static_objects)
         build_buildings(self)
+        self._tl_ids: list = []
+        if town is not None:
+            build_lights(self, town.network)
         self.weather: Weather
         self.set_weather(weather)
 
@@ -183,7 +195,8 @@ class Renderer:
                   self.height_px, w.name, self.view_m, self._object_view_m, self._n_samples)
 
     def render(self, vehicle_x_m: float, vehicle_y_m: float, vehicle_yaw_rad: float, s_hint_m: float,
-               vehicles: Sequence[VehicleBox] = (), frame: int = 0) -> Tuple[np.ndarray, np.ndarray]:
+               vehicles: Sequence[VehicleBox] = (), frame: int = 0,
+               light_states: Optional[Mapping[int, str]] = None) -> Tuple[np.ndarray, np.ndarray]:
         """Draw one frame.
 
         Args:
@@ -192,7 +205,9 @@ class Renderer:
             s_hint_m: the ego's position along the reference line; the road is
                 sampled from ``s_hint_m - 80`` m to the view distance ahead of it.
             vehicles: other vehicles as boxes.
-            frame: frame number; seeds the rain streaks.
+            frame: frame number; seeds the rain streaks. In a town, ``frame * dt_s``
+                is the time whose light states the traffic lights show ...
+            light_states: ... unless given here (signal id -> ``Red``/``Yellow``/``Green``).
 
         Returns:
             ``(rgb, semantic)``: ``(H, W, 3)`` uint8 RGB and ``(H, W)`` uint8
@@ -219,7 +234,10 @@ class Renderer:
             apply_post(self, ground_rgb, ground_sem, hr)
         if self._glare is not None:
             draw_sun(self, rgb)
-        draw_things(self, rgb, sem, objs, depth, rng_m, veh)
+        states = None
+        if self._town is not None:
+            states = light_states if light_states is not None else light_states_at(self, frame * self._town.dt_s)
+        draw_things(self, rgb, sem, objs, depth, rng_m, veh, states)
         if self._glare is not None:
             apply_glare(self, rgb)
         if self.weather.rain > 0.0:

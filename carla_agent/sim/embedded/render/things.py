@@ -15,23 +15,27 @@ projected in one call. Each thing is a list of primitives, drawn in order:
 from __future__ import annotations
 
 from operator import itemgetter
-from typing import List, Optional, Tuple
+from typing import List, Mapping, Optional, Tuple
 
 import cv2
 import numpy as np
 
+from carla_agent.sim.embedded.render.lights import gather_lights
 from carla_agent.sim.embedded.render.polygons import AA, HARD, SHIFT, Batch
 from carla_agent.sim.embedded.render.roadside import gather_statics
 from carla_agent.sim.embedded.render.vehicles import Vehicles, gather_vehicles
 
 
 def draw_things(ren, rgb: np.ndarray, sem: np.ndarray, objs: np.ndarray, depth: np.ndarray,
-                rng_m: np.ndarray, veh: Optional[Vehicles]) -> None:
-    """Objects and vehicles, far to near; all their polygons are clipped and projected in one call."""
+                rng_m: np.ndarray, veh: Optional[Vehicles], light_states: Optional[Mapping[int, str]] = None) -> None:
+    """Objects, traffic lights (in ``light_states``) and vehicles, far to near; all their polygons
+    are clipped and projected in one call."""
     b = Batch()
     items: List[Tuple[float, list]] = []  # (range, primitives), drawn far to near
     if len(objs):
         gather_statics(ren, objs, depth, rng_m, b, items)
+    if light_states is not None:
+        gather_lights(ren, b, items, light_states)
     if veh is not None:
         gather_vehicles(ren, veh, b, items)
     if not items:
