@@ -19,7 +19,6 @@ A_BOOL, A_INT, A_FLOAT, A_STRING, A_RGB = 1, 2, 3, 4, 5
 TAG_CAR = 14  # CityObjectLabel::Car in 0.9.16
 # SemanticClass (carla_agent.sim.observation) -> CityObjectLabel (the red channel of CARLA's semantic camera)
 SEMANTIC_TO_CARLA = np.array([0, 1, 24, 2, 10, 11, 14, 20] + [0] * 248, np.uint8)
-CMD_APPLY_VEHICLE_CONTROL = 2  # index in carla::rpc::Command's variant (0.9.16)
 
 EPISODE_HEADER = struct.Struct("<QdfiiiI")  # 36 bytes, packed
 ACTOR_RECORD = struct.Struct("<IB6f3f3f3f")  # 65 bytes; + 54-byte union = 119
