@@ -156,7 +156,7 @@ def _spawn(world, description, transform, parent: int) -> list:
         _new_id(world)
         world.streams.register(actor.id)
         if actor.camera_spec is not None and parent in world.vehicles:
-            vehicles.make_ego(world, parent)  # a camera draws from the ego: its vehicle becomes the ego
+            make_ego(world, parent)  # a camera draws from the ego: its vehicle becomes the ego
     else:
         raise RpcError(f"the embedded server cannot spawn {type_id}")
     world.actors[actor.id] = actor
@@ -321,6 +321,13 @@ def set_vehicle_light_state(world, actor_id_, light_state, *a):
     _vehicle(world, "set_vehicle_light_state", actor_id_).light_state = checks.integer(
         light_state, "VehicleLightState", 0, 2 ** 32 - 1)
     return VOID
+
+
+def get_vehicle_light_state(world, actor_id_, *a) -> list:
+    """``rpc::VehicleLightState``: ``[flags]``."""
+    if actor_id(actor_id_) in world.traffic:
+        return [0]
+    return [int(_vehicle(world, "get_vehicle_light_state", actor_id_).light_state)]
 
 
 def set_actor_simulate_physics(world, actor_id_, enabled, *a):

@@ -20,7 +20,7 @@ from carla_agent.server import vehicles
 from carla_agent.server.actors import STATIC_ID0, Actor, ego_pose, live_traffic, world_transform
 from carla_agent.server.checks import CAMERAS
 from carla_agent.server.streams import sensor_header
-from carla_agent.server.wire import (ACTOR_RECORD, EPISODE_HEADER, EPISODE_STREAM, SEMANTIC_TO_CARLA,
+from carla_agent.server.wire import (ACTOR_RECORD, EPISODE_HEADER, SEMANTIC_TO_CARLA,
                                      SENSOR_TYPE_COLLISION, SENSOR_TYPE_EPISODE, SENSOR_TYPE_RGB, UNION_BYTES,
                                      VEHICLE_DATA, actor_wire)
 
@@ -92,7 +92,7 @@ def publish_episode(world) -> None:
             parts.append(ACTOR_RECORD.pack(actor.id, 1, b.x_m, -b.y_m, 0.0, 0.0, -math.degrees(b.yaw_rad), 0.0,
                                            vx, vy, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0))
             parts.append(traffic_union)
-    world.streams.publish(EPISODE_STREAM, b"".join(parts))
+    world.streams.publish(world.episode_stream, b"".join(parts))
 
 
 def publish_collisions(world, sensor: Actor, events) -> None:

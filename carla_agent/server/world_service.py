@@ -26,7 +26,7 @@ from carla_agent.server.actors import Actor
 from carla_agent.server.recorder import Recorder
 from carla_agent.server.rpc import VOID, RpcError
 from carla_agent.server.streams import StreamServer
-from carla_agent.server.wire import EPISODE_STREAM, actor_wire
+from carla_agent.server.wire import EPISODE_STREAM, EPISODE_STREAM_BASE, actor_wire
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +51,8 @@ class WorldService:
         self.seed = seed
         self.streams: Optional[StreamServer] = None
         self.episode_id = 1
+        #: The episode state's stream: a new one for each episode (see ``load_new_episode``).
+        self.episode_stream = EPISODE_STREAM
         self.frame = 0
         self.elapsed_s = 0.0
         self.sync = False
@@ -112,6 +114,7 @@ class WorldService:
             "get_vehicle_light_states": partial(actors.get_vehicle_light_states, self),
             "set_actor_simulate_physics": partial(actors.set_actor_simulate_physics, self),
             "set_vehicle_light_state": partial(actors.set_vehicle_light_state, self),
+            "get_vehicle_light_state": partial(actors.get_vehicle_light_state, self),
             "reset_all_traffic_lights": lambda *a: VOID,
             "set_actor_transform": partial(actors.set_actor_transform, self),  # no traffic lights in the embedded world
             "set_actor_target_velocity": partial(actors.set_actor_target_velocity, self),
@@ -124,7 +127,7 @@ class WorldService:
     # -- lifecycle -----------------------------------------------------------
     def start(self, streams: StreamServer) -> None:
         self.streams = streams
-        streams.register(EPISODE_STREAM)
+        streams.register(self.episode_stream)
         self._ticker = threading.Thread(target=self._async_loop, name="carla-async-ticker", daemon=True)
         self._ticker.start()
 
@@ -189,7 +192,7 @@ class WorldService:
         return self.streams.token(stream_id, self.local_host(self._cid))
 
     def get_episode_info(self, *a) -> list:
-        return [self.episode_id, [self.token(EPISODE_STREAM)]]  # Token = [bin24]
+        return [self.episode_id, [self.token(self.episode_stream)]]  # Token = [bin24]
 
     def get_sensor_token(self, stream_id, *a) -> list:
         sid = actors.actor_id(stream_id)
@@ -288,6 +291,13 @@ class WorldService:
         if reset_settings:
             self.sync, self.sync_owner, self.fixed_delta, self.no_rendering = False, None, None, False
         self.episode_id += 1
+        # A fresh stream for the new episode: the wheel drops the old episode (unsubscribing its stream
+        # by id) only when the last reference to it goes, which may be after the new episode subscribed;
+        # with one stream id for both, that kills the new subscription mid-connect (a use-after-free
+        # in the wheel's streaming client: segfault, seen with a Traffic Manager holding the old episode).
+        self.streams.unregister(self.episode_stream)
+        self.episode_stream = EPISODE_STREAM_BASE + self.episode_id
+        self.streams.register(self.episode_stream)
         log.info("loaded %s (episode %d)", scenario.name, self.episode_id)
         return VOID
 
