@@ -44,8 +44,8 @@ def test_the_town_and_its_spawn_points_are_served(client):
 
 
 def test_load_world_switches_towns_and_names_the_ones_it_knows(client):
-    # After get_trafficmanager() the carla client segfaults in load_world (seen here; whether the
-    # served world or the wheel is at fault is not known yet): no Traffic Manager in this process.
+    # No Traffic Manager in this process: beside an asynchronous one, the wheel's load_world
+    # segfaults (its TM thread reads the episode load_world drops; docs/towns.md).
     c, _ = client
     world = c.load_world("ring_multilane")
     assert world.get_map().name == "ring_multilane"

@@ -15,9 +15,10 @@ from typing import List, Optional
 import numpy as np
 
 from carla_agent.control import VehicleControl
-from carla_agent.server import checks, town_world
+from carla_agent.server import checks, town_world, vehicles
 from carla_agent.server import sensors as sensor_types
 from carla_agent.server.rpc import VOID, RpcError
+from carla_agent.server.vehicles import live_traffic  # noqa: F401 - also served from here
 from carla_agent.server.wire import A_BOOL, A_FLOAT, A_INT, A_RGB, A_STRING, actor_wire, attr
 
 VEHICLES = ("vehicle.lincoln.mkz_2020", "vehicle.tesla.model3", "vehicle.audi.a2", "vehicle.toyota.prius")
@@ -88,6 +89,12 @@ class Actor:
         self.failed: Optional[str] = None  # why a sensor stopped (it failed in a tick)
         self.bgra: Optional[np.ndarray] = None  # the camera's image buffer, reused every frame
         self.sensor: Optional[sensor_types.Sensor] = None  # the state of a sensor of :mod:`sensors`
+        # a client's vehicle other than the ego (see :mod:`vehicles`): its state, sticky control, flags
+        self.state = None
+        self.control = VehicleControl()
+        self.raw_control = list(vehicles.ZERO_CONTROL)
+        self.physics = True
+        self.light_state = 0
 
     @property
     def is_sensor(self) -> bool:
@@ -125,13 +132,16 @@ def _spawn(world, description, transform, parent: int) -> list:
     uid, type_id, attributes = checks.actor_description(description)
     if type_id.startswith("vehicle."):
         (x, y, _), (_, yaw, _) = checks.transform(transform, "spawn transform")
-        if world.ego_id is not None:
-            raise RpcError("the embedded server supports one vehicle (the ego); destroy it first")
-        _start_episode(world, (x, y, yaw))
-        world.control = VehicleControl()
-        world.raw_control = [0.0, 0.0, 0.0, False, False, False, 0]
+        vehicles.check_room(world, x, y, yaw)
         actor = Actor(_new_id(world), uid, type_id, attributes)
-        world.ego_id = actor.id
+        if world.ego_id is None:  # the first vehicle is the ego: the scenario starts afresh under it
+            _start_episode(world, (x, y, yaw))
+            world.control = VehicleControl()
+            world.raw_control = list(vehicles.ZERO_CONTROL)
+            world.ego_id = actor.id
+        else:
+            actor.state = vehicles.new_state(x, y, yaw)
+            world.vehicles[actor.id] = actor
     elif type_id.startswith("sensor."):
         (x, y, z), (pitch, yaw, roll) = checks.transform(transform, "sensor transform", checks.MAX_MOUNT_M)
         sensors = [a for a in world.actors.values() if a.is_sensor]
@@ -148,6 +158,8 @@ def _spawn(world, description, transform, parent: int) -> list:
         actor.sensor = sensor_types.make(type_id, actor.attr)  # checks its attributes; dvs etc. are refused
         _new_id(world)
         world.streams.register(actor.id)
+        if actor.camera_spec is not None and parent in world.vehicles:
+            make_ego(world, parent)  # a camera draws from the ego: its vehicle becomes the ego
     else:
         raise RpcError(f"the embedded server cannot spawn {type_id}")
     world.actors[actor.id] = actor
@@ -216,6 +228,7 @@ def destroy_actor(world, actor_id_, *a) -> bool:
         return False
     if actor.is_sensor:
         world.streams.unregister(actor.id)
+    world.vehicles.pop(actor.id, None)
     if actor.id == world.ego_id:
         world.ego_id = None
         world.control = VehicleControl()
@@ -225,25 +238,50 @@ def destroy_actor(world, actor_id_, *a) -> bool:
 
 
 def set_actor_transform(world, actor_id_, transform, *a):
-    """Teleport the ego (speed kept, as CARLA does); the spectator and sensors ignore it."""
+    """Teleport a vehicle (speed kept, as CARLA does); the spectator and sensors ignore it."""
     (x, y, _), (_, yaw, _) = checks.transform(transform)
-    if actor_id(actor_id_) == world.ego_id:
-        from carla_agent.sim.embedded.vehicle import VehicleState
-
-        sim = world.sim
-        st = sim.state
-        dyaw = abs((-math.radians(float(yaw)) - st.yaw_rad + math.pi) % (2 * math.pi) - math.pi)
-        if math.hypot(float(x) - st.x_m, -float(y) - st.y_m) < 1e-3 and dyaw < 1e-4:
-            return VOID  # float32 echo of where it already is: keep the exact state
-        sim.state = VehicleState(float(x), -float(y), -math.radians(float(yaw)), sim.state.speed_mps)
-        sim.s, t = sim.road.project(sim.state.x_m, sim.state.y_m, s_hint=sim.s)
-        sim._marks_inside = sim._marks_under_car(sim._footprint_t())
-        sim._contacts = set()
-        if town_world.is_town(world):
-            sim._t = t
-        if town_world.relay(world):  # teleported off its corridor: lay one from there
-            corridor_changed(world)
+    i = actor_id(actor_id_)
+    if i == world.ego_id:
+        place_ego(world, x, y, yaw, world.sim.state.speed_mps)
+    elif not vehicles.teleport(world, i, x, y, yaw) and i not in world.actors and i != world.spectator_id:
+        raise vehicles.carla_error("set_actor_transform", i)
     return VOID
+
+
+def place_ego(world, x, y, yaw, speed_mps: float) -> None:
+    """Put the ego at a CARLA-frame pose (m, deg) at ``speed_mps``; in a town, off its corridor, a
+    corridor is laid from there."""
+    from carla_agent.sim.embedded.vehicle import VehicleState
+
+    sim = world.sim
+    st = sim.state
+    dyaw = abs((-math.radians(float(yaw)) - st.yaw_rad + math.pi) % (2 * math.pi) - math.pi)
+    if math.hypot(float(x) - st.x_m, -float(y) - st.y_m) < 1e-3 and dyaw < 1e-4 and speed_mps == st.speed_mps:
+        return  # float32 echo of where it already is: keep the exact state
+    sim.state = VehicleState(float(x), -float(y), -math.radians(float(yaw)), float(speed_mps))
+    sim.s, t = sim.road.project(sim.state.x_m, sim.state.y_m, s_hint=sim.s)
+    sim._marks_inside = sim._marks_under_car(sim._footprint_t())
+    sim._contacts = set()
+    if town_world.is_town(world):
+        sim._t = t
+    if town_world.relay(world):  # teleported off its corridor: lay one from there
+        corridor_changed(world)
+
+
+def make_ego(world, actor_id: int) -> None:
+    """Make vehicle ``actor_id`` the ego (a camera was attached to it): the former ego becomes a
+    vehicle of its own with its state and control; the simulator tracks the new one from its pose
+    (in a town, on a corridor laid from there)."""
+    new = world.vehicles.pop(actor_id)
+    old_id = world.ego_id
+    if old_id is not None and old_id in world.actors:
+        old = world.actors[old_id]
+        old.state, old.control, old.raw_control = world.sim.state, world.control, world.raw_control
+        world.vehicles[old_id] = old
+    world.ego_id = actor_id
+    world.control, world.raw_control = new.control, new.raw_control
+    st = new.state
+    place_ego(world, st.x_m, -st.y_m, -math.degrees(st.yaw_rad), st.speed_mps)
 
 
 def corridor_changed(world) -> None:
@@ -268,8 +306,49 @@ def get_actors_by_id(world, ids, *a) -> list:
 
 
 def get_vehicle_light_states(world, *a) -> list:
-    ids = ([world.ego_id] if world.ego_id is not None else []) + [t.id for t in live_traffic(world)]
-    return [[i, 0] for i in ids]
+    return vehicles.light_states(world) + [[t.id, 0] for t in live_traffic(world)]
+
+
+def _vehicle(world, function: str, actor_id_) -> Actor:
+    """The client's vehicle ``actor_id_`` (the ego or another), or CARLA's error for ``function``."""
+    i = actor_id(actor_id_)
+    actor = world.actors.get(i)
+    if actor is None:
+        raise vehicles.carla_error(function, i)
+    if not actor.type_id.startswith("vehicle."):
+        raise vehicles.carla_error(function, i, "Actor is not a vehicle")
+    return actor
+
+
+def set_vehicle_light_state(world, actor_id_, light_state, *a):
+    _vehicle(world, "set_vehicle_light_state", actor_id_).light_state = checks.integer(
+        light_state, "VehicleLightState", 0, 2 ** 32 - 1)
+    return VOID
+
+
+def get_vehicle_light_state(world, actor_id_, *a) -> list:
+    """``rpc::VehicleLightState``: ``[flags]``."""
+    if actor_id(actor_id_) in world.traffic:
+        return [0]
+    return [int(_vehicle(world, "get_vehicle_light_state", actor_id_).light_state)]
+
+
+def set_actor_simulate_physics(world, actor_id_, enabled, *a):
+    """Off: the vehicle stays where it is put (CARLA's TM turns it off for hybrid physics)."""
+    if actor_id(actor_id_) in world.traffic:
+        return VOID
+    actor = _vehicle(world, "set_actor_simulate_physics", actor_id_)
+    actor.physics = checks.flag(enabled, "enabled")
+    if not actor.physics and actor.state is not None:
+        actor.state = replace(actor.state, speed_mps=0.0)
+    return VOID
+
+
+def set_actor_autopilot(world, actor_id_, enabled=True, *a):
+    """The server-side autopilot flag (CARLA's Traffic Manager runs in the client): a vehicle's."""
+    if actor_id(actor_id_) not in world.traffic:
+        _vehicle(world, "set_actor_autopilot", actor_id_)
+    return VOID
 
 
 def get_actor_bounding_box(world, actor_id_, *a) -> list:
@@ -282,23 +361,27 @@ def get_actor_bounding_box(world, actor_id_, *a) -> list:
 
 
 def set_actor_target_velocity(world, actor_id_, velocity, *a):
-    """The ego's speed becomes the vector's length (m/s; the embedded car moves along its heading)."""
+    """A vehicle's speed becomes the vector's length (m/s; the embedded car moves along its heading)."""
     vx, vy, vz = checks.velocity(velocity, "target velocity")
-    if actor_id(actor_id_) == world.ego_id:
-        world.sim.state = replace(world.sim.state, speed_mps=math.sqrt(vx * vx + vy * vy + vz * vz))
+    speed, i = math.sqrt(vx * vx + vy * vy + vz * vz), actor_id(actor_id_)
+    if i == world.ego_id:
+        world.sim.state = replace(world.sim.state, speed_mps=speed)
+    elif not vehicles.set_speed(world, i, speed) and i not in world.actors and i not in world.traffic:
+        raise vehicles.carla_error("set_actor_target_velocity", i)
     return VOID
 
 
 def apply_control_to_vehicle(world, actor_id_, c, *a):
-    if actor_id(actor_id_) in world.traffic:
+    i = actor_id(actor_id_)
+    if i in world.traffic:
         raise RpcError(f"vehicle {actor_id_} is driven by the embedded scenario and takes no control")
-    if actor_id(actor_id_) != world.ego_id:
-        raise RpcError(f"actor {actor_id_} is not a vehicle")
+    _vehicle(world, "apply_control_to_vehicle", i)
     raw = checks.vehicle_control(c)
-    throttle, steer, brake, hand_brake, reverse = raw[:5]
-    world.control = VehicleControl(steer=min(max(steer, -1.0), 1.0), throttle=min(max(throttle, 0.0), 1.0),
-                                  brake=min(max(brake, 0.0), 1.0), hand_brake=hand_brake, reverse=reverse)
-    world.raw_control = raw
+    if i == world.ego_id:
+        world.control = vehicles.to_control(raw)
+        world.raw_control = raw
+    else:
+        vehicles.apply_control(world, i, raw)
     return VOID
 
 
@@ -321,13 +404,6 @@ def make_traffic_actors(world) -> None:
         world.traffic[actor.id] = actor
 
 
-def live_traffic(world) -> List[Actor]:
-    """Traffic actors on the map now (a vehicle that drove off either end is gone, as CARLA
-    destroys it; one that has not yet driven onto the map is not there yet)."""
-    end = world.sim.road.length_m + 5.0
-    return [a for a in world.traffic.values() if a.vehicle.active and -5.0 <= a.vehicle.s_m <= end]
-
-
 def ego_pose(world):
     """The ego's ``(x m, y m, yaw deg)`` in CARLA's frame."""
     st = world.sim.state
@@ -335,11 +411,12 @@ def ego_pose(world):
 
 
 def world_transform(world, actor: Actor) -> tuple:
-    """``actor``'s ``(x, y, z m, pitch, yaw, roll deg)`` in CARLA's world frame (a mount on the ego
-    follows the ego; any other mount is taken as world coordinates)."""
+    """``actor``'s ``(x, y, z m, pitch, yaw, roll deg)`` in CARLA's world frame (a mount on a
+    vehicle follows it; any other mount is taken as world coordinates)."""
     (mx, my, mz), (mp, myaw, mr) = actor.mount
-    if actor.parent and actor.parent == world.ego_id:
-        x, y, yaw = ego_pose(world)
+    parent = vehicles.state_of(world, actor.parent) if actor.parent else None
+    if parent is not None:
+        x, y, yaw = parent.x_m, -parent.y_m, -math.degrees(parent.yaw_rad)
         r = math.radians(yaw)
         return (x + mx * math.cos(r) - my * math.sin(r), y + mx * math.sin(r) + my * math.cos(r), mz,
                 mp, yaw + myaw, mr)

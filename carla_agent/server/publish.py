@@ -17,10 +17,11 @@ import cv2
 import numpy as np
 
 from carla_agent.server import sensors as sensor_types
+from carla_agent.server import vehicles
 from carla_agent.server.actors import STATIC_ID0, Actor, ego_pose, live_traffic, world_transform
 from carla_agent.server.checks import CAMERAS
 from carla_agent.server.streams import sensor_header
-from carla_agent.server.wire import (ACTOR_RECORD, EPISODE_HEADER, EPISODE_STREAM, SEMANTIC_TO_CARLA,
+from carla_agent.server.wire import (ACTOR_RECORD, EPISODE_HEADER, SEMANTIC_TO_CARLA,
                                      SENSOR_TYPE_COLLISION, SENSOR_TYPE_EPISODE, SENSOR_TYPE_RGB, UNION_BYTES,
                                      VEHICLE_DATA, actor_wire)
 
@@ -47,6 +48,8 @@ def publish_tick(world, obs) -> List[str]:
             elif actor.type_id == "sensor.other.collision":
                 if obs.collisions and world.ego_id is not None and actor.parent == world.ego_id:
                     publish_collisions(world, actor, obs.collisions)
+                if world.vehicle_hits and actor.parent:
+                    publish_vehicle_hits(world, actor, world.vehicle_hits)
             elif actor.type_id in CAMERAS and world.streams.has_subscribers(actor.id) and not world.no_rendering:
                 # no_rendering_mode: nothing is drawn, so cameras send nothing (as in CARLA)
                 _publish_camera(world, actor)
@@ -81,18 +84,18 @@ def publish_episode(world) -> None:
         return
     parts = [sensor_header(SENSOR_TYPE_EPISODE, world.frame, world.elapsed_s),
              EPISODE_HEADER.pack(world.episode_id, time.time(), float(world.sim.scenario.dt_s), 0, 0, 0, 0)]
-    st = world.sim.state
+    limit_kmh = float(world.sim.road.speed_limit_mps) * 3.6
     for actor in world.actors.values():
-        if actor.id == world.ego_id:
-            x, y, yaw = ego_pose(world)
-            vx, vy = st.speed_mps * math.cos(st.yaw_rad), -st.speed_mps * math.sin(st.yaw_rad)
-            ax, ay = st.accel_mps2 * math.cos(st.yaw_rad), -st.accel_mps2 * math.sin(st.yaw_rad)
-            c = world.raw_control
-            union = VEHICLE_DATA.pack(float(c[0]), float(c[1]), float(c[2]), bool(c[3]), bool(c[4]),
-                                      bool(c[5]), int(c[6]), float(world.sim.road.speed_limit_mps) * 3.6,
-                                      4, False, 0, 0)
-            parts.append(ACTOR_RECORD.pack(actor.id, 1, x, y, 0.0, 0.0, yaw, 0.0, vx, vy, 0.0,
-                                           0.0, 0.0, 0.0, ax, ay, 0.0))
+        st = vehicles.state_of(world, actor.id)
+        if st is not None:  # a vehicle: the ego (the simulator's state) or another client's
+            x, y, yaw = st.x_m, -st.y_m, -math.degrees(st.yaw_rad)
+            c, s = math.cos(st.yaw_rad), -math.sin(st.yaw_rad)
+            rc = world.raw_control if actor.id == world.ego_id else actor.raw_control
+            union = VEHICLE_DATA.pack(float(rc[0]), float(rc[1]), float(rc[2]), bool(rc[3]), bool(rc[4]),
+                                      bool(rc[5]), int(rc[6]), limit_kmh, 4, False, 0, 0)
+            parts.append(ACTOR_RECORD.pack(actor.id, 1, x, y, 0.0, 0.0, yaw, 0.0, st.speed_mps * c,
+                                           st.speed_mps * s, 0.0, 0.0, 0.0, 0.0, st.accel_mps2 * c,
+                                           st.accel_mps2 * s, 0.0))
             parts.append(union + bytes(UNION_BYTES - len(union)))
         else:
             tf = world_transform(world, actor)
@@ -100,7 +103,6 @@ def publish_episode(world) -> None:
             parts.append(bytes(UNION_BYTES))
     if world.traffic:
         road = world.sim.road
-        limit_kmh = float(road.speed_limit_mps) * 3.6
         traffic_union = VEHICLE_DATA.pack(0.0, 0.0, 0.0, False, False, False, 0, limit_kmh, 4, False, 0, 0)
         traffic_union += bytes(UNION_BYTES - len(traffic_union))
         for actor in live_traffic(world):
@@ -111,7 +113,7 @@ def publish_episode(world) -> None:
             parts.append(ACTOR_RECORD.pack(actor.id, 1, b.x_m, -b.y_m, 0.0, 0.0, -math.degrees(b.yaw_rad), 0.0,
                                            vx, vy, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0))
             parts.append(traffic_union)
-    world.streams.publish(EPISODE_STREAM, b"".join(parts))
+    world.streams.publish(world.episode_stream, b"".join(parts))
 
 
 def publish_collisions(world, sensor: Actor, events) -> None:
@@ -128,6 +130,29 @@ def publish_collisions(world, sensor: Actor, events) -> None:
         other = hit.get(k) or Actor(STATIC_ID0 + k, 0, ev.other, [])
         impulse = [-ev.impulse_ns * math.cos(yaw), -ev.impulse_ns * math.sin(yaw), 0.0]
         body = msgpack.packb([actor_wire(ego, world.token), actor_wire(other, world.token), impulse],
+                             use_bin_type=True)
+        world.streams.publish(sensor.id, sensor_header(SENSOR_TYPE_COLLISION, world.frame, world.elapsed_s,
+                                                      world_transform(world, sensor)), body)
+
+
+def publish_vehicle_hits(world, sensor: Actor, hits) -> None:
+    """The new vehicle-vehicle contacts (``vehicles.collisions``) of the vehicle ``sensor`` is on,
+    as :func:`publish_collisions` sends them; the impulse is the other's mass times the closing speed."""
+    import msgpack
+
+    if not world.streams.has_subscribers(sensor.id):
+        return
+    me = world.actors.get(sensor.parent)
+    for a, b in hits:
+        if sensor.parent not in (a, b) or me is None:
+            continue
+        other_id = b if a == sensor.parent else a
+        other = world.actors.get(other_id) or world.traffic.get(other_id) or Actor(other_id, 0, "vehicle", [])
+        mine, theirs = vehicles.state_of(world, me.id), vehicles.state_of(world, other_id)
+        closing = (mine.speed_mps if mine else 0.0) + (theirs.speed_mps if theirs else 0.0)
+        yaw = mine.yaw_rad if mine else 0.0
+        impulse = [-1800.0 * max(closing, 0.1) * math.cos(yaw), 1800.0 * max(closing, 0.1) * math.sin(yaw), 0.0]
+        body = msgpack.packb([actor_wire(me, world.token), actor_wire(other, world.token), impulse],
                              use_bin_type=True)
         world.streams.publish(sensor.id, sensor_header(SENSOR_TYPE_COLLISION, world.frame, world.elapsed_s,
                                                       world_transform(world, sensor)), body)
@@ -164,7 +189,8 @@ def _visible_boxes(world) -> list:
 
     sim = world.sim
     behind, ahead = getattr(emb, "VIEW_BEHIND_M", math.inf), getattr(emb, "VIEW_AHEAD_M", math.inf)
-    return [v.box(sim.road) for v in sim.traffic if v.active and -behind < v.s_m - sim.s < ahead]
+    boxes = [v.box(sim.road) for v in sim.traffic if v.active and -behind < v.s_m - sim.s < ahead]
+    return boxes + vehicles.boxes_in_view(world, ahead)
 
 
 def _publish_camera(world, actor: Actor) -> None:

@@ -11,6 +11,8 @@ import struct
 import numpy as np
 
 EPISODE_STREAM = 1
+#: Episode k > 1 streams its state on ``EPISODE_STREAM_BASE + k`` (far above actor ids).
+EPISODE_STREAM_BASE = 3_000_000
 SENSOR_TYPE_COLLISION = 0
 SENSOR_TYPE_RGB = 13
 SENSOR_TYPE_EPISODE = 17

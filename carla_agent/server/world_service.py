@@ -21,12 +21,12 @@ from functools import partial
 from typing import Any, Callable, Dict, Optional, Set
 
 from carla_agent.control import VehicleControl
-from carla_agent.server import actors, checks, publish, town_world, weather
+from carla_agent.server import actors, batch, checks, publish, town_world, vehicles, weather
 from carla_agent.server.actors import Actor
 from carla_agent.server.recorder import Recorder
-from carla_agent.server.rpc import VOID, Raw, RpcError
+from carla_agent.server.rpc import VOID, RpcError
 from carla_agent.server.streams import StreamServer
-from carla_agent.server.wire import CMD_APPLY_VEHICLE_CONTROL, EPISODE_STREAM, actor_wire
+from carla_agent.server.wire import EPISODE_STREAM, EPISODE_STREAM_BASE, actor_wire
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +51,8 @@ class WorldService:
         self.seed = seed
         self.streams: Optional[StreamServer] = None
         self.episode_id = 1
+        #: The episode state's stream: a new one for each episode (see ``load_new_episode``).
+        self.episode_stream = EPISODE_STREAM
         self.frame = 0
         self.elapsed_s = 0.0
         self.sync = False
@@ -77,6 +79,9 @@ class WorldService:
         self.local_host: Callable[[int], Optional[str]] = lambda cid: None
         self._failures_logged: Dict[str, float] = {}  # asynchronous tick failures: message -> last logged
         self.traffic: Dict[int, Actor] = {}
+        self.vehicles: Dict[int, Actor] = {}  # the clients' vehicles other than the ego (see vehicles.py)
+        self.contacts: Set[tuple] = set()  # vehicle pairs touching after the last tick
+        self.vehicle_hits: list = []  # the new vehicle-vehicle contacts of the last tick
         actors.make_traffic_actors(self)
         self._handlers: Dict[str, Callable[..., Any]] = {
             "version": lambda *a: VERSION,
@@ -101,17 +106,19 @@ class WorldService:
             "get_spectator": lambda *a: actor_wire(actors.spectator(self), self.token),
             "get_weather_parameters": partial(weather.get_weather_parameters, self),
             "set_weather_parameters": partial(weather.set_weather_parameters, self),
-            "apply_batch": self.apply_batch,
+            "apply_batch": partial(batch.apply_batch, self),
             # Traffic Manager bookkeeping (the TM itself runs in the client)
             "is_traffic_manager_running": lambda port, *a: _tm_port(port) in self._tms,
             "add_traffic_manager_running": self._add_tm,
             "get_traffic_manager_running": lambda port, *a: list(self._tms.get(_tm_port(port), ("", 0))),
             "get_vehicle_light_states": partial(actors.get_vehicle_light_states, self),
-            "set_actor_simulate_physics": lambda *a: VOID,
+            "set_actor_simulate_physics": partial(actors.set_actor_simulate_physics, self),
+            "set_vehicle_light_state": partial(actors.set_vehicle_light_state, self),
+            "get_vehicle_light_state": partial(actors.get_vehicle_light_state, self),
             "reset_all_traffic_lights": lambda *a: VOID,
             "set_actor_transform": partial(actors.set_actor_transform, self),  # no traffic lights in the embedded world
             "set_actor_target_velocity": partial(actors.set_actor_target_velocity, self),
-            "set_actor_autopilot": lambda *a: VOID,
+            "set_actor_autopilot": partial(actors.set_actor_autopilot, self),
             "destroy_traffic_manager": lambda port, *a: self._tms.pop(_tm_port(port), None) is not None,
         }
         self.recorder = Recorder(self)
@@ -120,7 +127,7 @@ class WorldService:
     # -- lifecycle -----------------------------------------------------------
     def start(self, streams: StreamServer) -> None:
         self.streams = streams
-        streams.register(EPISODE_STREAM)
+        streams.register(self.episode_stream)
         self._ticker = threading.Thread(target=self._async_loop, name="carla-async-ticker", daemon=True)
         self._ticker.start()
 
@@ -185,7 +192,7 @@ class WorldService:
         return self.streams.token(stream_id, self.local_host(self._cid))
 
     def get_episode_info(self, *a) -> list:
-        return [self.episode_id, [self.token(EPISODE_STREAM)]]  # Token = [bin24]
+        return [self.episode_id, [self.token(self.episode_stream)]]  # Token = [bin24]
 
     def get_sensor_token(self, stream_id, *a) -> list:
         sid = actors.actor_id(stream_id)
@@ -236,7 +243,9 @@ class WorldService:
         asynchronous mode, to the log)."""
         try:
             self.recorder.before_tick()
+            vehicles.step_all(self, self.sim.scenario.dt_s)
             obs = self.sim.step(self.control)
+            self.vehicle_hits = vehicles.collisions(self)
         except Exception as e:  # noqa: BLE001
             log.warning("the simulation step failed; restarting the episode", exc_info=True)
             actors.restart_episode(self)
@@ -282,6 +291,13 @@ class WorldService:
         if reset_settings:
             self.sync, self.sync_owner, self.fixed_delta, self.no_rendering = False, None, None, False
         self.episode_id += 1
+        # A fresh stream for the new episode: the wheel drops the old episode (unsubscribing its stream
+        # by id) only when the last reference to it goes, which may be after the new episode subscribed;
+        # with one stream id for both, that kills the new subscription mid-connect (a use-after-free
+        # in the wheel's streaming client: segfault, seen with a Traffic Manager holding the old episode).
+        self.streams.unregister(self.episode_stream)
+        self.episode_stream = EPISODE_STREAM_BASE + self.episode_id
+        self.streams.register(self.episode_stream)
         log.info("loaded %s (episode %d)", scenario.name, self.episode_id)
         return VOID
 
@@ -294,35 +310,6 @@ class WorldService:
             return False
         self._tms[port] = (ip, port)
         return True
-
-    # -- batches -----------------------------------------------------------------
-    def apply_batch(self, commands, do_tick=False, *a) -> list:
-        """Each command is ``[[variant_index, fields]]``; each answer a ``Response<ActorId>``.
-
-        ``do_tick`` ticks whoever asks, as ``tick_cue``."""
-        if do_tick:
-            self._take_over_from_a_gone_owner()
-        if not isinstance(commands, (list, tuple)):
-            raise RpcError(f"apply_batch takes a list of commands, not {commands!r:.60}")
-        out = []
-        for cmd in commands:
-            try:
-                index, fields = cmd[0][0], cmd[0][1]
-                if index != CMD_APPLY_VEHICLE_CONTROL:
-                    raise RpcError(f"the embedded server does not support apply_batch command #{index!r:.20}")
-                actors.apply_control_to_vehicle(self, fields[0], fields[1])
-                out.append([[1, int(fields[0])]])  # CommandResponse = Response<ActorId>
-            except RpcError as e:
-                out.append([[0, [str(e)]]])
-            except Exception as e:  # noqa: BLE001 - a malformed command answers for itself only
-                out.append([[0, [f"malformed command {cmd!r:.60}: {type(e).__name__}: {e}"]]])
-        if do_tick:
-            try:
-                self._tick()
-            except RpcError as e:  # the commands did apply; the answer has no room for the tick's error
-                log.warning("apply_batch's tick: %s", e)
-        return Raw(out)  # apply_batch is bound without Response<>: a bare vector<CommandResponse>
-
 
 @functools.lru_cache(maxsize=None)
 def _signature(handler: Callable[..., Any]) -> inspect.Signature:

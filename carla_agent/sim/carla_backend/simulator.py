@@ -138,6 +138,7 @@ class CarlaSimulator(Simulator):
             log.debug("carla backend ignores options %s", sorted(unused))
         self._carla = import_carla()
         self.host, self.port, self.tm_port = host, int(port), int(tm_port)
+        self._tm_made = False  # this client made a Traffic Manager (load_world must then find it synchronous)
         self.timeout_s = float(timeout_s)
         self.sensor_timeout_s = float(sensor_timeout_s) if sensor_timeout_s is not None else self.timeout_s
         self.load_timeout_s = float(load_timeout_s)
@@ -257,6 +258,7 @@ class CarlaSimulator(Simulator):
             # in its synchronous tick (a lost wake-up inside libcarla, see docs/serve.md), so a drive
             # that does not need it never starts it.
             tm = self.client.get_trafficmanager(self.tm_port)
+            self._tm_made = True
             s.tm = tm
             s.tm_sync = True
             tm.set_synchronous_mode(True)
@@ -328,6 +330,11 @@ class CarlaSimulator(Simulator):
             raise ScenarioError(f"{source}: field 'carla.map': the server at {self.host}:{self.port} has no map "
                                 f"{wanted!r}; available: {names}")
         log.info("loading %s (was %s)", map_key(target), map_key(carla_map.name))
+        if self._tm_made:
+            # An asynchronous Traffic Manager's thread polls World.GetSnapshot() without pause, and the
+            # wheel's load_world drops its episode pointer meanwhile: a segfault (docs/towns.md).
+            # Synchronous, the thread waits for a tick instead.
+            self.client.get_trafficmanager(self.tm_port).set_synchronous_mode(True)
         self.client.set_timeout(self.load_timeout_s)
         try:  # the wheel waits for the new episode (the server loads asynchronously) and returns its World
             world = self._watchdog.call(self.client.load_world, self.load_timeout_s + WATCHDOG_MARGIN_S,
