@@ -245,8 +245,8 @@ class EmbeddedSimulator(Simulator):
         boxes = [v.box(road) for v in self.traffic
                  if v.active and -VIEW_BEHIND_M < v.s_m - self.s < VIEW_AHEAD_M]
         lead_d, lead_v = self._lead()
-        red_d = None if self.lights is None else self.lights.red_ahead(self.s + 0.5 * self.params.length_m,
-                                                                       self.sim_time_s)
+        half = 0.5 * self.params.length_m
+        red_d = None if self.lights is None else self.lights.red_ahead(self.s + half, self.s - half, self.sim_time_s)
         image = semantic = None
         if self._renderer is not None:
             image, semantic = self._renderer.render(st.x_m, st.y_m, st.yaw_rad, self.s, boxes, self.frame)

@@ -7,7 +7,10 @@ from a server's lights (``sim/carla_backend/lights.py``), the same way:
 
 - :meth:`TownLights.red_ahead`: metres from the front bumper to the stop line of
   the next *red* light on the route within :data:`LOOK_AHEAD_M` (yellow does not
-  stop the car, as in CARLA's ``BasicAgent``, which stops for ``Red`` only).
+  stop the car, as in CARLA's ``BasicAgent``, which stops for ``Red`` only). Unlike
+  the CARLA backend, a line stays reported (as 0 m) until the *rear* has crossed it:
+  a light that turns red as the front reaches the line then stops the car across it
+  instead of letting its rear run the red.
 - :meth:`TownLights.runs`: a red light is *run* (scenario_runner's
   ``RunningRedLightTest``) when the rear of the ego crosses a stop line of a red
   light within :data:`STOP_LINE_HALF_WIDTH` lane widths of the lane centre. A light
@@ -117,17 +120,19 @@ class TownLights:
         """The light's state (CARLA's name: ``Green``, ``Yellow``, ``Red``) at ``time_s``."""
         return phase_state(line.phase, line.phases, time_s, self.cycle_s)
 
-    def red_ahead(self, front_s_m: float, time_s: float) -> Optional[float]:
+    def red_ahead(self, front_s_m: float, rear_s_m: float, time_s: float) -> Optional[float]:
         """Metres from the front bumper (at ``front_s_m`` along the corridor) to the next red stop line
-        within :data:`LOOK_AHEAD_M`, or None. A line the front has passed no longer stops the car."""
+        within :data:`LOOK_AHEAD_M`, or None; 0 while the car stands across a red line (its front past
+        it, its rear not: a light that turned red as the car reached it), so that it stops there rather
+        than run the light with its rear. A line the rear has passed no longer stops the car."""
         for line in self.lines:
             gap = line.s_m - front_s_m
-            if gap < 0.0:
+            if line.s_m <= rear_s_m:
                 continue
             if gap > LOOK_AHEAD_M:
                 break
             if self.state(line, time_s) == RED:
-                return gap
+                return max(gap, 0.0)
         return None
 
     def reset_position(self) -> None:
