@@ -37,6 +37,8 @@ VIEW_AHEAD_M = 260.0
 END_MARGIN_M = 8.0
 #: Objects whose footprint can stop the car (trees: the trunk only).
 _SOLID_SIZE = {"tree": (0.5, 0.5), "pole": (0.3, 0.3), "sign": (0.15, 0.15)}
+#: The ego's mass for collision impulses, kg.
+_MASS_KG = 1800.0
 
 
 def wrap_angle(a: float) -> float:
@@ -270,7 +272,10 @@ class EmbeddedSimulator(Simulator):
         pose = Pose(st.x_m, -st.y_m, 0.0, -math.degrees(st.yaw_rad), 0.0, 0.0)
         return Observation(
             frame=self.frame, sim_time_s=self.sim_time_s, dt_s=self.scenario.dt_s, image=image,
-            speed_mps=st.speed_mps, pose=pose, truth=truth, collisions=tuple(collisions),
+            # The tick of a hit reports the speed it was hit at (the car stops in it): as a collision
+            # sensor fires while the car still moves, so that the criteria count it (under 0.1 m/s they don't).
+            speed_mps=max(st.speed_mps, self._hit_speed_mps if collisions else 0.0),
+            pose=pose, truth=truth, collisions=tuple(collisions),
             lane_invasions=tuple(invasions), weather=self._weather_spec.preset,
             done=bool(self.s >= road.length_m - END_MARGIN_M), infractions=tuple(infractions),
         )
@@ -317,8 +322,8 @@ class EmbeddedSimulator(Simulator):
         speed = self.state.speed_mps
         for key, (other, kind) in touching.items():
             if key not in self._contacts:
-                mass_kg = 1800.0
-                events.append(CollisionEvent(self.frame, other, kind, mass_kg * max(speed, 0.1)))
+                events.append(CollisionEvent(self.frame, other, kind, _MASS_KG * max(speed, 0.1)))
+        self._hit_speed_mps = speed
         if touching and speed > 0:
             self.state = stopped(self.state)
         self._contacts = set(touching)
