@@ -1,7 +1,7 @@
 """Drive seeded random town routes with a driver and print the leaderboard's numbers per town.
 
     python bench/bench_towns.py [--driver expert|model] [--model PATH] [--routes 20] [--towns a,b]
-                                [--seed0 0] [--camera 240x135] [--jobs 1]
+                                [--seed0 0] [--camera 240x135] [--jobs 1] [--lead GAP_M,SPEED_KMH]
 
 Each town gets ``--routes`` random routes (``random_route_scenario``: seeds ``seed0 ..``,
 at least 3 LEFT/RIGHT junction turns, 300..700 m), driven closed-loop on the embedded
@@ -70,7 +70,7 @@ _MODEL = None
 
 
 def _drive(job) -> RouteResult:
-    town, seed, driver, model_path, camera = job
+    town, seed, driver, model_path, camera, lead = job
     from carla_agent.drive.agent import ExpertAgent, NetworkAgent
     from carla_agent.drive.session import drive_scenario
     from carla_agent.sim.embedded.roadnet.random_route import random_route_scenario
@@ -78,7 +78,7 @@ def _drive(job) -> RouteResult:
 
     global _MODEL
     w, h = camera
-    sc = random_route_scenario(town, seed, camera={"image_size_x": w, "image_size_y": h})
+    sc = random_route_scenario(town, seed, camera={"image_size_x": w, "image_size_y": h}, lead=lead)
     if driver == "expert":
         agent, render = ExpertAgent(sc.target_speed_mps), False
     else:
@@ -122,11 +122,17 @@ def main() -> int:
     p.add_argument("--towns", default=",".join(TOWNS))
     p.add_argument("--camera", default="240x135", help="WxH of the model's camera")
     p.add_argument("--jobs", type=int, default=1, help="routes driven in parallel processes")
+    p.add_argument("--lead", default=None, metavar="GAP_M,SPEED_KMH",
+                   help="a car ahead on each route, driving it by the rules (e.g. 25,20)")
     p.add_argument("--verbose", action="store_true", help="one line per route")
     args = p.parse_args()
     logging.basicConfig(level=logging.WARNING)
     w, h = (int(v) for v in args.camera.lower().split("x"))
-    jobs = [(town, seed, args.driver, args.model, (w, h)) for town in args.towns.split(",")
+    lead = None
+    if args.lead:
+        gap, speed = (float(v) for v in args.lead.split(","))
+        lead = {"gap_m": gap, "speed_kmh": speed}
+    jobs = [(town, seed, args.driver, args.model, (w, h), lead) for town in args.towns.split(",")
             for seed in range(args.seed0, args.seed0 + args.routes)]
     t = time.perf_counter()
     if args.jobs > 1:
@@ -140,7 +146,7 @@ def main() -> int:
               f"{r.interventions}, offset {r.offset_sum_m / max(r.offset_ticks, 1):.3f} m, score "
               f"{r.driving_score:5.1f}, {r.sim_s:.0f} s sim in {r.wall_s:.1f} s")
     print(f"driver: {args.driver}" + (f" ({args.model})" if args.driver == "model" else "") +
-          f"; seeds {args.seed0}..{args.seed0 + args.routes - 1}")
+          f"; seeds {args.seed0}..{args.seed0 + args.routes - 1}" + (f"; lead car {args.lead}" if lead else ""))
     print(table(results))
     print(f"{len(results)} routes in {time.perf_counter() - t:.0f} s wall")
     return 0

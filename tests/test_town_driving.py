@@ -126,3 +126,55 @@ def test_the_speed_cap_of_a_bend_follows_its_radius():
     th = np.clip((s - 30.0) / 10.0, 0.0, None)
     bend_ahead = np.stack([np.where(s < 30, s, 30 + 10 * np.sin(th)), np.where(s < 30, 0, 10 * (1 - np.cos(th)))], 1)
     assert curve_speed_mps(bend_ahead) > math.sqrt(3.0 * 10.0) + 3.0
+
+
+def test_a_lead_car_in_a_town_stops_at_the_red_light_and_the_expert_queues_behind_it():
+    data = {"name": "t", "town": "grid_small", "route": {"start": [-100, -1.75], "end": [1.75, 80]},
+            "ego": {"target_speed_kmh": 25}, "traffic": {"lead": {"gap_m": 25, "speed_kmh": 30}}, "duration_s": 60}
+    sc = parse_scenario(data, "t.yaml")
+    with EmbeddedSimulator(render=False) as sim:
+        obs = sim.reset(sc)
+        agent = ExpertAgent(sc.target_speed_mps)
+        agent.reset()
+        lead = next(v for v in sim.traffic if v.name == "lead")
+        line = sim.lights.lines[0]
+        lead_waits, ego_waits, collisions, runs, gaps = [], [], 0, 0, []
+        while obs.sim_time_s < sc.duration_s and not obs.done:
+            obs = sim.step(agent.run_step(obs).control)
+            red = sim.lights.state(line, obs.sim_time_s) == RED
+            if red and lead.speed_mps < 0.05 and lead.s_m < line.s_m:
+                lead_waits.append(line.s_m - (lead.s_m + 0.5 * lead.length_m))
+            if red and lead.speed_mps < 0.05 and obs.truth.lead_distance_m is not None:
+                ego_waits.append((obs.truth.lead_distance_m, obs.speed_mps))
+            if obs.truth.lead_distance_m is not None:
+                gaps.append(obs.truth.lead_distance_m)
+            collisions += len(obs.collisions)
+            runs += len(obs.infractions)
+    assert lead_waits and all(0.0 < d < 3.0 for d in lead_waits)  # the lead waits at the line, not past it
+    # the ego closes up behind the waiting lead, slowing as it nears, and never touches it
+    assert ego_waits and ego_waits[-1][0] < 12.0 and ego_waits[-1][1] < 1.5
+    assert all(d > 2.0 for d, _ in ego_waits)
+    assert lead.s_m > line.s_m + 50.0  # both went on at green
+    assert collisions == 0 and runs == 0 and min(gaps) > 2.0
+
+
+def test_yellow_stops_a_car_that_could_not_clear_the_line_before_red_and_lets_a_close_one_go():
+    sim = EmbeddedSimulator(render=False)
+    sim.reset(load_scenario("town_grid_small"))
+    lights, line = sim.lights, sim.lights.lines[0]
+    green, yellow, all_red = lights.cycle_s
+    slot = green + yellow + all_red
+    t_yellow = line.phase * slot + green + 1.0  # 1 s into yellow: 2 s left
+    assert lights.state(line, t_yellow) == "Yellow"
+    length = sim.params.length_m
+
+    def ahead(rear_gap_m, speed_mps, time_s=t_yellow):
+        rear = line.s_m - rear_gap_m
+        return lights.red_ahead(rear + length, rear, time_s, speed_mps)
+
+    assert ahead(30.0, 7.0) == pytest.approx(30.0 - length)  # 30 m at 7 m/s: 4.3 s > 2 s left: stop
+    assert ahead(10.0, 7.0) is None  # 10 m at 7 m/s: the rear clears in 1.4 s: go on
+    assert ahead(10.0, 0.0) == pytest.approx(10.0 - length)  # standing: wait for the next green
+    t_red = line.phase * slot + green + yellow + 0.5
+    assert ahead(2.0, 7.0, t_red) == 0.0  # red with the front already across: stop there, rear short of it
+    assert lights.red_ahead(line.s_m + 1.0 + length, line.s_m + 1.0, t_red, 7.0) is None  # rear across: go

@@ -101,7 +101,7 @@ class EmbeddedSimulator(Simulator):
         self._t = self.lane_t
         self.frame = 0
         self.sim_time_s = 0.0
-        self._make_lights()
+        self._town_rules()
         self._contacts: set = set()
         self._marks_inside: frozenset = frozenset()
         self._weather_spec = scenario.weather
@@ -159,7 +159,7 @@ class EmbeddedSimulator(Simulator):
         self.traffic = parked_on_corridor(self.town, self.corridor, rng, CAR_COLORS)
         self.state = VehicleState(float(x_m), float(y_m), float(yaw_rad), float(speed_mps))
         self.s, self._t = self.road.project(x_m, y_m, s_hint=self.corridor.start_s_m, window_m=10.0)
-        self._make_lights()
+        self._town_rules()
         self.start_s = self.s
         self._contacts = set()
         self._marks_inside = self._marks_under_car(self._footprint_t())
@@ -217,14 +217,17 @@ class EmbeddedSimulator(Simulator):
         return write_xodr(self.road)
 
     # -- internals -------------------------------------------------------
-    def _make_lights(self) -> None:
-        """The town's lights on the corridor (None on a single road), tracking the ego from here."""
+    def _town_rules(self) -> None:
+        """The town's lights on the corridor (None on a single road), tracking the ego from here,
+        and the scenario's lead car driving the corridor by them (``town_traffic``)."""
         self.lights = None
         if self.town is not None:
             from carla_agent.sim.embedded.town_lights import TownLights
+            from carla_agent.sim.embedded.town_traffic import lead_on_route
 
             self.lights = TownLights(self.town.network, self.corridor, self.town.spec.traffic_light_cycle_s)
             self.lights.runs(self.s - 0.5 * self.params.length_m, 0.0, self.lane_width, self.sim_time_s, self.frame)
+            self.traffic = lead_on_route(self.traffic, self.lights, self.sim_time_s)
 
     def _make_renderer(self) -> None:
         if not self.render_enabled:
@@ -248,7 +251,8 @@ class EmbeddedSimulator(Simulator):
                  if v.active and -VIEW_BEHIND_M < v.s_m - self.s < VIEW_AHEAD_M]
         lead_d, lead_v = self._lead()
         half = 0.5 * self.params.length_m
-        red_d = None if self.lights is None else self.lights.red_ahead(self.s + half, self.s - half, self.sim_time_s)
+        red_d = None if self.lights is None else self.lights.red_ahead(self.s + half, self.s - half,
+                                                                       self.sim_time_s, st.speed_mps)
         image = semantic = None
         if self._renderer is not None:
             image, semantic = self._renderer.render(st.x_m, st.y_m, st.yaw_rad, self.s, boxes, self.frame)

@@ -6,11 +6,14 @@ as distances along it, and answers the two questions the CARLA backend answers
 from a server's lights (``sim/carla_backend/lights.py``), the same way:
 
 - :meth:`TownLights.red_ahead`: metres from the front bumper to the stop line of
-  the next *red* light on the route within :data:`LOOK_AHEAD_M` (yellow does not
-  stop the car, as in CARLA's ``BasicAgent``, which stops for ``Red`` only). Unlike
-  the CARLA backend, a line stays reported (as 0 m) until the *rear* has crossed it:
-  a light that turns red as the front reaches the line then stops the car across it
-  instead of letting its rear run the red.
+  the next light on the route within :data:`LOOK_AHEAD_M` that the car must stop
+  at. CARLA's ``BasicAgent`` stops for ``Red`` only, and so runs a red light
+  whenever one turns red with the car a few metres before its line (the
+  leaderboard counts the rear crossing on red). Here a *yellow* light counts too
+  when it turns red before the car's rear would clear the line at its speed (a
+  careful driver's rule; no run is then left for a car at the speed limit), and a
+  line stays reported (as 0 m) until the rear has crossed it, so that a light that
+  turns red as the front reaches the line stops the car across it.
 - :meth:`TownLights.runs`: a red light is *run* (scenario_runner's
   ``RunningRedLightTest``) when the rear of the ego crosses a stop line of a red
   light within :data:`STOP_LINE_HALF_WIDTH` lane widths of the lane centre. A light
@@ -31,7 +34,7 @@ from typing import List, Optional, Tuple
 
 from carla_agent.sim.embedded.roadnet.corridor import Corridor
 from carla_agent.sim.embedded.roadnet.model import RoadNetwork
-from carla_agent.sim.embedded.roadnet.traffic_lights import RED, phase_state
+from carla_agent.sim.embedded.roadnet.traffic_lights import RED, YELLOW, phase_state
 from carla_agent.sim.observation import InfractionEvent
 
 log = logging.getLogger(__name__)
@@ -120,18 +123,30 @@ class TownLights:
         """The light's state (CARLA's name: ``Green``, ``Yellow``, ``Red``) at ``time_s``."""
         return phase_state(line.phase, line.phases, time_s, self.cycle_s)
 
-    def red_ahead(self, front_s_m: float, rear_s_m: float, time_s: float) -> Optional[float]:
-        """Metres from the front bumper (at ``front_s_m`` along the corridor) to the next red stop line
-        within :data:`LOOK_AHEAD_M`, or None; 0 while the car stands across a red line (its front past
-        it, its rear not: a light that turned red as the car reached it), so that it stops there rather
-        than run the light with its rear. A line the rear has passed no longer stops the car."""
+    def _yellow_left_s(self, line: RouteStopLine, time_s: float) -> float:
+        """Seconds until a yellow light turns red."""
+        green, yellow, all_red = self.cycle_s
+        slot = green + yellow + all_red
+        return green + yellow - (time_s % (slot * line.phases) - line.phase * slot)
+
+    def red_ahead(self, front_s_m: float, rear_s_m: float, time_s: float,
+                  speed_mps: float = 0.0) -> Optional[float]:
+        """Metres from the front bumper (at ``front_s_m`` along the corridor) to the next stop line
+        within :data:`LOOK_AHEAD_M` that the car must stop at, or None: a red light's, or a yellow
+        light's that turns red before the rear (at ``rear_s_m``) would clear the line at ``speed_mps``
+        (with the towns' 3 s of yellow, such a car can always still stop comfortably: a car that
+        cannot stop in time is close enough to clear the line on yellow). 0 while the car stands
+        across a red line (its front past it, its rear not), so that it stops there rather than run
+        the light with its rear. A line the rear has passed no longer stops the car."""
         for line in self.lines:
             gap = line.s_m - front_s_m
             if line.s_m <= rear_s_m:
                 continue
             if gap > LOOK_AHEAD_M:
                 break
-            if self.state(line, time_s) == RED:
+            state = self.state(line, time_s)
+            if state == RED or (state == YELLOW and (line.s_m - rear_s_m) > speed_mps * self._yellow_left_s(
+                    line, time_s)):
                 return max(gap, 0.0)
         return None
 

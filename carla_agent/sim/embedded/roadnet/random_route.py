@@ -126,12 +126,14 @@ def _junction_commands(planner: GlobalRoutePlanner, keys: List[Hashable]) -> Lis
 
 def random_route_scenario(town_name: str, seed: int, *, min_turns: int = 3, min_length_m: float = 300.0,
                           max_length_m: float = 700.0, target_speed_kmh: float | None = None,
-                          camera: dict | None = None, weather: str = "clear_noon"):
+                          camera: dict | None = None, weather: str = "clear_noon", lead: dict | None = None):
     """:func:`random_route` on the town ``town_name`` as a :class:`~carla_agent.sim.scenario.Scenario`
     (named ``random_<town>_<seed>``) that the embedded simulator drives like a shipped town scenario.
 
     ``target_speed_kmh`` defaults to 5 km/h under the town's speed limit; ``duration_s`` leaves
-    time for the drive at half that speed plus a red light at every junction.
+    time for the drive at half that speed plus a red light at every junction. ``lead`` is the
+    scenario's ``traffic.lead`` (``{gap_m, speed_kmh}``): a car ahead on the route that drives it
+    by the same rules (``town_traffic``).
     """
     from carla_agent.sim.scenario import parse_scenario
 
@@ -148,6 +150,8 @@ def random_route_scenario(town_name: str, seed: int, *, min_turns: int = 3, min_
                   "start_heading_deg": r.start_heading_deg},
         "weather": weather, "ego": {"target_speed_kmh": speed_kmh}, "duration_s": round(duration_s, 1),
     }
+    if lead is not None:
+        data["traffic"] = {"lead": dict(lead)}
     if camera is not None:
         data["camera"] = dict(camera)
     return parse_scenario(data, f"<random route {seed} on {town.name}>")
