@@ -42,6 +42,7 @@ class RouteResult:
     collisions: int
     red_lights: int
     interventions: int
+    interventions_in_junctions: int
     offset_sum_m: float
     offset_ticks: int
     driving_score: float
@@ -50,10 +51,12 @@ class RouteResult:
 
 
 class _OffsetOutsideJunctions(RunnerHook):
-    """Sums |lateral offset| on the ticks whose car centre is on a corridor leg outside a junction."""
+    """Sums |lateral offset| on the ticks whose car centre is on a corridor leg outside a junction,
+    and counts the interventions made inside junctions."""
 
     def __init__(self) -> None:
         self.sum_m, self.ticks, self.sim = 0.0, 0, None
+        self.interventions, self.in_junctions = 0, 0
 
     def on_start(self, context, obs) -> None:
         self.sim = context.sim
@@ -61,9 +64,13 @@ class _OffsetOutsideJunctions(RunnerHook):
     def on_step(self, record) -> None:
         sim = self.sim
         leg = sim.corridor.leg_at(record.obs.truth.route_s_m + sim.start_s)
-        if sim.town.network.roads[leg[2]].junction_id < 0:
+        in_junction = sim.town.network.roads[leg[2]].junction_id >= 0
+        if not in_junction:
             self.sum_m += abs(record.obs.truth.lateral_offset_m)
             self.ticks += 1
+        if record.interventions > self.interventions:  # the car was put back on the last step, here
+            self.in_junctions += (record.interventions - self.interventions) * in_junction
+            self.interventions = record.interventions
 
 
 _MODEL = None
@@ -94,13 +101,13 @@ def _drive(job) -> RouteResult:
         m = drive_scenario(sc, agent, sim=sim, seed=seed, hooks=[hook]).metrics
         length, turns = sim.route.length_m, sum(c.name in ("LEFT", "RIGHT") for c in sim.route.junction_commands())
     return RouteResult(town, seed, length, turns, m.route_completion_pct, m.collisions, m.red_lights,
-                       m.interventions, hook.sum_m, hook.ticks, m.driving_score, m.elapsed_s,
+                       m.interventions, hook.in_junctions, hook.sum_m, hook.ticks, m.driving_score, m.elapsed_s,
                        time.perf_counter() - t0)
 
 
 def table(results) -> str:
     rows = ["| town | routes | turns (min) | route completion (mean) | collisions | red lights run | "
-            "interventions | mean \\|offset\\| outside junctions | driving score (mean) |",
+            "interventions (in junctions) | mean \\|offset\\| outside junctions | driving score (mean) |",
             "|---|---|---|---|---|---|---|---|---|"]
     for town in dict.fromkeys(r.town for r in results):
         rs = [r for r in results if r.town == town]
@@ -108,7 +115,8 @@ def table(results) -> str:
         offset = sum(r.offset_sum_m for r in rs) / max(sum(r.offset_ticks for r in rs), 1)
         rows.append(f"| `{town}` | {n} | {min(r.turns for r in rs)} | {sum(r.completion_pct for r in rs) / n:.1f} % | "
                     f"{sum(r.collisions for r in rs)} | {sum(r.red_lights for r in rs)} | "
-                    f"{sum(r.interventions for r in rs)} | {offset:.3f} m | "
+                    f"{sum(r.interventions for r in rs)} ({sum(r.interventions_in_junctions for r in rs)}) | "
+                    f"{offset:.3f} m | "
                     f"{sum(r.driving_score for r in rs) / n:.1f} |")
     return "\n".join(rows)
 
@@ -143,7 +151,7 @@ def main() -> int:
     for r in results if args.verbose else ():
         print(f"{r.town:15s} seed {r.seed:3d}: {r.length_m:4.0f} m, {r.turns} turns, completion "
               f"{r.completion_pct:5.1f} %, collisions {r.collisions}, red {r.red_lights}, interventions "
-              f"{r.interventions}, offset {r.offset_sum_m / max(r.offset_ticks, 1):.3f} m, score "
+              f"{r.interventions} ({r.interventions_in_junctions} in junctions), offset {r.offset_sum_m / max(r.offset_ticks, 1):.3f} m, score "
               f"{r.driving_score:5.1f}, {r.sim_s:.0f} s sim in {r.wall_s:.1f} s")
     print(f"driver: {args.driver}" + (f" ({args.model})" if args.driver == "model" else "") +
           f"; seeds {args.seed0}..{args.seed0 + args.routes - 1}" + (f"; lead car {args.lead}" if lead else ""))
