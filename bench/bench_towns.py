@@ -151,7 +151,8 @@ def main() -> int:
     for r in results if args.verbose else ():
         print(f"{r.town:15s} seed {r.seed:3d}: {r.length_m:4.0f} m, {r.turns} turns, completion "
               f"{r.completion_pct:5.1f} %, collisions {r.collisions}, red {r.red_lights}, interventions "
-              f"{r.interventions} ({r.interventions_in_junctions} in junctions), offset {r.offset_sum_m / max(r.offset_ticks, 1):.3f} m, score "
+              f"{r.interventions} ({r.interventions_in_junctions} in junctions), offset "
+              f"{r.offset_sum_m / max(r.offset_ticks, 1):.3f} m, score "
               f"{r.driving_score:5.1f}, {r.sim_s:.0f} s sim in {r.wall_s:.1f} s")
     print(f"driver: {args.driver}" + (f" ({args.model})" if args.driver == "model" else "") +
           f"; seeds {args.seed0}..{args.seed0 + args.routes - 1}" + (f"; lead car {args.lead}" if lead else ""))
