@@ -1,5 +1,7 @@
 """Collisions and lane invasions of the embedded simulator."""
 
+import pytest
+
 from carla_agent.control import VehicleControl
 from carla_agent.sim.embedded.simulator import EmbeddedSimulator
 from carla_agent.sim.scenario import parse_scenario
@@ -36,3 +38,23 @@ def test_straight_driving_has_no_events():
     sc = parse_scenario({"road": {"segments": [{"line": 300}]}}, "t.yaml")
     _, collisions, invasions = drive(sc, steer=0.0)
     assert not collisions and not invasions
+
+
+def test_a_hit_counts_in_the_driving_score_with_the_leaderboard_penalty():
+    from carla_agent.sim.criteria import INFRACTION_PENALTIES, RouteCriteria
+
+    sc = parse_scenario({"road": {"segments": [{"line": 300}], "lanes": {"shoulder_m": 0.0}},
+                         "roadside": {"trees": {"every_m": 3, "side": "right", "offset_m": [0.0, 0.0]}}}, "t.yaml")
+    sim = EmbeddedSimulator(render=False)
+    obs = sim.reset(sc, 0)
+    criteria = RouteCriteria()
+    hit_speeds = []
+    for i in range(200):
+        obs = sim.step(VehicleControl(throttle=0.5, steer=0.15 if i > 40 else 0.0))
+        criteria.update(obs)
+        hit_speeds += [obs.speed_mps] * len(obs.collisions)
+    assert len(hit_speeds) == 1 and hit_speeds[0] > 1.0  # the tick of the hit reports the speed it hit at
+    assert obs.speed_mps == 0.0  # and the car stands after it
+    result = criteria.result()
+    assert result.infractions == {"static": 1}
+    assert result.penalty == pytest.approx(INFRACTION_PENALTIES["static"] * (1 - result.off_route_pct / 100))

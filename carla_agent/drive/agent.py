@@ -2,9 +2,11 @@
 
 Both share the verb ``run_step(obs) -> Decision``, like CARLA's agents.
 Throttle comes from the model's throttle output when it has one, otherwise a
-PID holds the scenario's target speed, capped at the road's speed limit and, before
+PID holds the scenario's target speed, capped at the road's speed limit, at the speed
+the bends ahead allow (``control/curve_speed.py``: a town's junction turns) and, before
 a red light (``truth.red_light_distance_m``), at the speed that stops the car at its
-stop line, with a gap keeper behind a lead car.
+stop line, with a gap keeper behind a lead car (``truth.lead_distance_m``), as CARLA's
+``BasicAgent`` stops for red lights and vehicles ahead.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from carla_agent.control import VehicleControl
 from carla_agent.drive.expert import Expert
 from carla_agent.errors import ModelError
 from carla_agent.sim.observation import Observation
+from carla_agent.control.curve_speed import curve_speed_mps
 from carla_agent.control.pid import SpeedController
 
 
@@ -80,7 +83,7 @@ class _Cruise:
         """``(throttle, brake)`` holding the target speed, never above the road's speed limit
         (an exit ramp's 40 km/h after an 80 km/h highway)."""
         t = obs.truth
-        target = min(self.target_speed_mps, t.speed_limit_mps)
+        target = min(self.target_speed_mps, t.speed_limit_mps, curve_speed_mps(t.route_ahead))
         if t.red_light_distance_m is not None:
             # The speed from which STOP_DECEL_MPS2 stops the car STOP_BEFORE_LINE_M short of the line.
             room_m = max(t.red_light_distance_m - STOP_BEFORE_LINE_M, 0.0)

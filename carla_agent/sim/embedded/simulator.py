@@ -37,6 +37,8 @@ VIEW_AHEAD_M = 260.0
 END_MARGIN_M = 8.0
 #: Objects whose footprint can stop the car (trees: the trunk only).
 _SOLID_SIZE = {"tree": (0.5, 0.5), "pole": (0.3, 0.3), "sign": (0.15, 0.15)}
+#: The ego's mass for collision impulses, kg.
+_MASS_KG = 1800.0
 
 
 def wrap_angle(a: float) -> float:
@@ -61,6 +63,7 @@ class EmbeddedSimulator(Simulator):
         self.scenario = None
         self.road: Optional[Road] = None
         self._renderer = None
+        self.lights = None
         self._closed = False
         self._pp = PurePursuitParams(wheelbase_m=vehicle.wheelbase_m, max_steer_deg=vehicle.max_steer_deg)
 
@@ -102,6 +105,7 @@ class EmbeddedSimulator(Simulator):
         self._t = self.lane_t
         self.frame = 0
         self.sim_time_s = 0.0
+        self._town_rules()
         self._contacts: set = set()
         self._marks_inside: frozenset = frozenset()
         self._weather_spec = scenario.weather
@@ -159,6 +163,7 @@ class EmbeddedSimulator(Simulator):
         self.traffic = parked_on_corridor(self.town, self.corridor, rng, CAR_COLORS)
         self.state = VehicleState(float(x_m), float(y_m), float(yaw_rad), float(speed_mps))
         self.s, self._t = self.road.project(x_m, y_m, s_hint=self.corridor.start_s_m, window_m=10.0)
+        self._town_rules()
         self.start_s = self.s
         self._contacts = set()
         self._marks_inside = self._marks_under_car(self._footprint_t())
@@ -181,7 +186,9 @@ class EmbeddedSimulator(Simulator):
         self.sim_time_s = self.frame * dt
         collisions = self._collisions()
         invasions = self._lane_invasions()
-        return self._observe(collisions, invasions)
+        runs = () if self.lights is None else self.lights.runs(
+            self.s - 0.5 * self.params.length_m, self._t - self.lane_t, self.lane_width, self.sim_time_s, self.frame)
+        return self._observe(collisions, invasions, runs)
 
     def recover(self) -> None:
         if self.scenario is None:
@@ -214,6 +221,18 @@ class EmbeddedSimulator(Simulator):
         return write_xodr(self.road)
 
     # -- internals -------------------------------------------------------
+    def _town_rules(self) -> None:
+        """The town's lights on the corridor (None on a single road), tracking the ego from here,
+        and the scenario's lead car driving the corridor by them (``town_traffic``)."""
+        self.lights = None
+        if self.town is not None:
+            from carla_agent.sim.embedded.town_lights import TownLights
+            from carla_agent.sim.embedded.town_traffic import lead_on_route
+
+            self.lights = TownLights(self.town.network, self.corridor, self.town.spec.traffic_light_cycle_s)
+            self.lights.runs(self.s - 0.5 * self.params.length_m, 0.0, self.lane_width, self.sim_time_s, self.frame)
+            self.traffic = lead_on_route(self.traffic, self.lights, self.sim_time_s)
+
     def _make_renderer(self) -> None:
         if not self.render_enabled:
             self._renderer = None
@@ -229,7 +248,7 @@ class EmbeddedSimulator(Simulator):
         self._renderer = Renderer(self.road, self.scenario.camera, resolve_weather(self._weather_spec),
                                   self.statics, self.seed, town)
 
-    def _observe(self, collisions, invasions) -> Observation:
+    def _observe(self, collisions, invasions, infractions=()) -> Observation:
         road, st = self.road, self.state
         t = self._t
         lane_hdg = road.heading_at(self.s)
@@ -240,6 +259,9 @@ class EmbeddedSimulator(Simulator):
         boxes = [v.box(road) for v in self.traffic
                  if v.active and -VIEW_BEHIND_M < v.s_m - self.s < VIEW_AHEAD_M]
         lead_d, lead_v = self._lead()
+        half = 0.5 * self.params.length_m
+        red_d = None if self.lights is None else self.lights.red_ahead(self.s + half, self.s - half,
+                                                                       self.sim_time_s, st.speed_mps)
         image = semantic = None
         if self._renderer is not None:
             image, semantic = self._renderer.render(st.x_m, st.y_m, st.yaw_rad, self.s, boxes, self.frame)
@@ -258,13 +280,17 @@ class EmbeddedSimulator(Simulator):
             lead_speed_mps=lead_v,
             expert_steer=pure_pursuit_steer(route_ahead, st.speed_mps, self._pp),
             semantic=semantic,
+            red_light_distance_m=red_d,
         )
         pose = Pose(st.x_m, -st.y_m, 0.0, -math.degrees(st.yaw_rad), 0.0, 0.0)
         return Observation(
             frame=self.frame, sim_time_s=self.sim_time_s, dt_s=self.scenario.dt_s, image=image,
-            speed_mps=st.speed_mps, pose=pose, truth=truth, collisions=tuple(collisions),
+            # The tick of a hit reports the speed it was hit at (the car stops in it): as a collision
+            # sensor fires while the car still moves, so that the criteria count it (under 0.1 m/s they don't).
+            speed_mps=max(st.speed_mps, self._hit_speed_mps if collisions else 0.0),
+            pose=pose, truth=truth, collisions=tuple(collisions),
             lane_invasions=tuple(invasions), weather=self._weather_spec.preset,
-            done=bool(self.s >= road.length_m - END_MARGIN_M),
+            done=bool(self.s >= road.length_m - END_MARGIN_M), infractions=tuple(infractions),
         )
 
     def _route_ahead(self) -> np.ndarray:
@@ -309,8 +335,8 @@ class EmbeddedSimulator(Simulator):
         speed = self.state.speed_mps
         for key, (other, kind) in touching.items():
             if key not in self._contacts:
-                mass_kg = 1800.0
-                events.append(CollisionEvent(self.frame, other, kind, mass_kg * max(speed, 0.1)))
+                events.append(CollisionEvent(self.frame, other, kind, _MASS_KG * max(speed, 0.1)))
+        self._hit_speed_mps = speed
         if touching and speed > 0:
             self.state = stopped(self.state)
         self._contacts = set(touching)

@@ -29,7 +29,8 @@ from carla_agent.sim.embedded.roadnet.builder import EdgeSpec, NetworkSpec, Node
 from carla_agent.sim.embedded.roadnet.lanes import lane_graph
 from carla_agent.sim.embedded.roadnet.catalog import shipped_towns
 from carla_agent.sim.embedded.roadnet.model import RoadNetwork
-from carla_agent.sim.embedded.roadnet.spawn import SpawnPoint, spawn_points
+from carla_agent.sim.embedded.road import SAMPLE_DS_M
+from carla_agent.sim.embedded.roadnet.spawn import MAX_CURVATURE, SpawnPoint, spawn_points
 from carla_agent.sim.embedded.roadnet.writer import write_network_xodr
 from carla_agent.sim.routing.lane_graph import LaneGraph
 
@@ -108,7 +109,8 @@ class Town:
         return write_network_xodr(self.network)
 
     def parked_cars(self, rng: np.random.Generator) -> List[Tuple[float, float, float]]:
-        """``(x_m, y_m, yaw_rad)`` of the parked cars: on parking strips, clear of the junctions."""
+        """``(x_m, y_m, yaw_rad)`` of the parked cars: on parking strips, clear of the junctions and of
+        bends sharper than 50 m radius."""
         every, out = self.spec.parked_cars.every_m, []
         if every <= 0:
             return out
@@ -122,11 +124,20 @@ class Town:
                 t = r.road.lane_center_t(lane.id)
                 s = 12.0 + rng.uniform(0, every)
                 while s < r.length_m - 12.0:
-                    x, y = r.road.to_world(s, t)
-                    yaw = r.road.heading_at(s) + (math.pi if lane.id > 0 else 0.0)
-                    out.append((float(x), float(y), yaw))
+                    if not _on_bend(r.road, s):
+                        x, y = r.road.to_world(s, t)
+                        yaw = r.road.heading_at(s) + (math.pi if lane.id > 0 else 0.0)
+                        out.append((float(x), float(y), yaw))
                     s += every * rng.uniform(0.8, 1.2)
         return out
+
+
+def _on_bend(road, s_m: float, half_length_m: float = 3.0) -> bool:
+    """Whether a parked car at ``s_m`` would stand on a bend sharper than the spawn points' limit
+    (a straight car on a tight corner's parking strip reaches into the driving lane)."""
+    k = road.curvature[np.clip(((s_m + np.array([-half_length_m, 0.0, half_length_m])) / SAMPLE_DS_M).astype(int),
+                               0, len(road.s) - 1)]
+    return bool(np.max(np.abs(k)) > MAX_CURVATURE)
 
 
 def parse_town(data, source: str) -> Town:
