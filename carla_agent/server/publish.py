@@ -17,13 +17,13 @@ import cv2
 import numpy as np
 
 from carla_agent.server import sensors as sensor_types
-from carla_agent.server import vehicles
+from carla_agent.server import vehicles, walkers
 from carla_agent.server.actors import STATIC_ID0, Actor, ego_pose, live_traffic, world_transform
 from carla_agent.server.checks import CAMERAS
 from carla_agent.server.streams import sensor_header
 from carla_agent.server.wire import (ACTOR_RECORD, EPISODE_HEADER, SEMANTIC_TO_CARLA,
                                      SENSOR_TYPE_COLLISION, SENSOR_TYPE_EPISODE, SENSOR_TYPE_RGB, UNION_BYTES,
-                                     VEHICLE_DATA, actor_wire)
+                                     VEHICLE_DATA, WALKER_DATA, actor_wire)
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +96,12 @@ def publish_episode(world) -> None:
             parts.append(ACTOR_RECORD.pack(actor.id, 1, x, y, 0.0, 0.0, yaw, 0.0, st.speed_mps * c,
                                            st.speed_mps * s, 0.0, 0.0, 0.0, 0.0, st.accel_mps2 * c,
                                            st.accel_mps2 * s, 0.0))
+            parts.append(union + bytes(UNION_BYTES - len(union)))
+        elif actor.id in world.walkers:
+            w = actor.walker
+            parts.append(ACTOR_RECORD.pack(actor.id, 1, w.x_m, w.y_m, w.z_m, 0.0, w.yaw_deg, 0.0, *w.velocity,
+                                           0.0, 0.0, 0.0, 0.0, 0.0, 0.0))
+            union = WALKER_DATA.pack(*w.direction, w.control_speed_mps, w.jump)
             parts.append(union + bytes(UNION_BYTES - len(union)))
         else:
             tf = world_transform(world, actor)
@@ -190,7 +196,7 @@ def _visible_boxes(world) -> list:
     sim = world.sim
     behind, ahead = getattr(emb, "VIEW_BEHIND_M", math.inf), getattr(emb, "VIEW_AHEAD_M", math.inf)
     boxes = [v.box(sim.road) for v in sim.traffic if v.active and -behind < v.s_m - sim.s < ahead]
-    return boxes + vehicles.boxes_in_view(world, ahead)
+    return boxes + vehicles.boxes_in_view(world, ahead) + walkers.boxes_in_view(world, ahead)
 
 
 def _publish_camera(world, actor: Actor) -> None:

@@ -21,7 +21,7 @@ from functools import partial
 from typing import Any, Callable, Dict, Optional, Set
 
 from carla_agent.control import VehicleControl
-from carla_agent.server import actors, batch, checks, publish, town_world, vehicles, weather
+from carla_agent.server import actors, batch, checks, publish, town_world, vehicles, walkers, weather
 from carla_agent.server.actors import Actor
 from carla_agent.server.recorder import Recorder
 from carla_agent.server.rpc import VOID, RpcError
@@ -82,6 +82,8 @@ class WorldService:
         self.vehicles: Dict[int, Actor] = {}  # the clients' vehicles other than the ego (see vehicles.py)
         self.contacts: Set[tuple] = set()  # vehicle pairs touching after the last tick
         self.vehicle_hits: list = []  # the new vehicle-vehicle contacts of the last tick
+        self.walkers: Dict[int, Actor] = {}  # walker.pedestrian.* actors (see walkers.py)
+        self.walker_contacts: Set[tuple] = set()
         actors.make_traffic_actors(self)
         self._handlers: Dict[str, Callable[..., Any]] = {
             "version": lambda *a: VERSION,
@@ -89,7 +91,11 @@ class WorldService:
             "get_sensor_token": self.get_sensor_token,
             "get_episode_settings": self.get_episode_settings,
             "set_episode_settings": self.set_episode_settings,
-            "get_required_files": lambda *a: [],
+            "get_required_files": partial(walkers.get_required_files, self),
+            "request_file": partial(walkers.request_file, self),
+            "apply_control_to_walker": partial(walkers.apply_control_to_walker, self),
+            "set_actor_collisions": lambda actor_id, enabled, *a: VOID,
+            "set_actor_dead": lambda actor_id, *a: VOID,
             "query_lights_state": lambda *a: [],
             "tick_cue": self.tick_cue,
             "get_map_info": self.get_map_info,
@@ -244,8 +250,9 @@ class WorldService:
         try:
             self.recorder.before_tick()
             vehicles.step_all(self, self.sim.scenario.dt_s)
+            walkers.step_all(self, self.sim.scenario.dt_s)
             obs = self.sim.step(self.control)
-            self.vehicle_hits = vehicles.collisions(self)
+            self.vehicle_hits = vehicles.collisions(self) + walkers.hits(self)
         except Exception as e:  # noqa: BLE001
             log.warning("the simulation step failed; restarting the episode", exc_info=True)
             actors.restart_episode(self)
