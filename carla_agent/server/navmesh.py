@@ -122,17 +122,17 @@ def network_polys(net) -> List[Poly]:
 
 
 def _convex_ccw(corners: List[Tuple[float, float]]):
-    """The corners ordered for Detour (counter-clockwise in CARLA's (x, y) = Recast's (x, z)), or
-    None if the polygon is degenerate or not convex."""
+    """The corners ordered for Detour (clockwise in CARLA's (x, y) = Recast's (x, z): ``dtTriArea2D``
+    of each fan triangle positive), or None if the polygon is degenerate or not convex."""
     pts = np.asarray(corners, float)
     area = 0.5 * float(np.sum(pts[:, 0] * np.roll(pts[:, 1], -1) - np.roll(pts[:, 0], -1) * pts[:, 1]))
     if abs(area) < 1e-4:
         return None
-    if area < 0:
+    if area > 0:
         pts = pts[::-1]
     d1 = np.roll(pts, -1, axis=0) - pts
     d2 = np.roll(d1, -1, axis=0)
-    if np.any(d1[:, 0] * d2[:, 1] - d1[:, 1] * d2[:, 0] < -1e-6):
+    if np.any(d1[:, 0] * d2[:, 1] - d1[:, 1] * d2[:, 0] > 1e-6):
         return None
     return [tuple(p) for p in pts]
 
