@@ -15,7 +15,7 @@ from typing import List, Optional
 import numpy as np
 
 from carla_agent.control import VehicleControl
-from carla_agent.server import checks, town_world, vehicles, walkers
+from carla_agent.server import checks, town_world, traffic_lights, vehicles, walkers
 from carla_agent.server import sensors as sensor_types
 from carla_agent.server.rpc import VOID, RpcError
 from carla_agent.server.vehicles import live_traffic  # noqa: F401 - also served from here
@@ -310,6 +310,8 @@ def get_actors_by_id(world, ids, *a) -> list:
             out.append(actor_wire(world.actors[i], world.token))
         elif i in world.traffic:
             out.append(actor_wire(world.traffic[i], world.token))
+        elif i >= traffic_lights.LIGHT_ID0:
+            out += [actor_wire(a, world.token) for a in traffic_lights.actors(world) if a.id == i]
     return out
 
 

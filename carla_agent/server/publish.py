@@ -17,13 +17,13 @@ import cv2
 import numpy as np
 
 from carla_agent.server import sensors as sensor_types
-from carla_agent.server import vehicles, walkers
+from carla_agent.server import traffic_lights, vehicles, walkers
 from carla_agent.server.actors import STATIC_ID0, Actor, ego_pose, live_traffic, world_transform
 from carla_agent.server.checks import CAMERAS
 from carla_agent.server.streams import sensor_header
 from carla_agent.server.wire import (ACTOR_RECORD, EPISODE_HEADER, SEMANTIC_TO_CARLA,
                                      SENSOR_TYPE_COLLISION, SENSOR_TYPE_EPISODE, SENSOR_TYPE_RGB, UNION_BYTES,
-                                     VEHICLE_DATA, WALKER_DATA, actor_wire)
+                                     TRAFFIC_LIGHT_DATA, VEHICLE_DATA, WALKER_DATA, actor_wire)
 
 log = logging.getLogger(__name__)
 
@@ -119,6 +119,12 @@ def publish_episode(world) -> None:
             parts.append(ACTOR_RECORD.pack(actor.id, 1, b.x_m, -b.y_m, 0.0, 0.0, -math.degrees(b.yaw_rad), 0.0,
                                            vx, vy, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0))
             parts.append(traffic_union)
+    for actor in traffic_lights.actors(world):
+        x, y, z, yaw = actor.light.pose
+        state, green, yellow, red, elapsed, frozen = traffic_lights.record(world, actor.light)
+        parts.append(ACTOR_RECORD.pack(actor.id, 1, x, y, z, 0.0, yaw, 0.0, 0, 0, 0, 0, 0, 0, 0, 0, 0))
+        parts.append(TRAFFIC_LIGHT_DATA.pack(str(actor.light.signal.id).encode(), green, yellow, red, elapsed,
+                                             actor.light.pole_index, frozen, state))
     world.streams.publish(world.episode_stream, b"".join(parts))
 
 
@@ -211,7 +217,8 @@ def _publish_camera(world, actor: Actor) -> None:
                                   world.sim.statics, world.seed)
     st = world.sim.state
     boxes = _visible_boxes(world)
-    rgb, sem = actor.renderer.render(st.x_m, st.y_m, st.yaw_rad, world.sim.s, boxes, world.sim.frame)
+    rgb, sem = actor.renderer.render(st.x_m, st.y_m, st.yaw_rad, world.sim.s, boxes, world.sim.frame,
+                                     light_states=traffic_lights.drawn(world))
     bgra = actor.bgra
     if bgra is None or bgra.shape != (h, w, 4):
         bgra = actor.bgra = np.zeros((h, w, 4), np.uint8)  # publish() sends it before returning

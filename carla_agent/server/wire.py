@@ -46,7 +46,8 @@ def actor_wire(actor, token) -> list:
     """``rpc::Actor`` of a served actor (an ``actors.Actor``): ``[id, parent, description, bounding box,
     semantic tags, stream token]``; the token (a bare bin, ``token(stream_id)``) only for sensors."""
     if actor.type_id.startswith(("vehicle.", "walker.", "traffic.")):
-        bbox = [[0.0, 0.0, float(actor.extent[2])], [float(e) for e in actor.extent], [0.0, 0.0, 0.0]]
+        loc = getattr(actor, "trigger_offset", None) or (0.0, 0.0, float(actor.extent[2]))
+        bbox = [[float(v) for v in loc], [float(e) for e in actor.extent], [0.0, 0.0, 0.0]]
         tags = bytes([TAGS.get(actor.type_id.split(".")[0], TAG_CAR)])
     else:
         bbox = [[0.0, 0.0, 0.0], [0.0, 0.0, 0.0], [0.0, 0.0, 0.0]]

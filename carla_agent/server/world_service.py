@@ -21,7 +21,7 @@ from functools import partial
 from typing import Any, Callable, Dict, Optional, Set
 
 from carla_agent.control import VehicleControl
-from carla_agent.server import actors, batch, checks, publish, town_world, vehicles, walkers, weather
+from carla_agent.server import actors, batch, checks, publish, town_world, traffic_lights, vehicles, walkers, weather
 from carla_agent.server.actors import Actor
 from carla_agent.server.recorder import Recorder
 from carla_agent.server.rpc import VOID, RpcError
@@ -121,12 +121,12 @@ class WorldService:
             "set_actor_simulate_physics": partial(actors.set_actor_simulate_physics, self),
             "set_vehicle_light_state": partial(actors.set_vehicle_light_state, self),
             "get_vehicle_light_state": partial(actors.get_vehicle_light_state, self),
-            "reset_all_traffic_lights": lambda *a: VOID,
             "set_actor_transform": partial(actors.set_actor_transform, self),  # no traffic lights in the embedded world
             "set_actor_target_velocity": partial(actors.set_actor_target_velocity, self),
             "set_actor_autopilot": partial(actors.set_actor_autopilot, self),
             "destroy_traffic_manager": lambda port, *a: self._tms.pop(_tm_port(port), None) is not None,
         }
+        self._handlers.update(traffic_lights.handlers(self))
         self.recorder = Recorder(self)
         self._handlers.update(self.recorder.handlers())
 
@@ -260,6 +260,7 @@ class WorldService:
                            "from the scenario's start") from None
         self.frame += 1
         self.elapsed_s += self.sim.scenario.dt_s
+        traffic_lights.tick(self)
         self.recorder.on_tick()
         if town_world.relay(self):
             actors.corridor_changed(self)
