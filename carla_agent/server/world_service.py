@@ -21,7 +21,8 @@ from functools import partial
 from typing import Any, Callable, Dict, Optional, Set
 
 from carla_agent.control import VehicleControl
-from carla_agent.server import actors, batch, checks, publish, town_world, traffic_lights, vehicles, walkers, weather
+from carla_agent.server import (actors, batch, checks, publish, town_world, traffic_lights, vehicles, walkers, weather,
+                                world_calls)
 from carla_agent.server.actors import Actor
 from carla_agent.server.recorder import Recorder
 from carla_agent.server.rpc import VOID, RpcError
@@ -127,6 +128,7 @@ class WorldService:
             "destroy_traffic_manager": lambda port, *a: self._tms.pop(_tm_port(port), None) is not None,
         }
         self._handlers.update(traffic_lights.handlers(self))
+        self._handlers.update(world_calls.handlers(self))
         self.recorder = Recorder(self)
         self._handlers.update(self.recorder.handlers())
 
@@ -249,6 +251,7 @@ class WorldService:
         asynchronous mode, to the log)."""
         try:
             self.recorder.before_tick()
+            world_calls.hold_constant_velocities(self)
             vehicles.step_all(self, self.sim.scenario.dt_s)
             walkers.step_all(self, self.sim.scenario.dt_s)
             obs = self.sim.step(self.control)
