@@ -67,7 +67,8 @@ def test_batch_commands_answer_each_for_itself(client):
         assert errors[5] == ("Responding error from function apply_control_to_vehicle: Actor could not be found "
                              "in the registry.  Actor Id: 999999")
         assert errors[6] == "unable to destroy actor: not found"
-        assert "does not support apply_batch command ApplyWalkerControl" in errors[7]
+        assert errors[7] == ("Responding error from function apply_control_to_walker: Actor is not a walker.  "
+                             f"Actor Id: {a}")
         for _ in range(20):
             world.tick()
         start = {i: p for i, p in zip(ids, points)}

@@ -311,7 +311,7 @@ def get_actors_by_id(world, ids, *a) -> list:
         elif i in world.traffic:
             out.append(actor_wire(world.traffic[i], world.token))
         elif i >= traffic_lights.LIGHT_ID0:
-            out += [actor_wire(a, world.token) for a in traffic_lights.actors(world) if a.id == i]
+            out += [actor_wire(a, world.token) for a in traffic_lights.actors(world, Actor) if a.id == i]
     return out
 
 

@@ -119,7 +119,7 @@ def publish_episode(world) -> None:
             parts.append(ACTOR_RECORD.pack(actor.id, 1, b.x_m, -b.y_m, 0.0, 0.0, -math.degrees(b.yaw_rad), 0.0,
                                            vx, vy, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0))
             parts.append(traffic_union)
-    for actor in traffic_lights.actors(world):
+    for actor in traffic_lights.actors(world, Actor):
         x, y, z, yaw = actor.light.pose
         state, green, yellow, red, elapsed, frozen = traffic_lights.record(world, actor.light)
         parts.append(ACTOR_RECORD.pack(actor.id, 1, x, y, z, 0.0, yaw, 0.0, 0, 0, 0, 0, 0, 0, 0, 0, 0))

@@ -123,10 +123,8 @@ def tick(world) -> None:
     table(world).tick(world.sim.frame * float(world.sim.scenario.dt_s))
 
 
-def actors(world) -> list:
-    """The lights as served actors (:class:`~carla_agent.server.actors.Actor`), made once per map."""
-    from carla_agent.server.actors import Actor
-
+def actors(world, Actor) -> list:
+    """The lights as served actors (``Actor``: :class:`~carla_agent.server.actors.Actor`), made once per map."""
     t = table(world)
     if getattr(t, "actors", None) is None:
         t.actors = []
@@ -155,10 +153,9 @@ def _trigger_offset(light: Light):
 
 
 def find(world, actor_id_, function: str) -> Light:
-    from carla_agent.server.actors import actor_id
     from carla_agent.server.vehicles import carla_error
 
-    i = actor_id(actor_id_)
+    i = checks.integer(actor_id_, "actor id", 0, 2 ** 32 - 1)
     light = table(world).lights.get(i)
     if light is None:
         raise carla_error(function, i, "Actor is not a traffic light" if i in world.actors else

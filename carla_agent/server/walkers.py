@@ -121,9 +121,7 @@ def walker_control(c) -> Tuple[Tuple[float, float, float], float, bool]:
 
 
 def apply_control_to_walker(world, actor_id, control, *a):
-    from carla_agent.server.actors import actor_id as to_id
-
-    w = _walker(world, "apply_control_to_walker", to_id(actor_id)).walker
+    w = _walker(world, "apply_control_to_walker", checks.integer(actor_id, "actor id", 0, 2 ** 32 - 1)).walker
     (dx, dy, dz), speed, jump = walker_control(control)
     n = math.hypot(dx, dy)
     w.direction = (dx / n, dy / n, 0.0) if n > 1e-6 else w.direction
