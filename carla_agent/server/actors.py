@@ -15,7 +15,7 @@ from typing import List, Optional
 import numpy as np
 
 from carla_agent.control import VehicleControl
-from carla_agent.server import checks, town_world, vehicles
+from carla_agent.server import checks, town_world, traffic_lights, vehicles, walkers
 from carla_agent.server import sensors as sensor_types
 from carla_agent.server.rpc import VOID, RpcError
 from carla_agent.server.vehicles import live_traffic  # noqa: F401 - also served from here
@@ -69,7 +69,8 @@ def blueprints() -> list:
         defs.append([uid, name, "sensor,other," + name.split(".")[-1], [
             attr("role_name", A_STRING, "", (), True)]])
         uid += 1
-    return defs + sensor_types.blueprints(uid)  # depth, lidar, radar, GNSS, IMU, ...
+    defs += sensor_types.blueprints(uid)  # depth, lidar, radar, GNSS, IMU, ...
+    return defs + walkers.blueprints(max(d[0] for d in defs) + 1)
 
 
 class Actor:
@@ -160,6 +161,10 @@ def _spawn(world, description, transform, parent: int) -> list:
         world.streams.register(actor.id)
         if actor.camera_spec is not None and parent in world.vehicles:
             make_ego(world, parent)  # a camera draws from the ego: its vehicle becomes the ego
+    elif walkers.is_walker(type_id) or type_id == walkers.CONTROLLER:
+        actor = Actor(world.next_id + 1, uid, type_id, attributes, parent)
+        walkers.spawn(world, actor, transform)  # checked before anything changes
+        _new_id(world)
     else:
         raise RpcError(f"the embedded server cannot spawn {type_id}")
     world.actors[actor.id] = actor
@@ -229,6 +234,7 @@ def destroy_actor(world, actor_id_, *a) -> bool:
     if actor.is_sensor:
         world.streams.unregister(actor.id)
     world.vehicles.pop(actor.id, None)
+    world.walkers.pop(actor.id, None)
     if actor.id == world.ego_id:
         world.ego_id = None
         world.control = VehicleControl()
@@ -239,8 +245,10 @@ def destroy_actor(world, actor_id_, *a) -> bool:
 
 def set_actor_transform(world, actor_id_, transform, *a):
     """Teleport a vehicle (speed kept, as CARLA does); the spectator and sensors ignore it."""
-    (x, y, _), (_, yaw, _) = checks.transform(transform)
+    (x, y, z), (_, yaw, _) = checks.transform(transform)
     i = actor_id(actor_id_)
+    if walkers.teleport(world, i, x, y, z, yaw):
+        return VOID
     if i == world.ego_id:
         place_ego(world, x, y, yaw, world.sim.state.speed_mps)
     elif not vehicles.teleport(world, i, x, y, yaw) and i not in world.actors and i != world.spectator_id:
@@ -302,6 +310,8 @@ def get_actors_by_id(world, ids, *a) -> list:
             out.append(actor_wire(world.actors[i], world.token))
         elif i in world.traffic:
             out.append(actor_wire(world.traffic[i], world.token))
+        elif i >= traffic_lights.LIGHT_ID0:
+            out += [actor_wire(a, world.token) for a in traffic_lights.actors(world, Actor) if a.id == i]
     return out
 
 
@@ -335,7 +345,7 @@ def get_vehicle_light_state(world, actor_id_, *a) -> list:
 
 def set_actor_simulate_physics(world, actor_id_, enabled, *a):
     """Off: the vehicle stays where it is put (CARLA's TM turns it off for hybrid physics)."""
-    if actor_id(actor_id_) in world.traffic:
+    if actor_id(actor_id_) in world.traffic or actor_id(actor_id_) in world.walkers:
         return VOID
     actor = _vehicle(world, "set_actor_simulate_physics", actor_id_)
     actor.physics = checks.flag(enabled, "enabled")
@@ -414,6 +424,9 @@ def world_transform(world, actor: Actor) -> tuple:
     """``actor``'s ``(x, y, z m, pitch, yaw, roll deg)`` in CARLA's world frame (a mount on a
     vehicle follows it; any other mount is taken as world coordinates)."""
     (mx, my, mz), (mp, myaw, mr) = actor.mount
+    w = walkers.state_of(world, actor.id)
+    if w is not None:
+        return (w.x_m, w.y_m, w.z_m, 0.0, w.yaw_deg, 0.0)
     parent = vehicles.state_of(world, actor.parent) if actor.parent else None
     if parent is not None:
         x, y, yaw = parent.x_m, -parent.y_m, -math.degrees(parent.yaw_rad)

@@ -17,13 +17,13 @@ import cv2
 import numpy as np
 
 from carla_agent.server import sensors as sensor_types
-from carla_agent.server import vehicles
+from carla_agent.server import traffic_lights, vehicles, walkers
 from carla_agent.server.actors import STATIC_ID0, Actor, ego_pose, live_traffic, world_transform
 from carla_agent.server.checks import CAMERAS
 from carla_agent.server.streams import sensor_header
 from carla_agent.server.wire import (ACTOR_RECORD, EPISODE_HEADER, SEMANTIC_TO_CARLA,
                                      SENSOR_TYPE_COLLISION, SENSOR_TYPE_EPISODE, SENSOR_TYPE_RGB, UNION_BYTES,
-                                     VEHICLE_DATA, actor_wire)
+                                     TRAFFIC_LIGHT_DATA, VEHICLE_DATA, WALKER_DATA, actor_wire)
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +97,12 @@ def publish_episode(world) -> None:
                                            st.speed_mps * s, 0.0, 0.0, 0.0, 0.0, st.accel_mps2 * c,
                                            st.accel_mps2 * s, 0.0))
             parts.append(union + bytes(UNION_BYTES - len(union)))
+        elif actor.id in world.walkers:
+            w = actor.walker
+            parts.append(ACTOR_RECORD.pack(actor.id, 1, w.x_m, w.y_m, w.z_m, 0.0, w.yaw_deg, 0.0, *w.velocity,
+                                           0.0, 0.0, 0.0, 0.0, 0.0, 0.0))
+            union = WALKER_DATA.pack(*w.direction, w.control_speed_mps, w.jump)
+            parts.append(union + bytes(UNION_BYTES - len(union)))
         else:
             tf = world_transform(world, actor)
             parts.append(ACTOR_RECORD.pack(actor.id, 1, *tf, 0, 0, 0, 0, 0, 0, 0, 0, 0))
@@ -113,6 +119,12 @@ def publish_episode(world) -> None:
             parts.append(ACTOR_RECORD.pack(actor.id, 1, b.x_m, -b.y_m, 0.0, 0.0, -math.degrees(b.yaw_rad), 0.0,
                                            vx, vy, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0))
             parts.append(traffic_union)
+    for actor in traffic_lights.actors(world, Actor):
+        x, y, z, yaw = actor.light.pose
+        state, green, yellow, red, elapsed, frozen = traffic_lights.record(world, actor.light)
+        parts.append(ACTOR_RECORD.pack(actor.id, 1, x, y, z, 0.0, yaw, 0.0, 0, 0, 0, 0, 0, 0, 0, 0, 0))
+        parts.append(TRAFFIC_LIGHT_DATA.pack(str(actor.light.signal.id).encode(), green, yellow, red, elapsed,
+                                             actor.light.pole_index, frozen, state))
     world.streams.publish(world.episode_stream, b"".join(parts))
 
 
@@ -190,7 +202,7 @@ def _visible_boxes(world) -> list:
     sim = world.sim
     behind, ahead = getattr(emb, "VIEW_BEHIND_M", math.inf), getattr(emb, "VIEW_AHEAD_M", math.inf)
     boxes = [v.box(sim.road) for v in sim.traffic if v.active and -behind < v.s_m - sim.s < ahead]
-    return boxes + vehicles.boxes_in_view(world, ahead)
+    return boxes + vehicles.boxes_in_view(world, ahead) + walkers.boxes_in_view(world, ahead)
 
 
 def _publish_camera(world, actor: Actor) -> None:
@@ -205,7 +217,8 @@ def _publish_camera(world, actor: Actor) -> None:
                                   world.sim.statics, world.seed)
     st = world.sim.state
     boxes = _visible_boxes(world)
-    rgb, sem = actor.renderer.render(st.x_m, st.y_m, st.yaw_rad, world.sim.s, boxes, world.sim.frame)
+    rgb, sem = actor.renderer.render(st.x_m, st.y_m, st.yaw_rad, world.sim.s, boxes, world.sim.frame,
+                                     light_states=traffic_lights.drawn(world))
     bgra = actor.bgra
     if bgra is None or bgra.shape != (h, w, 4):
         bgra = actor.bgra = np.zeros((h, w, 4), np.uint8)  # publish() sends it before returning

@@ -72,7 +72,7 @@ def step_all(world, dt_s: float) -> None:
     own sticky control; a vehicle with physics off stays where it was put."""
     for v in world.vehicles.values():
         if v.physics:
-            v.state = step_vehicle(v.state, v.control, PARAMS, dt_s)
+            v.state = step_vehicle(v.state, v.control, getattr(v, "params", None) or PARAMS, dt_s)
 
 
 def _boxes(world, traffic: bool = False) -> Iterable[Tuple[int, tuple]]:

@@ -21,7 +21,8 @@ from functools import partial
 from typing import Any, Callable, Dict, Optional, Set
 
 from carla_agent.control import VehicleControl
-from carla_agent.server import actors, batch, checks, publish, town_world, vehicles, weather
+from carla_agent.server import (actors, batch, checks, publish, town_world, traffic_lights, vehicles, walkers, weather,
+                                world_calls)
 from carla_agent.server.actors import Actor
 from carla_agent.server.recorder import Recorder
 from carla_agent.server.rpc import VOID, RpcError
@@ -82,6 +83,8 @@ class WorldService:
         self.vehicles: Dict[int, Actor] = {}  # the clients' vehicles other than the ego (see vehicles.py)
         self.contacts: Set[tuple] = set()  # vehicle pairs touching after the last tick
         self.vehicle_hits: list = []  # the new vehicle-vehicle contacts of the last tick
+        self.walkers: Dict[int, Actor] = {}  # walker.pedestrian.* actors (see walkers.py)
+        self.walker_contacts: Set[tuple] = set()
         actors.make_traffic_actors(self)
         self._handlers: Dict[str, Callable[..., Any]] = {
             "version": lambda *a: VERSION,
@@ -89,7 +92,11 @@ class WorldService:
             "get_sensor_token": self.get_sensor_token,
             "get_episode_settings": self.get_episode_settings,
             "set_episode_settings": self.set_episode_settings,
-            "get_required_files": lambda *a: [],
+            "get_required_files": partial(walkers.get_required_files, self),
+            "request_file": partial(walkers.request_file, self),
+            "apply_control_to_walker": partial(walkers.apply_control_to_walker, self),
+            "set_actor_collisions": lambda actor_id, enabled, *a: VOID,
+            "set_actor_dead": lambda actor_id, *a: VOID,
             "query_lights_state": lambda *a: [],
             "tick_cue": self.tick_cue,
             "get_map_info": self.get_map_info,
@@ -115,12 +122,13 @@ class WorldService:
             "set_actor_simulate_physics": partial(actors.set_actor_simulate_physics, self),
             "set_vehicle_light_state": partial(actors.set_vehicle_light_state, self),
             "get_vehicle_light_state": partial(actors.get_vehicle_light_state, self),
-            "reset_all_traffic_lights": lambda *a: VOID,
             "set_actor_transform": partial(actors.set_actor_transform, self),  # no traffic lights in the embedded world
             "set_actor_target_velocity": partial(actors.set_actor_target_velocity, self),
             "set_actor_autopilot": partial(actors.set_actor_autopilot, self),
             "destroy_traffic_manager": lambda port, *a: self._tms.pop(_tm_port(port), None) is not None,
         }
+        self._handlers.update(traffic_lights.handlers(self))
+        self._handlers.update(world_calls.handlers(self))
         self.recorder = Recorder(self)
         self._handlers.update(self.recorder.handlers())
 
@@ -243,9 +251,11 @@ class WorldService:
         asynchronous mode, to the log)."""
         try:
             self.recorder.before_tick()
+            world_calls.hold_constant_velocities(self)
             vehicles.step_all(self, self.sim.scenario.dt_s)
+            walkers.step_all(self, self.sim.scenario.dt_s)
             obs = self.sim.step(self.control)
-            self.vehicle_hits = vehicles.collisions(self)
+            self.vehicle_hits = vehicles.collisions(self) + walkers.hits(self)
         except Exception as e:  # noqa: BLE001
             log.warning("the simulation step failed; restarting the episode", exc_info=True)
             actors.restart_episode(self)
@@ -253,6 +263,7 @@ class WorldService:
                            "from the scenario's start") from None
         self.frame += 1
         self.elapsed_s += self.sim.scenario.dt_s
+        traffic_lights.tick(self)
         self.recorder.on_tick()
         if town_world.relay(self):
             actors.corridor_changed(self)
