@@ -141,9 +141,9 @@ def test_synchronous_mode_camera_pattern(server):
 
 
 def test_unknown_call_errors_and_server_keeps_serving(server):
-    world = _client(server).get_world()
-    with pytest.raises(RuntimeError, match="embedded server does not support get_environment_objects"):
-        world.get_environment_objects()
+    client = _client(server)
+    with pytest.raises(RuntimeError, match="embedded server does not support"):
+        client.generate_opendrive_world("<OpenDRIVE/>")
     # Raw msgpack-rpc: an unknown method, then a malformed message, over one socket.
     with socket.create_connection(("127.0.0.1", server), timeout=5.0) as s:
         s.sendall(msgpack.packb([0, 7, "no_such_call", [[False]]]))

@@ -58,20 +58,29 @@ def test_ten_vehicles_and_ten_walkers_spawn_and_go_in_one_batch_each(world):
 def test_an_ai_controller_walks_its_walker_to_a_sidewalk_location(world):
     lib = world.get_blueprint_library()
     m = world.get_map()
+    world.tick()
+    world.tick()  # get_actors() lists the last episode state received: make it a fresh one
     cars = [a.get_location() for a in world.get_actors().filter("vehicle.*")]
+    assert cars, "the town's parked cars are actors"
 
-    def clear(a, b) -> bool:
-        """No car within 4 m of the segment a-b (the wheel's crowd steers walkers round cars' circles)."""
-        for k in range(11):
-            p = a + (b - a) * (k / 10.0)
-            if any(p.distance_2d(c) < 4.0 for c in cars):
-                return False
-        return True
+    def along_sidewalk(a):
+        """A point 15 m on along the sidewalk from ``a`` with no car within 4 m of the way (the wheel's
+        crowd steers walkers round cars' circles), or None."""
+        wp = m.get_waypoint(a, project_to_road=True, lane_type=carla.LaneType.Sidewalk)
+        if wp is None or wp.transform.location.distance_2d(a) > 2.0:
+            return None
+        for _ in range(15):
+            nxt = wp.next(1.0)
+            if not nxt or any(nxt[0].transform.location.distance_2d(c) < 4.0 for c in cars):
+                return None
+            wp = nxt[0]
+        return wp.transform.location
 
     start = target = None
-    for _ in range(2000):  # a start and a target 10..25 m apart with no car beside the way
-        a, b = world.get_random_location_from_navigation(), world.get_random_location_from_navigation()
-        if 10.0 < a.distance_2d(b) < 25.0 and clear(a, b):
+    for _ in range(2000):  # a start with 15 m of clear sidewalk ahead
+        a = world.get_random_location_from_navigation()
+        b = along_sidewalk(a) if a is not None else None
+        if b is not None and 10.0 < a.distance_2d(b) < 25.0 and not any(a.distance_2d(c) < 4.0 for c in cars):
             start, target = a, b
             break
     assert target is not None
