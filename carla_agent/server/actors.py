@@ -23,9 +23,11 @@ from carla_agent.server.wire import A_BOOL, A_FLOAT, A_INT, A_RGB, A_STRING, act
 
 VEHICLES = ("vehicle.lincoln.mkz_2020", "vehicle.tesla.model3", "vehicle.audi.a2", "vehicle.toyota.prius")
 VEHICLE_EXTENT = (2.45, 1.05, 0.75)  # the ego's bounding-box half sizes, metres
-#: Actor id of the scenario's k-th traffic vehicle (``EmbeddedSimulator.traffic[k]``); stable across
-#: episodes, far above the ids of spawned actors (which count up from 101).
+#: Actor id of the scenario's k-th traffic vehicle (``EmbeddedSimulator.traffic[k]``) in episode 1,
+#: far above the ids of spawned actors (which count up from 101); episode e uses
+#: ``TRAFFIC_ID0 + TRAFFIC_IDS_PER_EPISODE * (e - 1) + k``: new ids after ``load_world``, as CARLA's.
 TRAFFIC_ID0 = 1_000_000
+TRAFFIC_IDS_PER_EPISODE = 10_000
 #: Synthetic ids of static things hit (trees, poles...): they are not actors.
 STATIC_ID0 = 90_000
 
@@ -135,10 +137,10 @@ def _spawn(world, description, transform, parent: int) -> list:
         vehicles.check_room(world, x, y, yaw)
         actor = Actor(_new_id(world), uid, type_id, attributes)
         if world.ego_id is None:  # the first vehicle is the ego: the scenario starts afresh under it
+            world.ego_id = actor.id
             _start_episode(world, (x, y, yaw))
             world.control = VehicleControl()
             world.raw_control = list(vehicles.ZERO_CONTROL)
-            world.ego_id = actor.id
         else:
             actor.state = vehicles.new_state(x, y, yaw)
             world.vehicles[actor.id] = actor
@@ -388,8 +390,16 @@ def apply_control_to_vehicle(world, actor_id_, c, *a):
 def make_traffic_actors(world) -> None:
     """One ``vehicle.<kind>`` actor per scenario vehicle (``vehicle.lead``, ``vehicle.parked``,
     ``vehicle.oncoming``: the embedded kinds, so collision events name the same thing on both
-    backends), ids ``TRAFFIC_ID0 + k``."""
+    backends), ids ``TRAFFIC_ID0 + k`` in the first episode. Each episode has its own ids (the
+    wheel's Traffic Manager keeps actors by id: an old episode's actor under a new episode's id
+    is a dangling one, and it segfaults reading it after ``load_world``)."""
     world.traffic = {}
+    if town_world.is_town(world) and world.ego_id is None:
+        # A town's traffic (parked cars along the ego's corridor) comes with the ego. Before it, the
+        # world has no actors, as a CARLA town after load_world: a Traffic Manager made then (async at
+        # first, as the Leaderboard's) has nothing to look up, so its first update cannot still be
+        # under way in the wheel's load_world, when the wheel has no episode (segfault, see towns.md).
+        return
     road = world.sim.road
     for k, v in enumerate(world.sim.traffic):
         kind = v.box(road).kind
@@ -399,7 +409,8 @@ def make_traffic_actors(world) -> None:
             attr("number_of_wheels", A_INT, "4"),
             attr("base_type", A_STRING, "car"),
         ]
-        actor = Actor(TRAFFIC_ID0 + k, 0, kind, attributes,
+        first = TRAFFIC_ID0 + TRAFFIC_IDS_PER_EPISODE * ((world.episode_id - 1) % 100)
+        actor = Actor(first + k, 0, kind, attributes,
                       extent=(0.5 * v.length_m, 0.5 * v.width_m, 0.5 * v.height_m), vehicle=v)
         world.traffic[actor.id] = actor
 

@@ -113,7 +113,10 @@ def publish_episode(world) -> None:
             parts.append(ACTOR_RECORD.pack(actor.id, 1, b.x_m, -b.y_m, 0.0, 0.0, -math.degrees(b.yaw_rad), 0.0,
                                            vx, vy, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0))
             parts.append(traffic_union)
-    world.streams.publish(world.episode_stream, b"".join(parts))
+    payload = b"".join(parts)
+    for stream_id in (*world.old_episode_streams, world.episode_stream):
+        world.streams.publish(stream_id, payload)
+    world.reported_episode_id = world.episode_id
 
 
 def publish_collisions(world, sensor: Actor, events) -> None:
