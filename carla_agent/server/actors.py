@@ -250,6 +250,13 @@ def set_actor_transform(world, actor_id_, transform, *a):
     return VOID
 
 
+def set_actor_location(world, actor_id_, location, *a):
+    """``actor.set_location``: a teleport keeping the vehicle's heading (ScenarioRunner moves actors so)."""
+    st = vehicles.state_of(world, actor_id(actor_id_))
+    yaw = -math.degrees(st.yaw_rad) if st is not None else 0.0
+    return set_actor_transform(world, actor_id_, [location, [0.0, yaw, 0.0]])
+
+
 def place_ego(world, x, y, yaw, speed_mps: float) -> None:
     """Put the ego at a CARLA-frame pose (m, deg) at ``speed_mps``; in a town, off its corridor, a
     corridor is laid from there."""
@@ -323,6 +330,9 @@ def _vehicle(world, function: str, actor_id_) -> Actor:
 
 
 def set_vehicle_light_state(world, actor_id_, light_state, *a):
+    """``light_state`` is ``rpc::VehicleLightState`` (``[flags]`` on the wire) or the bare flags."""
+    if isinstance(light_state, (list, tuple)) and len(light_state) == 1:
+        light_state = light_state[0]
     _vehicle(world, "set_vehicle_light_state", actor_id_).light_state = checks.integer(
         light_state, "VehicleLightState", 0, 2 ** 32 - 1)
     return VOID
