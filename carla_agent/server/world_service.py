@@ -123,6 +123,7 @@ class WorldService:
             "get_vehicle_light_state": partial(actors.get_vehicle_light_state, self),
             "reset_all_traffic_lights": lambda *a: VOID,
             "set_actor_location": partial(actors.set_actor_location, self),
+            "set_actor_target_angular_velocity": partial(vehicles.set_target_angular_velocity, self),
             "set_actor_transform": partial(actors.set_actor_transform, self),  # no traffic lights in the embedded world
             "set_actor_target_velocity": partial(actors.set_actor_target_velocity, self),
             "set_actor_autopilot": partial(actors.set_actor_autopilot, self),
