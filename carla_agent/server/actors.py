@@ -23,9 +23,11 @@ from carla_agent.server.wire import A_BOOL, A_FLOAT, A_INT, A_RGB, A_STRING, act
 
 VEHICLES = ("vehicle.lincoln.mkz_2020", "vehicle.tesla.model3", "vehicle.audi.a2", "vehicle.toyota.prius")
 VEHICLE_EXTENT = (2.45, 1.05, 0.75)  # the ego's bounding-box half sizes, metres
-#: Actor id of the scenario's k-th traffic vehicle (``EmbeddedSimulator.traffic[k]``); stable across
-#: episodes, far above the ids of spawned actors (which count up from 101).
+#: Actor id of the scenario's k-th traffic vehicle (``EmbeddedSimulator.traffic[k]``) in episode 1,
+#: far above the ids of spawned actors (which count up from 101); episode e uses
+#: ``TRAFFIC_ID0 + TRAFFIC_IDS_PER_EPISODE * (e - 1) + k``: new ids after ``load_world``, as CARLA's.
 TRAFFIC_ID0 = 1_000_000
+TRAFFIC_IDS_PER_EPISODE = 10_000
 #: Synthetic ids of static things hit (trees, poles...): they are not actors.
 STATIC_ID0 = 90_000
 
@@ -136,10 +138,10 @@ def _spawn(world, description, transform, parent: int) -> list:
         vehicles.check_room(world, x, y, yaw)
         actor = Actor(_new_id(world), uid, type_id, attributes)
         if world.ego_id is None:  # the first vehicle is the ego: the scenario starts afresh under it
+            world.ego_id = actor.id
             _start_episode(world, (x, y, yaw))
             world.control = VehicleControl()
             world.raw_control = list(vehicles.ZERO_CONTROL)
-            world.ego_id = actor.id
         else:
             actor.state = vehicles.new_state(x, y, yaw)
             world.vehicles[actor.id] = actor
@@ -256,6 +258,13 @@ def set_actor_transform(world, actor_id_, transform, *a):
     return VOID
 
 
+def set_actor_location(world, actor_id_, location, *a):
+    """``actor.set_location``: a teleport keeping the vehicle's heading (ScenarioRunner moves actors so)."""
+    st = vehicles.state_of(world, actor_id(actor_id_))
+    yaw = -math.degrees(st.yaw_rad) if st is not None else 0.0
+    return set_actor_transform(world, actor_id_, [location, [0.0, yaw, 0.0]])
+
+
 def place_ego(world, x, y, yaw, speed_mps: float) -> None:
     """Put the ego at a CARLA-frame pose (m, deg) at ``speed_mps``; in a town, off its corridor, a
     corridor is laid from there."""
@@ -331,6 +340,9 @@ def _vehicle(world, function: str, actor_id_) -> Actor:
 
 
 def set_vehicle_light_state(world, actor_id_, light_state, *a):
+    """``light_state`` is ``rpc::VehicleLightState`` (``[flags]`` on the wire) or the bare flags."""
+    if isinstance(light_state, (list, tuple)) and len(light_state) == 1:
+        light_state = light_state[0]
     _vehicle(world, "set_vehicle_light_state", actor_id_).light_state = checks.integer(
         light_state, "VehicleLightState", 0, 2 ** 32 - 1)
     return VOID
@@ -398,8 +410,16 @@ def apply_control_to_vehicle(world, actor_id_, c, *a):
 def make_traffic_actors(world) -> None:
     """One ``vehicle.<kind>`` actor per scenario vehicle (``vehicle.lead``, ``vehicle.parked``,
     ``vehicle.oncoming``: the embedded kinds, so collision events name the same thing on both
-    backends), ids ``TRAFFIC_ID0 + k``."""
+    backends), ids ``TRAFFIC_ID0 + k`` in the first episode. Each episode has its own ids (the
+    wheel's Traffic Manager keeps actors by id: an old episode's actor under a new episode's id
+    is a dangling one, and it segfaults reading it after ``load_world``)."""
     world.traffic = {}
+    if town_world.is_town(world) and world.ego_id is None:
+        # A town's traffic (parked cars along the ego's corridor) comes with the ego. Before it, the
+        # world has no actors, as a CARLA town after load_world: a Traffic Manager made then (async at
+        # first, as the Leaderboard's) has nothing to look up, so its first update cannot still be
+        # under way in the wheel's load_world, when the wheel has no episode (segfault, see towns.md).
+        return
     road = world.sim.road
     for k, v in enumerate(world.sim.traffic):
         kind = v.box(road).kind
@@ -409,7 +429,8 @@ def make_traffic_actors(world) -> None:
             attr("number_of_wheels", A_INT, "4"),
             attr("base_type", A_STRING, "car"),
         ]
-        actor = Actor(TRAFFIC_ID0 + k, 0, kind, attributes,
+        first = TRAFFIC_ID0 + TRAFFIC_IDS_PER_EPISODE * ((world.episode_id - 1) % 100)
+        actor = Actor(first + k, 0, kind, attributes,
                       extent=(0.5 * v.length_m, 0.5 * v.width_m, 0.5 * v.height_m), vehicle=v)
         world.traffic[actor.id] = actor
 

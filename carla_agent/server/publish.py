@@ -125,7 +125,10 @@ def publish_episode(world) -> None:
         parts.append(ACTOR_RECORD.pack(actor.id, 1, x, y, z, 0.0, yaw, 0.0, 0, 0, 0, 0, 0, 0, 0, 0, 0))
         parts.append(TRAFFIC_LIGHT_DATA.pack(str(actor.light.signal.id).encode(), green, yellow, red, elapsed,
                                              actor.light.pole_index, frozen, state))
-    world.streams.publish(world.episode_stream, b"".join(parts))
+    payload = b"".join(parts)
+    for stream_id in (*world.old_episode_streams, world.episode_stream):
+        world.streams.publish(stream_id, payload)
+    world.reported_episode_id = world.episode_id
 
 
 def publish_collisions(world, sensor: Actor, events) -> None:

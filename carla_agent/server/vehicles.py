@@ -17,7 +17,8 @@ from dataclasses import replace
 from typing import Dict, Iterable, List, Optional, Tuple
 
 from carla_agent.control import VehicleControl
-from carla_agent.server.rpc import RpcError
+from carla_agent.server import checks
+from carla_agent.server.rpc import VOID, RpcError
 from carla_agent.sim.embedded.collision import boxes_overlap
 from carla_agent.sim.embedded.vehicle import VehicleParams, VehicleState, step_vehicle, stopped
 
@@ -186,3 +187,14 @@ def boxes_in_view(world, range_m: float) -> list:
         out.append(VehicleBox(st.x_m, st.y_m, st.yaw_rad, PARAMS.length_m, PARAMS.width_m, PARAMS.height_m,
                               color if len(color) == 3 else (200, 200, 200), world.sim.s, kind="vehicle.car"))
     return out
+
+
+def set_target_angular_velocity(world, actor_id, velocity, *a):
+    """``actor.set_target_angular_velocity``: only a stop (0, 0, 0) is taken, which ScenarioRunner's
+    ``ActorTransformSetter`` sends when it places a car; the embedded vehicles turn by their steering
+    alone, so any other value is refused by name."""
+    w = checks.velocity(velocity, "target angular velocity")
+    if any(abs(c) > 1e-6 for c in w):
+        raise RpcError(f"the embedded server cannot set an angular velocity ({w}) on actor {actor_id}: its "
+                       "vehicles turn by their steering only; only (0, 0, 0) is taken")
+    return VOID

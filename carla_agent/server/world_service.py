@@ -52,8 +52,11 @@ class WorldService:
         self.seed = seed
         self.streams: Optional[StreamServer] = None
         self.episode_id = 1
+        self.reported_episode_id = 1  # what get_episode_info says (see there)
         #: The episode state's stream: a new one for each episode (see ``load_new_episode``).
         self.episode_stream = EPISODE_STREAM
+        #: Earlier episodes' streams that still have subscribers: they get the new episode's state too.
+        self.old_episode_streams: list = []
         self.frame = 0
         self.elapsed_s = 0.0
         self.sync = False
@@ -113,6 +116,9 @@ class WorldService:
             "get_spectator": lambda *a: actor_wire(actors.spectator(self), self.token),
             "get_weather_parameters": partial(weather.get_weather_parameters, self),
             "set_weather_parameters": partial(weather.set_weather_parameters, self),
+            # the wheel sends it with every set_weather (CARLA's day-night cycle, a Large Map thing):
+            # the embedded weather never cycles, so there is nothing to switch
+            "update_day_night_cycle": lambda active=False, *a: VOID,
             "apply_batch": partial(batch.apply_batch, self),
             # Traffic Manager bookkeeping (the TM itself runs in the client)
             "is_traffic_manager_running": lambda port, *a: _tm_port(port) in self._tms,
@@ -122,6 +128,8 @@ class WorldService:
             "set_actor_simulate_physics": partial(actors.set_actor_simulate_physics, self),
             "set_vehicle_light_state": partial(actors.set_vehicle_light_state, self),
             "get_vehicle_light_state": partial(actors.get_vehicle_light_state, self),
+            "set_actor_location": partial(actors.set_actor_location, self),
+            "set_actor_target_angular_velocity": partial(vehicles.set_target_angular_velocity, self),
             "set_actor_transform": partial(actors.set_actor_transform, self),  # no traffic lights in the embedded world
             "set_actor_target_velocity": partial(actors.set_actor_target_velocity, self),
             "set_actor_autopilot": partial(actors.set_actor_autopilot, self),
@@ -200,7 +208,11 @@ class WorldService:
         return self.streams.token(stream_id, self.local_host(self._cid))
 
     def get_episode_info(self, *a) -> list:
-        return [self.episode_id, [self.token(self.episode_stream)]]  # Token = [bin24]
+        """``[id, token]``. Right after ``load_world`` the id is still the old episode's until the new
+        one has sent a state, as on a CARLA server that loads the map over the next frames: the wheel
+        makes its new episode with this id and then sees the id change on the stream, which is what
+        resets its Traffic Manager (else the TM keeps the old episode's actors and segfaults)."""
+        return [self.reported_episode_id, [self.token(self.episode_stream)]]  # Token = [bin24]
 
     def get_sensor_token(self, stream_id, *a) -> list:
         sid = actors.actor_id(stream_id)
@@ -298,15 +310,25 @@ class WorldService:
             actors.destroy_actor(self, actor_id)
         self.scenario = scenario
         self.sim.reset(scenario, self.seed)
+        self.reported_episode_id = self.episode_id
+        self.episode_id += 1
         actors.make_traffic_actors(self)
         if reset_settings:
             self.sync, self.sync_owner, self.fixed_delta, self.no_rendering = False, None, None, False
-        self.episode_id += 1
         # A fresh stream for the new episode: the wheel drops the old episode (unsubscribing its stream
         # by id) only when the last reference to it goes, which may be after the new episode subscribed;
         # with one stream id for both, that kills the new subscription mid-connect (a use-after-free
         # in the wheel's streaming client: segfault, seen with a Traffic Manager holding the old episode).
-        self.streams.unregister(self.episode_stream)
+        # The old stream is kept open and fed the new episode's state (a real CARLA server has one stream
+        # for all episodes): that is how the wheel's old episode sees the episode id change (and resets
+        # its Traffic Manager); closing it made the wheel reconnect to a stream that was gone while the
+        # Traffic Manager tore it down (segfault in load_world with a synchronous TM, as the Leaderboard's).
+        kept = [s for s in self.old_episode_streams + [self.episode_stream] if self.streams.has_subscribers(s)]
+        for s in set(self.old_episode_streams + [self.episode_stream]) - set(kept):
+            self.streams.unregister(s)
+        self.old_episode_streams = kept[-8:]
+        for s in kept[:-8]:
+            self.streams.unregister(s)
         self.episode_stream = EPISODE_STREAM_BASE + self.episode_id
         self.streams.register(self.episode_stream)
         log.info("loaded %s (episode %d)", scenario.name, self.episode_id)
