@@ -100,6 +100,32 @@ def test_the_agent_config_names_the_file_and_the_field(tmp_path):
         load_agent_config(str(bad))
 
 
+def test_the_radar_finds_the_car_in_the_lane_not_the_road_or_the_kerb():
+    from carla_agent.leaderboard.radar import lead_from_radar
+
+    # depth, altitude, azimuth, velocity (the Leaderboard's column order)
+    points = np.array([
+        [30.0, 0.02, 0.01, -2.0],                   # a car 30 m ahead in the lane, closing at 2 m/s
+        [12.0, 0.01, math.atan2(3.5, 12.0), 0.0],   # a parked car in the next lane: 3.5 m sideways
+        [8.0, -0.12, 0.0, -10.0],                   # the road surface, below the horizon
+        [0.3, 0.0, 0.0, 0.0],                       # the car's own bumper
+    ])
+    gap, speed = lead_from_radar(points, ego_speed_mps=10.0, sensor_ahead_m=-0.15)
+    assert gap == pytest.approx(30.0 * math.cos(0.01) - 0.15) and speed == pytest.approx(8.0)
+    assert lead_from_radar(points[1:], 10.0) == (None, None)
+    assert lead_from_radar(None, 10.0) == (None, None)
+
+
+def test_runs_go_beside_the_evaluators_checkpoint(tmp_path, monkeypatch):
+    from carla_agent.leaderboard.config import AgentConfig
+
+    monkeypatch.setattr(sys, "argv", ["leaderboard_evaluator.py", "--checkpoint", str(tmp_path / "r" / "results.json")])
+    assert AgentConfig().out_dir() == tmp_path / "r" / "carla_agent_runs"
+    monkeypatch.setattr(sys, "argv", ["x", f"--checkpoint={tmp_path / 'q.json'}"])
+    assert AgentConfig().out_dir() == tmp_path / "carla_agent_runs"
+    assert AgentConfig(out=str(tmp_path / "mine")).out_dir() == tmp_path / "mine"
+
+
 # -- the evaluator's calling sequence against serve ---------------------------------------------
 def _leaderboard_base():
     """The real Leaderboard base class where installed, else a stand-in for it only."""
@@ -220,13 +246,17 @@ def test_the_evaluator_calling_sequence_drives_a_served_town_route(stub_base, tm
             if spec["type"] == "sensor.camera.rgb":
                 for k, v in (("image_size_x", spec["width"]), ("image_size_y", spec["height"]), ("fov", spec["fov"])):
                     sbp.set_attribute(k, str(v))
+            if spec["type"] == "sensor.other.radar":  # as AgentWrapper sets it
+                for k, v in (("horizontal_fov", spec["horizontal_fov"]), ("vertical_fov", spec["vertical_fov"]),
+                             ("points_per_second", 1500), ("range", 100)):
+                    sbp.set_attribute(k, str(v))
             tf = carla.Transform(carla.Location(x=spec["x"], y=spec["y"], z=spec["z"]),
                                  carla.Rotation(pitch=spec.get("pitch", 0.0), yaw=spec.get("yaw", 0.0)))
             actor = world.spawn_actor(sbp, tf, attach_to=hero)
             sensors.append(actor)
             spawned_ids.add(spec["id"])
             actor.listen(lambda d, tag=spec["id"]: data.put((tag, d)))
-        assert "rgb_front" in spawned_ids
+        assert {"rgb_front", "gnss", "imu", "radar"} <= spawned_ids  # serve offers every sensor the agent asks for
 
         start_loc = hero.get_location()
         controls, offsets = [], []
@@ -241,6 +271,9 @@ def test_the_evaluator_calling_sequence_drives_a_served_town_route(stub_base, tm
                     inputs[tag] = (d.frame, np.frombuffer(d.raw_data, np.uint8).reshape(d.height, d.width, 4).copy())
                 elif tag == "gnss":
                     inputs[tag] = (d.frame, np.array([d.latitude, d.longitude, d.altitude]))
+                elif tag == "radar":  # the Leaderboard's callback: CARLA's layout, columns reversed
+                    pts = np.frombuffer(d.raw_data, np.float32).reshape(-1, 4)
+                    inputs[tag] = (d.frame, np.flip(pts, 1).copy())
                 elif tag == "imu":
                     inputs[tag] = (d.frame, np.array([d.accelerometer.x, d.accelerometer.y, d.accelerometer.z,
                                                       d.gyroscope.x, d.gyroscope.y, d.gyroscope.z, d.compass]))

@@ -6,7 +6,7 @@ Example (every key optional; paths relative to the file)::
     method: visual_backprop      # the saliency method the HUD and the live video show
     hud: false                   # a pygame window with the camera and the map, live
     record: true                 # a drive log, an attention video and a report per route
-    out: results/carla_agent     # where they go (default: beside $CHECKPOINT_ENDPOINT, else runs/leaderboard)
+    out: results/carla_agent     # where they go (default: beside the evaluator's --checkpoint file, else runs/leaderboard)
     target_speed_kmh: 25
     camera: {image_size_x: 480, image_size_y: 270, fov: 90, x_m: 0.8, z_m: 1.5, pitch_deg: -8}
 
@@ -16,6 +16,7 @@ Bad values get one line naming the file, the field and the range, as scenario fi
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Optional, Tuple
@@ -51,10 +52,20 @@ class AgentConfig:
         """Where runs go: ``out``, else beside the Leaderboard's results file, else ``runs/leaderboard``."""
         if self.out:
             return Path(self.out)
-        endpoint = os.environ.get("CHECKPOINT_ENDPOINT")
+        endpoint = _checkpoint_arg(sys.argv) or os.environ.get("CHECKPOINT_ENDPOINT")
         if endpoint:
             return Path(endpoint).resolve().parent / "carla_agent_runs"
         return Path("runs") / "leaderboard"
+
+
+def _checkpoint_arg(argv) -> Optional[str]:
+    """The evaluator's ``--checkpoint`` (the agent runs in its process), or None."""
+    for k, arg in enumerate(argv):
+        if arg.startswith("--checkpoint="):
+            return arg.split("=", 1)[1] or None
+        if arg == "--checkpoint" and k + 1 < len(argv):
+            return argv[k + 1]
+    return None
 
 
 def load_agent_config(path: Optional[str]) -> AgentConfig:

@@ -71,6 +71,8 @@ class SensorFrame:
         xy_m: the GNSS fix in CARLA's frame (x, y metres), or None.
         yaw_deg: CARLA yaw from the IMU's compass, or None.
         truth_pose: ``(x_m, y_m, yaw_deg)`` of the hero from the evaluator, for the log only, or None.
+        lead: ``(gap_m, speed_mps)`` of the car ahead from the radar
+            (:func:`~carla_agent.leaderboard.radar.lead_from_radar`), or ``(None, None)``.
     """
 
     frame: int
@@ -80,6 +82,7 @@ class SensorFrame:
     xy_m: Optional[Tuple[float, float]] = None
     yaw_deg: Optional[float] = None
     truth_pose: Optional[Tuple[float, float, float]] = None
+    lead: Tuple[Optional[float], Optional[float]] = (None, None)
 
 
 class RouteDriver:
@@ -175,7 +178,8 @@ class RouteDriver:
         truth = GroundTruth(lateral_offset_m=offset, heading_error_rad=0.0, route_s_m=fix.s_m,
                             route_length_m=self.follower.length_m,
                             route_ahead=self.follower.ahead(x, y, yaw, AHEAD_M),
-                            speed_limit_mps=self.scenario.target_speed_mps)
+                            speed_limit_mps=self.scenario.target_speed_mps,
+                            lead_distance_m=s.lead[0], lead_speed_mps=s.lead[1])
         extra = {"command": fix.command} if "command" in {f.name for f in dataclasses.fields(Observation)} else {}
         if self._tick:
             self._t_s += dt_s

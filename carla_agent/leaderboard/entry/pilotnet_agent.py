@@ -34,9 +34,12 @@ import numpy as np
 from carla_agent.leaderboard.config import load_agent_config
 from carla_agent.leaderboard.driver import LeaderboardWorld, RouteDriver, SensorFrame
 from carla_agent.leaderboard.geo import gps_to_location, solve_reference
+from carla_agent.leaderboard.radar import lead_from_radar
 from carla_agent.sim.carla_backend.client import import_carla
 
-CAMERA_ID, GNSS_ID, IMU_ID, SPEED_ID = "rgb_front", "gnss", "imu", "speed"
+CAMERA_ID, GNSS_ID, IMU_ID, SPEED_ID, RADAR_ID = "rgb_front", "gnss", "imu", "speed", "radar"
+#: [m] the radar sits here on the car (x ahead of its centre, z up); the front bumper is 2.45 m ahead.
+RADAR_X_M, RADAR_Z_M, BUMPER_X_M = 2.3, 1.0, 2.45
 
 
 def get_entry_point() -> str:
@@ -72,6 +75,8 @@ class PilotNetAgent(AutonomousAgent):
             {"type": "sensor.other.gnss", "x": 0.0, "y": 0.0, "z": 0.0, "id": GNSS_ID},
             {"type": "sensor.other.imu", "x": 0.0, "y": 0.0, "z": 0.0, "roll": 0.0, "pitch": 0.0, "yaw": 0.0,
              "id": IMU_ID},
+            {"type": "sensor.other.radar", "x": RADAR_X_M, "y": 0.0, "z": RADAR_Z_M, "roll": 0.0, "pitch": 0.0,
+             "yaw": 0.0, "horizontal_fov": 30, "vertical_fov": 10, "id": RADAR_ID},
             {"type": "sensor.speedometer", "reading_frequency": 20, "id": SPEED_ID},
         ]
 
@@ -95,8 +100,10 @@ class PilotNetAgent(AutonomousAgent):
             compass = float(input_data[IMU_ID][1][-1])
             yaw = None if math.isnan(compass) else math.degrees(compass) - 90.0  # compass 0: north (-y)
         speed = float(input_data[SPEED_ID][1]["speed"]) if SPEED_ID in input_data else 0.0
+        radar = input_data[RADAR_ID][1] if RADAR_ID in input_data else None
+        lead = lead_from_radar(radar, speed, RADAR_X_M - BUMPER_X_M)
         control = self.driver.step(SensorFrame(int(frame), float(timestamp), np.ascontiguousarray(bgra[:, :, 2::-1]),
-                                               speed, xy, yaw, _hero_pose()))
+                                               speed, xy, yaw, _hero_pose(), lead))
         carla = import_carla()
         return carla.VehicleControl(throttle=float(control.throttle), steer=float(control.steer),
                                     brake=float(control.brake), hand_brake=bool(control.hand_brake),
