@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from served_world import start_server, stop_server
+
 pytest.importorskip("carla")
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -26,38 +28,34 @@ SCRIPT = """
 import sys
 sys.path.insert(0, "tests")
 import carla
-from served_world import start_server, stop_server
-proc, port = start_server(town="grid_small")
-try:
-    c = carla.Client("127.0.0.1", port)
-    c.set_timeout(30.0)
-    c.get_world().apply_settings(carla.WorldSettings(synchronous_mode=True, fixed_delta_seconds=0.05,
-                                                  deterministic_ragdolls=True, spectator_as_ego=False))
-    tm = c.get_trafficmanager(8000 + port % 1000)
-    tm.set_synchronous_mode(True)
-    tm.set_hybrid_physics_mode(True)
-    names = []
-    for town in ("grid_small", "ring_multilane"):
-        w = c.load_world(town, reset_settings=False)
-        st = w.get_settings()  # the evaluator's Large Map settings: a SetEpisodeSettings, which ticks the TM
-        st.tile_stream_distance = 650
-        st.actor_active_distance = 650
-        w.apply_settings(st)
-        w.reset_all_traffic_lights()
+port = int(sys.argv[1])
+c = carla.Client("127.0.0.1", port)
+c.set_timeout(30.0)
+c.get_world().apply_settings(carla.WorldSettings(synchronous_mode=True, fixed_delta_seconds=0.05,
+                                              deterministic_ragdolls=True, spectator_as_ego=False))
+tm = c.get_trafficmanager(8000 + port % 1000)
+tm.set_synchronous_mode(True)
+tm.set_hybrid_physics_mode(True)
+names = []
+for town in ("grid_small", "ring_multilane"):
+    w = c.load_world(town, reset_settings=False)
+    st = w.get_settings()  # the evaluator's Large Map settings: a SetEpisodeSettings, which ticks the TM
+    st.tile_stream_distance = 650
+    st.actor_active_distance = 650
+    w.apply_settings(st)
+    w.reset_all_traffic_lights()
+    w.tick()
+    names.append(w.get_map().name.split("/")[-1])
+    bp = w.get_blueprint_library().find("vehicle.lincoln.mkz_2020")
+    bp.set_attribute("role_name", "hero")
+    hero = w.spawn_actor(bp, w.get_map().get_spawn_points()[0])
+    hero.set_autopilot(True, tm.get_port())
+    for _ in range(20):
         w.tick()
-        names.append(w.get_map().name.split("/")[-1])
-        bp = w.get_blueprint_library().find("vehicle.lincoln.mkz_2020")
-        bp.set_attribute("role_name", "hero")
-        hero = w.spawn_actor(bp, w.get_map().get_spawn_points()[0])
-        hero.set_autopilot(True, tm.get_port())
-        for _ in range(20):
-            w.tick()
-    left = [a.id for a in c.get_world().get_actors().filter("vehicle.*") if a.attributes.get("role_name") == "hero"]
-    print("RESULT", ",".join(names), len(left), flush=True)
-finally:
-    stop_server(proc)
+left = [a.id for a in c.get_world().get_actors().filter("vehicle.*") if a.attributes.get("role_name") == "hero"]
+print("RESULT", ",".join(names), len(left), flush=True)
 import os
-os._exit(0)  # the TM's client thread would abort the process once the server is gone
+os._exit(0)  # the TM's client thread would abort the process once the server goes
 """
 
 
@@ -69,7 +67,12 @@ def test_load_world_with_a_synchronous_traffic_manager_as_the_leaderboard_does()
     held the old episode id, 2 tries in 3 crashed."""
     crashes = []
     for attempt in range(4):
-        out = subprocess.run([sys.executable, "-c", SCRIPT], cwd=ROOT, capture_output=True, text=True, timeout=280)
+        proc, port = start_server(town="grid_small")  # here, so that a client dying by a signal leaves no server
+        try:
+            out = subprocess.run([sys.executable, "-c", SCRIPT, str(port)], cwd=ROOT, capture_output=True, text=True,
+                                 timeout=280)
+        finally:
+            stop_server(proc)
         if out.returncode < 0:
             crashes.append(f"try {attempt}: signal {-out.returncode}: {out.stderr[-300:]}")
             continue
