@@ -163,3 +163,34 @@ def test_every_saliency_method_explains_the_branch_that_drives(branched, images)
         assert maps[0].shape == maps[1].shape and np.all(np.isfinite(maps[0])), name
         if name in ("gradient", "gradient_signed", "integrated_gradients", "smoothgrad", "occlusion"):
             assert not np.allclose(maps[0], maps[1]), name  # the other branch explains differently
+
+
+def _waypoints(points, junction):
+    from types import SimpleNamespace as NS
+
+    out = []
+    for k, (x, y) in enumerate(points):
+        nx, ny = points[min(k + 1, len(points) - 1)] if k + 1 < len(points) else (2 * x - points[k - 1][0],
+                                                                                    2 * y - points[k - 1][1])
+        yaw = float(np.degrees(np.arctan2(ny - y, nx - x)))
+        out.append(NS(transform=NS(location=NS(x=x, y=y, z=0.0), rotation=NS(yaw=yaw)), lane_width=3.5,
+                      road_id=1, lane_id=-1, is_junction=junction(k)))
+    return out
+
+
+@pytest.mark.parametrize("side, want", [(1, RIGHT), (-1, LEFT), (0, STRAIGHT)])
+def test_the_carla_route_gives_each_junction_its_command(side, want):
+    """CARLA's frame: x east, y south, yaw clockwise; eastbound, a turn to +y (south) is a right turn."""
+    from carla_agent.sim.carla_backend.route import Route
+
+    pts = [(float(x), 0.0) for x in range(60)]  # 60 m east, then a 10 m radius quarter turn (or straight on)
+    for a in np.linspace(0, np.pi / 2, 16)[1:]:
+        pts.append((59 + 10 * np.sin(a), side * 10 * (1 - np.cos(a))) if side else (59 + 10 * a, 0.0))
+    x_end, y_end = pts[-1]
+    for k in range(1, 40):
+        pts.append((x_end, y_end + side * k) if side else (x_end + k, 0.0))
+    route = Route(_waypoints(pts, lambda k: 60 <= k < 75))
+    assert [j[2] for j in route.junctions] == [want]
+    s_in = route.junctions[0][0]
+    assert route.command_at(s_in - 30.0) == FOLLOW and route.command_at(s_in - 10.0) == want
+    assert route.command_at(route.junctions[0][1] + 5.0) == FOLLOW
