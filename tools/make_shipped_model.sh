@@ -8,13 +8,15 @@
 # It fine-tunes from the shipped model's own weights (conv trunk shared; its lane-keeping head
 # copied into every branch), so it needs the current carla_agent/models/pilotnet.keras; the
 # very first plain model came from the single-road recipe in git history (this file before the
-# towns). About 25 minutes of collection and training on a 2-core CPU.
+# towns). About 55 minutes of collection and training on a busy 2-core CPU.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 py() { nice -n 5 python3 -m carla_agent "$@"; }
 OUT=data/cmd
 BASE=${BASE:-carla_agent/models/pilotnet.keras}
 EPOCHS=${EPOCHS:-5}
+EPOCHS_LATER=${EPOCHS_LATER:-3}
+ROUNDS=${ROUNDS:-2}
 rm -rf "$OUT"
 mkdir -p "$OUT"
 cp "$BASE" "$OUT/base.keras"; cp "${BASE%.keras}.json" "$OUT/base.json"
@@ -34,13 +36,21 @@ step collect_road py collect --scenarios "$ROADS" --out "$OUT/road" --episodes 1
 # 4. Fine-tune the branched model from the plain one.
 step train_first py train --data "$OUT/town,$OUT/road" --out "$OUT/first/pilotnet.keras" --commands on \
     --init-from "$OUT/base.keras" --learning-rate 3e-4 --turn-repeat 2 --epochs "$EPOCHS" --patience 3
-# 5. DAgger: the first branched model drives the towns (plus noise), the expert labels.
-step collect_dagger py collect --scenarios "$TOWNS,$ROUTES" --out "$OUT/dagger" --episodes 1 --seed 500 \
-    --driver-model "$OUT/first/pilotnet.keras" --quiet
-# 6. The candidate, on all three, from the first branched model.
-step train_final py train --data "$OUT/town,$OUT/road,$OUT/dagger" --out "$OUT/final/pilotnet.keras" \
-    --commands on --init-from "$OUT/first/pilotnet.keras" --learning-rate 2e-4 --turn-repeat 2 \
-    --epochs "$EPOCHS" --patience 3
+# 5. DAgger, ROUNDS times: the latest branched model drives the towns (plus noise), the expert labels,
+#    and the next model is fine-tuned from it on everything collected so far.
+DATA="$OUT/town,$OUT/road"
+PREV="$OUT/first/pilotnet.keras"
+for r in $(seq 1 "$ROUNDS"); do
+    step "collect_dagger$r" py collect --scenarios "$TOWNS,$ROUTES" --out "$OUT/dagger$r" --episodes 1 \
+        --seed $((400 + 100 * r)) --driver-model "$PREV" --quiet
+    DATA="$DATA,$OUT/dagger$r"
+    step "train_round$r" py train --data "$DATA" --out "$OUT/round$r/pilotnet.keras" --commands on \
+        --init-from "$PREV" --learning-rate 2e-4 --turn-repeat 2 --epochs $((r == 1 ? EPOCHS : EPOCHS_LATER)) \
+        --patience 3
+    PREV="$OUT/round$r/pilotnet.keras"
+done
+# 6. The candidate: the last round's model.
+rm -rf "$OUT/final"; cp -r "$(dirname "$PREV")" "$OUT/final"
 # 7. The gate: every single-road scenario at 100 % autonomy; the towns' figures are reported.
 step table_roads nice python3 tools/scenario_table.py --model "$OUT/final/pilotnet.keras" --scenarios "$ROADS" \
     --json "$OUT/roads.json" > "$OUT/roads.md" || true
