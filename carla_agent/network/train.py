@@ -315,7 +315,9 @@ def train(dataset_dir: str | Path, out_path: str | Path, *, epochs: int = 30, ba
     curves_path = out_path.with_name(f"{out_path.stem}_training_curves.png")
     metrics_path = out_path.with_name(f"{out_path.stem}_metrics.json")
     side_path = sidecar_path(out_path)
-    model.save(out_path)
+    export = keras.models.clone_model(model)  # uncompiled: the file holds no optimizer state (a third the size)
+    export.set_weights(model.get_weights())
+    export.save(out_path)
 
     metrics: Dict[str, Any] = {
         "model": str(out_path),
