@@ -16,7 +16,7 @@ OUT=data/cmd
 BASE=${BASE:-carla_agent/models/pilotnet.keras}
 EPOCHS=${EPOCHS:-5}
 EPOCHS_LATER=${EPOCHS_LATER:-3}
-ROUNDS=${ROUNDS:-2}
+ROUNDS=${ROUNDS:-1}
 rm -rf "$OUT"
 mkdir -p "$OUT"
 cp "$BASE" "$OUT/base.keras"; cp "${BASE%.keras}.json" "$OUT/base.json"
