@@ -8,7 +8,7 @@
 # It fine-tunes from the shipped model's own weights (conv trunk shared; its lane-keeping head
 # copied into every branch), so it needs the current carla_agent/models/pilotnet.keras; the
 # very first plain model came from the single-road recipe in git history (this file before the
-# towns). About 55 minutes of collection and training on a busy 2-core CPU.
+# towns). About 37 minutes of collection and training on a busy 2-core CPU (ROUNDS=2: 20 more).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 py() { nice -n 5 python3 -m carla_agent "$@"; }
