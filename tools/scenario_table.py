@@ -20,9 +20,14 @@ from carla_agent.sim.scenario import load_scenario, shipped_scenarios  # noqa: E
 from carla_agent.network.steering_model import SteeringModel  # noqa: E402
 
 
+#: Weather of each scenario driven by :func:`drive_all` (route scenarios given as paths too).
+WEATHERS: dict = {}
+
+
 def drive_all(model_path: str, seed: int = 0, names=None):
     model = SteeringModel.load(model_path)
     rows = []
+    WEATHERS.clear()
     for name in names or shipped_scenarios().names():
         sc = load_scenario(name)
         if sc.backend != "embedded":
@@ -30,6 +35,7 @@ def drive_all(model_path: str, seed: int = 0, names=None):
         with EmbeddedSimulator() as sim:
             m = Runner(sim, NetworkAgent(model, sc.target_speed_mps), sc, seed=seed).run()
         rows.append(m)
+        WEATHERS[m.scenario] = sc.weather.preset
         print(f"  {name}: autonomy {m.autonomy_pct:.1f} %, mean |offset| {m.mean_abs_offset_m:.3f} m",
               file=sys.stderr)
     return rows
@@ -40,7 +46,7 @@ def markdown(rows) -> str:
             "lane invasions | collisions | route % |\n|---|---|---|---|---|---|---|---|---|")
     lines = [head]
     for m in rows:
-        weather = load_scenario(m.scenario).weather.preset
+        weather = WEATHERS.get(m.scenario) or load_scenario(m.scenario).weather.preset
         lines.append(f"| {m.scenario} | {weather} | {m.autonomy_pct:.1f} | {m.interventions} | "
                      f"{m.mean_abs_offset_m:.3f} | {m.max_abs_offset_m:.2f} | {m.lane_invasions} | "
                      f"{m.collisions} | {m.route_completion_pct:.0f} |")

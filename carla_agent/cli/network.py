@@ -35,6 +35,14 @@ def add_parsers(sub) -> None:
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--patience", type=int, default=5)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--learning-rate", type=float, default=1e-3)
+    p.add_argument("--commands", choices=("auto", "on", "off"), default="auto",
+                   help="the branched PilotNet with a route-command input: auto (default) when the data has "
+                        "junction commands (town routes)")
+    p.add_argument("--init-from", default=None, metavar="MODEL",
+                   help="fine-tune: start from this .keras PilotNet's weights (its head goes into every branch)")
+    p.add_argument("--turn-repeat", type=int, default=1, metavar="K",
+                   help="frames with a junction command appear K times per epoch (default 1)")
     p.set_defaults(func=train)
 
     p = sub.add_parser("methods", help="list the saliency methods")
@@ -75,7 +83,8 @@ def train(args) -> int:
 
     check_out(args.out, "file")
     metrics = train_model(args.data, args.out, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
-                          patience=args.patience)
+                          patience=args.patience, learning_rate=args.learning_rate, commands=args.commands,
+                          init_from=args.init_from, turn_repeat=args.turn_repeat)
     out(json.dumps(metrics, indent=2, default=str))
     return 0
 

@@ -101,6 +101,19 @@ def _non_finite(model, outputs: np.ndarray, frame: int) -> ModelError:
                       "or pass another --model")
 
 
+def check_takes_command(scenario, agent) -> None:
+    """Refuse, before driving, a network without a ``command`` input on a town route (it cannot know
+    which way to turn at a junction). One line naming the model file, the scenario and the fix."""
+    model = getattr(agent, "model", None)
+    if model is None or getattr(scenario, "town", None) is None or getattr(model, "takes_command", False):
+        return
+    where = getattr(model, "path", None) or "the model"
+    raise ModelError(f"{where}: has no 'command' input, but scenario '{scenario.name}' ({scenario.source}) is a "
+                     f"route through town '{scenario.town}' that needs the route's command at junctions; drive it "
+                     "with a command-conditioned model (the shipped one, see README 'Training the model') or "
+                     "pick a single-road scenario")
+
+
 class NetworkAgent:
     """Drives with a :class:`~carla_agent.network.steering_model.SteeringModel`.
 
@@ -124,6 +137,9 @@ class NetworkAgent:
             reset()
 
     def run_step(self, obs: Observation) -> Decision:
+        set_command = getattr(self.model, "set_command", None)
+        if set_command is not None:  # the branch of the route's command drives (and is explained)
+            set_command(obs.command)
         x = self.model.preprocessing(obs.image)[None]
         attention = None
         if self.explainer is not None:

@@ -12,7 +12,7 @@ import logging
 from dataclasses import dataclass
 from typing import Callable, List, Optional, Sequence, Tuple
 
-from carla_agent.drive.agent import Agent
+from carla_agent.drive.agent import Agent, check_takes_command
 from carla_agent.drive.metrics import DriveMetrics
 from carla_agent.drive.runner import Runner, RunnerHook
 from carla_agent.sim.simulator import Simulator, make_simulator
@@ -57,6 +57,7 @@ def drive_scenario(scenario, agent: Agent, *, sim: Optional[Simulator] = None, b
             simulator and hooks (the HUD's BACKSPACE). Ctrl-C never restarts.
         max_episodes: a safety limit on restarts.
     """
+    check_takes_command(scenario, agent)
     if sim is None:
         with make_simulator(backend or scenario.backend, **dict(backend_options or {})) as own:
             return _episodes(own, scenario, agent, seed, duration_s, hooks, intervention_m, restart, max_episodes)

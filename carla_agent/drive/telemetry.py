@@ -7,6 +7,8 @@ import math
 from dataclasses import dataclass
 from typing import Any, Mapping, Optional
 
+from carla_agent.sim.routing.road_option import RoadOption
+
 
 @dataclass(frozen=True)
 class DriveTelemetry:
@@ -23,6 +25,7 @@ class DriveTelemetry:
         lateral_offset_m: [m] distance from the lane centre, + = right.
         interventions: interventions so far this episode.
         row: row index in the drive log (0 live).
+        command: the route's command, a RoadOption value (4 LANEFOLLOW; 1 LEFT, 2 RIGHT, 3 STRAIGHT).
     """
 
     frame: int
@@ -36,6 +39,15 @@ class DriveTelemetry:
     lateral_offset_m: float = 0.0
     interventions: int = 0
     row: int = 0
+    command: int = 4
+
+    @property
+    def command_name(self) -> str:
+        """``LANEFOLLOW``, ``LEFT``, ``RIGHT``, ``STRAIGHT`` (``VOID``...; unknown values as LANEFOLLOW)."""
+        try:
+            return RoadOption(int(self.command)).name
+        except ValueError:
+            return RoadOption.LANEFOLLOW.name
 
     @classmethod
     def from_record(cls, record: Any) -> "DriveTelemetry":
@@ -45,7 +57,7 @@ class DriveTelemetry:
                    steer_predicted=record.decision.predicted_steer, steer_applied=record.control.steer,
                    steer_expert=obs.truth.expert_steer, throttle=record.control.throttle,
                    brake=record.control.brake, lateral_offset_m=obs.truth.lateral_offset_m,
-                   interventions=record.interventions)
+                   interventions=record.interventions, command=int(getattr(obs, "command", 4)))
 
     @classmethod
     def from_row(cls, row: Mapping) -> "DriveTelemetry":
@@ -63,4 +75,5 @@ class DriveTelemetry:
         return cls(frame=int(row.get("frame", 0)), sim_time_s=f("sim_time_s"), speed_mps=f("speed_mps"),
                    steer_predicted=f("predicted_steer"), steer_applied=f("steer"), steer_expert=expert,
                    throttle=f("throttle"), brake=f("brake"), lateral_offset_m=f("lateral_offset_m"),
-                   interventions=int(f("interventions")), row=int(row.get("i", 0)))
+                   interventions=int(f("interventions")), row=int(row.get("i", 0)),
+                   command=int(f("command", 4)))

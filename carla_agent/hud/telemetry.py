@@ -132,6 +132,7 @@ def text_rows(t: Telemetry) -> List[TextRow]:
     rows = [
         TextRow("scenario", t.scenario),
         TextRow("weather", t.weather),
+        TextRow("command", t.command_name, "text" if t.command == 4 else "offset"),
         TextRow("sim time", f"{t.sim_time_s:6.2f} s fr {t.frame}"),
         TextRow("speed factor", speed_text(t)),
         TextRow("speed", f"{t.speed_mps * 3.6:5.1f} km/h"),

@@ -1,5 +1,9 @@
 """``collect``: drive the noisy expert through scenarios and write a training dataset.
 
+Every frame is written with the route's command (``Observation.command``:
+LEFT, RIGHT or STRAIGHT before and through a town route's junctions,
+LANEFOLLOW elsewhere and on single roads).
+
 Noise injection follows NVIDIA's recipe: the applied steering is perturbed by
 smooth pulses, the label is the expert's clean command, so the data shows how
 to recover from off-centre positions.
@@ -48,7 +52,8 @@ def collect(scenarios: Sequence[str], out_dir: str | Path, *, episodes: int = 2,
     loaded = [load_scenario(s) for s in scenarios]
     total = sum(int((duration_s or sc.duration_s) / sc.dt_s) for sc in loaded) * episodes
     meta = {"scenarios": [sc.name for sc in loaded], "episodes": episodes, "seed": seed,
-            "noise": None if noise is None else noise.__dict__, "backend": backend}
+            "noise": None if noise is None else noise.__dict__, "backend": backend,
+            "command": "per frame, RoadOption value (array 'command')"}
     stats = {"frames": 0, "episodes": 0, "interventions": 0}
     model = None
     if driver_model is not None:
@@ -104,7 +109,8 @@ class DaggerAgent:
 
     def run_step(self, obs) -> Decision:
         decision = self.expert.run_step(obs)
-        steer = self.model.predict(obs.image).steer + (decision.control.steer - decision.predicted_steer)
+        steer = self.model.predict(obs.image, command=obs.command).steer + (decision.control.steer
+                                                                             - decision.predicted_steer)
         return replace(decision, control=replace(decision.control, steer=float(np.clip(steer, -1, 1))))
 
 
@@ -148,5 +154,6 @@ class _WriteFrames(RunnerHook):
         self.writer.add(self.preprocessing.crop_resize(obs.image), steer=label,
                         applied_steer=applied, throttle=record.control.throttle,
                         speed_mps=obs.speed_mps, lateral_offset_m=obs.truth.lateral_offset_m,
-                        heading_error_rad=obs.truth.heading_error_rad, episode=self.episode)
+                        heading_error_rad=obs.truth.heading_error_rad, episode=self.episode,
+                        command=obs.command)
         self.bar.update(1)

@@ -15,7 +15,10 @@ Arrays in each shard (N rows):
 * ``applied_steer``, ``throttle``, ``speed_mps``, ``lateral_offset_m``,
   ``heading_error_rad``: ``(N,)`` float32;
 * ``episode``: ``(N,)`` int32 episode index, for a split that keeps
-  neighbouring frames on one side.
+  neighbouring frames on one side;
+* ``command``: ``(N,)`` int32 route command of the frame, a
+  :class:`~carla_agent.sim.routing.road_option.RoadOption` value (4, LANEFOLLOW,
+  on single roads; datasets written before it existed read as all 4).
 """
 
 from __future__ import annotations
@@ -31,7 +34,10 @@ from carla_agent.errors import DatasetError
 from carla_agent.network.preprocess import Preprocessing
 
 ARRAYS = ("images", "steer", "applied_steer", "throttle", "speed_mps",
-          "lateral_offset_m", "heading_error_rad", "episode")
+          "lateral_offset_m", "heading_error_rad", "episode", "command")
+_INT_ARRAYS = ("episode", "command")
+#: The command of frames in datasets written before commands were recorded (LANEFOLLOW).
+DEFAULT_COMMAND = 4
 
 
 class DatasetWriter:
@@ -52,13 +58,14 @@ class DatasetWriter:
         self._closed = False
 
     def add(self, image: np.ndarray, *, steer: float, applied_steer: float, throttle: float,
-            speed_mps: float, lateral_offset_m: float, heading_error_rad: float, episode: int) -> None:
+            speed_mps: float, lateral_offset_m: float, heading_error_rad: float, episode: int,
+            command: int = DEFAULT_COMMAND) -> None:
         expected = (self.preprocessing.height, self.preprocessing.width, 3)
         if image.shape != expected or image.dtype != np.uint8:
             raise ValueError(f"dataset image must be {expected} uint8, got {image.shape} {image.dtype}")
         row = dict(images=image, steer=steer, applied_steer=applied_steer, throttle=throttle,
                    speed_mps=speed_mps, lateral_offset_m=lateral_offset_m,
-                   heading_error_rad=heading_error_rad, episode=episode)
+                   heading_error_rad=heading_error_rad, episode=episode, command=int(command))
         for k in ARRAYS:
             self._rows[k].append(row[k])
         self.count += 1
@@ -68,7 +75,7 @@ class DatasetWriter:
     def _flush(self) -> None:
         if not self._rows["steer"]:
             return
-        arrays = {k: np.asarray(v, dtype=np.uint8 if k == "images" else (np.int32 if k == "episode" else np.float32))
+        arrays = {k: np.asarray(v, dtype=np.uint8 if k == "images" else (np.int32 if k in _INT_ARRAYS else np.float32))
                   for k, v in self._rows.items()}
         np.savez_compressed(self.root / f"shard_{self._shards:05d}.npz", **arrays)
         self._shards += 1
@@ -147,7 +154,10 @@ def load_dataset(root: str | Path) -> Dataset:
         try:
             with np.load(shard) as data:
                 for k in ARRAYS:
-                    parts[k].append(data[k])
+                    if k == "command" and k not in data.files:  # written before commands were recorded
+                        parts[k].append(np.full(len(data["steer"]), DEFAULT_COMMAND, np.int32))
+                    else:
+                        parts[k].append(data[k])
         except (OSError, KeyError, ValueError) as exc:
             raise DatasetError(f"{shard}: unreadable shard ({exc}); delete it or collect again") from None
     arrays = {k: np.concatenate(v) for k, v in parts.items()}

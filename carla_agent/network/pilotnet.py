@@ -4,6 +4,14 @@ Layout as in the paper's figure 4: a normalisation layer, five conv layers
 (three 5x5 stride 2, two 3x3 stride 1), three dense layers and one output.
 The input is the 66 x 200 image from :class:`~carla_agent.network.preprocess.Preprocessing`
 (YUV, float32 in [0, 255]); the normalisation layer maps it to [-1, 1].
+
+With ``commands=True`` it is branched as conditional imitation learning's network
+(Codevilla et al. 2018, arXiv 1710.02410): the conv trunk is shared, each route
+command (:data:`~carla_agent.network.command.COMMAND_ORDER`: LANEFOLLOW, LEFT,
+RIGHT, STRAIGHT) has its own dense head (``fc1_left`` ...), and the one output
+``steer`` is the dot product of the stacked heads with the one-hot ``command``
+input: exactly the head of the command given, so gradients and saliency maps
+of ``steer`` are those of the branch that drives.
 """
 
 from __future__ import annotations
@@ -21,17 +29,19 @@ DENSE_UNITS = (100, 50, 10)
 
 
 def build_pilotnet(input_shape: Tuple[int, int, int] = (66, 200, 3), dropout: float = 0.2,
-                   seed: int = 0):
+                   seed: int = 0, commands: bool = False):
     """Build an untrained PilotNet.
 
     Args:
         input_shape: ``(height, width, channels)`` of the network input.
         dropout: dropout rate before each dense layer (0 disables it).
         seed: seed of the weight initialisers, for reproducible training.
+        commands: branched, with a second input ``command`` ``(N, 4)`` one-hot float32.
 
     Returns:
         ``keras.Model`` with one output named ``steer``, shape ``(N, 1)``,
-        linear, trained on normalised steering in [-1, 1].
+        linear, trained on normalised steering in [-1, 1]; inputs ``image``
+        (and ``command`` when ``commands``).
     """
     import keras
     from keras import layers
@@ -43,9 +53,47 @@ def build_pilotnet(input_shape: Tuple[int, int, int] = (66, 200, 3), dropout: fl
         x = layers.Conv2D(filters, kernel, strides=stride, padding="valid", activation="relu",
                           kernel_initializer=init, name=f"conv{i}")(x)
     x = layers.Flatten(name="flatten")(x)
+    if not commands:
+        return keras.Model(inp, _head(x, "", init, dropout, seed, "steer"), name="pilotnet")
+    from carla_agent.network.command import COMMAND_INPUT, COMMAND_ORDER
+
+    command = keras.Input(shape=(len(COMMAND_ORDER),), name=COMMAND_INPUT)
+    heads = [_head(x, f"_{o.name.lower()}", init, dropout, seed + 10 * k, f"steer_{o.name.lower()}")
+             for k, o in enumerate(COMMAND_ORDER)]
+    stacked = layers.Concatenate(name="branches")(heads)
+    out = layers.Dot(axes=1, name="steer")([stacked, command])
+    return keras.Model([inp, command], out, name="pilotnet_branched")
+
+
+def _head(x, suffix: str, init, dropout: float, seed: int, out_name: str):
+    """The dense layers ``fc1{suffix}``..``fc3{suffix}`` and a linear output ``out_name``, ``(N, 1)``."""
+    from keras import layers
+
     for i, units in enumerate(DENSE_UNITS, start=1):
         if dropout > 0:
-            x = layers.Dropout(dropout, seed=seed + i, name=f"dropout{i}")(x)
-        x = layers.Dense(units, activation="relu", kernel_initializer=init, name=f"fc{i}")(x)
-    out = layers.Dense(1, name="steer")(x)
-    return keras.Model(inp, out, name="pilotnet")
+            x = layers.Dropout(dropout, seed=seed + i, name=f"dropout{i}{suffix}")(x)
+        x = layers.Dense(units, activation="relu", kernel_initializer=init, name=f"fc{i}{suffix}")(x)
+    return layers.Dense(1, name=out_name)(x)
+
+
+def init_from(model, base) -> int:
+    """Copy ``base``'s weights into ``model`` by layer name; a plain PilotNet's dense head (``fc1``..
+    ``fc3``, ``steer``) goes into every branch of a branched one, so each branch starts as the
+    lane-keeping model. Layers whose shapes differ are left as they are.
+
+    Returns:
+        The number of layers copied.
+    """
+    src = {layer.name: layer for layer in base.layers if layer.get_weights()}
+    copied = 0
+    for layer in model.layers:
+        if not layer.get_weights():
+            continue
+        name = layer.name
+        stem = name.split("_")[0] if name.startswith(("fc", "steer_")) else name
+        match = src.get(name) or src.get(stem)
+        if match is None or [w.shape for w in match.get_weights()] != [w.shape for w in layer.get_weights()]:
+            continue
+        layer.set_weights(match.get_weights())
+        copied += 1
+    return copied

@@ -1,12 +1,15 @@
 """Load any Keras model that steers, and run it on camera frames.
 
-A *steering model* is a ``keras.Model`` with exactly one image input
+A *steering model* is a ``keras.Model`` with one image input
 ``(N, H, W, C)``, ``C`` in {1, 3}, fed with float32 values in [0, 255] in the
 colour space of its :class:`~carla_agent.network.preprocess.Preprocessing`, and one or
 more outputs that are scalars per sample (``(N,)`` or ``(N, 1)``) or one
 vector head ``(N, k)`` whose columns are separate scalars. PilotNet from
 :func:`carla_agent.network.pilotnet.build_pilotnet` is one; a model trained elsewhere
-is fine too.
+is fine too. A second input named ``command``, ``(N, 4)``, makes it
+command-conditioned (:mod:`carla_agent.network.command`): :meth:`SteeringModel.set_command`
+holds the route's command, and :attr:`SteeringModel.keras_model` is a one-input view
+of the image whose output is the branch of that command.
 
 The preprocessing comes, in this order, from an explicit argument, from the
 JSON sidecar next to the model file (``model.keras`` -> ``model.json``, key
@@ -34,6 +37,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from carla_agent.errors import ModelError
+from carla_agent.network.command import CommandView, find_command_input
 from carla_agent.network.preprocess import Preprocessing, sidecar_path, sidecar_preprocessing
 
 log = logging.getLogger(__name__)
@@ -120,7 +124,9 @@ class SteeringModel:
             and error messages. ``None`` for a model built in memory.
 
     Attributes:
-        keras_model: the wrapped ``keras.Model`` (the saliency engine uses it).
+        keras_model: the wrapped ``keras.Model`` (the saliency engine uses it); for a model with a
+            ``command`` input, its one-input view with the command held (:meth:`set_command`).
+        file_model: the model as loaded or given (two inputs for a command-conditioned one).
         preprocessing: camera frame -> network input, size equal to the model's input.
         path: model file or ``None``.
         input_shape: ``(H, W, C)`` of the network input, ints.
@@ -135,9 +141,12 @@ class SteeringModel:
 
     def __init__(self, keras_model: Any, preprocessing: Preprocessing | None = None,
                  path: str | Path | None = None) -> None:
-        self.keras_model = keras_model
         self.path: Optional[Path] = Path(path) if path is not None else None
         self._where = str(self.path) if self.path is not None else f"model {getattr(keras_model, 'name', '?')!r}"
+        self.file_model = keras_model
+        found = find_command_input(keras_model, self._where)
+        self.command_view: Optional[CommandView] = None if found is None else CommandView(keras_model, found)
+        self.keras_model = keras_model if self.command_view is None else self.command_view.model
         self.input_shape: Tuple[int, int, int] = self._check_input()
         self.output_names: List[str] = self._flat_output_names()
         self.preprocessing: Preprocessing = self._resolve_preprocessing(preprocessing)
@@ -214,8 +223,8 @@ class SteeringModel:
         return (None if h is None else int(h), None if w is None else int(w), int(c))
 
     def _flat_output_names(self) -> List[str]:
-        outputs = list(self.keras_model.outputs)
-        names = list(getattr(self.keras_model, "output_names", None) or [])
+        outputs = list(self.file_model.outputs)
+        names = list(getattr(self.file_model, "output_names", None) or [])
         if len(names) != len(outputs):
             names = [f"output_{i}" for i in range(len(outputs))]
         flat: List[str] = []
@@ -295,6 +304,22 @@ class SteeringModel:
                              f"expected (1, {self.n_outputs}) from outputs {self.output_names}")
 
     @property
+    def takes_command(self) -> bool:
+        """Whether the model has a ``command`` input (it can follow a route through junctions)."""
+        return self.command_view is not None
+
+    @property
+    def command(self) -> int:
+        """The RoadOption value held for the next predictions (LANEFOLLOW, 4, for a model without one)."""
+        return self.command_view.command if self.command_view is not None else 4
+
+    def set_command(self, command: int) -> None:
+        """Hold the route's command (a RoadOption value) for every later prediction and explanation;
+        ignored by a model without a ``command`` input."""
+        if self.command_view is not None and int(command) != self.command_view.command:
+            self.command_view.set(int(command))
+
+    @property
     def n_outputs(self) -> int:
         """Number of scalar outputs per sample."""
         return len(self.output_names)
@@ -360,12 +385,14 @@ class SteeringModel:
         throttle = values[self.throttle_index] if self.throttle_index is not None else None
         return Prediction(steer=steer, throttle=throttle, outputs=values)
 
-    def predict(self, frame: np.ndarray) -> Prediction:
+    def predict(self, frame: np.ndarray, command: Optional[int] = None) -> Prediction:
         """Steer from one camera frame.
 
         Args:
             frame: ``(Hc, Wc, 3)`` uint8 RGB camera frame of any size; it is
                 cropped, resized and colour-converted by :attr:`preprocessing`.
+            command: the route's command (RoadOption value) to hold from now on (see
+                :meth:`set_command`); None keeps the one held.
 
         Returns:
             :class:`Prediction`; ``steer`` in [-1, 1].
@@ -373,6 +400,8 @@ class SteeringModel:
         Raises:
             ModelError: an output is NaN or infinite (the message names the model file and the output).
         """
+        if command is not None:
+            self.set_command(command)
         x = self.preprocess(frame)
         return self.prediction_from_row(self.predict_inputs(x[None])[0])
 
@@ -392,20 +421,21 @@ class SteeringModel:
         ``keras_model.get_layer(name).output`` (e.g. for Grad-CAM).
         """
         classes = _conv_layer_classes()
-        return [layer.name for layer in self.keras_model.layers if isinstance(layer, classes)]
+        return [layer.name for layer in self.file_model.layers if isinstance(layer, classes)]
 
     def summary(self) -> Dict[str, Any]:
         """JSON-ready description for drive logs.
 
         Keys: ``name``, ``path``, ``sha256``, ``params`` (int), ``input_shape``
         ([H, W, C]), ``output_names``, ``steer_output``, ``throttle_output``
-        (name or None), ``conv_layers`` (list of names), ``preprocessing`` (dict).
+        (name or None), ``conv_layers`` (list of names), ``preprocessing`` (dict),
+        ``command_input`` (bool: the model takes the route's command).
         """
         return {
-            "name": self.keras_model.name,
+            "name": self.file_model.name,
             "path": str(self.path) if self.path is not None else None,
             "sha256": self.sha256,
-            "params": int(self.keras_model.count_params()),
+            "params": int(self.file_model.count_params()),
             "input_shape": list(self.input_shape),
             "output_names": list(self.output_names),
             "steer_output": self.output_names[self.steer_index],
@@ -413,6 +443,7 @@ class SteeringModel:
                                 if self.throttle_index is not None else None),
             "conv_layers": self.conv_layer_names,
             "preprocessing": self.preprocessing.to_dict(),
+            "command_input": self.takes_command,
         }
 
     def __repr__(self) -> str:
@@ -420,21 +451,4 @@ class SteeringModel:
                 f"steer={self.steer_index}, throttle={self.throttle_index})")
 
 
-def steer_function(model, output=None):
-    """``f(images) -> (N,)`` for a :class:`~carla_agent.network.steering_model.SteeringModel` or a keras model."""
-    if hasattr(model, "predict_inputs"):
-        col = model.steer_index if output is None else model.output_index(output)
-        return lambda x: model.predict_inputs(np.asarray(x, np.float32))[:, col]
-    import tensorflow as tf
-
-    fn = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
-    col = 0 if output is None else int(output)
-
-    def f(x):
-        out = fn(tf.convert_to_tensor(np.asarray(x, np.float32)))
-        if isinstance(out, (list, tuple)):
-            out = out[col] if len(out) > 1 else out[0]
-            return np.asarray(out).reshape(len(x), -1)[:, 0]
-        return np.asarray(out).reshape(len(x), -1)[:, col]
-
-    return f
+from carla_agent.network.steer_function import steer_function  # noqa: E402,F401  (re-exported)

@@ -1,5 +1,10 @@
 """Train PilotNet on a dataset written by ``collect``.
 
+On a dataset with route commands (town routes) the model is the branched,
+command-conditioned PilotNet (:func:`~carla_agent.network.pilotnet.build_pilotnet`
+with ``commands``), fed ``(image, one-hot command)``; ``init_from`` fine-tunes
+from an earlier model's weights.
+
 :func:`train` splits the frames by episode, streams them through a
 ``tf.data`` pipeline with NumPy/OpenCV augmentation, fits
 :func:`~carla_agent.network.pilotnet.build_pilotnet` with Adam, and writes next to the
@@ -29,9 +34,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Dict, Tuple
 
-import cv2
 import numpy as np
 
+from carla_agent.network.augment import Augmenter  # noqa: F401  (re-exported)
+from carla_agent.network.command import COMMAND_INPUT, COMMAND_ORDER, command_name, command_one_hot
 from carla_agent.network.dataset import load_dataset
 from carla_agent.errors import DatasetError, ModelError
 from carla_agent.network.preprocess import Preprocessing, sidecar_path
@@ -39,7 +45,6 @@ from carla_agent.network.preprocess import Preprocessing, sidecar_path
 log = logging.getLogger(__name__)
 
 MIN_FRAMES = 10
-REFERENCE_WIDTH = 200  # the width at which shift_steer_per_px is given
 
 
 # -- split -------------------------------------------------------------------
@@ -74,102 +79,64 @@ def split_indices(episode: np.ndarray, val_fraction: float, seed: int) -> Tuple[
     return np.flatnonzero(~is_val), np.flatnonzero(is_val)
 
 
-# -- augmentation --------------------------------------------------------------
-class Augmenter:
-    """Random photometric and geometric changes of uint8 RGB image batches.
-
-    Args:
-        seed: seeds the generator; batches augmented in the same order give the same result.
-        brightness: factor range for pixel values, e.g. ``(0.6, 1.3)``.
-        shadow_prob: probability of a shadow per image.
-        shadow_darkness: factor range applied inside the shadow, e.g. ``(0.4, 0.8)``.
-        flip_prob: probability of a horizontal flip (steering negated).
-        max_shift: largest horizontal shift as a fraction of the width.
-        shift_steer_per_px: steering added per pixel of shift to the right, given
-            for a 200 px wide image and scaled by ``200 / width`` for other widths.
-            Positive because content moving right means the car sits left of
-            where it was and must steer right (CARLA: positive steers right).
-    """
-
-    def __init__(self, seed: int = 0, *, brightness: Tuple[float, float] = (0.6, 1.3),
-                 shadow_prob: float = 0.5, shadow_darkness: Tuple[float, float] = (0.4, 0.8),
-                 flip_prob: float = 0.5, max_shift: float = 0.1,
-                 shift_steer_per_px: float = 0.004) -> None:
-        self.rng = np.random.default_rng(seed)
-        self.brightness = brightness
-        self.shadow_prob = shadow_prob
-        self.shadow_darkness = shadow_darkness
-        self.flip_prob = flip_prob
-        self.max_shift = max_shift
-        self.shift_steer_per_px = shift_steer_per_px
-
-    def __call__(self, images: np.ndarray, steer: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
-        """Augment a batch.
-
-        Args:
-            images: ``(B, H, W, 3)`` uint8 RGB.
-            steer: ``(B,)`` float32 steering labels in [-1, 1].
-
-        Returns:
-            New ``(B, H, W, 3)`` uint8 images and ``(B,)`` float32 labels clipped to [-1, 1].
-        """
-        rng = self.rng
-        b, h, w, _ = images.shape
-        out = np.empty_like(images)
-        steer = np.asarray(steer, np.float32).copy()
-        per_px = self.shift_steer_per_px * REFERENCE_WIDTH / w
-        max_px = self.max_shift * w
-        for i in range(b):
-            img = images[i].astype(np.float32)
-            img *= rng.uniform(*self.brightness)
-            if rng.random() < self.shadow_prob:
-                xs_top = np.sort(rng.uniform(0, w, 2))
-                xs_bot = np.sort(rng.uniform(0, w, 2))
-                poly = np.array([[xs_top[0], 0], [xs_top[1], 0], [xs_bot[1], h - 1], [xs_bot[0], h - 1]],
-                                np.int32)
-                mask = np.zeros((h, w), np.uint8)
-                cv2.fillConvexPoly(mask, poly, 1)
-                img[mask.astype(bool)] *= rng.uniform(*self.shadow_darkness)
-            img = np.clip(img, 0, 255).astype(np.uint8)
-            if rng.random() < self.flip_prob:
-                img = img[:, ::-1]
-                steer[i] = -steer[i]
-            if max_px > 0:
-                dx = rng.uniform(-max_px, max_px)
-                m = np.float32([[1, 0, dx], [0, 1, 0]])
-                img = cv2.warpAffine(np.ascontiguousarray(img), m, (w, h), flags=cv2.INTER_LINEAR,
-                                     borderMode=cv2.BORDER_REPLICATE)
-                steer[i] += dx * per_px
-            out[i] = img
-        return out, np.clip(steer, -1.0, 1.0).astype(np.float32)
-
-
 # -- pipeline ------------------------------------------------------------------
 def _make_dataset(images: np.ndarray, steer: np.ndarray, indices: np.ndarray, prep: Preprocessing, *,
-                  batch_size: int, shuffle: bool, augmenter: Augmenter | None, seed: int):
-    """``tf.data.Dataset`` of ``((B, H, W, C) float32 in [0, 255], (B, 1) float32)`` batches."""
+                  batch_size: int, shuffle: bool, augmenter: Augmenter | None, seed: int,
+                  command: np.ndarray | None = None):
+    """``tf.data.Dataset`` of ``((B, H, W, C) float32 in [0, 255], (B, 1) float32)`` batches; with
+    ``command`` (``(N,)`` RoadOption values) the input is ``(image, (B, 4) one-hot command)``."""
     import tensorflow as tf
 
     h, w, c = prep.height, prep.width, prep.channels
+    k = len(COMMAND_ORDER)
 
-    def load(idx: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    def load(idx: np.ndarray):
         x = images[idx]
         y = steer[idx].astype(np.float32)
+        cmd = command[idx] if command is not None else np.full(len(idx), 4)
         if augmenter is not None:
-            x, y = augmenter(x, y)
-        return prep.to_input(x), y.reshape(-1, 1)
+            x, y, cmd = augmenter(x, y, cmd)
+        return prep.to_input(x), command_one_hot(cmd), y.reshape(-1, 1)
 
     def tf_load(idx):
-        x, y = tf.numpy_function(load, [idx], [tf.float32, tf.float32], stateful=augmenter is not None)
+        x, cmd, y = tf.numpy_function(load, [idx], [tf.float32, tf.float32, tf.float32],
+                                      stateful=augmenter is not None)
         x.set_shape((None, h, w, c))
+        cmd.set_shape((None, k))
         y.set_shape((None, 1))
-        return x, y
+        return ((x, cmd), y) if command is not None else (x, y)
 
     ds = tf.data.Dataset.from_tensor_slices(indices.astype(np.int64))
     if shuffle:
         ds = ds.shuffle(len(indices), seed=seed, reshuffle_each_iteration=True)
     # Sequential map: the augmenter's generator is shared, so order must be fixed.
     return ds.batch(batch_size).map(tf_load).prefetch(tf.data.AUTOTUNE)
+
+
+def _build(prep: Preprocessing, dataset_dir, dropout: float, seed: int, commands: bool, init_from):
+    """The model to train: PilotNet (branched with ``commands``), started from ``init_from``'s weights."""
+    from carla_agent.network.pilotnet import build_pilotnet, init_from as copy_weights
+
+    try:
+        model = build_pilotnet(input_shape=(prep.height, prep.width, prep.channels), dropout=dropout,
+                               seed=seed, commands=commands)
+    except ValueError as exc:
+        raise ModelError(f"{dataset_dir}: PilotNet cannot take {prep.height}x{prep.width} inputs "
+                         f"({str(exc).splitlines()[0][:150]}); collect with at least 66x200") from None
+    if init_from is not None:
+        import keras
+
+        try:
+            base = keras.saving.load_model(str(init_from), compile=False)
+        except Exception as exc:  # Keras raises many types for a bad file
+            raise ModelError(f"{init_from}: cannot read the model to start from ({type(exc).__name__}); "
+                             "pass --init-from PATH to a .keras model") from None
+        copied = copy_weights(model, base)
+        if copied == 0:
+            raise ModelError(f"{init_from}: no layer matches PilotNet's by name and shape; "
+                             "pass --init-from a PilotNet trained by this project")
+        log.info("started from %s: %d layers' weights copied", init_from, copied)
+    return model
 
 
 def _epoch_logger():
@@ -228,7 +195,8 @@ def _plot(history: Dict[str, list], y_true: np.ndarray, y_pred: np.ndarray, best
 def train(dataset_dir: str | Path, out_path: str | Path, *, epochs: int = 30, batch_size: int = 64,
           val_fraction: float = 0.15, patience: int = 5, learning_rate: float = 1e-3, seed: int = 0,
           augment: bool = True, loss: str = "mse", shift_steer_per_px: float = 0.004,
-          max_shift: float = 0.1, dropout: float = 0.2) -> Dict[str, Any]:
+          max_shift: float = 0.1, dropout: float = 0.2, commands: str = "auto",
+          init_from: str | Path | None = None, turn_repeat: int = 1) -> Dict[str, Any]:
     """Train PilotNet on a dataset directory and save it with its sidecar.
 
     Args:
@@ -247,6 +215,13 @@ def train(dataset_dir: str | Path, out_path: str | Path, *, epochs: int = 30, ba
             at 200 px width (scaled with the width).
         max_shift: largest augmentation shift, as a fraction of the width.
         dropout: PilotNet dropout rate.
+        commands: ``"on"``: the branched, command-conditioned PilotNet (inputs image and
+            ``command``); ``"off"``: the plain one; ``"auto"``: branched when any frame's
+            command is not LANEFOLLOW (a dataset collected on town routes).
+        init_from: a ``.keras`` PilotNet whose weights start the training (fine-tuning):
+            layers copied by name, a plain model's dense head into every branch.
+        turn_repeat: training frames whose command is LEFT, RIGHT or STRAIGHT appear this
+            many times per epoch (junctions are a small share of the driving).
 
     Returns:
         Metrics dict (also written to ``<stem>_metrics.json``): ``model``,
@@ -274,6 +249,8 @@ def train(dataset_dir: str | Path, out_path: str | Path, *, epochs: int = 30, ba
                          f"{batch_size}, {patience}")
     if loss not in ("mse", "huber"):
         raise ValueError(f"loss must be 'mse' or 'huber', got {loss!r}")
+    if commands not in ("auto", "on", "off") or turn_repeat < 1:
+        raise ValueError(f"need commands in auto/on/off and turn_repeat >= 1; got {commands!r}, {turn_repeat}")
 
     data = load_dataset(dataset_dir)
     prep = data.preprocessing
@@ -290,7 +267,12 @@ def train(dataset_dir: str | Path, out_path: str | Path, *, epochs: int = 30, ba
                            f"finite; collect the dataset again")
     steer = np.clip(steer.astype(np.float32), -1.0, 1.0)
 
+    command = data.arrays["command"]
+    branched = commands == "on" or (commands == "auto" and bool(np.any(command != 4)))
     train_idx, val_idx = split_indices(episode, val_fraction, seed)
+    if turn_repeat > 1:
+        turns = train_idx[command[train_idx] != 4]
+        train_idx = np.sort(np.concatenate([train_idx] + [turns] * (turn_repeat - 1)))
     train_eps, val_eps = np.unique(episode[train_idx]), np.unique(episode[val_idx])
     log.info("dataset %s: %d frames, %d episodes; train %d frames (%d episodes), validation %d frames "
              "(%d episodes)", dataset_dir, n, len(np.unique(episode)), len(train_idx), len(train_eps),
@@ -299,24 +281,18 @@ def train(dataset_dir: str | Path, out_path: str | Path, *, epochs: int = 30, ba
     import keras
     import tensorflow as tf  # noqa: F401  (used by the pipeline)
 
-    from carla_agent.network.pilotnet import build_pilotnet
-
     keras.utils.set_random_seed(seed)
-    try:
-        model = build_pilotnet(input_shape=(prep.height, prep.width, prep.channels), dropout=dropout,
-                               seed=seed)
-    except ValueError as exc:
-        raise ModelError(f"{dataset_dir}: PilotNet cannot take {prep.height}x{prep.width} inputs "
-                         f"({str(exc).splitlines()[0][:150]}); collect with at least 66x200") from None
+    model = _build(prep, dataset_dir, dropout, seed, branched, init_from)
     keras_loss = keras.losses.Huber(delta=0.1) if loss == "huber" else "mse"
     model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=keras_loss, metrics=["mae"])
 
     augmenter = (Augmenter(seed, max_shift=max_shift, shift_steer_per_px=shift_steer_per_px)
                  if augment else None)
+    cmd = command if branched else None
     train_ds = _make_dataset(images, steer, train_idx, prep, batch_size=batch_size, shuffle=True,
-                             augmenter=augmenter, seed=seed)
+                             augmenter=augmenter, seed=seed, command=cmd)
     val_ds = _make_dataset(images, steer, val_idx, prep, batch_size=batch_size, shuffle=False,
-                           augmenter=None, seed=seed)
+                           augmenter=None, seed=seed, command=cmd)
 
     early = keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience,
                                           restore_best_weights=True)
@@ -339,7 +315,9 @@ def train(dataset_dir: str | Path, out_path: str | Path, *, epochs: int = 30, ba
     curves_path = out_path.with_name(f"{out_path.stem}_training_curves.png")
     metrics_path = out_path.with_name(f"{out_path.stem}_metrics.json")
     side_path = sidecar_path(out_path)
-    model.save(out_path)
+    export = keras.models.clone_model(model)  # uncompiled: the file holds no optimizer state (a third the size)
+    export.set_weights(model.get_weights())
+    export.save(out_path)
 
     metrics: Dict[str, Any] = {
         "model": str(out_path),
@@ -362,15 +340,21 @@ def train(dataset_dir: str | Path, out_path: str | Path, *, epochs: int = 30, ba
         "learning_rate": learning_rate,
         "seed": seed,
         "date": date,
+        "command_input": branched,
+        "init_from": None if init_from is None else str(init_from),
+        "command_frames": {command_name(c): int(np.sum(command == c)) for c in np.unique(command).tolist()},
         "history": history,
         "files": {"model": str(out_path), "sidecar": str(side_path), "curves": str(curves_path),
                   "metrics": str(metrics_path)},
     }
     sidecar = {
         "preprocessing": prep.to_dict(),
+        "command": ({"input": COMMAND_INPUT, "one_hot_order": [o.name for o in COMMAND_ORDER],
+                     "values": {o.name: int(o) for o in COMMAND_ORDER}} if branched else None),
         "training": {k: metrics[k] for k in (
             "dataset", "frames", "train_frames", "val_frames", "epochs_run", "best_epoch",
-            "best_val_loss", "best_val_mae", "baseline_val_mae", "loss", "augment", "seed", "date")},
+            "best_val_loss", "best_val_mae", "baseline_val_mae", "loss", "augment", "seed", "date",
+            "init_from", "command_frames")},
     }
     side_path.write_text(json.dumps(sidecar, indent=2))
     _plot(history, y_true, y_pred, best + 1, curves_path)

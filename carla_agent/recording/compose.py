@@ -119,7 +119,7 @@ class TelemetryStrip:
         while self._hist and t.sim_time_s - self._hist[0].sim_time_s > self.history_s:
             self._hist.popleft()
         img = self._background.copy()
-        self._text(img, f"t {t.sim_time_s:6.2f} s  frame {t.frame}", 6, self._line_h - 6)
+        self._text(img, f"t {t.sim_time_s:6.2f} s  frame {t.frame}  {t.command_name.lower()}", 6, self._line_h - 6)
         self._text(img, f"{t.speed_mps * 3.6:5.1f} km/h  offset {t.lateral_offset_m:+.2f} m  int {t.interventions}",
                    6, 2 * self._line_h - 6, OFFSET_RGB)
         mid = (self._bar_x0 + self._bar_x1) // 2

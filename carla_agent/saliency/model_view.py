@@ -213,8 +213,9 @@ class ModelView:
             raise ModelError(f"model {model.name!r} has no defined inputs; build it with keras.Input "
                              "or call it once on a batch before explaining it")
         if len(inputs) != 1:
-            raise ModelError(f"model {model.name!r} has {len(inputs)} inputs; the saliency engine "
-                             "explains models with one image input")
+            raise ModelError(f"model {model.name!r} has {len(inputs)} inputs; the saliency engine explains models "
+                             "with one image input (a model with a 'command' input: pass SteeringModel(model), "
+                             "whose set_command picks the branch explained)")
         shape = tuple(inputs[0].shape[1:])
         if input_shape is not None and len(shape) == 3:  # a size-agnostic model at a given size
             shape = tuple(d if d is not None else int(g) for d, g in zip(shape, input_shape))

@@ -19,6 +19,8 @@ from typing import Optional, Tuple
 
 import numpy as np
 
+from carla_agent.sim.routing.road_option import RoadOption
+
 
 class SemanticClass(IntEnum):
     """Labels of the semantic image, shared by all backends.
@@ -168,6 +170,10 @@ class Observation:
         infractions: red lights run (and stop signs) during the last tick.
         weather: name of the current weather preset.
         done: the route is finished (the end of the road was reached).
+        command: the route's high-level command, a :class:`~carla_agent.sim.routing.road_option.RoadOption`
+            value (CARLA's: 1 LEFT, 2 RIGHT, 3 STRAIGHT, 4 LANEFOLLOW): on a town route, the
+            command of the junction ahead from ``COMMAND_AHEAD_M`` before its entry until its exit,
+            LANEFOLLOW elsewhere and on single roads. An agent in CARLA has it from the global plan.
     """
 
     frame: int
@@ -182,3 +188,4 @@ class Observation:
     weather: str = "clear_noon"
     done: bool = False
     infractions: Tuple[InfractionEvent, ...] = field(default_factory=tuple)
+    command: int = int(RoadOption.LANEFOLLOW)

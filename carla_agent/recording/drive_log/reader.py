@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 import zstandard
 
-from carla_agent.recording.drive_log.format import (BASE_COLUMNS, BLOB_HEADER, BLOB_MAX_BYTES, FRAMES_DIR,
+from carla_agent.recording.drive_log.format import (BASE_COLUMNS, OPTIONAL_COLUMNS, BLOB_HEADER, BLOB_MAX_BYTES, FRAMES_DIR,
                                                     FRAMES_FILE, FRAMES_PNGS_FILE, META_FILE, ROWS_FILE,
                                                     SEMANTIC_DIR, SEMANTIC_FILE, SEMANTIC_PNGS_FILE, DriveLogError,
                                                     LogProblem, decode_blob)
@@ -30,7 +30,9 @@ MAX_META_BYTES = 16 << 20
 #: (an incompressible frame grows by < 1 %); a PNG (versions 1, 2) is never larger.
 MAX_STORED_BYTES = BLOB_MAX_BYTES + BLOB_MAX_BYTES // 64 + BLOB_HEADER.size
 #: Columns a log of each format version has (version 1 ends at ``frame_saved``).
-_REQUIRED = {1: BASE_COLUMNS[:BASE_COLUMNS.index("frame_saved") + 1], 2: BASE_COLUMNS, 3: BASE_COLUMNS}
+_REQUIRED = {1: BASE_COLUMNS[:BASE_COLUMNS.index("frame_saved") + 1],
+             2: tuple(c for c in BASE_COLUMNS if c not in OPTIONAL_COLUMNS)}
+_REQUIRED[3] = _REQUIRED[2]
 
 
 @dataclass(frozen=True)

@@ -47,7 +47,7 @@ def make_row(i: int, record: Any, wall_time_s: float) -> Dict[str, Any]:
         "collision_impulse_ns": _num(sum(c.impulse_ns for c in obs.collisions)),
         "lane_invasions": len(obs.lane_invasions),
         "lane_markings": ";".join(m for ev in obs.lane_invasions for m in ev.markings),
-        "weather": obs.weather, "done": int(bool(obs.done)),
+        "weather": obs.weather, "done": int(bool(obs.done)), "command": int(obs.command),
     }
 
 

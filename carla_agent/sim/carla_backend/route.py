@@ -19,11 +19,14 @@ import numpy as np
 
 from carla_agent.errors import BackendError
 from carla_agent.sim.carla_backend.truth import waypoint_lanes_same_way, wrap_pi
+from carla_agent.sim.routing.road_option import RoadOption
 
 log = logging.getLogger(__name__)
 
 #: Spacing of the planned route's waypoints, metres. Chord error at r = 10 m: 1.25 cm.
 ROUTE_STEP_M = 1.0
+#: A junction's command is given from this far before its entry, metres (as the embedded towns').
+COMMAND_AHEAD_M = 20.0
 
 
 @dataclass(frozen=True)
@@ -65,6 +68,15 @@ class Route:
         seg = np.hypot(*np.diff(self.xy, axis=0).T)
         self.s = np.concatenate([[0.0], np.cumsum(seg)])
         self.length_m = float(self.s[-1])
+        self.junctions = _junction_commands(self.waypoints, self.s, self._yaw_rad, self.xy)
+
+    def command_at(self, s_m: float, ahead_m: float = COMMAND_AHEAD_M) -> int:
+        """The route's command at ``s_m`` (a RoadOption value): a junction's LEFT, RIGHT or STRAIGHT from
+        ``ahead_m`` before its entry until its exit, LANEFOLLOW (4) elsewhere, as on the embedded towns."""
+        for s_in, s_out, option in self.junctions:
+            if s_in - ahead_m <= s_m < s_out:
+                return option
+        return int(RoadOption.LANEFOLLOW)
 
     @classmethod
     def plan(cls, start, length_m: float, step_m: float = ROUTE_STEP_M, junctions: str = "straight",
@@ -137,6 +149,28 @@ class Route:
         if len(falling):
             pts = pts[:falling[0] + 1]
         return pts.astype(np.float32)
+
+
+def _junction_commands(waypoints, s: np.ndarray, yaw_rad: np.ndarray, xy: np.ndarray):
+    """``[(s_in, s_out, RoadOption value)]`` of each run of junction waypoints: STRAIGHT when the chord
+    through it is within 33 degrees of the heading entering it (as the global route planner), else
+    LEFT or RIGHT by its side (CARLA's yaw is clockwise: positive turns right)."""
+    flags = [bool(getattr(w, "is_junction", False)) for w in waypoints]
+    out, i = [], 1
+    while i < len(flags):
+        if not flags[i]:
+            i += 1
+            continue
+        j = i
+        while j + 1 < len(flags) and flags[j + 1]:
+            j += 1
+        chord = xy[min(j + 1, len(xy) - 1)] - xy[i - 1]
+        turn = wrap_pi(math.atan2(chord[1], chord[0]) - float(yaw_rad[i - 1]))
+        option = (RoadOption.STRAIGHT if abs(turn) < math.radians(33.0) else
+                  RoadOption.RIGHT if turn > 0 else RoadOption.LEFT)
+        out.append((float(s[i - 1]), float(s[min(j + 1, len(s) - 1)]), int(option)))
+        i = j + 1
+    return out
 
 
 #: Options within this many degrees of the straightest one count as going straight on.

@@ -418,7 +418,8 @@ class CarlaSimulator(Simulator):
             frame=self._steps, sim_time_s=self._steps * scenario.dt_s, dt_s=scenario.dt_s, image=image,
             speed_mps=speed, pose=Pose(loc.x, loc.y, loc.z, rot.yaw, rot.pitch, rot.roll), truth=truth,
             collisions=tuple(collisions), lane_invasions=tuple(invasions), weather=self.weather_name,
-            done=bool(proj.s_m >= self.route_length_m), infractions=tuple(infractions))
+            done=bool(proj.s_m >= self.route_length_m), infractions=tuple(infractions),
+            command=self.route.command_at(proj.s_m))
 
     def _collisions(self, events) -> List[CollisionEvent]:
         """One event per thing hit; a contact that goes on over consecutive ticks counts once.

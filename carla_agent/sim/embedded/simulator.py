@@ -291,6 +291,7 @@ class EmbeddedSimulator(Simulator):
             pose=pose, truth=truth, collisions=tuple(collisions),
             lane_invasions=tuple(invasions), weather=self._weather_spec.preset,
             done=bool(self.s >= road.length_m - END_MARGIN_M), infractions=tuple(infractions),
+            command=4 if self.corridor is None else int(self.corridor.command_at(self.s)),  # 4: LANEFOLLOW
         )
 
     def _route_ahead(self) -> np.ndarray:

@@ -25,6 +25,10 @@ from carla_agent.sim.embedded.roadnet.model import RoadNetwork
 from carla_agent.sim.routing.road_option import RoadOption
 from carla_agent.sim.routing.route_planner import Route
 
+#: The command of a junction is given from this far before its entry until its exit, metres
+#: (as CARLA's local planner hands on the command of the route's waypoints ahead).
+COMMAND_AHEAD_M = 20.0
+
 
 @dataclass(frozen=True)
 class Corridor:
@@ -47,6 +51,16 @@ class Corridor:
             if s_m < leg[1]:
                 return leg
         return self.legs[-1]
+
+    def command_at(self, s_m: float, ahead_m: float = COMMAND_AHEAD_M) -> RoadOption:
+        """The high-level command at ``s_m``: a junction's (LEFT, RIGHT, STRAIGHT) from ``ahead_m``
+        before its first leg until the end of its last, LANEFOLLOW elsewhere."""
+        for s_from, s_to, _road, _lane, option in self.legs:
+            if s_from > s_m + ahead_m:
+                break
+            if option != RoadOption.LANEFOLLOW and s_from - ahead_m <= s_m < s_to:
+                return RoadOption(option)
+        return RoadOption.LANEFOLLOW
 
 
 def _leg_pieces(net: RoadNetwork, road_id: int, lane_id: int, source: str) -> List[Tuple[str, float, float]]:
