@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,3 +47,26 @@ def stop_server(proc) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait(timeout=5)
+
+
+@contextmanager
+def served_client(scenario: str = "gentle_curves", town: str | None = None, timeout_s: float = 20.0):
+    """A ``carla.Client`` on a fresh ``serve`` (its port as ``client.port``: the wheel's Client does
+    not tell it); the server stops when the block ends."""
+    import carla
+
+    proc, port = start_server(scenario, town=town)
+    try:
+        client = carla.Client("127.0.0.1", port)
+        client.set_timeout(timeout_s)
+        client.port = port
+        yield client
+    finally:
+        stop_server(proc)
+
+
+def set_sync(world, on: bool, dt_s: float = 0.05) -> None:
+    """Synchronous mode on (fixed ``dt_s``) or off (variable step), as the tests' clients ask for it."""
+    s = world.get_settings()
+    s.synchronous_mode, s.fixed_delta_seconds = on, (dt_s if on else None)
+    world.apply_settings(s)

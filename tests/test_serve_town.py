@@ -10,26 +10,18 @@ from __future__ import annotations
 import pytest
 
 from carla_agent.sim.embedded.roadnet.town import load_town
-from served_world import start_server, stop_server
+from served_world import served_client, set_sync
 
 carla = pytest.importorskip("carla")
 
 
 @pytest.fixture(scope="module")
 def client():
-    proc, port = start_server(town="grid_small")
-    try:
-        c = carla.Client("127.0.0.1", port)
-        c.set_timeout(20.0)
-        yield c, port
-    finally:
-        stop_server(proc)
+    with served_client(town="grid_small") as c:
+        yield c, c.port
 
 
-def _sync(world, on: bool) -> None:
-    s = world.get_settings()
-    s.synchronous_mode, s.fixed_delta_seconds = on, (0.05 if on else None)
-    world.apply_settings(s)
+_sync = set_sync
 
 
 def test_the_town_and_its_spawn_points_are_served(client):

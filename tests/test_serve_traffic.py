@@ -12,27 +12,18 @@ import sys
 
 import pytest
 
-from served_world import ROOT, start_server, stop_server
+from served_world import ROOT, served_client, set_sync
 
 carla = pytest.importorskip("carla")
 
 
 @pytest.fixture(scope="module")
 def client():
-    proc, port = start_server(town="grid_small")
-    try:
-        c = carla.Client("127.0.0.1", port)
-        c.set_timeout(20.0)
-        c.port = port  # the wheel's Client does not tell its port
+    with served_client(town="grid_small") as c:
         yield c
-    finally:
-        stop_server(proc)
 
 
-def _sync(world, on: bool) -> None:
-    s = world.get_settings()
-    s.synchronous_mode, s.fixed_delta_seconds = on, (0.05 if on else None)
-    world.apply_settings(s)
+_sync = set_sync
 
 
 def test_batch_commands_answer_each_for_itself(client):

@@ -6,25 +6,18 @@ from __future__ import annotations
 
 import pytest
 
-from served_world import start_server, stop_server
+from served_world import served_client, set_sync
 
 carla = pytest.importorskip("carla")
 
 
 @pytest.fixture(scope="module")
 def world():
-    proc, port = start_server(town="grid_small")
-    try:
-        c = carla.Client("127.0.0.1", port)
-        c.set_timeout(20.0)
-        w = c.get_world()
-        s = w.get_settings()
-        s.synchronous_mode, s.fixed_delta_seconds = True, 0.05
-        w.apply_settings(s)
-        w.client = c
+    with served_client(town="grid_small") as client:
+        w = client.get_world()
+        set_sync(w, True)
+        w.client = client
         yield w
-    finally:
-        stop_server(proc)
 
 
 def test_ten_vehicles_and_ten_walkers_spawn_and_go_in_one_batch_each(world):

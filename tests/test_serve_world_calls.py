@@ -6,24 +6,17 @@ from __future__ import annotations
 
 import pytest
 
-from served_world import start_server, stop_server
+from served_world import served_client, set_sync
 
 carla = pytest.importorskip("carla")
 
 
 @pytest.fixture(scope="module")
 def world():
-    proc, port = start_server(town="grid_small")
-    try:
-        c = carla.Client("127.0.0.1", port)
-        c.set_timeout(20.0)
-        w = c.get_world()
-        s = w.get_settings()
-        s.synchronous_mode, s.fixed_delta_seconds = True, 0.05
-        w.apply_settings(s)
+    with served_client(town="grid_small") as client:
+        w = client.get_world()
+        set_sync(w, True)
         yield w
-    finally:
-        stop_server(proc)
 
 
 def test_physics_control_round_trip_and_constant_velocity(world):
