@@ -264,7 +264,7 @@ class WorldService:
         self.frame += 1
         self.elapsed_s += self.sim.scenario.dt_s
         traffic_lights.tick(self)
-        self.recorder.on_tick()
+        self.recorder.on_tick(obs)
         if town_world.relay(self):
             actors.corridor_changed(self)
         failures = publish.publish_tick(self, obs)
