@@ -48,7 +48,7 @@ def blueprints() -> list:
             attr("lens_kcube", A_FLOAT, "0.0", (), True),
             attr("lens_x_size", A_FLOAT, "0.08", (), True),
             attr("lens_y_size", A_FLOAT, "0.08", (), True),
-        ]])
+        ] + (catalogue.rgb_camera_extra() if name == "sensor.camera.rgb" else [])])
         uid += 1
     for name in ("sensor.other.collision", "sensor.other.lane_invasion"):
         defs.append([uid, name, "sensor,other," + name.split(".")[-1], [

@@ -1,7 +1,7 @@
 """CARLA 0.9.16's vehicle catalogue as the served blueprint library offers it.
 
 The ids are those of CARLA's ``Docs/catalogue_vehicles.md`` (0.9.16): 41 vehicles, generation 1
-and 2. Each blueprint carries CARLA's tags (the make and model tokens of its id, so
+and 2. Each blueprint carries CARLA's tags (``vehicle`` and the make and model tokens of its id, so
 ``filter('model3')`` finds ``vehicle.tesla.model3``) and attributes (``base_type``
 car/truck/van/bus/motorcycle/bicycle, ``generation``, ``number_of_wheels``, ``has_lights``,
 ``special_type`` "", "electric", "emergency" or "taxi", ``color`` with recommended values), and its
@@ -97,9 +97,9 @@ def extent_of(type_id: str) -> Extent:
 
 
 def tags(model: VehicleModel) -> str:
-    """CARLA's tags of a vehicle blueprint: its make and model tokens, comma separated."""
+    """CARLA's tags of a vehicle blueprint (``FillIdAndTags``): ``vehicle``, its make and its model."""
     _, make, name = model.id.split(".", 2)
-    return f"{make},{name}"
+    return f"vehicle,{make},{name}"
 
 
 def definitions(uid0: int) -> list:
@@ -120,3 +120,25 @@ def definitions(uid0: int) -> list:
             attr("terramechanics", A_BOOL, "false", ("true", "false"), True),
         ] + ([attr("driver_id", A_INT, "0", ("0", "1", "2"), True)] if bicycle or m.base_type == _MOTO else [])])
     return out
+
+
+#: CARLA 0.9.16's post-processing attributes of ``sensor.camera.rgb`` with their defaults: offered
+#: so that clients setting them (``manual_control.py``'s distorted camera) work; the embedded renderer
+#: draws without them.
+RGB_CAMERA_EXTRA = (
+    ("bloom_intensity", 3, "0.675"), ("fstop", 3, "1.4"), ("iso", 3, "100.0"), ("lens_flare_intensity", 3, "0.1"),
+    ("shutter_speed", 3, "200.0"), ("min_fstop", 3, "1.2"), ("blade_count", 2, "5"),
+    ("exposure_mode", 4, "histogram"), ("exposure_compensation", 3, "0.0"), ("exposure_min_bright", 3, "10.0"),
+    ("exposure_max_bright", 3, "12.0"), ("exposure_speed_up", 3, "3.0"), ("exposure_speed_down", 3, "1.0"),
+    ("calibration_constant", 3, "16.0"), ("focal_distance", 3, "1000.0"), ("blur_amount", 3, "1.0"),
+    ("blur_radius", 3, "0.0"), ("motion_blur_intensity", 3, "0.45"), ("motion_blur_max_distortion", 3, "0.35"),
+    ("motion_blur_min_object_screen_size", 3, "0.1"), ("slope", 3, "0.88"), ("toe", 3, "0.55"),
+    ("shoulder", 3, "0.26"), ("black_clip", 3, "0.0"), ("white_clip", 3, "0.04"), ("temp", 3, "6500.0"),
+    ("tint", 3, "0.0"), ("chromatic_aberration_intensity", 3, "0.0"), ("chromatic_aberration_offset", 3, "0.0"),
+)
+
+
+def rgb_camera_extra() -> list:
+    """``ActorAttribute`` s of :data:`RGB_CAMERA_EXTRA` (types: 2 int, 3 float, 4 string), modifiable."""
+    return [attr(n, t, v, ("manual", "histogram") if n == "exposure_mode" else (v,), True)
+            for n, t, v in RGB_CAMERA_EXTRA]

@@ -70,6 +70,11 @@ class Recorder:
 
     def stop_recorder(self, *a):
         if self.writer is not None:
+            w = self.world
+            gone = [i for i in self.known if i not in _present(w)]
+            if gone:  # destroyed since the last tick (CARLA records a destruction when it happens)
+                self.writer.write(Frame(self.writer.frames + 1, round(w.elapsed_s - self._start_s, 9),
+                                        destroyed=gone))
             log.info("recorded %d frames to %s", self.writer.frames, self.writer.path)
             self.writer.close()
             self.writer = None
