@@ -225,6 +225,31 @@ def compare(a) -> None:
           f"<= 1.5x direct: {'met' if ratio_best <= 1.5 else 'NOT met'} (best blocks)")
 
 
+def loopback_floor_ms(nbytes: int, count: int = 200) -> float:
+    """CPU ms of this process per ``sendall`` of ``nbytes`` over loopback TCP to a reader in another
+    process (the kernel's share of handing a frame to a client: the floor of ``send``)."""
+    reader = subprocess.Popen([sys.executable, "-c", (
+        "import socket,sys\n"
+        "s=socket.socket(); s.bind(('127.0.0.1',0)); s.listen(1); print(s.getsockname()[1], flush=True)\n"
+        "c,_=s.accept(); b=bytearray(1<<20)\n"
+        "while c.recv_into(b): pass\n")], stdout=subprocess.PIPE, text=True)
+    try:
+        port = int(reader.stdout.readline())
+        sock = socket.create_connection(("127.0.0.1", port))
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
+        frame = bytes(nbytes)
+        for _ in range(10):
+            sock.sendall(frame)
+        c0 = time.process_time()
+        for _ in range(count):
+            sock.sendall(frame)
+        cpu = (time.process_time() - c0) / count
+        sock.close()
+        return 1000 * cpu
+    finally:
+        reader.kill()
+
+
 def split(a) -> None:
     """The per-tick split at each of ``a.sizes``."""
     rows = []
@@ -250,6 +275,10 @@ def split(a) -> None:
     for size, p, other, receive, own, wall in rows:
         print(f"{size:8} {p['simulate']:8.2f} {p['render']:7.2f} {p['encode']:7.2f} {p['send']:6.2f} "
               f"{p['episode']:8.2f} {other:13.2f} {receive:15.2f} {own:12.2f} {wall:5.2f}")
+    for size, *_ in rows:
+        w, h = (int(v) for v in size.split("x"))
+        print(f"floor of send at {size}: a bare sendall of {w * h * 4} bytes over loopback TCP to another process "
+              f"costs {loopback_floor_ms(w * h * 4):.2f} ms of CPU")
     own800 = [r[4] for r in rows if r[0] == "800x600"]
     if own800:
         print(f"goal: serve's own share <= 0.5 ms per tick at 800x600: {'met' if own800[0] <= 0.5 else 'NOT met'}")
