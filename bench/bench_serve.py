@@ -1,27 +1,36 @@
-"""Ticks per second through `serve` (real carla 0.9.16 client, loopback TCP, 800x600 RGB camera)
-beside the embedded backend direct, in the same run.
+"""Where a served tick's time goes (real carla 0.9.16 client, loopback TCP, one RGB camera), and
+ticks per second through `serve` beside the embedded backend direct.
 
-    python bench/bench_serve.py [--ticks 100] [--rounds 5] [--scenario gentle_curves] [--size 800x600]
+    python bench/bench_serve.py [--ticks 100] [--rounds 5] [--scenario gentle_curves] [--sizes 800x600,200x66]
+    python bench/bench_serve.py --compare [--size 800x600]     # the served / direct ratio (issue 8)
 
-Direct and served blocks of ``--ticks`` ticks alternate ``--rounds`` times (one server process,
-one direct simulator), so both see the same machine load; the table gives the best block (the
-least disturbed by other work on a shared machine) and the median, in milliseconds per tick.
-It also gives the CPU time per tick (median over blocks): of this process for the direct
-backend; of the server process and of the client (this process) for the served one. CPU time is
-far less disturbed by other load than wall-clock time.
+Split (default): per camera size, ``--rounds`` blocks of ``--ticks`` synchronous ticks, each
+``world.tick()`` followed by waiting for that frame's image in the client. Per tick, median over
+blocks, milliseconds of CPU: the server's phases as ``serve`` times them itself
+(:mod:`carla_agent.server.tick_profile`, read through its ``carla_agent_tick_profile`` call):
+simulate, render, encode (RGB to BGRA + header), send (into the sockets), episode state; the
+server's other CPU (RPC, stream threads: its whole CPU, all threads, less the phases); and the client's
+receive (the wheel's copy of the frame into its ``Image`` and the callback: the client's CPU per tick
+less that of a block in which the camera does not listen). **serve's own share** = everything but
+simulate, render and the client's receive: encode + send + episode + other. Goal (issue 15): <= 0.5 ms
+per tick at 800x600.
 
-Goal (issue 8): >= 50 ticks/s on the 2-core CPU and <= 1.5x the direct backend's time per tick.
+Compare (``--compare``): direct and served blocks alternate (one server process, one direct
+simulator), so both see the same machine load; best and median ms per tick. Goal (issue 8):
+>= 50 ticks/s on the 2-core CPU.
 """
 
 from __future__ import annotations
 
 import argparse
+import socket
 import os
 import queue
 import re
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -78,12 +87,66 @@ class Served:
         if m is None:
             self.close()
             raise RuntimeError("server did not start")
-        self.client = carla.Client("127.0.0.1", int(m.group(1)))
+        self.port = int(m.group(1))
+        threading.Thread(target=self.proc.stdout.read, daemon=True).start()  # keep its pipe drained
+        self.client = carla.Client("127.0.0.1", self.port)
         self.client.set_timeout(10.0)
         self.world = self.client.get_world()
         s = self.world.get_settings()
         s.synchronous_mode, s.fixed_delta_seconds = True, 0.05
         self.world.apply_settings(s)
+
+    def profile(self) -> dict:
+        """``{phase: [count, wall s, cpu s]}`` since the last call (serve's ``carla_agent_tick_profile``)."""
+        import msgpack
+
+        with socket.create_connection(("127.0.0.1", self.port), timeout=10.0) as sock:
+            sock.sendall(msgpack.packb([0, 1, "carla_agent_tick_profile", [[False]]]))
+            unpacker = msgpack.Unpacker(raw=False, strict_map_key=False)
+            while True:
+                unpacker.feed(sock.recv(1 << 16))
+                for reply in unpacker:
+                    return reply[3][0][1]
+
+    def split_block(self, ticks: int, listen: bool = True) -> dict:
+        """Per tick, over ``ticks`` ticks: the server's phases' CPU seconds (``profile``), the server's
+        and the client's whole CPU seconds and the wall seconds; ``listen=False``: the camera exists
+        but does not listen (nothing is rendered or sent), the baseline of the client's receive."""
+        carla, world = self.carla, self.world
+        lib = world.get_blueprint_library()
+        ego = world.spawn_actor(lib.find("vehicle.lincoln.mkz_2020"), world.get_map().get_spawn_points()[0])
+        bp = lib.find("sensor.camera.rgb")
+        bp.set_attribute("image_size_x", str(self.w))
+        bp.set_attribute("image_size_y", str(self.h))
+        cam = world.spawn_actor(bp, carla.Transform(carla.Location(x=0.8, z=1.5), carla.Rotation(pitch=-8)),
+                                attach_to=ego)
+        images: "queue.Queue" = queue.Queue()
+        if listen:
+            cam.listen(images.put)
+        ego.apply_control(carla.VehicleControl(throttle=0.5))
+
+        def tick() -> None:
+            frame = world.tick()
+            while listen and images.get(timeout=10.0).frame < frame:
+                pass
+
+        try:
+            for _ in range(5):
+                tick()
+            s0 = self.profile()["process"][2]
+            t0, c0 = time.perf_counter(), time.process_time()
+            for _ in range(ticks):
+                tick()
+            out = {"wall": (time.perf_counter() - t0) / ticks, "client_cpu": (time.process_time() - c0) / ticks}
+            prof = self.profile()
+            out["server_cpu"] = (prof.pop("process")[2] - s0) / ticks
+            out.update({k: v[2] / ticks for k, v in prof.items()})
+            return out
+        finally:
+            if listen:
+                cam.stop()
+            cam.destroy()
+            ego.destroy()
 
     def block(self, ticks: int) -> dict:
         """Wall seconds per tick (tick + the camera frame of that tick received), and the server's and
@@ -132,13 +195,8 @@ class Served:
                 self.proc.kill()
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--ticks", type=int, default=100, help="ticks per block")
-    ap.add_argument("--rounds", type=int, default=5, help="direct/served block pairs, interleaved")
-    ap.add_argument("--scenario", default="gentle_curves")
-    ap.add_argument("--size", default="800x600")
-    a = ap.parse_args()
+def compare(a) -> None:
+    """The served / direct ratio at ``a.size``, blocks interleaved."""
     w, h = (int(v) for v in a.size.split("x"))
     direct, served = Direct(a.scenario, w, h), Served(a.scenario, w, h)
     blocks = {"direct": [], "served": []}
@@ -165,6 +223,77 @@ def main() -> None:
     print(f"served / direct: {ratio_best:.2f}x (best), {ratio_med:.2f}x (median)")
     print(f"goal: >= 50 ticks/s: {'met' if 1 / best['served'] >= 50 else 'NOT met'}; "
           f"<= 1.5x direct: {'met' if ratio_best <= 1.5 else 'NOT met'} (best blocks)")
+
+
+def loopback_floor_ms(nbytes: int, count: int = 200) -> float:
+    """CPU ms of this process per ``sendall`` of ``nbytes`` over loopback TCP to a reader in another
+    process (the kernel's share of handing a frame to a client: the floor of ``send``)."""
+    reader = subprocess.Popen([sys.executable, "-c", (
+        "import socket,sys\n"
+        "s=socket.socket(); s.bind(('127.0.0.1',0)); s.listen(1); print(s.getsockname()[1], flush=True)\n"
+        "c,_=s.accept(); b=bytearray(1<<20)\n"
+        "while c.recv_into(b): pass\n")], stdout=subprocess.PIPE, text=True)
+    try:
+        port = int(reader.stdout.readline())
+        sock = socket.create_connection(("127.0.0.1", port))
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
+        frame = bytes(nbytes)
+        for _ in range(10):
+            sock.sendall(frame)
+        c0 = time.process_time()
+        for _ in range(count):
+            sock.sendall(frame)
+        cpu = (time.process_time() - c0) / count
+        sock.close()
+        return 1000 * cpu
+    finally:
+        reader.kill()
+
+
+def split(a) -> None:
+    """The per-tick split at each of ``a.sizes``."""
+    rows = []
+    for size in a.sizes.split(","):
+        w, h = (int(v) for v in size.split("x"))
+        served = Served(a.scenario, w, h)
+        try:
+            quiet = [served.split_block(a.ticks, listen=False) for _ in range(a.rounds)]
+            loud = [served.split_block(a.ticks) for _ in range(a.rounds)]
+        finally:
+            served.close()
+
+        def ms(blocks, key):
+            return 1000 * statistics.median(b.get(key, 0.0) for b in blocks)
+
+        phases = {k: ms(loud, k) for k in ("simulate", "render", "encode", "send", "episode", "tick")}
+        other = ms(loud, "server_cpu") - phases["tick"]
+        receive = ms(loud, "client_cpu") - ms(quiet, "client_cpu")
+        own = phases["encode"] + phases["send"] + phases["episode"] + other
+        rows.append((size, phases, other, receive, own, ms(loud, "wall")))
+    print(f"scenario {a.scenario}, {a.rounds} blocks of {a.ticks} ticks per size; ms of CPU per tick (median)")
+    print("size     simulate  render  encode   send  episode  server other  client receive  serve's own  wall")
+    for size, p, other, receive, own, wall in rows:
+        print(f"{size:8} {p['simulate']:8.2f} {p['render']:7.2f} {p['encode']:7.2f} {p['send']:6.2f} "
+              f"{p['episode']:8.2f} {other:13.2f} {receive:15.2f} {own:12.2f} {wall:5.2f}")
+    for size, *_ in rows:
+        w, h = (int(v) for v in size.split("x"))
+        print(f"floor of send at {size}: a bare sendall of {w * h * 4} bytes over loopback TCP to another process "
+              f"costs {loopback_floor_ms(w * h * 4):.2f} ms of CPU")
+    own800 = [r[4] for r in rows if r[0] == "800x600"]
+    if own800:
+        print(f"goal: serve's own share <= 0.5 ms per tick at 800x600: {'met' if own800[0] <= 0.5 else 'NOT met'}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--ticks", type=int, default=100, help="ticks per block")
+    ap.add_argument("--rounds", type=int, default=5, help="blocks (per size; with --compare: direct/served pairs)")
+    ap.add_argument("--scenario", default="gentle_curves")
+    ap.add_argument("--sizes", default="800x600,200x66", help="camera sizes of the split")
+    ap.add_argument("--compare", action="store_true", help="served / direct ratio instead of the split")
+    ap.add_argument("--size", default="800x600", help="camera size of --compare")
+    a = ap.parse_args()
+    compare(a) if a.compare else split(a)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from contextlib import contextmanager
@@ -20,6 +21,8 @@ def start_server(scenario: str = "gentle_curves", host: str = "127.0.0.1", env: 
 
     With ``town``, it serves that town (``--town``) instead of the scenario."""
     env = dict(env or os.environ)
+    # the recorder's plain file names go here, not into the checkout (serve's cwd)
+    env.setdefault("CARLA_AGENT_RECORDER_DIR", os.path.join(tempfile.gettempdir(), "carla_agent_test_recordings"))
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
     what = ["--town", town] if town else ["--scenario", scenario]
     proc = subprocess.Popen([sys.executable, "-u", "-m", "carla_agent.server", *what,

@@ -15,14 +15,13 @@ from typing import List, Optional
 import numpy as np
 
 from carla_agent.control import VehicleControl
-from carla_agent.server import checks, town_world, traffic_lights, vehicles, walkers
+from carla_agent.server import catalogue, checks, town_world, traffic_lights, vehicles, walkers
 from carla_agent.server import sensors as sensor_types
 from carla_agent.server.rpc import VOID, RpcError
 from carla_agent.server.vehicles import live_traffic  # noqa: F401 - also served from here
 from carla_agent.server.wire import A_BOOL, A_FLOAT, A_INT, A_RGB, A_STRING, actor_wire, attr
 
-VEHICLES = ("vehicle.lincoln.mkz_2020", "vehicle.tesla.model3", "vehicle.audi.a2", "vehicle.toyota.prius")
-VEHICLE_EXTENT = (2.45, 1.05, 0.75)  # the ego's bounding-box half sizes, metres
+VEHICLE_EXTENT = catalogue.DEFAULT_EXTENT  # bounding-box half sizes, metres (each blueprint has its own)
 #: Actor id of the scenario's k-th traffic vehicle (``EmbeddedSimulator.traffic[k]``) in episode 1,
 #: far above the ids of spawned actors (which count up from 101); episode e uses
 #: ``TRAFFIC_ID0 + TRAFFIC_IDS_PER_EPISODE * (e - 1) + k``: new ids after ``load_world``, as CARLA's.
@@ -34,22 +33,8 @@ STATIC_ID0 = 90_000
 
 def blueprints() -> list:
     """The blueprint library: ``ActorDefinition`` ``[uid, id, tags, attributes]`` of each servable type."""
-    defs = []
-    uid = 1
-    for name in VEHICLES:
-        defs.append([uid, name, "vehicle,car," + name.split(".")[1], [
-            attr("role_name", A_STRING, "autopilot", ("autopilot", "scenario", "ego_vehicle", "hero"), True),
-            attr("color", A_RGB, "255,255,255", ("255,255,255", "0,0,0", "200,20,20"), True),
-            attr("number_of_wheels", A_INT, "4"),
-            attr("generation", A_INT, "2"),
-            attr("base_type", A_STRING, "car"),
-            attr("special_type", A_STRING, ""),
-            attr("has_dynamic_doors", A_BOOL, "false"),
-            attr("has_lights", A_BOOL, "true"),
-            attr("sticky_control", A_BOOL, "true", ("true", "false"), True),
-            attr("terramechanics", A_BOOL, "false", ("true", "false"), True),
-        ]])
-        uid += 1
+    defs = catalogue.definitions(1)  # CARLA 0.9.16's vehicles
+    uid = len(defs) + 1
     for name in ("sensor.camera.rgb", "sensor.camera.semantic_segmentation"):
         defs.append([uid, name, "sensor,camera," + name.split(".")[-1], [
             attr("role_name", A_STRING, "front", (), True),
@@ -65,7 +50,7 @@ def blueprints() -> list:
             attr("lens_kcube", A_FLOAT, "0.0", (), True),
             attr("lens_x_size", A_FLOAT, "0.08", (), True),
             attr("lens_y_size", A_FLOAT, "0.08", (), True),
-        ]])
+        ] + (catalogue.rgb_camera_extra() if name == "sensor.camera.rgb" else [])])
         uid += 1
     for name in ("sensor.other.collision", "sensor.other.lane_invasion"):
         defs.append([uid, name, "sensor,other," + name.split(".")[-1], [
@@ -136,7 +121,7 @@ def _spawn(world, description, transform, parent: int) -> list:
     if type_id.startswith("vehicle."):
         (x, y, _), (_, yaw, _) = checks.transform(transform, "spawn transform")
         vehicles.check_room(world, x, y, yaw)
-        actor = Actor(_new_id(world), uid, type_id, attributes)
+        actor = Actor(_new_id(world), uid, type_id, attributes, extent=catalogue.extent_of(type_id))
         if world.ego_id is None:  # the first vehicle is the ego: the scenario starts afresh under it
             world.ego_id = actor.id
             _start_episode(world, (x, y, yaw))

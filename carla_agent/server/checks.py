@@ -34,8 +34,8 @@ MAX_COORD_M = 100_000.0
 MAX_MOUNT_M = 100.0
 #: Velocities, m/s per component.
 MAX_SPEED_MPS = 1000.0
-#: ``fixed_delta_seconds``: in (0, this].
-MAX_FIXED_DELTA_S = 1.0
+#: ``fixed_delta_seconds``: in (0, this] (CARLA's ``lidar_to_camera.py`` ticks 3 s steps).
+MAX_FIXED_DELTA_S = 10.0
 #: An actor description's attributes at most, and the longest text in it.
 MAX_ATTRIBUTES = 64
 MAX_TEXT = 256

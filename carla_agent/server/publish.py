@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from carla_agent.server import sensors as sensor_types
-from carla_agent.server import traffic_lights, vehicles, walkers
+from carla_agent.server import tick_profile, traffic_lights, vehicles, walkers
 from carla_agent.server.actors import STATIC_ID0, Actor, ego_pose, live_traffic, world_transform
 from carla_agent.server.checks import CAMERAS
 from carla_agent.server.streams import sensor_header
@@ -34,7 +34,8 @@ def publish_tick(world, obs) -> List[str]:
     fails is stopped (``actor.failed``). Returns what failed, one line each (empty: all went)."""
     failures: List[str] = []
     try:
-        publish_episode(world)
+        with tick_profile.phase("episode"):
+            publish_episode(world)
     except Exception as e:  # noqa: BLE001
         log.warning("the episode state could not be sent", exc_info=True)
         failures.append(f"the episode state could not be sent ({type(e).__name__}: {e})")
@@ -220,16 +221,19 @@ def _publish_camera(world, actor: Actor) -> None:
                                   world.sim.statics, world.seed)
     st = world.sim.state
     boxes = _visible_boxes(world)
-    rgb, sem = actor.renderer.render(st.x_m, st.y_m, st.yaw_rad, world.sim.s, boxes, world.sim.frame,
-                                     light_states=traffic_lights.drawn(world))
+    with tick_profile.phase("render"):
+        rgb, sem = actor.renderer.render(st.x_m, st.y_m, st.yaw_rad, world.sim.s, boxes, world.sim.frame,
+                                         light_states=traffic_lights.drawn(world))
     bgra = actor.bgra
     if bgra is None or bgra.shape != (h, w, 4):
         bgra = actor.bgra = np.zeros((h, w, 4), np.uint8)  # publish() sends it before returning
-    if actor.type_id == "sensor.camera.semantic_segmentation":
-        np.take(SEMANTIC_TO_CARLA, sem, out=bgra[..., 2])  # CARLA: the tag in the red channel
-        bgra[..., 3] = 255
-    else:
-        cv2.cvtColor(rgb, cv2.COLOR_RGB2BGRA, dst=bgra)
-    head = (sensor_header(SENSOR_TYPE_RGB, world.frame, world.elapsed_s, world_transform(world, actor))
-            + struct.pack("<IIf", w, h, fov))
-    world.streams.publish(actor.id, head, memoryview(bgra).cast("B"))
+    with tick_profile.phase("encode"):
+        if actor.type_id == "sensor.camera.semantic_segmentation":
+            np.take(SEMANTIC_TO_CARLA, sem, out=bgra[..., 2])  # CARLA: the tag in the red channel
+            bgra[..., 3] = 255
+        else:
+            cv2.cvtColor(rgb, cv2.COLOR_RGB2BGRA, dst=bgra)
+        head = (sensor_header(SENSOR_TYPE_RGB, world.frame, world.elapsed_s, world_transform(world, actor))
+                + struct.pack("<IIf", w, h, fov))
+    with tick_profile.phase("send"):
+        world.streams.publish(actor.id, head, memoryview(bgra).cast("B"))

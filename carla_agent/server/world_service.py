@@ -21,8 +21,8 @@ from functools import partial
 from typing import Any, Callable, Dict, Optional, Set
 
 from carla_agent.control import VehicleControl
-from carla_agent.server import (actors, batch, checks, publish, town_world, traffic_lights, vehicles, walkers, weather,
-                                world_calls)
+from carla_agent.server import (actors, batch, checks, publish, tick_profile, town_world, traffic_lights, vehicles,
+                                walkers, weather, world_calls)
 from carla_agent.server.actors import Actor
 from carla_agent.server.recorder import Recorder
 from carla_agent.server.rpc import VOID, RpcError
@@ -133,6 +133,7 @@ class WorldService:
             "set_actor_transform": partial(actors.set_actor_transform, self),  # no traffic lights in the embedded world
             "set_actor_target_velocity": partial(actors.set_actor_target_velocity, self),
             "set_actor_autopilot": partial(actors.set_actor_autopilot, self),
+            "carla_agent_tick_profile": tick_profile.take,  # not CARLA's: bench/bench_serve.py
             "destroy_traffic_manager": lambda port, *a: self._tms.pop(_tm_port(port), None) is not None,
         }
         self._handlers.update(traffic_lights.handlers(self))
@@ -253,7 +254,8 @@ class WorldService:
         the camera frames are sent before the reply (a client's sensor queue gets them from its
         stream thread, after or while tick() returns)."""
         self._take_over_from_a_gone_owner()
-        self._tick()
+        with tick_profile.phase("tick"):
+            self._tick()
         return self.frame
 
     def _tick(self) -> None:
@@ -266,7 +268,8 @@ class WorldService:
             world_calls.hold_constant_velocities(self)
             vehicles.step_all(self, self.sim.scenario.dt_s)
             walkers.step_all(self, self.sim.scenario.dt_s)
-            obs = self.sim.step(self.control)
+            with tick_profile.phase("simulate"):
+                obs = self.sim.step(self.control)
             self.vehicle_hits = vehicles.collisions(self) + walkers.hits(self)
         except Exception as e:  # noqa: BLE001
             log.warning("the simulation step failed; restarting the episode", exc_info=True)
@@ -276,7 +279,7 @@ class WorldService:
         self.frame += 1
         self.elapsed_s += self.sim.scenario.dt_s
         traffic_lights.tick(self)
-        self.recorder.on_tick()
+        self.recorder.on_tick(obs)
         if town_world.relay(self):
             actors.corridor_changed(self)
         failures = publish.publish_tick(self, obs)

@@ -37,6 +37,8 @@ DECLINED: Dict[str, Declined] = {d.TYPE_ID: d for d in (
     Declined("sensor.camera.optical_flow", "sensor.camera.depth or sensor.camera.instance_segmentation "
              "(geometry per pixel, from which motion can be derived)",
              "the embedded renderer has no per-pixel motion vectors", CAMERA_ATTRIBUTES),
+    Declined("sensor.camera.normals", "sensor.camera.depth (and difference neighbouring pixels)",
+             "the embedded renderer has no per-pixel surface normals", CAMERA_ATTRIBUTES),
 )}
 #: Camera-like sensors (their size is checked and capped as the RGB camera's).
 CAMERAS = tuple(t for t, cls in SENSORS.items() if cls.IS_CAMERA)

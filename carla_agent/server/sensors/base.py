@@ -60,7 +60,7 @@ class Sensor:
     @classmethod
     def blueprint(cls, uid: int) -> list:
         """``ActorDefinition`` ``[uid, id, tags, attributes]`` of this type."""
-        attrs = [attr(n, t, v, (), True) for n, t, v in COMMON + cls.ATTRIBUTES]
+        attrs = [attr(n, t, v, (v,), True) for n, t, v in COMMON + cls.ATTRIBUTES]  # CARLA: the default recommended
         return [uid, cls.TYPE_ID, cls.TAGS, attrs]
 
     # -- attribute checks --------------------------------------------------------------
