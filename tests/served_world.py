@@ -73,3 +73,30 @@ def set_sync(world, on: bool, dt_s: float = 0.05) -> None:
     s = world.get_settings()
     s.synchronous_mode, s.fixed_delta_seconds = on, (dt_s if on else None)
     world.apply_settings(s)
+
+
+def run_client_script(script: str, town: str | None = None, scenario: str = "gentle_curves",
+                      timeout_s: float = 120.0, tries: int = 2, retry_on_signal: bool = False
+                      ) -> subprocess.CompletedProcess:
+    """Run ``python -c script PORT`` against a fresh ``serve`` that this process owns (a client killed
+    by a signal or a timeout leaves no server behind).
+
+    A client with a synchronous Traffic Manager now and then hangs in ``world.tick()`` (the wheel's
+    lost wake-up, docs/serve.md "Known issue"): a try that runs past ``timeout_s`` is killed and the
+    next one runs on a fresh server; the last one's ``TimeoutExpired`` propagates. With
+    ``retry_on_signal``, a client killed by a signal (the wheel's rarer ``load_world`` race beside a
+    synchronous Traffic Manager, measured by tests/test_serve_load_world_tm.py) is tried again too.
+    A real regression fails every try."""
+    for attempt in range(tries):
+        proc, port = start_server(scenario, town=town)
+        try:
+            out = subprocess.run([sys.executable, "-c", script, str(port)], cwd=str(ROOT), capture_output=True,
+                                 text=True, timeout=timeout_s)
+            if not (retry_on_signal and out.returncode < 0 and attempt < tries - 1):
+                return out
+        except subprocess.TimeoutExpired:
+            if attempt == tries - 1:
+                raise
+        finally:
+            stop_server(proc)
+    raise AssertionError("no try ran")

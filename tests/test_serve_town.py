@@ -75,32 +75,28 @@ TM_SCRIPT = """
 import sys
 sys.path.insert(0, "tests")
 import carla
-from served_world import start_server, stop_server
-proc, port = start_server(town="grid_small")
-try:
-    c = carla.Client("127.0.0.1", port)
-    c.set_timeout(20.0)
-    world = c.get_world()
-    m = world.get_map()
-    tm = c.get_trafficmanager(8000 + port % 1000)
-    tm.set_synchronous_mode(True)
-    s = world.get_settings()
-    s.synchronous_mode, s.fixed_delta_seconds = True, 0.05
-    world.apply_settings(s)
-    ego = world.spawn_actor(world.get_blueprint_library().find("vehicle.lincoln.mkz_2020"), m.get_spawn_points()[3])
+port = int(sys.argv[1])
+c = carla.Client("127.0.0.1", port)
+c.set_timeout(20.0)
+world = c.get_world()
+m = world.get_map()
+tm = c.get_trafficmanager(8000 + port % 1000)
+tm.set_synchronous_mode(True)
+s = world.get_settings()
+s.synchronous_mode, s.fixed_delta_seconds = True, 0.05
+world.apply_settings(s)
+ego = world.spawn_actor(world.get_blueprint_library().find("vehicle.lincoln.mkz_2020"), m.get_spawn_points()[3])
+world.tick()
+ego.set_autopilot(True, tm.get_port())
+junctions, start, off = set(), ego.get_location(), 0
+for _ in range(700):  # 35 s
     world.tick()
-    ego.set_autopilot(True, tm.get_port())
-    junctions, start, off = set(), ego.get_location(), 0
-    for _ in range(700):  # 35 s
-        world.tick()
-        wp = m.get_waypoint(ego.get_location(), project_to_road=False)
-        if wp is None:
-            off += 1
-        elif wp.is_junction:
-            junctions.add(wp.junction_id)
-    print("RESULT", off, len(junctions), ego.get_location().distance(start), ego.is_alive, flush=True)
-finally:
-    stop_server(proc)
+    wp = m.get_waypoint(ego.get_location(), project_to_road=False)
+    if wp is None:
+        off += 1
+    elif wp.is_junction:
+        junctions.add(wp.junction_id)
+print("RESULT", off, len(junctions), ego.get_location().distance(start), ego.is_alive, flush=True)
 import os
 os._exit(0)  # the TM's client thread would abort the process once the server is gone
 """
@@ -109,13 +105,9 @@ os._exit(0)  # the TM's client thread would abort the process once the server is
 def test_the_traffic_manager_drives_the_ego_through_junctions_on_the_roads():
     # In a child process with its own server, as tests/test_serve.py's TM test: a client that made a
     # Traffic Manager aborts ("terminate called ...") some 20 s after its server is gone.
-    import subprocess
-    import sys
+    from served_world import run_client_script
 
-    from served_world import ROOT
-
-    out = subprocess.run([sys.executable, "-c", TM_SCRIPT], cwd=str(ROOT), capture_output=True, text=True,
-                         timeout=300)
+    out = run_client_script(TM_SCRIPT, town="grid_small", tries=3)
     line = [ln for ln in out.stdout.splitlines() if ln.startswith("RESULT")]
     assert line, out.stdout[-2000:] + out.stderr[-2000:]
     _, off, junctions, distance, alive = line[0].split()

@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from served_world import ROOT, served_client, set_sync
+from served_world import run_client_script, served_client, set_sync
 
 carla = pytest.importorskip("carla")
 
@@ -144,41 +144,36 @@ TM_SCRIPT = """
 import sys, os
 sys.path.insert(0, "tests")
 import carla
-from served_world import start_server, stop_server
-proc, port = start_server(town="grid_small")
-try:
-    c = carla.Client("127.0.0.1", port); c.set_timeout(20.0)
-    world = c.get_world()
-    tm = c.get_trafficmanager(8000 + port % 1000)
-    tm.set_synchronous_mode(True)
-    s = world.get_settings(); s.synchronous_mode, s.fixed_delta_seconds = True, 0.05; world.apply_settings(s)
-    bps = world.get_blueprint_library().filter("vehicle.*")
-    points = world.get_map().get_spawn_points()
-    C = carla.command
-    batch = [C.SpawnActor(bps[k % len(bps)], points[3 * k]).then(C.SetAutopilot(C.FutureActor, True, tm.get_port()))
-             for k in range(10)]
-    ids = [r.actor_id for r in c.apply_batch_sync(batch, True) if not r.error]
-    start = {a.id: a.get_location() for a in world.get_actors(ids)}
-    m = world.get_map()
-    off = 0
-    for k in range(400):  # 20 s
-        world.tick()
-        if k % 40 == 39:
-            off += sum(m.get_waypoint(a.get_location(), project_to_road=False) is None for a in world.get_actors(ids))
-    alive = world.get_actors(ids)
-    moved = min(a.get_location().distance_2d(start[a.id]) for a in alive)
-    print("RESULT", len(ids), len(alive), off, round(moved, 1), flush=True)
-    # the TM stays synchronous: load_world beside an asynchronous TM segfaults the wheel (docs/towns.md)
-    print("LOADED", c.load_world("ring_multilane").get_map().name, flush=True)
-finally:
-    stop_server(proc)
+port = int(sys.argv[1])
+c = carla.Client("127.0.0.1", port); c.set_timeout(20.0)
+world = c.get_world()
+tm = c.get_trafficmanager(8000 + port % 1000)
+tm.set_synchronous_mode(True)
+s = world.get_settings(); s.synchronous_mode, s.fixed_delta_seconds = True, 0.05; world.apply_settings(s)
+bps = world.get_blueprint_library().filter("vehicle.*")
+points = world.get_map().get_spawn_points()
+C = carla.command
+batch = [C.SpawnActor(bps[k % len(bps)], points[3 * k]).then(C.SetAutopilot(C.FutureActor, True, tm.get_port()))
+         for k in range(10)]
+ids = [r.actor_id for r in c.apply_batch_sync(batch, True) if not r.error]
+start = {a.id: a.get_location() for a in world.get_actors(ids)}
+m = world.get_map()
+off = 0
+for k in range(400):  # 20 s
+    world.tick()
+    if k % 40 == 39:
+        off += sum(m.get_waypoint(a.get_location(), project_to_road=False) is None for a in world.get_actors(ids))
+alive = world.get_actors(ids)
+moved = min(a.get_location().distance_2d(start[a.id]) for a in alive)
+print("RESULT", len(ids), len(alive), off, round(moved, 1), flush=True)
+# the TM stays synchronous: load_world beside an asynchronous TM segfaults the wheel (docs/towns.md)
+print("LOADED", c.load_world("ring_multilane").get_map().name, flush=True)
 os._exit(0)
 """
 
 
 def test_the_traffic_manager_drives_ten_cars_spawned_in_one_batch():
-    out = subprocess.run([sys.executable, "-c", TM_SCRIPT], cwd=str(ROOT), capture_output=True, text=True,
-                         timeout=300)
+    out = run_client_script(TM_SCRIPT, town="grid_small", tries=3, retry_on_signal=True)
     line = [ln for ln in out.stdout.splitlines() if ln.startswith("RESULT")]
     assert line, out.stdout[-2000:] + out.stderr[-2000:]
     _, spawned, alive, off, moved = line[0].split()
