@@ -58,7 +58,7 @@ from carla_agent.cli import main
 tmp, scenarios, seeds, duration = Path(sys.argv[1]), sys.argv[2], sys.argv[3].split(","), sys.argv[4]
 b = tmp / "models" / "randomised_head.h5"
 b.parent.mkdir()
-keras_model = clone(SteeringModel.load(DEFAULT_MODEL).keras_model)
+keras_model = clone(SteeringModel.load(DEFAULT_MODEL).file_model)
 randomise_layer(weighted_layers(keras_model)[-1], np.random.default_rng(7))
 keras_model.save(b)
 shutil.copy(DEFAULT_MODEL.with_suffix(".json"), b.with_suffix(".json"))
