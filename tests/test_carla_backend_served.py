@@ -163,7 +163,12 @@ def test_a_server_another_client_ticks_is_refused(server):
                 sim.reset(load_scenario("gentle_curves"), seed=0)
     finally:
         child.send_signal(signal.SIGINT)
-        child.wait(timeout=10)
+        try:
+            child.wait(timeout=30)
+        except subprocess.TimeoutExpired:  # never leave it ticking the module's server for the next test
+            child.kill()
+            child.wait()
+            raise
     assert not our_actors(server)
 
 

@@ -153,19 +153,36 @@ def test_drive_screenshot_every_in_a_real_window_for_every_method(x_display, tmp
     camera_wh, window_wh = (camera.image_size_x, camera.image_size_y), (960, 540)
     pre = json.loads(Path(DEFAULT_MODEL).with_suffix(".json").read_text())["preprocessing"]
 
-    def drive(method: str):
-        out = tmp_path / method
-        proc = subprocess.run([sys.executable, "-m", "carla_agent", "drive", "-v", "--method", method,
-                               "--duration", "0.3", "--speed", "max", "--close-at-end", "--res", "960x540",
-                               "--screenshot-every", "3", str(out), "--json"],
-                              cwd=ROOT, env=_x_env(x_display), capture_output=True, text=True, timeout=240)
-        return method, out, proc
+    def drive(methods):
+        # One process drives every method of its share in turn (TensorFlow loads once per process);
+        # each drive opens and closes its own real window. Markers split the log per method.
+        script = ("import sys\nfrom carla_agent.cli import main\nout, methods = sys.argv[1], sys.argv[2].split(',')\n"
+                  "for m in methods:\n"
+                  "    print('=== ' + m, file=sys.stderr, flush=True)\n"
+                  "    rc = main(['drive', '-v', '--method', m, '--duration', '0.3', '--speed', 'max', '--close-at-end',\n"
+                  "               '--res', '960x540', '--screenshot-every', '3', out + '/' + m, '--json'])\n"
+                  "    print('=== rc %s %s' % (m, rc), file=sys.stderr, flush=True)\n")
+        proc = subprocess.run([sys.executable, "-c", script, str(tmp_path), ",".join(methods)], cwd=ROOT,
+                              env=_x_env(x_display), capture_output=True, text=True, timeout=400)
+        sections = proc.stderr.split("=== ")[1:]
+        by_method = {}
+        for section in sections:
+            head, _, body = section.partition("\n")
+            if head.startswith("rc "):
+                _, method, rc = head.split()
+                by_method[method] = (by_method.get(method, ("", ""))[0], rc)
+            else:
+                by_method[head] = (body, None)
+        return [(m, tmp_path / m, by_method.get(m, (proc.stderr[-4000:], f"none (exit {proc.returncode})")))
+                for m in methods]
 
+    names_all = METHODS.names()
     with ThreadPoolExecutor(max_workers=2) as pool:
-        results = list(pool.map(drive, METHODS.names()))
-    for method, out, proc in results:
-        assert proc.returncode == 0, f"{method}: exit {proc.returncode}\n{proc.stderr[-4000:]}"
-        assert "SDL video driver x11" in proc.stderr, f"{method}: no real window\n{proc.stderr[-2000:]}"
+        results = [r for share in pool.map(drive, (names_all[0::2], names_all[1::2])) for r in share]
+    assert sorted(m for m, _, _ in results) == sorted(names_all)
+    for method, out, (log, rc) in results:
+        assert rc == "0", f"{method}: returned {rc}\n{log[-4000:]}"
+        assert "SDL video driver x11" in log, f"{method}: no real window\n{log[-2000:]}"
         names = sorted(p.name for p in out.glob("*.png"))
         assert names == ["frame_000000.png", "frame_000003.png", "frame_000006.png"], (method, names)
         for name in names:

@@ -18,9 +18,15 @@ def weighted_layers(model: Any) -> List[Any]:
     for layer in model.layers:
         if hasattr(layer, "layers") and layer.layers:
             out += weighted_layers(layer)
-        elif layer.weights:
+        elif layer.weights and not _state_only(layer):
             out.append(layer)
     return out
+
+
+def _state_only(layer: Any) -> bool:
+    """A trainable layer all of whose weights are non-trainable holds state, not learned weights
+    (the held command of a command-conditioned model): randomising it explains nothing."""
+    return bool(layer.trainable) and not layer.trainable_weights
 
 
 def clone(keras_model: Any) -> Any:

@@ -84,7 +84,9 @@ class Mp4Writer:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._gen = imageio_ffmpeg.write_frames(
             str(self._tmp), (w, h), pix_fmt_in="yuv420p", pix_fmt_out="yuv420p", fps=self.fps, quality=None,
-            codec="libx264", macro_block_size=2, ffmpeg_log_level="error",
+            # "fatal": ffmpeg writes to our stderr, and on a full disk its half a dozen "No space left"
+            # errors would bury the one line the recorder gives (DiskFullError, raised below).
+            codec="libx264", macro_block_size=2, ffmpeg_log_level="fatal",
             output_params=["-crf", str(self.crf), "-preset", self.preset, "-movflags", "+faststart"])
         self._gen.send(None)
 

@@ -78,13 +78,20 @@ def sensor_view(world, actor: Actor) -> sensor_types.TickView:
                             [(a.id, a.vehicle) for a in live_traffic(world)], velocity, wire, world.elapsed_s)
 
 
+#: The episode header's ``simulation_state`` bit that tells the wheel the map changed: without it the
+#: wheel keeps the map it cached (``Simulator::GetCurrentMap`` re-reads the map only then), and a
+#: client that had read the old map gets it again from ``load_world(...).get_map()``.
+MAP_CHANGE = 0x1
+
+
 def publish_episode(world) -> None:
     """Sensor header (type 17) + the 36-byte episode header + one 119-byte record per actor: the
     spawned actors, then the traffic on the map (CARLA's frame, m, m/s, m/s^2, deg)."""
     if world.streams is None:
         return
     parts = [sensor_header(SENSOR_TYPE_EPISODE, world.frame, world.elapsed_s),
-             EPISODE_HEADER.pack(world.episode_id, time.time(), float(world.sim.scenario.dt_s), 0, 0, 0, 0)]
+             EPISODE_HEADER.pack(world.episode_id, time.time(), float(world.sim.scenario.dt_s), 0, 0, 0,
+                                 MAP_CHANGE if world.map_changed else 0)]
     limit_kmh = float(world.sim.road.speed_limit_mps) * 3.6
     for actor in world.actors.values():
         st = vehicles.state_of(world, actor.id)
@@ -127,7 +134,10 @@ def publish_episode(world) -> None:
         parts.append(TRAFFIC_LIGHT_DATA.pack(str(actor.light.signal.id).encode(), green, yellow, red, elapsed,
                                              actor.light.pole_index, frozen, state))
     payload = b"".join(parts)
-    for stream_id in (*world.old_episode_streams, world.episode_stream):
+    streams = (*world.old_episode_streams, world.episode_stream)
+    if world.map_changed and any(world.streams.has_subscribers(s) for s in streams):
+        world.map_changed = False  # said once, as CARLA does, to a client that listens
+    for stream_id in streams:
         world.streams.publish(stream_id, payload)
     world.reported_episode_id = world.episode_id
 

@@ -57,6 +57,8 @@ class WorldService:
         self.episode_stream = EPISODE_STREAM
         #: Earlier episodes' streams that still have subscribers: they get the new episode's state too.
         self.old_episode_streams: list = []
+        #: Set by a new episode: its first state published to a listener carries CARLA's MapChange bit.
+        self.map_changed = False
         self.frame = 0
         self.elapsed_s = 0.0
         self.sync = False
@@ -315,6 +317,7 @@ class WorldService:
         self.sim.reset(scenario, self.seed)
         self.reported_episode_id = self.episode_id
         self.episode_id += 1
+        self.map_changed = True
         actors.make_traffic_actors(self)
         if reset_settings:
             self.sync, self.sync_owner, self.fixed_delta, self.no_rendering = False, None, None, False
