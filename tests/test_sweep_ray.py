@@ -199,7 +199,7 @@ def _manifest_done(path: Path) -> list:
 def test_ctrl_c_keeps_the_finished_cells_and_the_rerun_resumes(ray_runtime, grid, tmp):
     out = tmp / "ctrl_c"
     cmd = [sys.executable, "-m", "carla_agent", "sweep", "--scenarios", ",".join(grid.scenarios),
-           "--seeds", "5-6", "--duration", "10", "--methods", "none", "--address", ray_runtime, "--ship-runs", "--out", str(out)]
+           "--seeds", "5-6", "--duration", "40", "--methods", "none", "--address", ray_runtime, "--ship-runs", "--out", str(out)]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 240
