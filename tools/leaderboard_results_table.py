@@ -23,6 +23,10 @@ def _exit(d: Path) -> tuple[str, str]:
     return rc, wall
 
 
+def _num(v) -> str:
+    return f"{v:.1f}" if isinstance(v, float) else str(v)
+
+
 def _infractions(inf: dict) -> str:
     parts = [f"{len(v)} {k}" for k, v in sorted(inf.items()) if v]
     return ", ".join(parts) or "none"
@@ -65,8 +69,8 @@ def sr_table(d: Path) -> None:
             data = json.loads(js[-1].read_text())
             result = data.get("success", "?")
             result = "SUCCESS" if result is True else "FAILURE" if result is False else result
-            crit = "; ".join(f"{c.get('name')} {c.get('actual_value')} {'ok' if c.get('success') else 'FAIL'}"
-                             for c in data.get("criteria", []))
+            crit = "; ".join(f"{c.get('name')} {_num(c.get('actual'))} (expected {c.get('expected')}) "
+                             f"{'ok' if c.get('success') else 'FAIL'}" for c in data.get("criteria", []))
         print(f"| {sd.name} | {rc} | {wall} | {result} | {crit} |")
 
 

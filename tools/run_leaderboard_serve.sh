@@ -82,7 +82,7 @@ run_sr() {  # $1 scenario name in scenarios/leaderboard/scenario_runner/grid_sma
     nice -n "$NICE" "$PYTHON" tools/drive_hero.py --port "$PORT" --agents "$CARLA_PYTHONAPI" \
         --spawn -100 1.75 0 >"$dir/drive_hero.log" 2>&1 &
     local hero=$!
-    for _ in $(seq 180); do grep -q "agent ready" "$dir/drive_hero.log" && break; sleep 1; done
+    for _ in $(seq 180); do grep -q "agent ready" "$dir/drive_hero.log" 2>/dev/null && break; sleep 1; done
     local t0=$SECONDS
     (cd "$dir" && PYTHONPATH="$SR_PATH" nice -n "$NICE" "$PYTHON" "$SR_0916/scenario_runner.py" \
         --scenario "$1" --configFile "$HERE/scenarios/leaderboard/scenario_runner/grid_small.xml" \

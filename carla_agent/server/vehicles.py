@@ -1,6 +1,7 @@
 """The vehicles a client spawns besides the ego: as many as the map has spawn points, each one the
 embedded vehicle model (:func:`~carla_agent.sim.embedded.vehicle.step_vehicle`) under its own
-sticky control, and the collisions between any two vehicles.
+sticky control, and the collisions between any two vehicles. Static props (:mod:`props`) live here
+too, as vehicles that never move, with their own boxes; debris is in no collision.
 
 The ego (``world.ego_id``) is the vehicle the embedded simulator tracks on its road or town
 corridor (its state is ``world.sim.state``; its cameras draw from it). Every other vehicle is a
