@@ -2,7 +2,8 @@
 grid_small``, through the real ``carla`` wheel: the props ScenarioRunner's scenarios spawn are in the
 library with CARLA's tags, a spawned prop is an actor with its box; the radar sees a client's vehicle
 and a solid prop ahead in the lane; the ego hits a warning sign (a collision with the prop) and
-drives over debris (none)."""
+drives over debris (none); a walker hidden under the ego, as the Leaderboard keeps its crossing
+pedestrian until the scenario starts, is never hit, and hit once it is put on the road."""
 
 from __future__ import annotations
 
@@ -130,3 +131,47 @@ def test_radar_sees_a_clients_car_and_a_sign_and_the_ego_hits_the_sign_not_the_d
             a.destroy()
         world.tick()
 
+
+
+def test_a_walker_hidden_under_the_ego_is_not_hit_and_one_on_the_road_is(world):
+    lib = world.get_blueprint_library()
+    wp, _ = _straight_start(world, 60.0)
+    hero_bp = lib.find("vehicle.lincoln.mkz_2020")
+    hero_bp.set_attribute("role_name", "hero")
+    spawned = []
+    try:
+        ego = world.spawn_actor(hero_bp, carla.Transform(wp.transform.location + carla.Location(z=0.3),
+                                                         wp.transform.rotation))
+        spawned.append(ego)
+        hits: queue.Queue = queue.Queue()
+        coll = world.spawn_actor(lib.find("sensor.other.collision"), carla.Transform(), attach_to=ego)
+        spawned.append(coll)
+        coll.listen(hits.put)
+        # DynamicObjectCrossing's _replace_walker and MovePedestrianWithEgo, as the Leaderboard 2.0 runs them
+        at = ego.get_transform()
+        at.location.z -= 50
+        walker = world.spawn_actor(lib.find("walker.pedestrian.0002"), at)
+        spawned.append(walker)
+        walker.set_simulate_physics(False)
+        walker.set_location(at.location + carla.Location(z=-50))
+        ego.apply_control(carla.VehicleControl(throttle=0.5))
+        for k in range(80):
+            if k % 5 == 0:
+                walker.set_location(ego.get_location() + carla.Location(x=1.0, z=-100))
+            world.tick()
+        assert ego.get_location().distance(wp.transform.location) > 10.0, "the ego drove on"
+        assert walker.get_location().z < -90.0, "a walker put far below the ground stays there"
+        assert hits.empty(), [hits.get().other_actor.type_id for _ in range(hits.qsize())]
+        ahead = ego.get_location() + 12.0 * ego.get_transform().get_forward_vector()
+        walker.set_location(carla.Location(ahead.x, ahead.y, 1.0))
+        for _ in range(120):
+            world.tick()
+            if not hits.empty():
+                break
+        assert hits.get(timeout=1.0).other_actor.type_id == "walker.pedestrian.0002"
+    finally:
+        for a in reversed(spawned):
+            if a.type_id.startswith("sensor."):
+                a.stop()
+            a.destroy()
+        world.tick()

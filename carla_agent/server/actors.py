@@ -254,8 +254,9 @@ def set_actor_transform(world, actor_id_, transform, *a):
 
 def set_actor_location(world, actor_id_, location, *a):
     """``actor.set_location``: a teleport keeping the vehicle's heading (ScenarioRunner moves actors so)."""
-    st = vehicles.state_of(world, actor_id(actor_id_))
-    yaw = -math.degrees(st.yaw_rad) if st is not None else 0.0
+    i = actor_id(actor_id_)
+    st, w = vehicles.state_of(world, i), world.walkers.get(i)
+    yaw = -math.degrees(st.yaw_rad) if st is not None else w.walker.yaw_deg if w is not None else 0.0
     return set_actor_transform(world, actor_id_, [location, [0.0, yaw, 0.0]])
 
 
