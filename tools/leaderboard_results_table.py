@@ -1,18 +1,23 @@
 """Markdown tables of a tools/run_leaderboard_serve.sh run: one row per route and repetition.
 
-    python tools/leaderboard_results_table.py OUT
+    python tools/leaderboard_results_table.py OUT [ROUTES]
 
 OUT holds ``NAME/results.json`` (the Leaderboard 2.0 evaluator's --checkpoint) and
 ``NAME/exit_code_and_wall_s`` per agent run, and ``sr/SCENARIO/`` per ScenarioRunner run. Reads
 the Leaderboard's own records (``_checkpoint.records``: status, scores, infractions, meta) and
-global record; prints what it finds, and says so where a file is missing.
+global record; prints what it finds, and says so where a file is missing. Towns come from ROUTES
+(default scenarios/leaderboard/routes_towns.xml).
 """
 
 from __future__ import annotations
 
 import json
+import re
 import sys
+import xml.etree.ElementTree as ET
 from pathlib import Path
+
+TOWNS: dict = {}
 
 
 def _exit(d: Path) -> tuple[str, str]:
@@ -46,7 +51,9 @@ def evaluator_table(d: Path) -> None:
     print("|---|---|---|---|---|---|---|---|")
     for r in cp.get("records", []):
         s, m = r.get("scores", {}), r.get("meta", {})
-        print(f"| {r.get('route_id')} ({r.get('town_name', '?')}), {r.get('index')} | {r.get('status')} "
+        m_id = re.match(r"RouteScenario_(\w+?)_rep(\d+)$", str(r.get("route_id")))
+        name = f"{m_id.group(1)} ({TOWNS.get(m_id.group(1), '?')}), rep {m_id.group(2)}" if m_id else r.get("route_id")
+        print(f"| {name} | {r.get('status')} "
               f"| {s.get('score_composed', 0):.1f} | {s.get('score_route', 0):.1f} | {s.get('score_penalty', 0):.3f} "
               f"| {_infractions(r.get('infractions', {}))} | {m.get('duration_game', 0):.0f} "
               f"| {m.get('duration_system', 0):.0f} |")
@@ -76,6 +83,9 @@ def sr_table(d: Path) -> None:
 
 def main() -> None:
     out = Path(sys.argv[1] if len(sys.argv) > 1 else "runs/leaderboard_serve")
+    routes = Path(sys.argv[2] if len(sys.argv) > 2 else "scenarios/leaderboard/routes_towns.xml")
+    if routes.exists():
+        TOWNS.update({r.get("id"): r.get("town") for r in ET.parse(routes).getroot().iter("route")})
     for d in sorted(p for p in out.iterdir() if p.is_dir()):
         if d.name == "sr":
             sr_table(d)

@@ -103,4 +103,4 @@ for w in $WHAT; do
         *) echo "unknown part '$w': expected ours, npc, sr or all" >&2; exit 2 ;;
     esac
 done
-"$PYTHON" tools/leaderboard_results_table.py "$OUT"
+"$PYTHON" tools/leaderboard_results_table.py "$OUT" "$ROUTES"
