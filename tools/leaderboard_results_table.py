@@ -57,12 +57,10 @@ def evaluator_table(d: Path) -> None:
               f"| {s.get('score_composed', 0):.1f} | {s.get('score_route', 0):.1f} | {s.get('score_penalty', 0):.3f} "
               f"| {_infractions(r.get('infractions', {}))} | {m.get('duration_game', 0):.0f} "
               f"| {m.get('duration_system', 0):.0f} |")
-    g = cp.get("global_record", {})
-    if g:
-        sc = g.get("scores_mean", g.get("scores", {}))
-        print(f"\nglobal: status {g.get('status')}, driving score {sc.get('score_composed')}, route completion "
-              f"{sc.get('score_route')}, infraction penalty {sc.get('score_penalty')}; "
-              f"entry_status {data.get('entry_status')}, progress {cp.get('progress')}")
+    labels, values = data.get("labels") or [], data.get("values") or []
+    summary = "; ".join(f"{k} {v}" for k, v in zip(labels, values))
+    print(f"\nresults file: entry_status {data.get('entry_status')}, progress {cp.get('progress')}"
+          + (f"; {summary}" if summary else ""))
 
 
 def sr_table(d: Path) -> None:
