@@ -15,7 +15,7 @@ from typing import List, Optional
 import numpy as np
 
 from carla_agent.control import VehicleControl
-from carla_agent.server import catalogue, checks, town_world, traffic_lights, vehicles, walkers
+from carla_agent.server import catalogue, checks, props, town_world, traffic_lights, vehicles, walkers
 from carla_agent.server import sensors as sensor_types
 from carla_agent.server.rpc import VOID, RpcError
 from carla_agent.server.vehicles import live_traffic  # noqa: F401 - also served from here
@@ -57,7 +57,8 @@ def blueprints() -> list:
             attr("role_name", A_STRING, "", (), True)]])
         uid += 1
     defs += sensor_types.blueprints(uid)  # depth, lidar, radar, GNSS, IMU, ...
-    return defs + walkers.blueprints(max(d[0] for d in defs) + 1)
+    defs += walkers.blueprints(max(d[0] for d in defs) + 1)
+    return defs + props.definitions(max(d[0] for d in defs) + 1)
 
 
 class Actor:
@@ -146,8 +147,16 @@ def _spawn(world, description, transform, parent: int) -> list:
         actor.sensor = sensor_types.make(type_id, actor.attr)  # checks its attributes; dvs etc. are refused
         _new_id(world)
         world.streams.register(actor.id)
-        if actor.camera_spec is not None and parent in world.vehicles:
+        if actor.camera_spec is not None and parent in world.vehicles and props.solid(world.vehicles[parent]):
             make_ego(world, parent)  # a camera draws from the ego: its vehicle becomes the ego
+    elif props.is_prop(type_id):  # a client vehicle that never moves (see props)
+        m = props.model(type_id)
+        (x, y, _), (_, yaw, _) = checks.transform(transform, "spawn transform")
+        if m.solid:
+            vehicles.check_room(world, x, y, yaw, (2 * m.extent[0], 2 * m.extent[1]))
+        actor = Actor(_new_id(world), uid, type_id, attributes, extent=m.extent)
+        actor.state, actor.physics = vehicles.new_state(x, y, yaw), False
+        world.vehicles[actor.id] = actor
     elif walkers.is_walker(type_id) or type_id == walkers.CONTROLLER:
         actor = Actor(world.next_id + 1, uid, type_id, attributes, parent)
         walkers.spawn(world, actor, transform)  # checked before anything changes
@@ -245,8 +254,9 @@ def set_actor_transform(world, actor_id_, transform, *a):
 
 def set_actor_location(world, actor_id_, location, *a):
     """``actor.set_location``: a teleport keeping the vehicle's heading (ScenarioRunner moves actors so)."""
-    st = vehicles.state_of(world, actor_id(actor_id_))
-    yaw = -math.degrees(st.yaw_rad) if st is not None else 0.0
+    i = actor_id(actor_id_)
+    st, w = vehicles.state_of(world, i), world.walkers.get(i)
+    yaw = -math.degrees(st.yaw_rad) if st is not None else w.walker.yaw_deg if w is not None else 0.0
     return set_actor_transform(world, actor_id_, [location, [0.0, yaw, 0.0]])
 
 
@@ -341,8 +351,10 @@ def get_vehicle_light_state(world, actor_id_, *a) -> list:
 
 
 def set_actor_simulate_physics(world, actor_id_, enabled, *a):
-    """Off: the vehicle stays where it is put (CARLA's TM turns it off for hybrid physics)."""
-    if actor_id(actor_id_) in world.traffic or actor_id(actor_id_) in world.walkers:
+    """Off: the vehicle stays where it is put (CARLA's TM turns it off for hybrid physics). A prop
+    takes either and never moves (ScenarioRunner turns its props' physics off)."""
+    i = actor_id(actor_id_)
+    if i in world.traffic or i in world.walkers or props.is_prop(getattr(world.actors.get(i), "type_id", "")):
         return VOID
     actor = _vehicle(world, "set_actor_simulate_physics", actor_id_)
     actor.physics = checks.flag(enabled, "enabled")

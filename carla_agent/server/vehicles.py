@@ -1,6 +1,7 @@
 """The vehicles a client spawns besides the ego: as many as the map has spawn points, each one the
 embedded vehicle model (:func:`~carla_agent.sim.embedded.vehicle.step_vehicle`) under its own
-sticky control, and the collisions between any two vehicles.
+sticky control, and the collisions between any two vehicles. Static props (:mod:`props`) live here
+too, as vehicles that never move, with their own boxes; debris is in no collision.
 
 The ego (``world.ego_id``) is the vehicle the embedded simulator tracks on its road or town
 corridor (its state is ``world.sim.state``; its cameras draw from it). Every other vehicle is a
@@ -17,7 +18,7 @@ from dataclasses import replace
 from typing import Dict, Iterable, List, Optional, Tuple
 
 from carla_agent.control import VehicleControl
-from carla_agent.server import checks
+from carla_agent.server import checks, props
 from carla_agent.server.rpc import VOID, RpcError
 from carla_agent.sim.embedded.collision import boxes_overlap
 from carla_agent.sim.embedded.vehicle import VehicleParams, VehicleState, step_vehicle, stopped
@@ -48,13 +49,15 @@ def max_vehicles(world) -> int:
     return max(n, MIN_VEHICLES)
 
 
-def check_room(world, x_m: float, y_carla_m: float, yaw_carla_deg: float) -> None:
-    """CARLA's refusal of a spawn that would overlap a vehicle, or one vehicle too many."""
-    count = len(world.vehicles) + (world.ego_id is not None)
-    if count >= max_vehicles(world):
+def check_room(world, x_m: float, y_carla_m: float, yaw_carla_deg: float, size_m=None) -> None:
+    """CARLA's refusal of a spawn that would overlap a vehicle or prop, or one vehicle too many;
+    ``size_m``: ``(length, width)`` of a prop (its count is not limited), None for a vehicle."""
+    count = sum(not props.is_prop(v.type_id) for v in world.vehicles.values()) + (world.ego_id is not None)
+    if size_m is None and count >= max_vehicles(world):
         raise RpcError(f"Spawn failed: the embedded server hosts at most {max_vehicles(world)} vehicles "
                        "(the map's spawn points); destroy one first")
-    box = (float(x_m), -float(y_carla_m), -math.radians(float(yaw_carla_deg)), PARAMS.length_m, PARAMS.width_m)
+    length, width = size_m or (PARAMS.length_m, PARAMS.width_m)
+    box = (float(x_m), -float(y_carla_m), -math.radians(float(yaw_carla_deg)), length, width)
     for _, other in _boxes(world, traffic=world.ego_id is not None):  # the ego's spawn restarts the traffic
         if boxes_overlap(box, other):
             raise RpcError("Spawn failed because of collision at spawn position")
@@ -72,19 +75,21 @@ def step_all(world, dt_s: float) -> None:
     """One bicycle step of every vehicle but the ego (which the simulator steps), each under its
     own sticky control; a vehicle with physics off stays where it was put."""
     for v in world.vehicles.values():
-        if v.physics:
+        if v.physics and not props.is_prop(v.type_id):
             v.state = step_vehicle(v.state, v.control, getattr(v, "params", None) or PARAMS, dt_s)
 
 
 def _boxes(world, traffic: bool = False) -> Iterable[Tuple[int, tuple]]:
-    """``(actor id, (x, y, yaw, length, width))`` of the ego, the other vehicles and, with
-    ``traffic``, the scenario's vehicles on the map (OpenDRIVE frame)."""
+    """``(actor id, (x, y, yaw, length, width))`` of the ego, the other vehicles, the solid props
+    (:mod:`props`) and, with ``traffic``, the scenario's vehicles on the map (OpenDRIVE frame)."""
     if world.ego_id is not None:
         st = world.sim.state
         yield world.ego_id, (st.x_m, st.y_m, st.yaw_rad, PARAMS.length_m, PARAMS.width_m)
     for v in world.vehicles.values():
-        st = v.state
-        yield v.id, (st.x_m, st.y_m, st.yaw_rad, PARAMS.length_m, PARAMS.width_m)
+        if props.solid(v):
+            st = v.state
+            length, width, _ = props.box_size(v, PARAMS.length_m, PARAMS.width_m, PARAMS.height_m)
+            yield v.id, (st.x_m, st.y_m, st.yaw_rad, length, width)
     if traffic:
         road = world.sim.road
         for a in live_traffic(world):
@@ -184,8 +189,12 @@ def boxes_in_view(world, range_m: float) -> list:
             color = tuple(int(c) for c in v.attr.get("color", "").split(","))[:3]
         except ValueError:
             color = ()
-        out.append(VehicleBox(st.x_m, st.y_m, st.yaw_rad, PARAMS.length_m, PARAMS.width_m, PARAMS.height_m,
-                              color if len(color) == 3 else (200, 200, 200), world.sim.s, kind="vehicle.car"))
+        if props.is_prop(v.type_id):
+            color = props.color(v)
+        length, width, height = props.box_size(v, PARAMS.length_m, PARAMS.width_m, PARAMS.height_m)
+        out.append(VehicleBox(st.x_m, st.y_m, st.yaw_rad, length, width, height,
+                              color if len(color) == 3 else (200, 200, 200), world.sim.s,
+                              kind=v.type_id if props.is_prop(v.type_id) else "vehicle.car"))
     return out
 
 

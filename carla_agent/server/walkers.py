@@ -26,6 +26,12 @@ PEDESTRIANS = tuple((k, "female" if k % 2 == 0 else "male", "child" if k in (9, 
                     for k in range(1, 13))
 ADULT_SPEEDS, CHILD_SPEEDS = ("0.0", "1.4", "3.0"), ("0.0", "0.9", "1.8")
 EXTENT = (0.187, 0.187, 0.92)  # a walker's bounding-box half sizes, metres (CARLA's adult)
+#: A walker put more than this below the ground stays there (hidden: the Leaderboard keeps its
+#: crossing pedestrians 50-200 m under the ego until their scenario starts); one put nearer the
+#: ground stands on it (its centre EXTENT[2] up).
+HIDDEN_BELOW_M = 5.0
+#: Walkers whose box reaches below this height (m) meet the vehicles, are drawn and hit by rays.
+VEHICLE_TOP_M = 4.0
 CONTROLLER = "controller.ai.walker"
 COLOR = (230, 120, 40)  # drawn as a box of this colour
 
@@ -96,8 +102,20 @@ def spawn(world, actor, transform) -> None:
         return
     check_blueprint(actor.type_id, actor.attr)
     actor.extent = EXTENT
-    actor.walker = WalkerState(x, y, max(z, EXTENT[2]), yaw)
+    actor.walker = WalkerState(x, y, stand_z(z), yaw)
     world.walkers[actor.id] = actor
+
+
+def stand_z(z_m: float) -> float:
+    """The centre height (m) of a walker put at ``z_m``: on the ground, or hidden far below it."""
+    z_m = float(z_m)
+    return z_m if z_m < -HIDDEN_BELOW_M else max(z_m, EXTENT[2])
+
+
+def in_reach(w) -> bool:
+    """Whether walker state ``w`` is where vehicles, cameras and rays meet it (not hidden below the
+    ground or high above it)."""
+    return w.z_m + EXTENT[2] > 0.0 and w.z_m - EXTENT[2] < VEHICLE_TOP_M
 
 
 def _walker(world, function: str, actor_id):
@@ -136,7 +154,7 @@ def apply_walker_state(world, actor_id, transform, speed, *a):
     speed = checks.number(speed, "speed", 0.0, 100.0, unit=" m/s")
     dt = max(float(world.sim.scenario.dt_s), 1e-3)
     w.velocity = ((x - w.x_m) / dt, (y - w.y_m) / dt, 0.0) if speed > 0 else (0.0, 0.0, 0.0)
-    w.x_m, w.y_m, w.z_m, w.yaw_deg, w.speed_mps, w.controlled = x, y, max(z, EXTENT[2]), yaw, speed, False
+    w.x_m, w.y_m, w.z_m, w.yaw_deg, w.speed_mps, w.controlled = x, y, stand_z(z), yaw, speed, False
     return VOID
 
 
@@ -159,7 +177,7 @@ def teleport(world, actor_id: int, x: float, y: float, z: float, yaw: float) -> 
     a = world.walkers.get(actor_id)
     if a is None:
         return False
-    a.walker.x_m, a.walker.y_m, a.walker.z_m, a.walker.yaw_deg = x, y, max(z, EXTENT[2]), yaw
+    a.walker.x_m, a.walker.y_m, a.walker.z_m, a.walker.yaw_deg = x, y, stand_z(z), yaw
     return True
 
 
@@ -171,7 +189,7 @@ def boxes_in_view(world, range_m: float) -> list:
     out = []
     for a in world.walkers.values():
         w = a.walker
-        if (w.x_m - ego.x_m) ** 2 + (-w.y_m - ego.y_m) ** 2 > range_m * range_m:
+        if not in_reach(w) or (w.x_m - ego.x_m) ** 2 + (-w.y_m - ego.y_m) ** 2 > range_m * range_m:
             continue
         out.append(VehicleBox(w.x_m, -w.y_m, -math.radians(w.yaw_deg), 2 * EXTENT[0], 2 * EXTENT[1],
                               2 * EXTENT[2], COLOR, world.sim.s, kind="walker.pedestrian"))
@@ -190,7 +208,7 @@ def hits(world) -> List[Tuple[int, int]]:
     for vid, box in _boxes(world):
         for wid, a in world.walkers.items():
             w = a.walker
-            if abs(w.x_m - box[0]) > 4 or abs(-w.y_m - box[1]) > 4:
+            if abs(w.x_m - box[0]) > 4 or abs(-w.y_m - box[1]) > 4 or not in_reach(w):
                 continue
             if boxes_overlap(box, (w.x_m, -w.y_m, -math.radians(w.yaw_deg), 2 * EXTENT[0], 2 * EXTENT[1])):
                 touching.add((vid, wid))

@@ -19,7 +19,7 @@ SENSOR_TYPE_EPISODE = 17
 # ActorAttributeType
 A_BOOL, A_INT, A_FLOAT, A_STRING, A_RGB = 1, 2, 3, 4, 5
 TAG_CAR = 14  # CityObjectLabel::Car in 0.9.16
-TAGS = {"vehicle": TAG_CAR, "walker": 12, "traffic": 7}  # Pedestrians 12, TrafficLight 7
+TAGS = {"vehicle": TAG_CAR, "walker": 12, "traffic": 7, "static": 20}  # Pedestrians 12, TrafficLight 7, Static 20
 # SemanticClass (carla_agent.sim.observation) -> CityObjectLabel (the red channel of CARLA's semantic camera)
 # (SIDEWALK -> Sidewalks 2, TRAFFIC_LIGHT -> TrafficLight 7; CARLA >= 0.9.14 numbering)
 SEMANTIC_TO_CARLA = np.array([0, 1, 24, 2, 10, 11, 14, 20, 2, 7] + [0] * 246, np.uint8)
@@ -45,7 +45,7 @@ def attr(id_: str, type_: int, value: str, recommended=(), modifiable=False) -> 
 def actor_wire(actor, token) -> list:
     """``rpc::Actor`` of a served actor (an ``actors.Actor``): ``[id, parent, description, bounding box,
     semantic tags, stream token]``; the token (a bare bin, ``token(stream_id)``) only for sensors."""
-    if actor.type_id.startswith(("vehicle.", "walker.", "traffic.")):
+    if actor.type_id.startswith(("vehicle.", "walker.", "traffic.", "static.prop.")):
         loc = getattr(actor, "trigger_offset", None) or (0.0, 0.0, float(actor.extent[2]))
         bbox = [[float(v) for v in loc], [float(e) for e in actor.extent], [0.0, 0.0, 0.0]]
         tags = bytes([TAGS.get(actor.type_id.split(".")[0], TAG_CAR)])

@@ -145,6 +145,8 @@ def _boxes(world) -> List[tuple]:
         out.append((x, -y, -yaw, 0.5 * length, 0.5 * width, 1.5, CAR))
     for a in world.walkers.values():
         w = a.walker
+        if not walkers.in_reach(w):
+            continue
         out.append((w.x_m, w.y_m, math.radians(w.yaw_deg), walkers.EXTENT[0], walkers.EXTENT[1],
                     2 * walkers.EXTENT[2], PEDESTRIANS))
     return out

@@ -1,6 +1,7 @@
 """The served world as ray-cast primitives in CARLA's frame: the flat ground (z = 0) and boxes.
 
-Boxes are the vehicles (the ego and the live traffic, each its bounding box) and the roadside
+Boxes are the vehicles (the ego, the live traffic and the clients' vehicles, each its bounding
+box), the solid props, the walkers and the roadside
 objects of the embedded world (see ``carla_agent/sim/embedded/render/roadside.py`` for how they are
 drawn): a tree is a trunk and a square crown, a pole a thin post, a building its box, a sign a post
 and a plate. Each box carries an actor id (0 for things that are not actors, as CARLA's ground and
@@ -15,9 +16,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from carla_agent.server import props, vehicles, walkers
+
 # CityObjectLabel (CARLA 0.9.16)
 TAG_NONE, TAG_ROAD, TAG_SIDEWALK, TAG_BUILDING, TAG_POLE = 0, 1, 2, 3, 6
-TAG_SIGN, TAG_VEGETATION, TAG_TERRAIN, TAG_SKY, TAG_CAR = 8, 9, 10, 11, 14
+TAG_SIGN, TAG_VEGETATION, TAG_TERRAIN, TAG_SKY, TAG_PEDESTRIAN, TAG_CAR, TAG_STATIC = 8, 9, 10, 11, 12, 14, 20
 #: Ground samples of the road for tagging hits, metres apart.
 GROUND_SAMPLE_M = 1.0
 
@@ -84,8 +87,8 @@ def static_boxes(statics) -> Boxes:
 
 
 def vehicle_boxes(world, traffic, exclude: int = 0) -> Boxes:
-    """The ego (unless it is ``exclude``) and ``traffic`` (``(actor id, TrafficVehicle)``) as boxes
-    with their velocities."""
+    """The ego (unless it is ``exclude``), ``traffic`` (``(actor id, TrafficVehicle)``), the clients'
+    vehicles and solid props (``world.vehicles``) and the walkers as boxes with their velocities."""
     c, h, yaw, ids, vel = [], [], [], [], []
     sim = world.sim
     if world.ego_id is not None and world.ego_id != exclude:
@@ -104,7 +107,28 @@ def vehicle_boxes(world, traffic, exclude: int = 0) -> Boxes:
         ids.append(tid)
         hd = road.heading_at(min(max(v.s_m, 0.0), road.length_m))
         vel.append((v.speed_mps * math.cos(hd), -v.speed_mps * math.sin(hd), 0.0))
-    return _boxes(c, h, yaw, ids, [TAG_CAR] * len(ids), vel)
+    tags = [TAG_CAR] * len(ids)
+    for a in world.vehicles.values():  # the clients' vehicles and solid props
+        if a.id == exclude or not props.solid(a):
+            continue
+        st = a.state
+        length, width, height = props.box_size(a, vehicles.PARAMS.length_m, vehicles.PARAMS.width_m,
+                                               vehicles.PARAMS.height_m)
+        c.append((st.x_m, -st.y_m, 0.5 * height))
+        h.append((0.5 * length, 0.5 * width, 0.5 * height))
+        yaw.append(-st.yaw_rad)
+        ids.append(a.id)
+        tags.append(TAG_STATIC if props.is_prop(a.type_id) else TAG_CAR)
+        vel.append((st.speed_mps * math.cos(st.yaw_rad), -st.speed_mps * math.sin(st.yaw_rad), 0.0))
+    for a in world.walkers.values():  # CARLA's frame already
+        w = a.walker
+        c.append((w.x_m, w.y_m, w.z_m))  # a walker's location is its centre
+        h.append(tuple(walkers.EXTENT))
+        yaw.append(math.radians(w.yaw_deg))
+        ids.append(a.id)
+        tags.append(TAG_PEDESTRIAN)
+        vel.append(tuple(w.velocity))
+    return _boxes(c, h, yaw, ids, tags, vel)
 
 
 def scene_boxes(world, traffic, origin_m: np.ndarray, radius_m: float, exclude: int = 0) -> Boxes:
