@@ -145,3 +145,40 @@ def lanes_by_road(carla_map, step_m: float = 2.0) -> Dict[int, set]:
     for wp in carla_map.generate_waypoints(step_m):
         out.setdefault(wp.road_id, set()).add(wp.lane_id)
     return out
+
+
+def _two_way_section(sidewalk_m: float = 2.0) -> str:
+    """One lane each way (-1 and 1, linked to the same lanes of the next and previous road) and a
+    sidewalk on each side."""
+    def lane(lane_id: int, kind: str, width: float) -> str:
+        link = "" if kind == "sidewalk" else f'<predecessor id="{lane_id}"/><successor id="{lane_id}"/>'
+        return (f'<lane id="{lane_id}" type="{kind}" level="false"><link>{link}</link>'
+                f'<width sOffset="0" a="{width}" b="0" c="0" d="0"/>'
+                f'<roadMark sOffset="0" type="solid" weight="standard" color="standard" width="0.12"/></lane>')
+
+    return (f'<laneSection s="0"><left>{lane(2, "sidewalk", sidewalk_m)}{lane(1, "driving", LANE_W)}</left>'
+            '<center><lane id="0" type="none" level="false"><link/><roadMark sOffset="0" type="broken" '
+            'weight="standard" color="standard" width="0.12"/></lane></center>'
+            f'<right>{lane(-1, "driving", LANE_W)}{lane(-2, "sidewalk", sidewalk_m)}</right></laneSection>')
+
+
+def two_way_ring(radius_m: float = 60.0, name: str = "ring") -> str:
+    """A circle of radius ``radius_m`` round ``(0, radius_m)``: road 1 the half from the origin
+    (heading east, turning left), road 2 the other half back to it, each the other's predecessor and
+    successor; one lane each way and sidewalks, at 50 km/h. A car never runs out of road."""
+    half = math.pi * radius_m
+    k = 1.0 / radius_m
+    ends = ("road", 2, "end"), ("road", 2, "start")
+
+    def road(road_id: int, x: float, y: float, hdg: float, link) -> str:
+        pred, succ = link
+        return (f'<road name="ring{road_id}" length="{half}" id="{road_id}" junction="-1"><link>'
+                f'<predecessor elementType="{pred[0]}" elementId="{pred[1]}" contactPoint="{pred[2]}"/>'
+                f'<successor elementType="{succ[0]}" elementId="{succ[1]}" contactPoint="{succ[2]}"/></link>'
+                '<type s="0" type="town"><speed max="50" unit="km/h"/></type>'
+                f'<planView>{_arc(x, y, hdg, half, k)}</planView><elevationProfile/><lateralProfile/>'
+                f'<lanes>{_two_way_section()}</lanes></road>')
+
+    r1 = road(1, 0.0, 0.0, 0.0, ends)
+    r2 = road(2, 0.0, 2.0 * radius_m, math.pi, (("road", 1, "end"), ("road", 1, "start")))
+    return _document(name, [r1, r2])

@@ -218,7 +218,8 @@ def for_world(world) -> Tuple[str, bytes]:
     """``(file name, bytes)`` of the served map's navigation mesh (cached on the world per map)."""
     key = world.sim.scenario.name
     cached = getattr(world, "_navmesh", None)
-    if cached is not None and cached[0] == key:
+    # keyed by the scenario too: two generated OpenDRIVE worlds share the name OpenDriveMap
+    if cached is not None and cached[0] == (key, world.sim.scenario):
         return cached[1], cached[2]
     town = getattr(world.sim, "town", None)
     if town is not None:
@@ -227,5 +228,5 @@ def for_world(world) -> Tuple[str, bytes]:
         polys = road_polys(world.sim.road)[0]
     data = build(polys)
     name = f"{key}/Nav/{key}_{hashlib.sha1(data).hexdigest()[:10]}.bin"
-    world._navmesh = (key, name, data)
+    world._navmesh = ((key, world.sim.scenario), name, data)
     return name, data

@@ -1,4 +1,5 @@
-"""Serving a town: its spawn points, ``load_world``/``get_available_maps``, and an ego driven anywhere.
+"""Serving a town: its spawn points, the map a new episode loads (``load_world``, ``reload_world``,
+``generate_opendrive_world``), ``get_available_maps``, and an ego driven anywhere.
 
 In a town the embedded simulator tracks the ego on a corridor of lanes
 (:mod:`carla_agent.sim.embedded.town_route`). A client of the served world
@@ -17,6 +18,7 @@ import math
 from typing import List
 
 from carla_agent.errors import CarlaAgentError
+from carla_agent.server import opendrive_world
 from carla_agent.server.rpc import RpcError
 
 log = logging.getLogger(__name__)
@@ -52,17 +54,28 @@ def available_maps(world) -> List[str]:
     from carla_agent.sim.embedded.roadnet.catalog import shipped_towns
 
     names = set(shipped_towns().names()) | {world.scenario.name}
+    if opendrive_world.staged_scenario(world, opendrive_world.MAP_NAME) is not None:
+        names.add(opendrive_world.MAP_NAME)
     return [MAP_PREFIX + n for n in sorted(names)]
 
 
 def scenario_for_map(world, map_name):
-    """The scenario ``client.load_world(map_name)`` asks for: a shipped town, or the one served."""
+    """The scenario ``load_new_episode(map_name)`` asks for: the one served for ``""``
+    (``client.reload_world()``), the staged OpenDRIVE map for ``OpenDriveMap``
+    (``generate_opendrive_world``), a shipped town, or the one served by its name (``load_world``)."""
     from carla_agent.sim.embedded.roadnet.catalog import shipped_towns
     from carla_agent.sim.embedded.town_route import served_town_scenario
 
-    if not isinstance(map_name, str) or not map_name:
-        raise RpcError(f"load_world: expected a map name, got {map_name!r}")
+    if not isinstance(map_name, str):
+        raise RpcError(f"load_world: expected a map name, got {map_name!r:.80}")
+    if not map_name:
+        return world.scenario
     name = map_name.rsplit("/", 1)[-1]
+    if name.endswith(".umap"):
+        name = name[:-len(".umap")]
+    staged = opendrive_world.staged_scenario(world, name)
+    if staged is not None:
+        return staged
     if name in shipped_towns():
         return served_town_scenario(name)
     if name == world.scenario.name:

@@ -218,7 +218,10 @@ def hits(world) -> List[Tuple[int, int]]:
 
 
 def get_required_files(world, folder="", download=True, *a) -> List[str]:
-    """``Nav``: the navigation mesh's file name (the client then asks ``request_file``)."""
+    """``Nav``: the navigation mesh's file name (the client then asks ``request_file``); none for a
+    generated OpenDRIVE world with ``enable_pedestrian_navigation`` off (as CARLA builds none)."""
+    if not world.map_parameters.enable_pedestrian_navigation:
+        return []
     if isinstance(folder, str) and folder.strip("/").lower() == "nav":
         return [navmesh.for_world(world)[0]]
     return []

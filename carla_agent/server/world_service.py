@@ -21,8 +21,8 @@ from functools import partial
 from typing import Any, Callable, Dict, Optional, Set
 
 from carla_agent.control import VehicleControl
-from carla_agent.server import (actors, batch, checks, publish, tick_profile, town_world, traffic_lights, vehicles,
-                                walkers, weather, world_calls)
+from carla_agent.server import (actors, batch, checks, opendrive_world, publish, tick_profile, town_world,
+                                traffic_lights, vehicles, walkers, weather, world_calls)
 from carla_agent.server.actors import Actor
 from carla_agent.server.recorder import Recorder
 from carla_agent.server.rpc import VOID, RpcError
@@ -59,6 +59,10 @@ class WorldService:
         self.old_episode_streams: list = []
         #: Set by a new episode: its first state published to a listener carries CARLA's MapChange bit.
         self.map_changed = False
+        #: ``generate_opendrive_world``'s map, read and waiting for ``load_new_episode("OpenDriveMap")``.
+        self.staged_opendrive: Optional[opendrive_world.StagedMap] = None
+        #: The ``OpendriveGenerationParameters`` of the map served (CARLA's defaults for a town).
+        self.map_parameters = opendrive_world.OpendriveParameters()
         self.frame = 0
         self.elapsed_s = 0.0
         self.sync = False
@@ -108,6 +112,7 @@ class WorldService:
             "get_map_data": self.get_map_data,
             "get_available_maps": lambda *a: town_world.available_maps(self),
             "load_new_episode": self.load_new_episode,
+            "copy_opendrive_to_file": partial(opendrive_world.copy_opendrive_to_file, self),
             "get_actor_definitions": lambda *a: self._blueprints,
             "spawn_actor": partial(actors.spawn_actor, self),
             "spawn_actor_with_parent": partial(actors.spawn_actor_with_parent, self),
@@ -306,15 +311,19 @@ class WorldService:
         return self.sim.xodr()
 
     def load_new_episode(self, map_name, reset_settings=True, *a):
-        """``client.load_world(name)``: a shipped town (or the scenario served) afresh, as a new episode.
+        """``client.load_world(name)``: a shipped town (or the scenario served) afresh, as a new episode;
+        ``reload_world()`` sends ``""``: the map served; ``generate_opendrive_world`` sends
+        ``OpenDriveMap`` after staging its map (:mod:`opendrive_world`).
 
         As CARLA does: every actor is destroyed, and with ``reset_settings`` the episode goes back to
         asynchronous mode. The client then waits for a tick of the new episode id."""
         scenario = town_world.scenario_for_map(self, map_name)
+        reset_settings = checks.flag(reset_settings, "load_new_episode: reset_settings")
         for actor_id in list(self.actors):
             actors.destroy_actor(self, actor_id)
         self.scenario = scenario
         self.sim.reset(scenario, self.seed)
+        self.map_parameters = opendrive_world.parameters_for(self, scenario)
         self.reported_episode_id = self.episode_id
         self.episode_id += 1
         self.map_changed = True

@@ -352,7 +352,7 @@ def parse_scenario(data, source: str, base_dir: Path | None = None) -> Scenario:
     sc = build(Scenario, data, source)
     if sc.road.xodr is not None and base_dir is not None and not Path(sc.road.xodr).is_absolute():
         sc = replace(sc, road=replace(sc.road, xodr=str((base_dir / sc.road.xodr).resolve())))
-    if sc.town is not None and base_dir is not None and sc.town.endswith((".yaml", ".yml")) \
+    if sc.town is not None and base_dir is not None and sc.town.endswith((".yaml", ".yml", ".xodr")) \
             and not Path(sc.town).is_absolute():
         sc = replace(sc, town=str((base_dir / sc.town).resolve()))
     if sc.road.xodr is not None and not Path(sc.road.xodr).exists():

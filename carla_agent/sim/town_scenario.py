@@ -26,7 +26,7 @@ def check_town_scenario(sc) -> None:
         raise ScenarioError(f"{src}: field 'backend': towns run on the embedded backend (and through 'serve'), "
                             f"got {sc.backend!r}")
     towns = shipped_towns()
-    if sc.town.endswith((".yaml", ".yml")):
+    if sc.town.endswith((".yaml", ".yml", ".xodr")):
         if not Path(sc.town).is_file():
             raise ScenarioError(f"{src}: field 'town': file {sc.town} does not exist")
     elif sc.town not in towns:

@@ -103,14 +103,33 @@ def free_corridor(town: Town, x_m: float, y_m: float, yaw_rad: float, length_m: 
     return route, build_corridor(town.network, route, "<served town>", run_out_m)
 
 
+def _served_route_ends(town: Town, tries: int = 24):
+    """The start and end spawn points of a served town's scenario route: the first spawn point and the
+    middle one where a route of at least 50 m joins them (always so in the YAML towns, whose roads all
+    meet in junctions), else the first pair of the first ``tries`` points that has one (an OpenDRIVE
+    map may have dead ends and one-way roads)."""
+    points = town.spawn_points
+    order = [(0, len(points) // 2)] + [(i, j) for i in range(min(tries, len(points)))
+                                       for j in range(len(points) - 1, -1, -1) if i != j]
+    planner = GlobalRoutePlanner(town.lanes)
+    for i, j in order[:tries * tries]:
+        a, b = points[i], points[j]
+        try:
+            if planner.plan([(a.x_m, a.y_m), (b.x_m, b.y_m)], a.yaw_rad).length_m >= 50.0:
+                return a, b
+        except RoutingError:
+            continue
+    raise ScenarioError(f"{town.spec.source}: no two spawn points are joined by a route of 50 m or more; "
+                        "the map needs a longer road (or a loop) to drive")
+
+
 def served_town_scenario(name: str):
     """A scenario that serves town ``name`` (``serve --town``, ``load_world``): the ego starts on the
     first spawn point; its client then drives it anywhere (the corridor follows, see ``reroute``)."""
     from carla_agent.sim.scenario import parse_scenario
 
     town = load_town(name)
-    points = town.spawn_points
-    start, end = points[0], points[len(points) // 2]
+    start, end = _served_route_ends(town)
     return parse_scenario({
         "name": town.name, "description": f"the town {town.name}, served", "town": name,
         "route": {"start": [start.x_m, start.y_m], "end": [end.x_m, end.y_m],

@@ -18,7 +18,7 @@ import functools
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Literal, Tuple
+from typing import List, Literal, Optional, Tuple
 
 import numpy as np
 import yaml
@@ -29,12 +29,15 @@ from carla_agent.sim.embedded.roadnet.builder import EdgeSpec, NetworkSpec, Node
 from carla_agent.sim.embedded.roadnet.lanes import lane_graph
 from carla_agent.sim.embedded.roadnet.catalog import shipped_towns
 from carla_agent.sim.embedded.roadnet.model import RoadNetwork
+from carla_agent.sim.embedded.roadnet.reader import read_network_xodr
 from carla_agent.sim.embedded.road import SAMPLE_DS_M
 from carla_agent.sim.embedded.roadnet.spawn import MAX_CURVATURE, SpawnPoint, spawn_points
 from carla_agent.sim.embedded.roadnet.writer import write_network_xodr
 from carla_agent.sim.routing.lane_graph import LaneGraph
 
 MAX_TOWN_BYTES = 200_000
+#: An OpenDRIVE file read as a town (``load_town("path.xodr")``) is at most this big.
+MAX_XODR_BYTES = 50_000_000
 MAX_NODES = 200
 MAX_ROADS = 400
 COORD_M = 5000.0
@@ -87,10 +90,14 @@ class TownSpec:
 
 @dataclass
 class Town:
-    """A built town: its spec, road network, lanes, spawn points and OpenDRIVE text."""
+    """A built town: its spec, road network, lanes, spawn points and OpenDRIVE text.
+
+    ``source_xodr``: for a town read from an OpenDRIVE file, that file's text (what ``xodr`` gives
+    back, as CARLA hands out the file it was given); None for a town built from YAML."""
 
     spec: TownSpec
     network: RoadNetwork
+    source_xodr: Optional[str] = None
 
     @property
     def name(self) -> str:
@@ -106,7 +113,7 @@ class Town:
 
     @functools.cached_property
     def xodr(self) -> str:
-        return write_network_xodr(self.network)
+        return self.source_xodr if self.source_xodr is not None else write_network_xodr(self.network)
 
     def parked_cars(self, rng: np.random.Generator) -> List[Tuple[float, float, float]]:
         """``(x_m, y_m, yaw_rad)`` of the parked cars: on parking strips, clear of the junctions and of
@@ -175,11 +182,31 @@ def parse_town(data, source: str) -> Town:
     return Town(spec, build_network(net_spec))
 
 
+def xodr_town(text: str, source: str, name: Optional[str] = None) -> Town:
+    """A town from OpenDRIVE ``text`` (the subset ``read_network_xodr`` reads; errors name ``source``),
+    called ``name`` (default: the file's stem), with the YAML towns' defaults for the rest (no parked
+    cars, 30 km/h, spawn points every 25 m). Raises ``ScenarioError`` when no lane can take a car."""
+    net = read_network_xodr(source, text)
+    town = Town(TownSpec(name or Path(source).stem, f"OpenDRIVE {source}", source=source), net, source_xodr=text)
+    if not town.spawn_points:
+        raise ScenarioError(f"{source}: no driving lane outside a junction is 16 m long and gentler than a "
+                            "50 m radius, so no car can be spawned; add a longer road with a driving lane")
+    return town
+
+
 def load_town_file(path: str | Path) -> Town:
-    """Read, validate and build one town YAML file."""
+    """Read, validate and build one town YAML file, or an OpenDRIVE (``.xodr``) one (:func:`xodr_town`)."""
     path = Path(path)
     if not path.is_file():
         raise ScenarioError(f"{path}: no such town file")
+    if path.suffix == ".xodr":
+        if path.stat().st_size > MAX_XODR_BYTES:
+            raise ScenarioError(f"{path}: {path.stat().st_size} bytes; an OpenDRIVE town is at most "
+                                f"{MAX_XODR_BYTES} bytes")
+        try:
+            return xodr_town(path.read_text(encoding="utf-8"), str(path))
+        except UnicodeDecodeError as exc:
+            raise ScenarioError(f"{path}: not UTF-8 text (byte {exc.start}); save the file as UTF-8") from None
     raw = path.read_bytes()
     if len(raw) > MAX_TOWN_BYTES:
         raise ScenarioError(f"{path}: {len(raw)} bytes; a town file is at most {MAX_TOWN_BYTES} bytes")
@@ -200,9 +227,10 @@ def _load_cached(path: str, mtime_ns: int) -> Town:
 
 
 def load_town(name_or_path: str) -> Town:
-    """A shipped town by name (``grid_small``) or a town YAML file by path (built once, then cached)."""
+    """A shipped town by name (``grid_small``) or a town YAML or OpenDRIVE file by path (built once,
+    then cached)."""
     candidate = Path(name_or_path)
-    path = candidate if candidate.suffix in (".yaml", ".yml") or candidate.exists() else shipped_towns().get(name_or_path)
+    path = candidate if candidate.suffix in (".yaml", ".yml", ".xodr") or candidate.exists() else shipped_towns().get(name_or_path)
     path = Path(path)
     if not path.is_file():
         raise ScenarioError(f"{path}: no such town file")
