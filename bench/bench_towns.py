@@ -8,7 +8,10 @@ at least 3 LEFT/RIGHT junction turns, 300..700 m), driven closed-loop on the emb
 simulator with the town's timed traffic lights and parked cars. The expert drives without
 a camera (ground truth only); a model drives from frames of ``--camera`` (default
 240x135: 16:9 like the scenarios' 480x270, so the model's crop sees the same view, and it
-resizes to its 200x66 input), with no video. Per town: route completion (mean), collisions,
+resizes to its 200x66 input), with no video. Per town: route completion (mean; the runner
+puts the car back after each intervention, so this is completion with help), the
+unaided completion (mean share of the route driven before the first intervention: what
+the leaderboard would count, since it ends a route whose car leaves its lane for good), collisions,
 red lights run, interventions (the runner puts the car back on its lane when it is more
 than 1 m off: NVIDIA's protocol), mean |lateral offset| outside the junctions (m), and the
 driving score (leaderboard: completion x penalty per infraction, red light 0.70).
@@ -39,6 +42,7 @@ class RouteResult:
     length_m: float
     turns: int
     completion_pct: float
+    unaided_pct: float
     collisions: int
     red_lights: int
     interventions: int
@@ -52,11 +56,13 @@ class RouteResult:
 
 class _OffsetOutsideJunctions(RunnerHook):
     """Sums |lateral offset| on the ticks whose car centre is on a corridor leg outside a junction,
-    and counts the interventions made inside junctions."""
+    and counts the interventions made inside junctions. ``first_s_m``: the route distance of the first
+    intervention (None without one)."""
 
     def __init__(self) -> None:
         self.sum_m, self.ticks, self.sim = 0.0, 0, None
         self.interventions, self.in_junctions = 0, 0
+        self.first_s_m = None
 
     def on_start(self, context, obs) -> None:
         self.sim = context.sim
@@ -70,6 +76,9 @@ class _OffsetOutsideJunctions(RunnerHook):
             self.ticks += 1
         if record.interventions > self.interventions:  # the car was put back on the last step, here
             self.in_junctions += (record.interventions - self.interventions) * in_junction
+            if self.first_s_m is None:
+                self.first_s_m = record.obs.truth.route_s_m
+                self.length_m = max(record.obs.truth.route_length_m, 1e-6)
             self.interventions = record.interventions
 
 
@@ -100,20 +109,23 @@ def _drive(job) -> RouteResult:
     with EmbeddedSimulator(render=render) as sim:
         m = drive_scenario(sc, agent, sim=sim, seed=seed, hooks=[hook]).metrics
         length, turns = sim.route.length_m, sum(c.name in ("LEFT", "RIGHT") for c in sim.route.junction_commands())
-    return RouteResult(town, seed, length, turns, m.route_completion_pct, m.collisions, m.red_lights,
+    unaided = (m.route_completion_pct if hook.first_s_m is None
+               else min(m.route_completion_pct, 100.0 * hook.first_s_m / hook.length_m))
+    return RouteResult(town, seed, length, turns, m.route_completion_pct, unaided, m.collisions, m.red_lights,
                        m.interventions, hook.in_junctions, hook.sum_m, hook.ticks, m.driving_score, m.elapsed_s,
                        time.perf_counter() - t0)
 
 
 def table(results) -> str:
-    rows = ["| town | routes | turns (min) | route completion (mean) | collisions | red lights run | "
+    rows = ["| town | routes | turns (min) | route completion (mean) | unaided completion (mean) | collisions | red lights run | "
             "interventions (in junctions) | mean \\|offset\\| outside junctions | driving score (mean) |",
-            "|---|---|---|---|---|---|---|---|---|"]
+            "|---|---|---|---|---|---|---|---|---|---|"]
     for town in dict.fromkeys(r.town for r in results):
         rs = [r for r in results if r.town == town]
         n = len(rs)
         offset = sum(r.offset_sum_m for r in rs) / max(sum(r.offset_ticks for r in rs), 1)
         rows.append(f"| `{town}` | {n} | {min(r.turns for r in rs)} | {sum(r.completion_pct for r in rs) / n:.1f} % | "
+                    f"{sum(r.unaided_pct for r in rs) / n:.1f} % | "
                     f"{sum(r.collisions for r in rs)} | {sum(r.red_lights for r in rs)} | "
                     f"{sum(r.interventions for r in rs)} ({sum(r.interventions_in_junctions for r in rs)}) | "
                     f"{offset:.3f} m | "
@@ -150,7 +162,7 @@ def main() -> int:
         results = [_drive(j) for j in jobs]
     for r in results if args.verbose else ():
         print(f"{r.town:15s} seed {r.seed:3d}: {r.length_m:4.0f} m, {r.turns} turns, completion "
-              f"{r.completion_pct:5.1f} %, collisions {r.collisions}, red {r.red_lights}, interventions "
+              f"{r.completion_pct:5.1f} % (unaided {r.unaided_pct:5.1f} %), collisions {r.collisions}, red {r.red_lights}, interventions "
               f"{r.interventions} ({r.interventions_in_junctions} in junctions), offset "
               f"{r.offset_sum_m / max(r.offset_ticks, 1):.3f} m, score "
               f"{r.driving_score:5.1f}, {r.sim_s:.0f} s sim in {r.wall_s:.1f} s")

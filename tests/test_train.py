@@ -111,6 +111,27 @@ def test_train_learns_band_position(tmp_path):
     assert steers[0] < steers[1]
 
 
+def test_frozen_layers_keep_the_starting_weights(tmp_path):
+    import keras
+
+    data = tmp_path / "data"
+    write_band_dataset(data, frames=120, episodes=2)
+    base = tmp_path / "base.keras"
+    train(data, base, epochs=1, batch_size=16, patience=1, seed=0)
+    out = tmp_path / "tuned.keras"
+    metrics = train(data, out, epochs=1, batch_size=16, patience=1, seed=1, init_from=base, learning_rate=1e-2,
+                    freeze=("conv1", "conv2"))
+    a, b = keras.saving.load_model(str(base), compile=False), keras.saving.load_model(str(out), compile=False)
+    for name in ("conv1", "conv2"):
+        for wa, wb in zip(a.get_layer(name).get_weights(), b.get_layer(name).get_weights()):
+            np.testing.assert_array_equal(wa, wb)
+    assert any(not np.array_equal(wa, wb) for wa, wb in zip(a.get_layer("conv3").get_weights(),
+                                                           b.get_layer("conv3").get_weights()))
+    assert metrics["frozen"] == ["conv1", "conv2"]
+    with pytest.raises(ValueError, match="no layer named conv9.*conv1"):
+        train(data, tmp_path / "x.keras", epochs=1, init_from=base, freeze=("conv9",))
+
+
 def test_train_errors(tmp_path):
     with pytest.raises(DatasetError, match="no meta.json"):
         train(tmp_path / "missing", tmp_path / "m.keras")

@@ -43,6 +43,8 @@ def add_parsers(sub) -> None:
                    help="fine-tune: start from this .keras PilotNet's weights (its head goes into every branch)")
     p.add_argument("--turn-repeat", type=int, default=1, metavar="K",
                    help="frames with a junction command appear K times per epoch (default 1)")
+    p.add_argument("--freeze", default="", metavar="LAYERS",
+                   help="comma-separated layer names kept at their starting weights (e.g. conv1,conv2,conv3)")
     p.set_defaults(func=train)
 
     p = sub.add_parser("methods", help="list the saliency methods")
@@ -84,7 +86,8 @@ def train(args) -> int:
     check_out(args.out, "file")
     metrics = train_model(args.data, args.out, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
                           patience=args.patience, learning_rate=args.learning_rate, commands=args.commands,
-                          init_from=args.init_from, turn_repeat=args.turn_repeat)
+                          init_from=args.init_from, turn_repeat=args.turn_repeat,
+                          freeze=tuple(comma_list(args.freeze)))
     out(json.dumps(metrics, indent=2, default=str))
     return 0
 

@@ -139,6 +139,19 @@ def _build(prep: Preprocessing, dataset_dir, dropout: float, seed: int, commands
     return model
 
 
+def _freeze(model, names: Tuple[str, ...]) -> None:
+    """Mark the layers ``names`` not trainable; an unknown name -> ``ValueError`` listing the known ones."""
+    known = [layer.name for layer in model.layers if layer.weights]
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise ValueError(f"freeze: no layer named {', '.join(unknown)}; layers with weights: {', '.join(known)}")
+    for layer in model.layers:
+        if layer.name in names:
+            layer.trainable = False
+    if names:
+        log.info("frozen (kept at their starting weights): %s", ", ".join(names))
+
+
 def _epoch_logger():
     import keras
 
@@ -196,7 +209,8 @@ def train(dataset_dir: str | Path, out_path: str | Path, *, epochs: int = 30, ba
           val_fraction: float = 0.15, patience: int = 5, learning_rate: float = 1e-3, seed: int = 0,
           augment: bool = True, loss: str = "mse", shift_steer_per_px: float = 0.004,
           max_shift: float = 0.1, dropout: float = 0.2, commands: str = "auto",
-          init_from: str | Path | None = None, turn_repeat: int = 1) -> Dict[str, Any]:
+          init_from: str | Path | None = None, turn_repeat: int = 1,
+          freeze: Tuple[str, ...] = ()) -> Dict[str, Any]:
     """Train PilotNet on a dataset directory and save it with its sidecar.
 
     Args:
@@ -222,6 +236,8 @@ def train(dataset_dir: str | Path, out_path: str | Path, *, epochs: int = 30, ba
             layers copied by name, a plain model's dense head into every branch.
         turn_repeat: training frames whose command is LEFT, RIGHT or STRAIGHT appear this
             many times per epoch (junctions are a small share of the driving).
+        freeze: names of layers (e.g. ``("conv1", "conv2", "conv3")``) kept at their starting weights:
+            with ``init_from``, the low-level features (and what the saliency maps see) stay.
 
     Returns:
         Metrics dict (also written to ``<stem>_metrics.json``): ``model``,
@@ -283,6 +299,7 @@ def train(dataset_dir: str | Path, out_path: str | Path, *, epochs: int = 30, ba
 
     keras.utils.set_random_seed(seed)
     model = _build(prep, dataset_dir, dropout, seed, branched, init_from)
+    _freeze(model, freeze)
     keras_loss = keras.losses.Huber(delta=0.1) if loss == "huber" else "mse"
     model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=keras_loss, metrics=["mae"])
 
@@ -342,6 +359,8 @@ def train(dataset_dir: str | Path, out_path: str | Path, *, epochs: int = 30, ba
         "date": date,
         "command_input": branched,
         "init_from": None if init_from is None else str(init_from),
+        "turn_repeat": turn_repeat,
+        "frozen": list(freeze),
         "command_frames": {command_name(c): int(np.sum(command == c)) for c in np.unique(command).tolist()},
         "history": history,
         "files": {"model": str(out_path), "sidecar": str(side_path), "curves": str(curves_path),
@@ -354,7 +373,7 @@ def train(dataset_dir: str | Path, out_path: str | Path, *, epochs: int = 30, ba
         "training": {k: metrics[k] for k in (
             "dataset", "frames", "train_frames", "val_frames", "epochs_run", "best_epoch",
             "best_val_loss", "best_val_mae", "baseline_val_mae", "loss", "augment", "seed", "date",
-            "init_from", "command_frames")},
+            "init_from", "turn_repeat", "frozen", "command_frames")},
     }
     side_path.write_text(json.dumps(sidecar, indent=2))
     _plot(history, y_true, y_pred, best + 1, curves_path)
