@@ -100,3 +100,38 @@ def run_client_script(script: str, town: str | None = None, scenario: str = "gen
         finally:
             stop_server(proc)
     raise AssertionError("no try ran")
+
+
+class RecordingStreams:
+    """In-process stand-in for the server's stream hub: every stream has a listener, payloads are kept."""
+
+    def __init__(self):
+        self.sent: list = []
+
+    def has_subscribers(self, stream_id) -> bool:
+        return True
+
+    def publish(self, stream_id, payload) -> None:
+        self.sent.append(payload)
+
+    def register(self, stream_id) -> None:
+        pass
+
+    unregister = register
+
+
+def episode_flags(world):
+    """A function that publishes ``world``'s episode state once and returns the set of
+    ``simulation_state`` flags the listeners got (``{MAP_CHANGE}`` right after a map load)."""
+    from carla_agent.server.publish import publish_episode
+    from carla_agent.server.streams import SENSOR_HEADER
+    from carla_agent.server.wire import EPISODE_HEADER
+
+    world.streams = RecordingStreams()
+
+    def flags():
+        world.streams.sent.clear()
+        publish_episode(world)
+        return {EPISODE_HEADER.unpack_from(p, SENSOR_HEADER.size)[-1] for p in world.streams.sent}
+
+    return flags

@@ -122,37 +122,16 @@ def test_both_new_calls_say_the_map_changed_on_the_new_episodes_first_state(tmp_
     """reload_world and generate_opendrive_world go through load_new_episode, which sets CARLA's
     MapChange bit on the first state of the new episode (the wheel re-reads its map only then)."""
     from carla_agent.server import opendrive_world
-    from carla_agent.server.publish import MAP_CHANGE, publish_episode
+    from carla_agent.server.publish import MAP_CHANGE
     from carla_agent.server.rpc import RpcError
-    from carla_agent.server.streams import SENSOR_HEADER
-    from carla_agent.server.wire import EPISODE_HEADER
     from carla_agent.server.world_service import WorldService
     from carla_agent.sim.embedded.town_route import served_town_scenario
+    from served_world import episode_flags
 
     monkeypatch.setenv(opendrive_world.DIR_ENV, str(tmp_path))
 
-    class Streams:
-        def __init__(self):
-            self.sent = []
-
-        def has_subscribers(self, stream_id):
-            return True
-
-        def publish(self, stream_id, payload):
-            self.sent.append(payload)
-
-        def register(self, stream_id):
-            pass
-
-        unregister = register
-
     world = WorldService(served_town_scenario("grid_small"))
-    world.streams = Streams()
-
-    def flags():
-        world.streams.sent.clear()
-        publish_episode(world)
-        return {EPISODE_HEADER.unpack_from(p, SENSOR_HEADER.size)[-1] for p in world.streams.sent}
+    flags = episode_flags(world)
 
     assert flags() == {0}
     world.load_new_episode("", True, 65535)  # reload_world

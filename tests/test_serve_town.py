@@ -121,34 +121,13 @@ def test_the_first_state_of_a_loaded_world_says_the_map_changed():
     """CARLA's MapChange bit (episode header ``simulation_state``): the wheel re-reads the map it
     cached only when a state carries it, so without it a client that read the old map may get it
     again from ``load_world(...).get_map()`` (seen beside a Traffic Manager)."""
-    from carla_agent.server.publish import MAP_CHANGE, publish_episode
-    from carla_agent.server.streams import SENSOR_HEADER
-    from carla_agent.server.wire import EPISODE_HEADER
+    from carla_agent.server.publish import MAP_CHANGE
     from carla_agent.server.world_service import WorldService
     from carla_agent.sim.embedded.town_route import served_town_scenario
-
-    class Streams:
-        def __init__(self):
-            self.sent = []
-
-        def has_subscribers(self, stream_id):
-            return True
-
-        def publish(self, stream_id, payload):
-            self.sent.append(payload)
-
-        def register(self, stream_id):
-            pass
-
-        unregister = register
+    from served_world import episode_flags
 
     world = WorldService(served_town_scenario("grid_small"))
-    world.streams = Streams()
-
-    def flags():
-        world.streams.sent.clear()
-        publish_episode(world)
-        return {EPISODE_HEADER.unpack_from(p, SENSOR_HEADER.size)[-1] for p in world.streams.sent}
+    flags = episode_flags(world)
 
     assert flags() == {0}
     world.load_new_episode("ring_multilane")
