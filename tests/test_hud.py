@@ -24,7 +24,7 @@ from carla_agent.errors import CarlaAgentError
 from carla_agent.drive.session import drive_scenario
 from carla_agent.hud import HudConfig, HudError, HudHook, RestartEpisode, hud_available, make_hud
 from carla_agent.hud.controls import KEY_HELP, ManualDriver
-from carla_agent.hud.explainers import MethodMenu, make_key, model_explainer_factory
+from carla_agent.hud.explainers import MethodMenu, make_key
 from carla_agent.hud.layout import LAYOUTS, compute_layout, default_layout
 from carla_agent.saliency.compose import OVERLAY_STYLES, compose
 from carla_agent.sim.observation import CollisionEvent, GroundTruth, LaneInvasionEvent, Observation, Pose
@@ -38,6 +38,7 @@ from carla_agent.sim.scenario import load_scenario
 from carla_agent.sim.simulator import Simulator
 from carla_agent.network.steering_model import SteeringModel
 from carla_agent.hud.strip_chart import StripChart
+from hud_fixtures import _shared_explainers, real_factory  # noqa: F401 (fixtures)
 
 FRAME_WH = (480, 270)
 HUD_WH = (1280, 720)
@@ -163,24 +164,6 @@ def model():
 @pytest.fixture(scope="module")
 def scenario():
     return load_scenario("straight_clear")
-
-
-@pytest.fixture(scope="module")
-def real_factory(model):
-    """make_explainer on the model, each key traced once for the whole module (tests stay fast)."""
-    real, built = model_explainer_factory(model), {}
-
-    def factory(key):
-        if key not in built:
-            built[key] = real(key)
-        return built[key]
-
-    return factory
-
-
-@pytest.fixture(autouse=True)
-def _shared_explainers(real_factory, monkeypatch):
-    monkeypatch.setattr("carla_agent.hud.attention.model_explainer_factory", lambda model: real_factory)
 
 
 @pytest.fixture

@@ -25,6 +25,7 @@ from carla_agent.network.preprocess import Preprocessing
 from carla_agent.network.steering_model import SteeringModel
 from carla_agent.sim.scenario import load_scenario
 from carla_agent.sim.simulator import make_simulator
+from hud_fixtures import _shared_explainers, real_factory  # noqa: F401 (fixtures)
 
 WINDOW_WH = (960, 540)
 
@@ -38,26 +39,6 @@ def model():
 def scenario():
     sc = load_scenario("straight_clear")
     return replace(sc, camera=replace(sc.camera, image_size_x=320, image_size_y=180))
-
-
-@pytest.fixture(scope="module")
-def real_factory(model):
-    """make_explainer on the model, each key traced once for the whole module (tests stay fast)."""
-    from carla_agent.hud.explainers import model_explainer_factory
-
-    real, built = model_explainer_factory(model), {}
-
-    def factory(key):
-        if key not in built:
-            built[key] = real(key)
-        return built[key]
-
-    return factory
-
-
-@pytest.fixture(autouse=True)
-def _shared_explainers(real_factory, monkeypatch):
-    monkeypatch.setattr("carla_agent.hud.attention.model_explainer_factory", lambda model: real_factory)
 
 
 @pytest.fixture
