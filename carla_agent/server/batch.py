@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from typing import Callable, Dict
 
-from carla_agent.server import actors, checks, walkers
+from carla_agent.server import actors, checks, vehicle_calls, walkers
 from carla_agent.server.rpc import Raw, RpcError
 
 log = logging.getLogger(__name__)
@@ -64,14 +64,14 @@ def _call(function: Callable, nargs: int) -> Callable:
 HANDLERS: Dict[int, Callable] = {
     0: _spawn,
     1: _destroy,
-    2: _call(actors.apply_control_to_vehicle, 2),
+    2: _call(vehicle_calls.apply_control_to_vehicle, 2),
     4: _call(walkers.apply_control_to_walker, 2),
     7: _call(walkers.apply_walker_state, 3),
     6: _call(actors.set_actor_transform, 2),
-    8: _call(actors.set_actor_target_velocity, 2),
-    14: _call(actors.set_actor_simulate_physics, 2),
-    16: _call(actors.set_actor_autopilot, 2),
-    18: _call(actors.set_vehicle_light_state, 2),
+    8: _call(vehicle_calls.set_actor_target_velocity, 2),
+    14: _call(vehicle_calls.set_actor_simulate_physics, 2),
+    16: _call(vehicle_calls.set_actor_autopilot, 2),
+    18: _call(vehicle_calls.set_vehicle_light_state, 2),
 }
 
 

@@ -20,7 +20,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
-from carla_agent.server import actors, checks, recording_file, town_world
+from carla_agent.server import actors, checks, recording_file, town_world, vehicle_calls
 from carla_agent.server.recording_file import KIND_VEHICLE, KIND_WALKER, RecordingError
 from carla_agent.server.rpc import VOID, RpcError
 
@@ -160,7 +160,7 @@ class Replayer:
                 continue
             _, x, y, z, roll, pitch, yaw = p
             actors.set_actor_transform(self.world, new_id, [[x, y, z], [pitch, yaw, roll]])
-            actors.set_actor_target_velocity(self.world, new_id, [0.0, 0.0, 0.0])
+            vehicle_calls.set_actor_target_velocity(self.world, new_id, [0.0, 0.0, 0.0])
 
 
 def _is_hero(created: list) -> bool:

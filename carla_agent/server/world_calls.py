@@ -18,6 +18,7 @@ from typing import Dict, List, Optional
 
 from carla_agent.server import checks, vehicles, walkers
 from carla_agent.server.rpc import VOID
+from carla_agent.server.vehicle_calls import vehicle_actor
 
 #: CityObjectLabel values used (0.9.16): Roads, Sidewalks, Terrain, Pedestrians, Car.
 ROADS, SIDEWALKS, TERRAIN, PEDESTRIANS, CAR = 1, 2, 10, 12, 14
@@ -37,19 +38,13 @@ def default_physics() -> list:
             [wheel(70.0, -0.8, 1.4), wheel(70.0, 0.8, 1.4), wheel(0.0, -0.8, -1.4), wheel(0.0, 0.8, -1.4)], True]
 
 
-def _vehicle(world, function: str, actor_id_):
-    from carla_agent.server.actors import _vehicle as find
-
-    return find(world, function, actor_id_)
-
-
 def get_physics_control(world, actor_id_, *a) -> list:
-    actor = _vehicle(world, "get_physics_control", actor_id_)
+    actor = vehicle_actor(world, "get_physics_control", actor_id_)
     return getattr(actor, "physics_control", None) or default_physics()
 
 
 def apply_physics_control(world, actor_id_, control, *a):
-    actor = _vehicle(world, "apply_physics_control", actor_id_)
+    actor = vehicle_actor(world, "apply_physics_control", actor_id_)
     if not isinstance(control, (list, tuple)) or len(control) < 16:
         raise checks.RpcError(f"VehiclePhysicsControl is {control!r:.60}; it must have 17 fields (0.9.16)")
     mass = checks.number(control[11], "VehiclePhysicsControl.mass", 1.0, 1e6, unit=" kg")
@@ -72,7 +67,7 @@ def add_impulse(world, actor_id_, impulse, *a):
     i = checks.integer(actor_id_, "actor id", 0, 2 ** 32 - 1)
     st = vehicles.state_of(world, i)
     if st is None:
-        _vehicle(world, "add_actor_impulse", i)
+        vehicle_actor(world, "add_actor_impulse", i)
         return VOID
     mass = (getattr(world.actors.get(i), "physics_control", None) or default_physics())[11]
     dv = (ix * math.cos(st.yaw_rad) - iy * math.sin(st.yaw_rad)) / mass  # along the heading (CARLA y mirrored)
@@ -98,7 +93,7 @@ def _set_speed(world, i: int, speed: float) -> None:
 
 
 def enable_constant_velocity(world, actor_id_, velocity, *a):
-    actor = _vehicle(world, "enable_actor_constant_velocity", actor_id_)
+    actor = vehicle_actor(world, "enable_actor_constant_velocity", actor_id_)
     vx, vy, vz = checks.velocity(velocity, "constant velocity")
     actor.constant_speed_mps = math.sqrt(vx * vx + vy * vy + vz * vz)  # along the heading (a local vector)
     world.constant_velocity[actor.id] = actor.constant_speed_mps
@@ -106,7 +101,7 @@ def enable_constant_velocity(world, actor_id_, velocity, *a):
 
 
 def disable_constant_velocity(world, actor_id_, *a):
-    actor = _vehicle(world, "disable_actor_constant_velocity", actor_id_)
+    actor = vehicle_actor(world, "disable_actor_constant_velocity", actor_id_)
     world.constant_velocity.pop(actor.id, None)
     return VOID
 

@@ -22,7 +22,7 @@ from typing import Any, Callable, Dict, Optional, Set
 
 from carla_agent.control import VehicleControl
 from carla_agent.server import (actors, batch, checks, opendrive_world, publish, tick_profile, town_world,
-                                traffic_lights, vehicles, walkers, weather, world_calls)
+                                traffic_lights, vehicle_calls, vehicles, walkers, weather, world_calls)
 from carla_agent.server.actors import Actor
 from carla_agent.server.recorder import Recorder
 from carla_agent.server.rpc import VOID, RpcError
@@ -119,7 +119,7 @@ class WorldService:
             "destroy_actor": partial(actors.destroy_actor, self),
             "get_actors_by_id": partial(actors.get_actors_by_id, self),
             "get_actor_bounding_box": partial(actors.get_actor_bounding_box, self),
-            "apply_control_to_vehicle": partial(actors.apply_control_to_vehicle, self),
+            "apply_control_to_vehicle": partial(vehicle_calls.apply_control_to_vehicle, self),
             "get_spectator": lambda *a: actor_wire(actors.spectator(self), self.token),
             "get_weather_parameters": partial(weather.get_weather_parameters, self),
             "set_weather_parameters": partial(weather.set_weather_parameters, self),
@@ -131,15 +131,15 @@ class WorldService:
             "is_traffic_manager_running": lambda port, *a: _tm_port(port) in self._tms,
             "add_traffic_manager_running": self._add_tm,
             "get_traffic_manager_running": lambda port, *a: list(self._tms.get(_tm_port(port), ("", 0))),
-            "get_vehicle_light_states": partial(actors.get_vehicle_light_states, self),
-            "set_actor_simulate_physics": partial(actors.set_actor_simulate_physics, self),
-            "set_vehicle_light_state": partial(actors.set_vehicle_light_state, self),
-            "get_vehicle_light_state": partial(actors.get_vehicle_light_state, self),
+            "get_vehicle_light_states": partial(vehicle_calls.get_vehicle_light_states, self),
+            "set_actor_simulate_physics": partial(vehicle_calls.set_actor_simulate_physics, self),
+            "set_vehicle_light_state": partial(vehicle_calls.set_vehicle_light_state, self),
+            "get_vehicle_light_state": partial(vehicle_calls.get_vehicle_light_state, self),
             "set_actor_location": partial(actors.set_actor_location, self),
             "set_actor_target_angular_velocity": partial(vehicles.set_target_angular_velocity, self),
             "set_actor_transform": partial(actors.set_actor_transform, self),  # no traffic lights in the embedded world
-            "set_actor_target_velocity": partial(actors.set_actor_target_velocity, self),
-            "set_actor_autopilot": partial(actors.set_actor_autopilot, self),
+            "set_actor_target_velocity": partial(vehicle_calls.set_actor_target_velocity, self),
+            "set_actor_autopilot": partial(vehicle_calls.set_actor_autopilot, self),
             "carla_agent_tick_profile": tick_profile.take,  # not CARLA's: bench/bench_serve.py
             "destroy_traffic_manager": lambda port, *a: self._tms.pop(_tm_port(port), None) is not None,
         }
