@@ -42,6 +42,14 @@ def _straight_start(world, ahead_m: float = 30.0):
     pytest.fail("no spawn point of grid_small has 30 m of straight lane ahead")
 
 
+def _spawn_hero(world, wp):
+    """A Lincoln with role_name hero, 0.3 m above ``wp``."""
+    hero_bp = world.get_blueprint_library().find("vehicle.lincoln.mkz_2020")
+    hero_bp.set_attribute("role_name", "hero")
+    return world.spawn_actor(hero_bp, carla.Transform(wp.transform.location + carla.Location(z=0.3),
+                                                      wp.transform.rotation))
+
+
 def _ahead(wp, d_m: float) -> carla.Transform:
     t = wp.next(d_m)[0].transform
     return carla.Transform(carla.Location(t.location.x, t.location.y, 0.2), t.rotation)
@@ -75,12 +83,9 @@ def test_an_unknown_prop_is_refused_with_the_served_ones_listed():
 def test_radar_sees_a_clients_car_and_a_sign_and_the_ego_hits_the_sign_not_the_debris(world):
     lib = world.get_blueprint_library()
     wp, _ = _straight_start(world)
-    hero_bp = lib.find("vehicle.lincoln.mkz_2020")
-    hero_bp.set_attribute("role_name", "hero")
     spawned = []
     try:
-        ego = world.spawn_actor(hero_bp, carla.Transform(wp.transform.location + carla.Location(z=0.3),
-                                                         wp.transform.rotation))
+        ego = _spawn_hero(world, wp)
         spawned.append(ego)
         radar_bp = lib.find("sensor.other.radar")
         for k, v in (("horizontal_fov", 4), ("vertical_fov", 4), ("range", 60), ("points_per_second", 2000)):
@@ -136,12 +141,9 @@ def test_radar_sees_a_clients_car_and_a_sign_and_the_ego_hits_the_sign_not_the_d
 def test_a_walker_hidden_under_the_ego_is_not_hit_and_one_on_the_road_is(world):
     lib = world.get_blueprint_library()
     wp, _ = _straight_start(world, 60.0)
-    hero_bp = lib.find("vehicle.lincoln.mkz_2020")
-    hero_bp.set_attribute("role_name", "hero")
     spawned = []
     try:
-        ego = world.spawn_actor(hero_bp, carla.Transform(wp.transform.location + carla.Location(z=0.3),
-                                                         wp.transform.rotation))
+        ego = _spawn_hero(world, wp)
         spawned.append(ego)
         hits: queue.Queue = queue.Queue()
         coll = world.spawn_actor(lib.find("sensor.other.collision"), carla.Transform(), attach_to=ego)
