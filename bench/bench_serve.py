@@ -32,6 +32,7 @@ import subprocess
 import sys
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -108,10 +109,10 @@ class Served:
                 for reply in unpacker:
                     return reply[3][0][1]
 
-    def split_block(self, ticks: int, listen: bool = True) -> dict:
-        """Per tick, over ``ticks`` ticks: the server's phases' CPU seconds (``profile``), the server's
-        and the client's whole CPU seconds and the wall seconds; ``listen=False``: the camera exists
-        but does not listen (nothing is rendered or sent), the baseline of the client's receive."""
+    @contextmanager
+    def _camera_car(self, listen: bool = True):
+        """An ego at the first spawn point with a ``w`` x ``h`` camera, at half throttle, 5 ticks in;
+        yields ``tick()``: one tick and, when listening, the camera frame of that tick received."""
         carla, world = self.carla, self.world
         lib = world.get_blueprint_library()
         ego = world.spawn_actor(lib.find("vehicle.lincoln.mkz_2020"), world.get_map().get_spawn_points()[0])
@@ -133,6 +134,18 @@ class Served:
         try:
             for _ in range(5):
                 tick()
+            yield tick
+        finally:
+            if listen:
+                cam.stop()
+            cam.destroy()
+            ego.destroy()
+
+    def split_block(self, ticks: int, listen: bool = True) -> dict:
+        """Per tick, over ``ticks`` ticks: the server's phases' CPU seconds (``profile``), the server's
+        and the client's whole CPU seconds and the wall seconds; ``listen=False``: the camera exists
+        but does not listen (nothing is rendered or sent), the baseline of the client's receive."""
+        with self._camera_car(listen) as tick:
             s0 = self.profile()["process"][2]
             t0, c0 = time.perf_counter(), time.process_time()
             for _ in range(ticks):
@@ -142,44 +155,16 @@ class Served:
             out["server_cpu"] = (prof.pop("process")[2] - s0) / ticks
             out.update({k: v[2] / ticks for k, v in prof.items()})
             return out
-        finally:
-            if listen:
-                cam.stop()
-            cam.destroy()
-            ego.destroy()
 
     def block(self, ticks: int) -> dict:
         """Wall seconds per tick (tick + the camera frame of that tick received), and the server's and
         the client's CPU seconds per tick, over ``ticks`` ticks."""
-        carla, world = self.carla, self.world
-        lib = world.get_blueprint_library()
-        ego = world.spawn_actor(lib.find("vehicle.lincoln.mkz_2020"), world.get_map().get_spawn_points()[0])
-        bp = lib.find("sensor.camera.rgb")
-        bp.set_attribute("image_size_x", str(self.w))
-        bp.set_attribute("image_size_y", str(self.h))
-        cam = world.spawn_actor(bp, carla.Transform(carla.Location(x=0.8, z=1.5), carla.Rotation(pitch=-8)),
-                                attach_to=ego)
-        images: "queue.Queue" = queue.Queue()
-        cam.listen(images.put)
-        ego.apply_control(carla.VehicleControl(throttle=0.5))
-
-        def tick() -> None:
-            frame = world.tick()
-            while images.get(timeout=10.0).frame < frame:
-                pass
-
-        try:
-            for _ in range(5):
-                tick()
+        with self._camera_car() as tick:
             t0, c0, s0 = time.perf_counter(), time.process_time(), process_cpu_s(self.proc.pid)
             for _ in range(ticks):
                 tick()
             return {"wall": (time.perf_counter() - t0) / ticks, "client_cpu": (time.process_time() - c0) / ticks,
                     "server_cpu": (process_cpu_s(self.proc.pid) - s0) / ticks}
-        finally:
-            cam.stop()
-            cam.destroy()
-            ego.destroy()
 
     def close(self) -> None:
         try:
