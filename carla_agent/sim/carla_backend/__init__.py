@@ -1,4 +1,4 @@
-"""The CARLA 0.9.x backend: the simulator contract against a real CARLA 0.9.15/0.9.16 server.
+"""The CARLA 0.9.x backend: the simulator contract against a real CARLA 0.9.16 server.
 
 Importing it needs neither the ``carla`` wheel nor a server: only
 :mod:`~carla_agent.sim.carla_backend.client` imports ``carla``, lazily, in

@@ -30,7 +30,7 @@ def import_carla():
     except ImportError as exc:
         raise BackendError(
             f"the CARLA backend needs CARLA's Python client: pip install carla=={CARLA_VERSION} "
-            f"(wheels for CPython 3.10-3.12; carla==0.9.15 for 3.7-3.10), or use --backend embedded ({exc})"
+            f"(CPython 3.11 or 3.12 with the pinned numpy), or use --backend embedded ({exc})"
         ) from None
     return carla
 

@@ -1,4 +1,4 @@
-"""The CARLA backend's simulator: the simulator contract against a real CARLA 0.9.15/0.9.16 server.
+"""The CARLA backend's simulator: the simulator contract against a real CARLA 0.9.16 server.
 
 Constructing :class:`CarlaSimulator` connects (:func:`~carla_agent.sim.carla_backend.client.connect`),
 compares client and server versions, and fails within ``timeout_s`` with one
@@ -104,7 +104,7 @@ class CarlaInfo:
 
 
 class CarlaSimulator(Simulator):
-    """Backend ``carla``: a CARLA 0.9.15/0.9.16 server in synchronous mode.
+    """Backend ``carla``: a CARLA 0.9.16 server in synchronous mode.
 
     Args:
         host, port: the server's RPC address (``-carla-rpc-port``).
