@@ -146,12 +146,16 @@ class FakeBlueprint(Api):
 
 
 _CAMERA_ATTRS = {"image_size_x": "800", "image_size_y": "600", "fov": "90", "sensor_tick": "0.0", "role_name": ""}
+#: CARLA 0.9.16's exposure attributes of ``sensor.camera.rgb`` (the semantic camera has none), defaults on Linux.
+_EXPOSURE_ATTRS = {"exposure_mode": "histogram", "exposure_compensation": "0.75", "exposure_min_bright": "10.0",
+                   "exposure_max_bright": "12.0", "exposure_speed_up": "3.0", "exposure_speed_down": "1.0",
+                   "shutter_speed": "200.0", "iso": "100.0", "fstop": "1.4"}
 BLUEPRINTS: Dict[str, Dict[str, str]] = {
     "vehicle.lincoln.mkz_2020": {"role_name": "", "number_of_wheels": "4", "color": "0,0,0"},
     "vehicle.tesla.model3": {"role_name": "", "number_of_wheels": "4", "color": "0,0,0"},
     "vehicle.audi.tt": {"role_name": "", "number_of_wheels": "4", "color": "0,0,0"},
     "vehicle.harley-davidson.low_rider": {"role_name": "", "number_of_wheels": "2"},
-    "sensor.camera.rgb": dict(_CAMERA_ATTRS),
+    "sensor.camera.rgb": dict(_CAMERA_ATTRS, **_EXPOSURE_ATTRS),
     "sensor.camera.semantic_segmentation": dict(_CAMERA_ATTRS),
     "sensor.other.collision": {"role_name": ""},
     "sensor.other.lane_invasion": {"role_name": ""},

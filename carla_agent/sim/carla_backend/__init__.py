@@ -21,7 +21,8 @@ from carla_agent.sim.carla_backend.sensors import (CITYSCAPES_IDS, SEMANTIC_LUT,
                                                    collision_kind, semantic_labels)
 from carla_agent.sim.carla_backend.session import Session
 from carla_agent.sim.carla_backend.simulator import CarlaInfo, CarlaSimulator
-from carla_agent.sim.carla_backend.spec import CarlaSpec, TrafficManagerSpec, TransformSpec, carla_spec
+from carla_agent.sim.carla_backend.spec import (CarlaSpec, ExposureSpec, TrafficManagerSpec, TransformSpec, carla_spec,
+                                               exposure_attributes)
 from carla_agent.sim.carla_backend.truth import (heading_error, lane_waypoint, lanes_same_way, off_road,
                                                  signed_offset, wrap_pi)
 from carla_agent.sim.carla_backend.weather import embedded_preset_weathers, scenario_weather, weather_parameters
@@ -34,7 +35,7 @@ __all__ = [
     "CITYSCAPES_IDS", "SEMANTIC_LUT", "SensorQueue", "bgra_to_rgb", "collision_kind", "semantic_labels",
     "Session",
     "CarlaInfo", "CarlaSimulator",
-    "CarlaSpec", "TrafficManagerSpec", "TransformSpec", "carla_spec",
+    "CarlaSpec", "ExposureSpec", "TrafficManagerSpec", "TransformSpec", "carla_spec", "exposure_attributes",
     "heading_error", "lane_waypoint", "lanes_same_way", "off_road", "signed_offset", "wrap_pi",
     "embedded_preset_weathers", "scenario_weather", "weather_parameters",
 ]

@@ -13,6 +13,7 @@ from carla_agent.errors import BackendError
 from carla_agent.sim.carla_backend.client import DEFAULT_HOST, DEFAULT_PORT, connect, map_key
 from carla_agent.sim.carla_backend.sensors import bgra_to_rgb, semantic_labels
 from carla_agent.sim.carla_backend.session import Session
+from carla_agent.sim.carla_backend.spec import ExposureSpec, carla_spec, exposure_attributes
 from carla_agent.sim.carla_backend.watchdog import Watchdog
 from carla_agent.sim.observation import Pose
 
@@ -46,13 +47,17 @@ class CarlaReplay:
         dt_s: fixed time step of the replay.
         start_s, duration_s: the part to replay (0: to the end).
         semantic: also attach a semantic camera.
+        exposure: the RGB camera's :class:`~carla_agent.sim.carla_backend.spec.ExposureSpec`
+            (default: fixed, as in a drive).
         Other keywords as for :class:`~carla_agent.sim.carla_backend.simulator.CarlaSimulator`.
     """
 
     def __init__(self, recorder_file: str, camera=None, dt_s: float = 0.05, *, host: str = DEFAULT_HOST,
                  port: int = DEFAULT_PORT, timeout_s: float = 10.0, start_s: float = 0.0, duration_s: float = 0.0,
                  semantic: bool = True, allow_version_mismatch: bool = False, load_timeout_s: float = 60.0,
-                 sensor_timeout_s: Optional[float] = None, client_factory: Optional[Callable] = None) -> None:
+                 sensor_timeout_s: Optional[float] = None, client_factory: Optional[Callable] = None,
+                 exposure: Optional[ExposureSpec] = None) -> None:
+        self.exposure = exposure if exposure is not None else ExposureSpec()
         if camera is None:
             from carla_agent.sim.scenario import CameraSpec
 
@@ -110,7 +115,8 @@ class CarlaReplay:
             if self.hero is None:
                 raise BackendError(f"recording {self.recorder_file!r} has no vehicle with role_name 'hero'; "
                                    "was it recorded by carla_agent?")
-            s.spawn_camera("rgb camera", "sensor.camera.rgb", self.camera, self.hero)
+            s.spawn_camera("rgb camera", "sensor.camera.rgb", self.camera, self.hero,
+                           exposure_attributes(self.exposure))
             if self.semantic:
                 s.spawn_camera("semantic camera", "sensor.camera.semantic_segmentation", self.camera, self.hero)
         except BaseException:
@@ -170,11 +176,12 @@ def find_hero(world):
 
 
 def replay(recorder_file: str, scenario=None, **options) -> CarlaReplay:
-    """A :class:`CarlaReplay` of ``recorder_file`` with ``scenario``'s camera and time step.
+    """A :class:`CarlaReplay` of ``recorder_file`` with ``scenario``'s camera, time step and exposure.
 
     ``with replay("run.log", scenario, host=..., port=...) as r: for f in r.frames(): ...``
     """
     if scenario is not None:
         options.setdefault("camera", scenario.camera)
         options.setdefault("dt_s", scenario.dt_s)
+        options.setdefault("exposure", carla_spec(scenario).exposure)
     return CarlaReplay(recorder_file, **options)

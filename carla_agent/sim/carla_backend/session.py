@@ -239,13 +239,20 @@ class Session:
         self.settings_applied = True  # set first: a time-out may still have applied them
         world.apply_settings(settings)
 
-    def spawn_camera(self, name: str, blueprint_id: str, camera, parent) -> None:
-        """A camera like ``scenario.camera``, attached to ``parent``; its frames go to ``queues[name]``."""
+    def spawn_camera(self, name: str, blueprint_id: str, camera, parent,
+                     extra: Optional[Dict[str, str]] = None) -> None:
+        """A camera like ``scenario.camera``, attached to ``parent``; its frames go to ``queues[name]``.
+        ``extra``: more blueprint attributes (the exposure's); one the server's blueprint lacks is an error."""
         carla = import_carla()
         bp = self.world.get_blueprint_library().find(blueprint_id)
         for key, value in (("image_size_x", camera.image_size_x), ("image_size_y", camera.image_size_y),
                            ("fov", camera.fov), ("sensor_tick", 0.0)):
             bp.set_attribute(key, str(value))
+        for key, value in (extra or {}).items():
+            if not bp.has_attribute(key):
+                raise BackendError(f"the server's {blueprint_id} has no attribute {key!r} (CARLA 0.9.16 has); "
+                                   "use a CARLA 0.9.16 server, or drop carla.exposure from the scenario")
+            bp.set_attribute(key, value)
         mount = carla.Transform(carla.Location(x=camera.x_m, y=camera.y_m, z=camera.z_m),
                                 carla.Rotation(pitch=camera.pitch_deg))
         self._spawn_sensor(name, bp, mount, parent)

@@ -41,7 +41,7 @@ from carla_agent.sim.carla_backend.route import ROUTE_STEP_M, Route, RouteProjec
 from carla_agent.sim.carla_backend.sensors import bgra_to_rgb, collision_kind, semantic_labels
 from carla_agent.sim.carla_backend.session import Session
 from carla_agent.sim.carla_backend.spawn import spawn_ego, spawn_traffic, switch_lights
-from carla_agent.sim.carla_backend.spec import CarlaSpec, carla_spec
+from carla_agent.sim.carla_backend.spec import CarlaSpec, carla_spec, exposure_attributes
 from carla_agent.sim.carla_backend.lights import TrafficLights, stop_lines
 from carla_agent.sim.carla_backend.truth import (heading_error, map_speed_limits, off_road, outside_route_lanes,
                                                  route_speed_limits)
@@ -296,7 +296,7 @@ class CarlaSimulator(Simulator):
         self._pp = _pursuit_params(ego)
         self._ego_half_length = float(ego.bounding_box.extent.x)
         camera = scenario.camera
-        s.spawn_camera("rgb camera", "sensor.camera.rgb", camera, ego)
+        s.spawn_camera("rgb camera", "sensor.camera.rgb", camera, ego, exposure_attributes(spec.exposure))
         if spec.semantic_camera:
             s.spawn_camera("semantic camera", "sensor.camera.semantic_segmentation", camera, ego)
         s.spawn_event_sensor("collision", "sensor.other.collision", ego)

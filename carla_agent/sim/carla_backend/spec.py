@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, Optional, Union
+from typing import Dict, Literal, Optional, Union
 
 from carla_agent.errors import ScenarioError
 from carla_agent.schema import build, field
@@ -32,6 +32,43 @@ class TrafficManagerSpec:
                                         help="global_percentage_speed_difference; >0 drives slower")
     distance_to_leading_m: float = field(2.5, min=0.0, max=50.0)
     ignore_lights_pct: float = field(0.0, min=0.0, max=100.0, help="the ego on autopilot ignores red lights")
+
+
+@dataclass(frozen=True)
+class ExposureSpec:
+    """The RGB camera's exposure. CARLA's camera adapts its exposure like an eye (UE4's histogram
+    auto exposure, ``exposure_min_bright`` 10 to ``exposure_max_bright`` 12 EV, at
+    ``exposure_speed_up``/``_down``), so the same road gets brighter or darker from frame to frame
+    as the view changes; the embedded world never does that.
+
+    ``fixed`` (default): histogram mode with ``exposure_min_bright = exposure_max_bright =
+    brightness_ev``, a range of zero width, so the exposure cannot drift. ``auto``: CARLA's own
+    eye adaptation. ``manual``: ``exposure_mode`` ``manual``, the exposure set by
+    ``shutter_speed_per_s``, ``iso`` and ``fstop`` (UE4's physical camera; fixed too).
+    ``compensation_ev`` is always set: CARLA's default differs between Linux (+0.75) and
+    Windows (0).
+    """
+
+    mode: Literal["fixed", "auto", "manual"] = "fixed"
+    brightness_ev: float = field(11.0, min=0.1, max=20.0,
+                                 help="fixed: the exposure, in EV100 (CARLA's auto range is 10-12)")
+    compensation_ev: float = field(0.0, min=-8.0, max=8.0, help="exposure_compensation: +1 twice as bright")
+    shutter_speed_per_s: float = field(200.0, min=1.0, max=100000.0, help="manual: shutter_speed (1/s)")
+    iso: float = field(100.0, min=1.0, max=100000.0, help="manual: sensor sensitivity")
+    fstop: float = field(1.4, min=0.5, max=64.0, help="manual: aperture")
+
+
+def exposure_attributes(spec: ExposureSpec) -> Dict[str, str]:
+    """The ``sensor.camera.rgb`` blueprint attributes (CARLA 0.9.16 names, string values) for ``spec``."""
+    attrs = {"exposure_compensation": f"{spec.compensation_ev:g}"}
+    if spec.mode == "manual":
+        attrs.update(exposure_mode="manual", shutter_speed=f"{spec.shutter_speed_per_s:g}", iso=f"{spec.iso:g}",
+                     fstop=f"{spec.fstop:g}")
+    else:
+        attrs["exposure_mode"] = "histogram"
+        if spec.mode == "fixed":
+            attrs.update(exposure_min_bright=f"{spec.brightness_ev:g}", exposure_max_bright=f"{spec.brightness_ev:g}")
+    return attrs
 
 
 @dataclass(frozen=True)
@@ -65,6 +102,7 @@ class CarlaSpec:
             with the RGB camera (fills ``truth.semantic``).
         spectator: the spectator camera follows the ego.
         settle_ticks: ticks after spawning before the first observation.
+        exposure: the RGB camera's exposure (:class:`ExposureSpec`); fixed by default.
     """
 
     map: Optional[str] = None
@@ -82,6 +120,7 @@ class CarlaSpec:
     semantic_camera: bool = True
     spectator: bool = True
     settle_ticks: int = field(2, min=0, max=200)
+    exposure: ExposureSpec = ExposureSpec()
 
 
 def carla_spec(scenario) -> CarlaSpec:
