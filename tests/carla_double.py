@@ -19,14 +19,15 @@ each real one), ``drop_frames`` (camera frames never sent),
 ``stamp_frames`` (row 0 of each RGB frame holds ``frame % 251``),
 ``occupied`` (spawn point indices taken), ``fail_on_tick(n, exc)``, ``add_traffic_light``,
 ``inject_collision`` (a ``static.*`` thing has id 0, as CARLA gives the map's statics), ``xodr`` (the map's
-OpenDRIVE instead of :data:`ROAD`'s; spawn points start beside x = 10 m, y = 1.75 m),
+OpenDRIVE instead of :data:`ROAD`'s; spawn points start beside x = 10 m, y = 1.75 m, 0.5 m above the road),
 ``hang_on_tick(n)`` (the tick never returns, like the 0.9.16 TM race, until
 ``release()``), ``other_ticker`` (another client ticks a synchronous server).
 
 As strict as CARLA where it matters (issue 19): ``load_world`` and a replay of a
 recording made on another map load asynchronously and start a new episode (a new
 ``World``, ``world.id`` changes; the old one raises when used); cameras send
-nothing in ``no_rendering_mode``; ``wait_for_tick`` times out when nobody ticks.
+nothing in ``no_rendering_mode``; ``wait_for_tick`` times out when nobody ticks; a car
+spawned above the road falls onto it and bounces before it rests.
 """
 
 from __future__ import annotations
@@ -49,6 +50,11 @@ ROAD = {"segments": [{"line": 300}, {"curve": {"radius_m": 60, "angle_deg": 90, 
         "lanes": {"driving": 2, "oncoming": 2}}
 WHEELBASE_M = 2.9
 MAX_STEER_DEG = 35.0
+#: A car above the road falls (m/s^2) and bounces back with this fraction of its landing speed,
+#: until the rebound is under REST_VZ_MPS.
+GRAVITY_MPS2 = 9.81
+BOUNCE = 0.3
+REST_VZ_MPS = 0.2
 
 
 class CallLog:
@@ -247,6 +253,7 @@ class FakeVehicle(FakeActor):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self._speed = 0.0
+        self._vz = 0.0  # vertical speed (m/s): a car spawned above the road falls and bounces
         self._control = carla.VehicleControl()
         self._autopilot = False
 
@@ -276,12 +283,13 @@ class FakeVehicle(FakeActor):
 
     def get_velocity(self):
         yaw = math.radians(self._transform.rotation.yaw)
-        return carla.Vector3D(self._speed * math.cos(yaw), self._speed * math.sin(yaw), 0.0)
+        return carla.Vector3D(self._speed * math.cos(yaw), self._speed * math.sin(yaw), self._vz)
 
     def set_target_velocity(self, velocity) -> None:
         if not isinstance(velocity, carla.Vector3D):
             raise TypeError("set_target_velocity needs a carla.Vector3D")
         self._speed = math.hypot(velocity.x, velocity.y)
+        self._vz = float(velocity.z)
 
     def get_physics_control(self):
         half = WHEELBASE_M * 50.0  # wheel positions are in cm
@@ -305,8 +313,23 @@ class FakeVehicle(FakeActor):
         yaw += sign * self._speed * math.tan(math.radians(MAX_STEER_DEG) * c.steer) / WHEELBASE_M * dt
         x = t.location.x + sign * self._speed * math.cos(yaw) * dt
         y = t.location.y + sign * self._speed * math.sin(yaw) * dt
-        self._transform = carla.Transform(carla.Location(x=x, y=y, z=t.location.z),
-                                          carla.Rotation(yaw=math.degrees(yaw)))
+        z = self._fall(t.location.z, x, y, dt)
+        self._transform = carla.Transform(carla.Location(x=x, y=y, z=z), carla.Rotation(yaw=math.degrees(yaw)))
+
+    def _fall(self, z: float, x: float, y: float, dt: float) -> float:
+        """Gravity down to the road (the map's lane surface), then damped bounces on the suspension
+        until a rebound is under :data:`REST_VZ_MPS`, as a CARLA car dropped from a spawn point."""
+        ground = self._server._map.get_waypoint(carla.Location(x=x, y=y, z=z)).transform.location.z
+        if z <= ground + 1e-9 and self._vz <= 0.0:
+            self._vz = 0.0
+            return ground
+        self._vz -= GRAVITY_MPS2 * dt
+        z += self._vz * dt
+        if z <= ground:
+            z = ground
+            rebound = BOUNCE * -self._vz
+            self._vz = rebound if rebound > REST_VZ_MPS else 0.0
+        return z
 
 
 class FakeSensor(FakeActor):

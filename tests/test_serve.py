@@ -536,10 +536,12 @@ direct.reset(sc, 0)
 try:
     obs = served.reset(sc, 0)
     assert obs.image.shape == (sc.camera.image_size_y, sc.camera.image_size_x, 3)
-    # CarlaSimulator.reset ticks the world settle_ticks + 1 times (CARLA needs a tick for a camera
-    # frame); the ego stands still meanwhile, but the scenario's traffic drives on. Advance the
-    # direct world's traffic and frame counter by as many ticks: then every pixel must agree.
-    reset_ticks = served.spec.settle_ticks + 1
+    # CarlaSimulator.reset ticks the world until the ego has settled (settling.ticks, at least
+    # settle_ticks), then once more for the first camera frame; the ego stands still meanwhile, but
+    # the scenario's traffic drives on. Advance the direct world's traffic and frame counter by as
+    # many ticks: then every pixel must agree.
+    assert served.settling.settled and served.settling.ticks >= served.spec.settle_ticks
+    reset_ticks = served.settling.ticks + 1
     for _ in range(reset_ticks):
         for v in direct.traffic:
             v.step(direct.road, sc.dt_s)

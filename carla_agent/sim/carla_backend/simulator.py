@@ -40,6 +40,7 @@ from carla_agent.sim.carla_backend.client import (DEFAULT_HOST, DEFAULT_PORT, DE
 from carla_agent.sim.carla_backend.route import ROUTE_STEP_M, Route, RouteProjection
 from carla_agent.sim.carla_backend.sensors import bgra_to_rgb, collision_kind, semantic_labels
 from carla_agent.sim.carla_backend.session import Session
+from carla_agent.sim.carla_backend.settle import Settling, settle
 from carla_agent.sim.carla_backend.spawn import spawn_ego, spawn_traffic, switch_lights
 from carla_agent.sim.carla_backend.spec import CarlaSpec, carla_spec, exposure_attributes
 from carla_agent.sim.carla_backend.lights import TrafficLights, stop_lines
@@ -123,7 +124,8 @@ class CarlaSimulator(Simulator):
 
     Extras: ``recorder_file`` (this episode's recording, for the drive log),
     ``recorder_files`` (all of them), ``info`` (:class:`CarlaInfo` of the last tick),
-    ``route`` (the planned :class:`Route`), ``client_version``, ``server_version``.
+    ``route`` (the planned :class:`Route`), ``client_version``, ``server_version``,
+    ``settling`` (:class:`~carla_agent.sim.carla_backend.settle.Settling`: how the ego landed after ``reset``).
     """
 
     name = "carla"
@@ -151,6 +153,7 @@ class CarlaSimulator(Simulator):
         self.scenario = None
         self.route: Optional[Route] = None
         self.info: Optional[CarlaInfo] = None
+        self.settling: Optional[Settling] = None
         self.recorder_file: Optional[str] = None
         self.recorder_files: List[str] = []
         self._session: Optional[Session] = None
@@ -304,6 +307,10 @@ class CarlaSimulator(Simulator):
         spawn_traffic(s, tm_spec, self._spawn_points, spawn_index, rng)
         if vehicle_lights(weather) is not None:  # night: the camera sees the road by the headlights
             switch_lights(s, vehicle_lights(weather))
+        s.spectator = world.get_spectator() if spec.spectator else None
+        self.settling = settle(lambda: self._tick(world), ego, spec.settle_ticks, spec.settle_max_ticks,
+                               lambda: [q.drain() for q in s.queues.values()])
+        # The Traffic Manager takes the ego only once it has landed: the drive starts from a standstill.
         if self._autopilot:
             ego.set_autopilot(True, tm.get_port())
             tm.auto_lane_change(ego, False)
@@ -311,11 +318,6 @@ class CarlaSimulator(Simulator):
             tm.set_desired_speed(ego, float(scenario.ego.target_speed_kmh))
             every = max(1, int(round(5.0 / ROUTE_STEP_M)))
             tm.set_path(ego, [w.transform.location for w in self.route.waypoints[every::every]])
-        s.spectator = world.get_spectator() if spec.spectator else None
-        for _ in range(spec.settle_ticks):
-            self._tick(world)
-            for q in s.queues.values():
-                q.drain()
         self._steps = -1  # the first observation is frame 0
 
     def _ensure_map(self, world, wanted: Optional[str], source: str):

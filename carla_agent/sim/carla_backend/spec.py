@@ -101,7 +101,9 @@ class CarlaSpec:
         semantic_camera: spawn ``sensor.camera.semantic_segmentation`` aligned
             with the RGB camera (fills ``truth.semantic``).
         spectator: the spectator camera follows the ego.
-        settle_ticks: ticks after spawning before the first observation.
+        settle_ticks / settle_max_ticks: after spawning, tick at least / at most this often until the
+            ego has landed and stopped bouncing (:mod:`~carla_agent.sim.carla_backend.settle`),
+            before the first observation. ``settle_max_ticks: 0`` does not wait at all.
         exposure: the RGB camera's exposure (:class:`ExposureSpec`); fixed by default.
     """
 
@@ -119,7 +121,8 @@ class CarlaSpec:
     traffic_manager: TrafficManagerSpec = TrafficManagerSpec()
     semantic_camera: bool = True
     spectator: bool = True
-    settle_ticks: int = field(2, min=0, max=200)
+    settle_ticks: int = field(2, min=0, max=200, help="ticks at least before the first observation")
+    settle_max_ticks: int = field(100, min=0, max=2000, help="ticks at most waiting for the ego to land")
     exposure: ExposureSpec = ExposureSpec()
 
 
