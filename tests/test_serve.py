@@ -406,6 +406,7 @@ def test_collision_sensor(server):
         assert ev.frame == frame
         assert ev.actor.id == ego.id
         assert ev.other_actor.type_id == f"static.{obstacle.kind}"
+        assert ev.other_actor.id == 0, "CARLA reports every static object of the map with id 0"
         sensor.stop()
     finally:
         for a in reversed(actors):

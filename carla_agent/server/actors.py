@@ -27,7 +27,10 @@ VEHICLE_EXTENT = catalogue.DEFAULT_EXTENT  # bounding-box half sizes, metres (ea
 #: ``TRAFFIC_ID0 + TRAFFIC_IDS_PER_EPISODE * (e - 1) + k``: new ids after ``load_world``, as CARLA's.
 TRAFFIC_ID0 = 1_000_000
 TRAFFIC_IDS_PER_EPISODE = 10_000
-#: Synthetic ids of static things hit (trees, poles...): they are not actors.
+#: The id a collision event gives a static thing of the map (tree, pole, sign...): CARLA reports
+#: every one with id 0 (they are not actors; ``other_actor.type_id`` still says ``static.<kind>``).
+STATIC_ID = 0
+#: The recorder's ids of static things hit, ``STATIC_ID0 + k`` for the tick's k-th collision.
 STATIC_ID0 = 90_000
 
 

@@ -18,7 +18,7 @@ import numpy as np
 
 from carla_agent.server import sensors as sensor_types
 from carla_agent.server import tick_profile, traffic_lights, vehicles, walkers
-from carla_agent.server.actors import STATIC_ID0, Actor, ego_pose, live_traffic, world_transform
+from carla_agent.server.actors import STATIC_ID, Actor, ego_pose, live_traffic, world_transform
 from carla_agent.server.checks import CAMERAS
 from carla_agent.server.streams import sensor_header
 from carla_agent.server.wire import (ACTOR_RECORD, EPISODE_HEADER, SEMANTIC_TO_CARLA,
@@ -153,7 +153,8 @@ def publish_collisions(world, sensor: Actor, events) -> None:
     yaw = math.radians(ego_pose(world)[2])
     hit = _traffic_hit(world, events)
     for k, ev in enumerate(events):
-        other = hit.get(k) or Actor(STATIC_ID0 + k, 0, ev.other, [])
+        # A static thing of the map (tree, pole, sign) is no actor: CARLA reports every one with id 0.
+        other = hit.get(k) or Actor(STATIC_ID, 0, ev.other, [])
         impulse = [-ev.impulse_ns * math.cos(yaw), -ev.impulse_ns * math.sin(yaw), 0.0]
         body = msgpack.packb([actor_wire(ego, world.token), actor_wire(other, world.token), impulse],
                              use_bin_type=True)
