@@ -63,8 +63,8 @@ def check_observation(obs: Observation, scenario, previous: Observation | None =
         _require(isinstance(ev, CollisionEvent), "collisions must hold CollisionEvent")
         _require(ev.other_kind in COLLISION_KINDS, f"collision kind {ev.other_kind!r} unknown")
     for ev in obs.infractions:
-        _require(isinstance(ev, InfractionEvent) and ev.kind in ("red_light", "stop_sign"),
-                 f"infractions must hold InfractionEvent of kind red_light or stop_sign, got {ev!r}")
+        _require(isinstance(ev, InfractionEvent) and ev.kind in ("red_light", "stop_sign", "route_deviation"),
+                 f"infractions must hold InfractionEvent of kind red_light, stop_sign or route_deviation, got {ev!r}")
     for ev in obs.lane_invasions:
         _require(isinstance(ev, LaneInvasionEvent), "lane_invasions must hold LaneInvasionEvent")
     if previous is not None:

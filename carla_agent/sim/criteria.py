@@ -21,6 +21,9 @@ from carla_agent.sim.observation import CollisionEvent, Observation
 
 #: The CARLA leaderboard's penalty per infraction, by kind.
 INFRACTION_PENALTIES = {"pedestrian": 0.50, "vehicle": 0.60, "static": 0.65, "red_light": 0.70, "stop_sign": 0.80}
+#: Infractions with no penalty factor that end the route (the leaderboard's ``ROUTE_DEVIATION``):
+#: the score keeps the route completion reached until then.
+ROUTE_ENDING = ("route_deviation",)
 
 
 def route_completion_pct(route_s_m: float, route_length_m: float) -> float:
@@ -121,7 +124,8 @@ class DrivingScore:
         score_pct: driving score in [0, 100].
         route_completion_pct: in [0, 100].
         penalty: the product of the infraction penalties, in [0, 1].
-        infractions: counts by kind (``vehicle``, ``static``, ``pedestrian``, ``red_light``, ``stop_sign``).
+        infractions: counts by kind (``vehicle``, ``static``, ``pedestrian``, ``red_light``, ``stop_sign``,
+            and ``route_deviation``, which has no penalty and ends the route).
         off_route_pct: share of the route driven outside the route's lanes.
     """
 
@@ -139,12 +143,12 @@ def driving_score(route_completion: float, infractions: Optional[Dict[str, int]]
     ``penalty = prod(INFRACTION_PENALTIES[k] ** n) * (1 - off_route_pct / 100)``.
     """
     counts = {k: int(v) for k, v in (infractions or {}).items() if v}
-    unknown = sorted(set(counts) - set(INFRACTION_PENALTIES))
+    unknown = sorted(set(counts) - set(INFRACTION_PENALTIES) - set(ROUTE_ENDING))
     if unknown:
-        raise ValueError(f"unknown infraction(s) {unknown}; known: {', '.join(INFRACTION_PENALTIES)}")
+        raise ValueError(f"unknown infraction(s) {unknown}; known: {', '.join((*INFRACTION_PENALTIES, *ROUTE_ENDING))}")
     penalty = 1.0
     for kind, n in counts.items():
-        penalty *= INFRACTION_PENALTIES[kind] ** n
+        penalty *= INFRACTION_PENALTIES.get(kind, 1.0) ** n
     penalty *= 1.0 - min(max(off_route_pct, 0.0), 100.0) / 100.0
     rc = min(max(float(route_completion), 0.0), 100.0)
     return DrivingScore(rc * penalty, rc, penalty, counts, float(off_route_pct))
@@ -177,6 +181,8 @@ class RouteCriteria:
         return self.counter.counted
 
     def update(self, obs: Observation, off_route: Optional[bool] = None, off_road: Optional[bool] = None) -> None:
+        if any(self.infractions.get(kind) for kind in ROUTE_ENDING):
+            return  # the route ended there (the leaderboard stops the route on a deviation)
         t = obs.truth
         self.dt_s = obs.dt_s
         self.counter.tick(obs.sim_time_s, (obs.pose.x_m, obs.pose.y_m), obs.speed_mps, obs.collisions)

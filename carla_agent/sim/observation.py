@@ -83,7 +83,8 @@ class InfractionEvent:
 
     Attributes:
         frame: frame id of the tick.
-        kind: ``"red_light"`` (the car's rear crossed the stop line of a red light) or ``"stop_sign"``.
+        kind: ``"red_light"`` (the car's rear crossed the stop line of a red light), ``"stop_sign"`` or
+            ``"route_deviation"`` (the leaderboard's InRouteTest failed: the route ends).
         other_id: the traffic light's or sign's actor id.
     """
 

@@ -43,6 +43,7 @@ from carla_agent.sim.carla_backend.session import Session
 from carla_agent.sim.carla_backend.settle import Settling, settle
 from carla_agent.sim.carla_backend.spawn import spawn_ego, spawn_traffic, switch_lights
 from carla_agent.sim.carla_backend.spec import CarlaSpec, carla_spec, exposure_attributes
+from carla_agent.sim.carla_backend.deviation import RouteDeviation
 from carla_agent.sim.carla_backend.lights import TrafficLights, stop_lines
 from carla_agent.sim.carla_backend.truth import (heading_error, map_speed_limits, off_road, outside_route_lanes,
                                                  route_speed_limits)
@@ -295,6 +296,7 @@ class CarlaSimulator(Simulator):
             self._map_limits[map_key(carla_map.name)] = map_speed_limits(carla_map)
         self._route_limits = route_speed_limits(self._map_limits[map_key(carla_map.name)], self.route.waypoints)
         self._lights = TrafficLights(stop_lines(world, self.route))
+        self._deviation = RouteDeviation(self.route.xy, self.route.s)
         self._route_index = 0
         self._pp = _pursuit_params(ego)
         self._ego_half_length = float(ego.bounding_box.extent.x)
@@ -355,6 +357,7 @@ class CarlaSimulator(Simulator):
         ego.set_target_velocity(carla.Vector3D(x=v * math.cos(math.radians(yaw)), y=v * math.sin(math.radians(yaw)), z=0.0))
         self._contacts = set()
         self._lights.reset_position()  # a teleport runs no red light
+        self._deviation.reset_position(self._route_s)
 
     def _observe(self) -> Observation:
         carla = self._carla
@@ -384,6 +387,8 @@ class CarlaSimulator(Simulator):
         fwd = tf.get_forward_vector()
         half = self._ego_half_length
         infractions = self._lights.runs(loc.x - half * fwd.x, loc.y - half * fwd.y, rot.yaw, self._steps)
+        deviated = self._deviation.update(loc.x, loc.y, self._steps)  # the leaderboard ends the route there
+        infractions += [deviated] if deviated else []
         if self._autopilot:
             expert = float(np.clip(ego.get_control().steer, -1.0, 1.0))
         else:
@@ -420,7 +425,7 @@ class CarlaSimulator(Simulator):
             frame=self._steps, sim_time_s=self._steps * scenario.dt_s, dt_s=scenario.dt_s, image=image,
             speed_mps=speed, pose=Pose(loc.x, loc.y, loc.z, rot.yaw, rot.pitch, rot.roll), truth=truth,
             collisions=tuple(collisions), lane_invasions=tuple(invasions), weather=self.weather_name,
-            done=bool(proj.s_m >= self.route_length_m), infractions=tuple(infractions),
+            done=bool(proj.s_m >= self.route_length_m or self._deviation.failed), infractions=tuple(infractions),
             command=self.route.command_at(proj.s_m))
 
     def _collisions(self, events) -> List[CollisionEvent]:
