@@ -147,3 +147,21 @@ def test_replay_of_a_recording_made_on_another_map_waits_for_the_new_world():
     assert server._episode == old_episode + 1 and server._map_path.endswith("/Town04")
     assert len(frames) == len(server._recordings["r.log"]) and frames[0].image.shape == (32, 32, 3)
     assert server.clean(), server.state()
+
+
+def test_a_replay_file_call_that_never_returns_ends_the_replay_within_the_watchdog_time():
+    server = FakeServer()
+    sc = scenario()
+    with make(server, record=True, recorder_file="hang.log") as sim:
+        sim.reset(sc, seed=0)
+        for _ in range(5):
+            sim.step(VehicleControl(throttle=0.5))
+    server._replay = lambda name: server._release.wait() or ""  # the server never answers replay_file
+    t0 = time.monotonic()
+    try:
+        with pytest.raises(ServerHung, match="replay_file"):
+            with cb.replay("hang.log", sc, client_factory=server.client, timeout_s=1.0, load_timeout_s=1.0):
+                pass
+        assert time.monotonic() - t0 < 10.0
+    finally:
+        server.release()

@@ -101,7 +101,9 @@ class CarlaReplay:
             client.set_timeout(self.load_timeout_s)
             try:
                 s.replaying = True
-                client.replay_file(self.recorder_file, self.start_s, self.duration_s, 0, False)
+                # Bounded like a tick: a server (or client library) that never answers ends the replay.
+                self._watchdog.call(client.replay_file, self.load_timeout_s + 1.0, "client.replay_file()",
+                                    self.recorder_file, self.start_s, self.duration_s, 0, False)
             finally:
                 client.set_timeout(self.timeout_s)
             world = self._new_world(client, s.world) if new_map else client.get_world()
