@@ -93,6 +93,37 @@ def test_generate_opendrive_world_serves_that_map(client):
     assert grass[:, :, 1].mean() > grass[:, :, 0].mean() + 20
 
 
+def test_a_small_ring_is_drawn_once(client):
+    """A 60 m ring is shorter than a 320-pixel camera's view (500 m): the ego's corridor, laid 2 km
+    round it, comes back over itself, and drawn alone its laps cancelled out (grass where the road
+    is). The cameras draw the town's ground under it, as the embedded camera does: in every row
+    near the car the road is one band of road pixels, with the ring's sidewalks beside it."""
+    world = client.generate_opendrive_world(two_way_ring(60.0), carla.OpendriveGenerationParameters())
+    bp = world.get_blueprint_library()
+    ego = world.spawn_actor(bp.find("vehicle.lincoln.mkz_2020"), world.get_map().get_spawn_points()[0])
+    cam_bp = bp.find("sensor.camera.semantic_segmentation")
+    cam_bp.set_attribute("image_size_x", "320")
+    cam_bp.set_attribute("image_size_y", "240")
+    cam = world.spawn_actor(cam_bp, carla.Transform(carla.Location(x=-6, z=3), carla.Rotation(pitch=-15)),
+                            attach_to=ego)
+    images = queue.Queue()
+    cam.listen(images.put)
+    try:
+        img = images.get(timeout=20)
+    finally:
+        cam.stop()
+        cam.destroy()
+        ego.destroy()
+    tags = np.frombuffer(img.raw_data, np.uint8).reshape(240, 320, 4)[:, :, 2]  # CARLA's tag: red
+    roads, sidewalks, terrain = 1, 2, 10
+    for row in range(150, 240, 10):
+        cols = np.flatnonzero(tags[row] == roads)
+        assert len(cols) > 0.3 * 320, f"row {row}: {len(cols)} road pixels"
+        between = tags[row, cols[0]:cols[-1] + 1]
+        assert not np.any(between == terrain), f"row {row}: grass inside the road"
+    assert np.mean(tags[150:] == sidewalks) > 0.05  # the town's sidewalks are drawn
+
+
 def test_a_map_outside_the_subset_gets_one_line_and_the_old_world_goes_on(client):
     world = client.load_world("grid_small")
     bad = two_way_ring(RADIUS_M).replace("<arc ", '<paramPoly3 aU="0" ', 1)
