@@ -176,3 +176,48 @@ def test_both_new_calls_say_the_map_changed_on_the_new_episodes_first_state(tmp_
     assert world.scenario.name == "OpenDriveMap" and flags() == {MAP_CHANGE} and flags() == {0}
     assert world.map_parameters.enable_pedestrian_navigation is False
     assert [p.name for p in tmp_path.glob("*/OpenDriveMap.xodr")] == ["OpenDriveMap.xodr"]
+
+
+def test_the_server_removes_the_folders_it_staged_when_it_closes(tmp_path, monkeypatch):
+    """Each map is staged in ``DIR/<sha1>/``; at close a server removes the folders it made, unless
+    another server still uses one (it is removed when that one closes); a folder made by hand stays."""
+    from carla_agent.server import opendrive_world
+    from carla_agent.server.world_service import WorldService
+    from carla_agent.sim.embedded.town_route import served_town_scenario
+
+    monkeypatch.setenv(opendrive_world.DIR_ENV, str(tmp_path))
+    params = [2.0, 50.0, 1.0, 0.6, True, True, False]
+    ring, other = two_way_ring(RADIUS_M), two_way_ring(RADIUS_M, name="other")
+    by_hand = tmp_path / "mine"
+    by_hand.mkdir()
+    (by_hand / "OpenDriveMap.xodr").write_text(ring)
+    first, second = (WorldService(served_town_scenario("grid_small")) for _ in range(2))
+    opendrive_world.copy_opendrive_to_file(first, ring, params)
+    opendrive_world.copy_opendrive_to_file(first, other, params)
+    opendrive_world.copy_opendrive_to_file(second, ring, params)  # the same map: the same folder
+    shared = second.staged_opendrive.path.parent
+    alone = first.staged_opendrive.path.parent
+    assert shared != alone and {p.name for p in tmp_path.iterdir()} == {"mine", shared.name, alone.name}
+    first.close()
+    assert {p.name for p in tmp_path.iterdir()} == {"mine", shared.name}  # the second still uses it
+    assert (shared / "OpenDriveMap.xodr").read_text() == ring
+    second.close()
+    assert [p.name for p in tmp_path.iterdir()] == ["mine"]
+    assert (by_hand / "OpenDriveMap.xodr").read_text() == ring  # not the server's: kept
+
+
+def test_a_served_map_folder_goes_when_serve_is_terminated(tmp_path):
+    """Through the process the tests (and a job scheduler) stop with SIGTERM."""
+    import os
+
+    from served_world import start_server, stop_server
+
+    proc, port = start_server(town="grid_small", env={**os.environ, "CARLA_AGENT_OPENDRIVE_DIR": str(tmp_path)})
+    try:
+        c = carla.Client("127.0.0.1", port)
+        c.set_timeout(20.0)
+        c.generate_opendrive_world(two_way_ring(RADIUS_M), carla.OpendriveGenerationParameters())
+        assert len(list(tmp_path.glob("*/OpenDriveMap.xodr"))) == 1
+    finally:
+        stop_server(proc)
+    assert proc.returncode == 0 and list(tmp_path.iterdir()) == []  # closed, not killed (-15)
