@@ -93,6 +93,37 @@ def test_generate_opendrive_world_serves_that_map(client):
     assert grass[:, :, 1].mean() > grass[:, :, 0].mean() + 20
 
 
+def test_a_small_ring_is_drawn_once(client):
+    """A 60 m ring is shorter than a 320-pixel camera's view (500 m): the ego's corridor, laid 2 km
+    round it, comes back over itself, and drawn alone its laps cancelled out (grass where the road
+    is). The cameras draw the town's ground under it, as the embedded camera does: in every row
+    near the car the road is one band of road pixels, with the ring's sidewalks beside it."""
+    world = client.generate_opendrive_world(two_way_ring(60.0), carla.OpendriveGenerationParameters())
+    bp = world.get_blueprint_library()
+    ego = world.spawn_actor(bp.find("vehicle.lincoln.mkz_2020"), world.get_map().get_spawn_points()[0])
+    cam_bp = bp.find("sensor.camera.semantic_segmentation")
+    cam_bp.set_attribute("image_size_x", "320")
+    cam_bp.set_attribute("image_size_y", "240")
+    cam = world.spawn_actor(cam_bp, carla.Transform(carla.Location(x=-6, z=3), carla.Rotation(pitch=-15)),
+                            attach_to=ego)
+    images = queue.Queue()
+    cam.listen(images.put)
+    try:
+        img = images.get(timeout=20)
+    finally:
+        cam.stop()
+        cam.destroy()
+        ego.destroy()
+    tags = np.frombuffer(img.raw_data, np.uint8).reshape(240, 320, 4)[:, :, 2]  # CARLA's tag: red
+    roads, sidewalks, terrain = 1, 2, 10
+    for row in range(150, 240, 10):
+        cols = np.flatnonzero(tags[row] == roads)
+        assert len(cols) > 0.3 * 320, f"row {row}: {len(cols)} road pixels"
+        between = tags[row, cols[0]:cols[-1] + 1]
+        assert not np.any(between == terrain), f"row {row}: grass inside the road"
+    assert np.mean(tags[150:] == sidewalks) > 0.05  # the town's sidewalks are drawn
+
+
 def test_a_map_outside_the_subset_gets_one_line_and_the_old_world_goes_on(client):
     world = client.load_world("grid_small")
     bad = two_way_ring(RADIUS_M).replace("<arc ", '<paramPoly3 aU="0" ', 1)
@@ -145,3 +176,48 @@ def test_both_new_calls_say_the_map_changed_on_the_new_episodes_first_state(tmp_
     assert world.scenario.name == "OpenDriveMap" and flags() == {MAP_CHANGE} and flags() == {0}
     assert world.map_parameters.enable_pedestrian_navigation is False
     assert [p.name for p in tmp_path.glob("*/OpenDriveMap.xodr")] == ["OpenDriveMap.xodr"]
+
+
+def test_the_server_removes_the_folders_it_staged_when_it_closes(tmp_path, monkeypatch):
+    """Each map is staged in ``DIR/<sha1>/``; at close a server removes the folders it made, unless
+    another server still uses one (it is removed when that one closes); a folder made by hand stays."""
+    from carla_agent.server import opendrive_world
+    from carla_agent.server.world_service import WorldService
+    from carla_agent.sim.embedded.town_route import served_town_scenario
+
+    monkeypatch.setenv(opendrive_world.DIR_ENV, str(tmp_path))
+    params = [2.0, 50.0, 1.0, 0.6, True, True, False]
+    ring, other = two_way_ring(RADIUS_M), two_way_ring(RADIUS_M, name="other")
+    by_hand = tmp_path / "mine"
+    by_hand.mkdir()
+    (by_hand / "OpenDriveMap.xodr").write_text(ring)
+    first, second = (WorldService(served_town_scenario("grid_small")) for _ in range(2))
+    opendrive_world.copy_opendrive_to_file(first, ring, params)
+    opendrive_world.copy_opendrive_to_file(first, other, params)
+    opendrive_world.copy_opendrive_to_file(second, ring, params)  # the same map: the same folder
+    shared = second.staged_opendrive.path.parent
+    alone = first.staged_opendrive.path.parent
+    assert shared != alone and {p.name for p in tmp_path.iterdir()} == {"mine", shared.name, alone.name}
+    first.close()
+    assert {p.name for p in tmp_path.iterdir()} == {"mine", shared.name}  # the second still uses it
+    assert (shared / "OpenDriveMap.xodr").read_text() == ring
+    second.close()
+    assert [p.name for p in tmp_path.iterdir()] == ["mine"]
+    assert (by_hand / "OpenDriveMap.xodr").read_text() == ring  # not the server's: kept
+
+
+def test_a_served_map_folder_goes_when_serve_is_terminated(tmp_path):
+    """Through the process the tests (and a job scheduler) stop with SIGTERM."""
+    import os
+
+    from served_world import start_server, stop_server
+
+    proc, port = start_server(town="grid_small", env={**os.environ, "CARLA_AGENT_OPENDRIVE_DIR": str(tmp_path)})
+    try:
+        c = carla.Client("127.0.0.1", port)
+        c.set_timeout(20.0)
+        c.generate_opendrive_world(two_way_ring(RADIUS_M), carla.OpendriveGenerationParameters())
+        assert len(list(tmp_path.glob("*/OpenDriveMap.xodr"))) == 1
+    finally:
+        stop_server(proc)
+    assert proc.returncode == 0 and list(tmp_path.iterdir()) == []  # closed, not killed (-15)

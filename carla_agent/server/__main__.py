@@ -1,11 +1,13 @@
 """``python -m carla_agent.server [--scenario NAME] [--host H] [--port P]`` (port 0: a free one).
 
 The same options as ``carla-agent serve`` (:mod:`carla_agent.server.options`). Prints
-``carla_agent serve: CARLA 0.9.16 on HOST:PORT ...`` once it is listening.
+``carla_agent serve: CARLA 0.9.16 on HOST:PORT ...`` once it is listening. SIGTERM is taken as
+Ctrl-C (as ``carla-agent`` does): the server closes (its staged OpenDRIVE folders removed).
 """
 
 import argparse
 import logging
+import signal
 import sys
 
 from carla_agent.errors import CarlaAgentError
@@ -14,6 +16,13 @@ from carla_agent.server.options import add_arguments, run
 parser = argparse.ArgumentParser(prog="python -m carla_agent.server")
 add_arguments(parser)
 args = parser.parse_args()
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+signal.signal(signal.SIGTERM, _interrupt)
 logging.basicConfig(level=args.log_level or "WARNING", format="%(levelname)s %(name)s: %(message)s")
 try:
     sys.exit(run(args))

@@ -9,7 +9,8 @@ which reads the map and stages it (CARLA writes it to ``Maps/OpenDrive/OpenDrive
 The map is read by ``read_network_xodr`` (the subset in docs/towns.md "OpenDRIVE, both ways") into a
 town named ``OpenDriveMap``: its spawn points are on its driving lanes, the cameras draw it, and
 ``get_map().to_opendrive()`` gives back the text sent. A map outside the subset is refused with
-CARLA's message and the reader's one-line reason; nothing changes, the old world goes on.
+CARLA's message and the reader's one-line reason; nothing changes, the old world goes on. The
+folders a server stages into are released when it closes (:func:`release_staged`).
 
 ``OpendriveGenerationParameters`` (0.9.16 wire layout, 7 fields; the struct's
 ``vertex_width_resolution`` and ``simplification_percentage`` are not sent): ``[vertex_distance,
@@ -40,6 +41,8 @@ log = logging.getLogger(__name__)
 MAP_NAME = "OpenDriveMap"
 #: Where the staged maps are written: ``$CARLA_AGENT_OPENDRIVE_DIR``, else the system's temp folder.
 DIR_ENV = "CARLA_AGENT_OPENDRIVE_DIR"
+#: In a staged map's folder: "a server made this folder" / "process PID uses it" (``USER_MARK + PID``).
+MADE_MARK, USER_MARK = ".made-by-serve", ".used-by-"
 _FIELDS = ("vertex_distance", "max_road_length", "wall_height", "additional_width", "smooth_junctions",
            "enable_mesh_visibility", "enable_pedestrian_navigation")
 
@@ -82,17 +85,64 @@ def _staging_dir() -> Path:
     return Path(os.environ.get(DIR_ENV) or Path(tempfile.gettempdir()) / "carla_agent_opendrive")
 
 
-def _write(text: str) -> Path:
+def user_mark(world) -> str:
+    """The :data:`USER_MARK` file name of ``world`` (a WorldService): this process's id and the
+    world's, so two servers in one process each hold their own."""
+    return f"{USER_MARK}{os.getpid()}.{id(world):x}"
+
+
+def _write(text: str, user: str) -> Path:
     """``DIR/<sha1>/OpenDriveMap.xodr`` (one folder per map: a town is cached by its path), written
-    whole or not at all."""
+    whole or not at all. A folder this process makes gets :data:`MADE_MARK`; every process that
+    stages into it leaves its :data:`USER_MARK` (see :func:`release_staged`)."""
     folder = _staging_dir() / hashlib.sha1(text.encode("utf-8")).hexdigest()[:16]
     path = folder / f"{MAP_NAME}.xodr"
+    try:
+        folder.mkdir(parents=True)
+        (folder / MADE_MARK).touch()
+    except FileExistsError:
+        pass  # staged before (by this server or another), or made by hand: not ours to make
+    (folder / user).touch()
     if not path.is_file():
-        folder.mkdir(parents=True, exist_ok=True)
         partial = folder / f".{MAP_NAME}.{os.getpid()}.part"
         partial.write_text(text, encoding="utf-8")
         os.replace(partial, path)
     return path
+
+
+def _alive(pid: str) -> bool:
+    """Whether process ``pid`` (a mark's text) runs; a mark that names no process counts as live."""
+    if not pid.isdigit():
+        return True
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's live process
+    return True
+
+
+def release_staged(folders, user: str) -> None:
+    """At the server's close: ``user`` (its :func:`user_mark`) stops using the staged ``folders``
+    (``<sha1>`` folders :func:`_write` staged into). A folder a server made (it has :data:`MADE_MARK`) is deleted once
+    no live process's :data:`USER_MARK` is left in it (another server staging the same map keeps it);
+    one made by hand is never deleted. Failures are logged, never raised."""
+    for folder in folders:
+        try:
+            (folder / user).unlink(missing_ok=True)
+            if not (folder / MADE_MARK).is_file():
+                continue
+            users = [f for f in folder.iterdir() if f.name.startswith(USER_MARK)]
+            live = [f for f in users if _alive(f.name[len(USER_MARK):].split(".")[0])]
+            if live:
+                continue
+            for f in users + [folder / f"{MAP_NAME}.xodr", folder / MADE_MARK]:
+                f.unlink(missing_ok=True)
+            folder.rmdir()  # fails (logged) if anything else was put there
+            log.debug("staged OpenDRIVE folder %s removed", folder)
+        except OSError as e:
+            log.warning("could not remove the staged OpenDRIVE folder %s: %s", folder, e)
 
 
 def copy_opendrive_to_file(world, opendrive, params, *a):
@@ -108,7 +158,8 @@ def copy_opendrive_to_file(world, opendrive, params, *a):
         raise RpcError("opendrive could not be correctly parsed: the OpenDRIVE string is empty")
     options = parameters(params)
     try:
-        path = _write(text)
+        path = _write(text, user_mark(world))
+        world.staged_folders.add(path.parent)  # released at close even if the map is refused below
     except OSError as e:
         raise RpcError(f"opendrive could not be copied to {_staging_dir()}: {e}; set {DIR_ENV} to a writable "
                        "folder") from None

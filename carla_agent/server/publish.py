@@ -229,7 +229,7 @@ def _publish_camera(world, actor: Actor) -> None:
     w, h, fov = spec.image_size_x, spec.image_size_y, float(spec.fov)
     if actor.renderer is None:
         actor.renderer = Renderer(world.sim.road, spec, resolve_weather(world.sim._weather_spec),
-                                  world.sim.statics, world.seed)
+                                  world.sim.statics, world.seed, world.sim.town_view())
     st = world.sim.state
     boxes = _visible_boxes(world)
     with tick_profile.phase("render"):

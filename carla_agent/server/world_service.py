@@ -18,6 +18,7 @@ import threading
 import time
 from dataclasses import replace
 from functools import partial
+from pathlib import Path
 from typing import Any, Callable, Dict, Optional, Set
 
 from carla_agent.control import VehicleControl
@@ -61,6 +62,8 @@ class WorldService:
         self.map_changed = False
         #: ``generate_opendrive_world``'s map, read and waiting for ``load_new_episode("OpenDriveMap")``.
         self.staged_opendrive: Optional[opendrive_world.StagedMap] = None
+        #: The staging folders this server wrote maps into, released at :meth:`close`.
+        self.staged_folders: Set[Path] = set()
         #: The ``OpendriveGenerationParameters`` of the map served (CARLA's defaults for a town).
         self.map_parameters = opendrive_world.OpendriveParameters()
         self.frame = 0
@@ -159,6 +162,8 @@ class WorldService:
         self._stop.set()
         if self._ticker is not None:
             self._ticker.join(timeout=2.0)
+        opendrive_world.release_staged(self.staged_folders, opendrive_world.user_mark(self))
+        self.staged_folders.clear()
 
     def _async_loop(self) -> None:
         """Ticks while no client runs synchronous mode. Nothing stops it but :meth:`close`: a tick

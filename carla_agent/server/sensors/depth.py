@@ -144,7 +144,7 @@ class InstanceCamera(DepthCamera):
         sim = world.sim
         if actor.renderer is None:
             actor.renderer = Renderer(sim.road, actor.camera_spec, resolve_weather(sim._weather_spec), sim.statics,
-                                      world.seed)
+                                      world.seed, sim.town_view())
         boxes = [v.box(sim.road) for v in sim.traffic if v.active]
         _, sem = actor.renderer.render(sim.state.x_m, sim.state.y_m, sim.state.yaw_rad, sim.s, boxes, sim.frame)
         return sem

@@ -240,13 +240,19 @@ class EmbeddedSimulator(Simulator):
         from carla_agent.sim.embedded.render import Renderer
         from carla_agent.sim.embedded.weather import resolve_weather
 
-        town = None
-        if self.town is not None:
-            from carla_agent.sim.embedded.render.town_draw import TownView
-
-            town = TownView(self.town.network, self.town.spec.traffic_light_cycle_s, self.scenario.dt_s)
         self._renderer = Renderer(self.road, self.scenario.camera, resolve_weather(self._weather_spec),
-                                  self.statics, self.seed, town)
+                                  self.statics, self.seed, self.town_view())
+
+    def town_view(self):
+        """What a renderer needs to draw the whole town round the corridor (a
+        :class:`~carla_agent.sim.embedded.render.town_draw.TownView`); None on a single road. Every
+        camera of a town scenario needs it: the corridor alone is one road, and a corridor that comes
+        round a loop overlaps itself (drawn over the town's ground, that does not show)."""
+        if self.town is None:
+            return None
+        from carla_agent.sim.embedded.render.town_draw import TownView
+
+        return TownView(self.town.network, self.town.spec.traffic_light_cycle_s, self.scenario.dt_s)
 
     def _observe(self, collisions, invasions, infractions=()) -> Observation:
         road, st = self.road, self.state
