@@ -132,6 +132,46 @@ def test_frozen_layers_keep_the_starting_weights(tmp_path):
         train(data, tmp_path / "x.keras", epochs=1, init_from=base, freeze=("conv9",))
 
 
+def test_only_commands_trains_the_turn_branches_from_their_frames(tmp_path):
+    """With the trunk and the LANEFOLLOW branch frozen and only the turn frames, the LANEFOLLOW branch
+    and the trunk come out bit-equal, the turn branches move, and the file holds no optimizer state."""
+    import h5py
+    import keras
+    import zipfile
+
+    rng = np.random.default_rng(0)
+    data = tmp_path / "data"
+    prep = Preprocessing(height=H, width=W, color_space="yuv")
+    commands = [4, 4, 1, 2, 3]  # RoadOption values: LANEFOLLOW twice, LEFT, RIGHT, STRAIGHT
+    with DatasetWriter(data, prep, shard_size=100, meta={"scenarios": ["synthetic"]}) as writer:
+        for i in range(200):
+            steer = float(rng.uniform(-1, 1))
+            writer.add(band_image(steer, rng), steer=steer, applied_steer=steer, throttle=0.5, speed_mps=8.0,
+                       lateral_offset_m=0.0, heading_error_rad=0.0, episode=i // 50,
+                       command=commands[i % len(commands)])
+    base = tmp_path / "base.keras"
+    train(data, base, epochs=1, batch_size=16, patience=1, commands="on")
+    frozen = ("conv1", "conv2", "conv3", "conv4", "conv5", "fc1_lanefollow", "fc2_lanefollow",
+              "fc3_lanefollow", "steer_lanefollow")
+    out = tmp_path / "heads.keras"
+    metrics = train(data, out, epochs=1, batch_size=16, patience=1, seed=1, commands="on", init_from=base,
+                    learning_rate=1e-2, freeze=frozen, only_commands=("LEFT", "RIGHT", "STRAIGHT"))
+    assert metrics["train_frames"] + metrics["val_frames"] == 120  # 3 of every 5 frames
+    a, b = keras.saving.load_model(str(base), compile=False), keras.saving.load_model(str(out), compile=False)
+    for name in frozen:
+        for wa, wb in zip(a.get_layer(name).get_weights(), b.get_layer(name).get_weights()):
+            np.testing.assert_array_equal(wa, wb)
+    for name in ("fc1_left", "fc1_right", "fc1_straight"):
+        assert not np.array_equal(a.get_layer(name).get_weights()[0], b.get_layer(name).get_weights()[0])
+    assert all(layer.trainable for layer in b.layers)
+    with zipfile.ZipFile(out) as z:
+        z.extract("model.weights.h5", tmp_path)
+    with h5py.File(tmp_path / "model.weights.h5") as h5:
+        assert "optimizer" not in h5
+    with pytest.raises(ValueError, match="unknown TURN.*LEFT"):
+        train(data, tmp_path / "x.keras", epochs=1, commands="on", only_commands=("TURN",))
+
+
 def test_train_errors(tmp_path):
     with pytest.raises(DatasetError, match="no meta.json"):
         train(tmp_path / "missing", tmp_path / "m.keras")

@@ -45,6 +45,9 @@ def add_parsers(sub) -> None:
                    help="frames with a junction command appear K times per epoch (default 1)")
     p.add_argument("--freeze", default="", metavar="LAYERS",
                    help="comma-separated layer names kept at their starting weights (e.g. conv1,conv2,conv3)")
+    p.add_argument("--only-commands", default="", metavar="NAMES",
+                   help="train on these commands' frames only (e.g. LEFT,RIGHT,STRAIGHT: with the other "
+                        "branches frozen, their frames would only cost time)")
     p.set_defaults(func=train)
 
     p = sub.add_parser("methods", help="list the saliency methods")
@@ -87,7 +90,8 @@ def train(args) -> int:
     metrics = train_model(args.data, args.out, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
                           patience=args.patience, learning_rate=args.learning_rate, commands=args.commands,
                           init_from=args.init_from, turn_repeat=args.turn_repeat,
-                          freeze=tuple(comma_list(args.freeze)))
+                          freeze=tuple(comma_list(args.freeze)),
+                          only_commands=tuple(comma_list(args.only_commands)))
     out(json.dumps(metrics, indent=2, default=str))
     return 0
 

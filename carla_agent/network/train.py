@@ -139,6 +139,20 @@ def _build(prep: Preprocessing, dataset_dir, dropout: float, seed: int, commands
     return model
 
 
+def _command_mask(command: np.ndarray, names: Tuple[str, ...]) -> np.ndarray:
+    """``(N,)`` bool: frames whose command (RoadOption values, others count as LANEFOLLOW) is named in
+    ``names``; an unknown name -> ``ValueError`` listing the known ones."""
+    from carla_agent.network.command import COMMAND_ORDER, command_column
+
+    known = {o.name: i for i, o in enumerate(COMMAND_ORDER)}
+    unknown = [n for n in names if n.upper() not in known]
+    if unknown:
+        raise ValueError(f"only_commands: unknown {', '.join(unknown)}; known: {', '.join(known)}")
+    values = np.unique(command)
+    wanted = [int(v) for v in values if command_column(int(v)) in {known[n.upper()] for n in names}]
+    return np.isin(command, wanted)
+
+
 def _freeze(model, names: Tuple[str, ...]) -> None:
     """Mark the layers ``names`` not trainable; an unknown name -> ``ValueError`` listing the known ones."""
     known = [layer.name for layer in model.layers if layer.weights]
@@ -210,7 +224,7 @@ def train(dataset_dir: str | Path, out_path: str | Path, *, epochs: int = 30, ba
           augment: bool = True, loss: str = "mse", shift_steer_per_px: float = 0.004,
           max_shift: float = 0.1, dropout: float = 0.2, commands: str = "auto",
           init_from: str | Path | None = None, turn_repeat: int = 1,
-          freeze: Tuple[str, ...] = ()) -> Dict[str, Any]:
+          freeze: Tuple[str, ...] = (), only_commands: Tuple[str, ...] = ()) -> Dict[str, Any]:
     """Train PilotNet on a dataset directory and save it with its sidecar.
 
     Args:
@@ -238,6 +252,9 @@ def train(dataset_dir: str | Path, out_path: str | Path, *, epochs: int = 30, ba
             many times per epoch (junctions are a small share of the driving).
         freeze: names of layers (e.g. ``("conv1", "conv2", "conv3")``) kept at their starting weights:
             with ``init_from``, the low-level features (and what the saliency maps see) stay.
+        only_commands: command names (``LEFT``, ``RIGHT``, ``STRAIGHT``, ``LANEFOLLOW``): train and
+            validate on these commands' frames only (with the other branches frozen, their frames
+            would only cost time: a branch's frames move no other branch's weights).
 
     Returns:
         Metrics dict (also written to ``<stem>_metrics.json``): ``model``,
@@ -286,6 +303,12 @@ def train(dataset_dir: str | Path, out_path: str | Path, *, epochs: int = 30, ba
     command = data.arrays["command"]
     branched = commands == "on" or (commands == "auto" and bool(np.any(command != 4)))
     train_idx, val_idx = split_indices(episode, val_fraction, seed)
+    if only_commands:
+        keep = _command_mask(command, only_commands)
+        train_idx, val_idx = train_idx[keep[train_idx]], val_idx[keep[val_idx]]
+        if len(train_idx) == 0 or len(val_idx) == 0:
+            raise DatasetError(f"{dataset_dir}: no {'training' if len(train_idx) == 0 else 'validation'} "
+                               f"frame has a command in {', '.join(only_commands)}; collect on town routes")
     if turn_repeat > 1:
         turns = train_idx[command[train_idx] != 4]
         train_idx = np.sort(np.concatenate([train_idx] + [turns] * (turn_repeat - 1)))
@@ -332,7 +355,11 @@ def train(dataset_dir: str | Path, out_path: str | Path, *, epochs: int = 30, ba
     curves_path = out_path.with_name(f"{out_path.stem}_training_curves.png")
     metrics_path = out_path.with_name(f"{out_path.stem}_metrics.json")
     side_path = sidecar_path(out_path)
-    export = keras.models.clone_model(model)  # uncompiled: the file holds no optimizer state (a third the size)
+    # Rebuilt from the config, uncompiled: the file holds no optimizer state (a third the size; Keras
+    # 3.15's clone_model copies the compiled optimizer along) and no layer stays frozen.
+    export = keras.Model.from_config(model.get_config())
+    for layer in export.layers:
+        layer.trainable = True
     export.set_weights(model.get_weights())
     export.save(out_path)
 
@@ -360,6 +387,7 @@ def train(dataset_dir: str | Path, out_path: str | Path, *, epochs: int = 30, ba
         "command_input": branched,
         "init_from": None if init_from is None else str(init_from),
         "turn_repeat": turn_repeat,
+        "only_commands": list(only_commands),
         "frozen": list(freeze),
         "command_frames": {command_name(c): int(np.sum(command == c)) for c in np.unique(command).tolist()},
         "history": history,
@@ -373,7 +401,7 @@ def train(dataset_dir: str | Path, out_path: str | Path, *, epochs: int = 30, ba
         "training": {k: metrics[k] for k in (
             "dataset", "frames", "train_frames", "val_frames", "epochs_run", "best_epoch",
             "best_val_loss", "best_val_mae", "baseline_val_mae", "loss", "augment", "seed", "date",
-            "init_from", "turn_repeat", "frozen", "command_frames")},
+            "init_from", "turn_repeat", "frozen", "only_commands", "command_frames")},
     }
     side_path.write_text(json.dumps(sidecar, indent=2))
     _plot(history, y_true, y_pred, best + 1, curves_path)
