@@ -66,6 +66,16 @@ def test_a_sweep_file_reads_paths_from_its_folder_and_names_bad_fields(tmp_path)
         load_sweep_file(f)
 
 
+def test_a_sweep_file_reads_exponent_numbers_as_numbers(tmp_path):
+    f = tmp_path / "suite.yaml"
+    f.write_text("scenarios: [highway]\nduration_s: 1e1\ntimeout_s: 6e2\nretries: 2e0\n")
+    spec = load_sweep_file(f)
+    assert (spec.duration_s, spec.timeout_s, spec.retries) == (10.0, 600.0, 2)
+    f.write_text("scenarios: [highway\n")
+    with pytest.raises(SweepError, match=r"suite.yaml: not valid YAML at line \d+"):
+        load_sweep_file(f)
+
+
 def test_check_names_the_unknown_weather_and_the_missing_model(tmp_path):
     with pytest.raises(SweepError, match="unknown weather 'hail'; known: scenario, clear_noon"):
         SweepSpec(scenarios=("highway",), weathers=("hail",)).check()

@@ -13,7 +13,7 @@ from carla_agent.control import VehicleControl
 from carla_agent.drive.expert import Expert
 from carla_agent.errors import ScenarioError, UnknownNameError
 from carla_agent.sim.embedded.roadnet.catalog import shipped_towns
-from carla_agent.sim.embedded.roadnet.town import load_town, parse_town
+from carla_agent.sim.embedded.roadnet.town import load_town, load_town_file, parse_town
 from carla_agent.sim.embedded.roadnet.traffic_lights import GREEN, RED, YELLOW, light_states
 from carla_agent.sim.embedded.simulator import EmbeddedSimulator
 from carla_agent.sim.routing.road_option import RoadOption
@@ -71,6 +71,20 @@ def test_bad_town_files_name_the_field():
     with pytest.raises(ScenarioError, match="town.yaml: node 'A' has 1 road"):
         parse_town({"nodes": [{"name": "A", "at": [0, 0]}, {"name": "B", "at": [100, 0]}],
                     "roads": [{"between": ["A", "B"]}]}, "town.yaml")
+
+
+def test_a_town_file_reads_exponent_numbers_as_numbers(tmp_path):
+    # PyYAML alone reads ``4e0`` as a string; the town reader shares the scenario reader's YAML loader.
+    base = load_town("grid_small").spec
+    text = (shipped_towns().get("grid_small")).read_text()
+    f = tmp_path / "town.yaml"
+    f.write_text(text.replace("lane_width_m: 3.5", "lane_width_m: 4e0").replace("speed_limit_kmh: 30",
+                                                                                "speed_limit_kmh: 3e1"))
+    spec = load_town_file(f).spec
+    assert spec.lane_width_m == 4.0 and base.lane_width_m == 3.5 and spec.speed_limit_kmh == 30.0
+    f.write_text(text.replace("lane_width_m: 3.5", "lane_width_m: [1, 2"))
+    with pytest.raises(ScenarioError, match=r"town.yaml: not valid YAML at line \d+, column \d+"):
+        load_town_file(f)
 
 
 @pytest.mark.parametrize("name, commands", [

@@ -33,6 +33,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from carla_agent.errors import CarlaAgentError
 from carla_agent.resources import DEFAULT_MODEL
+from carla_agent.yaml_load import load_yaml_text
 
 #: The weather axis value that keeps each scenario's own weather.
 SCENARIO_WEATHER = "scenario"
@@ -228,15 +229,14 @@ def load_sweep_file(path: str | Path, **overrides: Any) -> SweepSpec:
     Raises:
         SweepError: a missing or malformed file, an unknown key, a value of the wrong type.
     """
-    import yaml
-
     p = Path(path)
     try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+        text = p.read_text(encoding="utf-8")
     except OSError as exc:
         raise SweepError(f"{p}: cannot read the sweep file ({exc.strerror}); check --file") from None
-    except yaml.YAMLError as exc:
-        raise SweepError(f"{p}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    except UnicodeDecodeError as exc:
+        raise SweepError(f"{p}: not UTF-8 text (byte {exc.start}); save the file as UTF-8") from None
+    data = load_yaml_text(text, str(p), SweepError)
     if not isinstance(data, dict):
         raise SweepError(f"{p}: a sweep file is a mapping with keys {', '.join(FILE_KEYS)}")
     unknown = sorted(set(data) - set(FILE_KEYS))

@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import List, Literal, Optional, Tuple
 
 import numpy as np
-import yaml
 
 from carla_agent.errors import ScenarioError
 from carla_agent.schema import build, field
@@ -34,6 +33,7 @@ from carla_agent.sim.embedded.road import SAMPLE_DS_M
 from carla_agent.sim.embedded.roadnet.spawn import MAX_CURVATURE, SpawnPoint, spawn_points
 from carla_agent.sim.embedded.roadnet.writer import write_network_xodr
 from carla_agent.sim.routing.lane_graph import LaneGraph
+from carla_agent.yaml_load import load_yaml_text
 
 MAX_TOWN_BYTES = 200_000
 #: An OpenDRIVE file read as a town (``load_town("path.xodr")``) is at most this big.
@@ -211,13 +211,10 @@ def load_town_file(path: str | Path) -> Town:
     if len(raw) > MAX_TOWN_BYTES:
         raise ScenarioError(f"{path}: {len(raw)} bytes; a town file is at most {MAX_TOWN_BYTES} bytes")
     try:
-        data = yaml.safe_load(raw.decode("utf-8"))
+        text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ScenarioError(f"{path}: not UTF-8 text (byte {exc.start}); save the file as UTF-8") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise ScenarioError(f"{path}: not valid YAML{where}: {getattr(exc, 'problem', None) or exc}") from None
+    data = load_yaml_text(text, str(path), ScenarioError)
     return parse_town(data, str(path))
 
 
