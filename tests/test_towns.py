@@ -87,6 +87,45 @@ def test_a_town_file_reads_exponent_numbers_as_numbers(tmp_path):
         load_town_file(f)
 
 
+def _grid_small_data(**change):
+    import yaml
+
+    data = yaml.safe_load(shipped_towns().get("grid_small").read_text())
+    data.update(change)
+    return data
+
+
+@pytest.mark.parametrize("every_m", [0.001, 1e-9, 1.99, -1.0])
+def test_parked_cars_closer_than_2_m_are_refused_with_one_line(every_m):
+    with pytest.raises(ScenarioError) as err:
+        parse_town(_grid_small_data(parked_cars={"every_m": every_m}), "town.yaml")
+    msg = str(err.value)
+    assert msg.startswith("town.yaml: field 'parked_cars.every_m': ") and "\n" not in msg
+    assert repr(every_m) in msg or str(every_m) in msg
+
+
+def test_parked_cars_are_capped_per_town_and_the_cap_bounds_what_is_placed():
+    # A 2 m spacing on grid_small's parking strips places far fewer than the cap: accepted, and the
+    # check's worst-case estimate is never exceeded by the seeded placement.
+    town = parse_town(_grid_small_data(parked_cars={"every_m": 2.0, "side": "both"}), "town.yaml")
+    placed = len(town.parked_cars(np.random.default_rng(0)))
+    assert 0 < placed <= 5000
+    # A big triangle of long parking streets at 2 m would hold more than 5,000 cars.
+    park = {"fillet_radius_m": 50, "parking_m": 2.5}
+    big = {"name": "big", "nodes": [{"name": "A", "at": [-4000, 0]}, {"name": "B", "at": [4000, 0]},
+                                    {"name": "C", "at": [0, 4000]}],
+           "roads": [dict(park, between=["A", "B"]), dict(park, between=["B", "C"]), dict(park, between=["C", "A"])],
+           "parked_cars": {"every_m": 2.0}}
+    with pytest.raises(ScenarioError) as err:
+        parse_town(big, "big.yaml")
+    msg = str(err.value)
+    assert msg.startswith("big.yaml: field 'parked_cars.every_m': 2.0 m gives up to ") and "at most 5000" in msg
+    assert "\n" not in msg
+    low = float(msg.split("spacing in [")[1].split(",")[0])
+    ok = parse_town(dict(big, parked_cars={"every_m": low + 0.1}), "big.yaml")
+    assert 1000 < len(ok.parked_cars(np.random.default_rng(1))) <= 5000
+
+
 @pytest.mark.parametrize("name, commands", [
     ("town_grid_small", [S, R, R, S]),       # as the scenario's comments say
     ("town_ring_multilane", [L, S, L, S]),
