@@ -62,8 +62,48 @@ def test_a_sweep_file_reads_paths_from_its_folder_and_names_bad_fields(tmp_path)
     with pytest.raises(SweepError, match=r"suite.yaml: field 'seed' is unknown"):
         load_sweep_file(f)
     f.write_text("scenarios: [gentle_curves]\nretries: many\n")
-    with pytest.raises(SweepError, match=r"field 'retries': expected a number, got 'many'"):
+    with pytest.raises(SweepError, match=r"field 'retries': expected a whole number in \[0, 10\], got 'many'"):
         load_sweep_file(f)
+
+
+@pytest.mark.parametrize("line, message", [
+    ("retries: .nan", "field 'retries': nan is not a finite number; expected a whole number in [0, 10]"),
+    ("retries: .inf", "field 'retries': inf is not a finite number"),
+    ("retries: 11", "field 'retries': 11 is out of range; expected a whole number in [0, 10]"),
+    ("retries: -1", "field 'retries': -1 is out of range"),
+    ("retries: 1.5", "field 'retries': 1.5 is not a whole number"),
+    ("faithfulness_frames: 1e9", "field 'faithfulness_frames': 1000000000.0 is out of range; "
+                                 "expected a whole number in [2, 1000]"),
+    ("faithfulness_frames: -.inf", "field 'faithfulness_frames': -inf is not a finite number"),
+    ("timeout_s: .nan", "field 'timeout_s': nan is not a finite number; expected a number in (0, 604800]"),
+    ("timeout_s: 0", "field 'timeout_s': 0 is out of range; expected a number in (0, 604800]"),
+    ("duration_s: .inf", "field 'duration_s': inf is not a finite number; expected a number in (0, 86400]"),
+    ("duration_s: true", "field 'duration_s': expected a number in (0, 86400], got True"),
+    ("backend: warp", "field 'backend': 'warp' is not a backend; expected one of carla, embedded"),
+    ("backend: [embedded]", "field 'backend': ['embedded'] is not a backend"),
+])
+def test_bad_sweep_file_numbers_and_backends_name_file_field_value_and_range(tmp_path, line, message):
+    f = tmp_path / "suite.yaml"
+    f.write_text(f"scenarios: [highway]\n{line}\n")
+    with pytest.raises(SweepError) as err:
+        load_sweep_file(f)
+    assert str(err.value) == f"{f}: {message}" or str(err.value).startswith(f"{f}: {message}")
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"retries": 11}, "sweep: field 'retries': 11 is out of range; expected a whole number in [0, 10]"),
+    ({"timeout_s": math.nan}, "sweep: field 'timeout_s': nan is not a finite number"),
+    ({"timeout_s": -5.0}, "sweep: field 'timeout_s': -5.0 is out of range"),
+    ({"faithfulness_frames": 1}, "sweep: field 'faithfulness_frames': 1 is out of range"),
+    ({"duration_s": math.inf}, "sweep: field 'duration_s': inf is not a finite number"),
+    ({"backend": "warp"}, "sweep: field 'backend': 'warp' is not a backend; expected one of carla, embedded"),
+])
+def test_check_bounds_the_command_line_numbers_and_the_backend(change, message):
+    with pytest.raises(SweepError) as err:
+        SweepSpec(scenarios=("highway",), **change).check()
+    assert str(err.value).startswith(message)
+    SweepSpec(scenarios=("highway",), retries=10, timeout_s=1.0, faithfulness_frames=2, backend="embedded").check()
 
 
 def test_a_sweep_file_reads_exponent_numbers_as_numbers(tmp_path):
