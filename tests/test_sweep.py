@@ -239,3 +239,62 @@ def test_the_command_line_refuses_a_bad_sweep_with_one_line(args, message, tmp_p
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.startswith("error: ") and message in proc.stderr and proc.stderr.count("\n") == 1
     assert not (tmp_path / "o" / "manifest.json").exists()
+
+
+def test_out_must_be_new_empty_or_this_sweeps_folder_unless_forced(tmp_path):
+    from carla_agent.sweep.manifest import Manifest, check_out_dir
+
+    settings = SweepSpec(scenarios=("highway",), duration_s=2.0).settings()
+    check_out_dir(tmp_path / "new", settings)
+    (tmp_path / "empty").mkdir()
+    check_out_dir(tmp_path / "empty", settings)
+    other = tmp_path / "precious"
+    other.mkdir()
+    (other / "thesis.tex").write_text("x")
+    with pytest.raises(SweepError) as err:
+        check_out_dir(other, settings)
+    assert str(err.value).startswith(f"--out {other}: exists, is not empty and is not a sweep folder")
+    assert "--force" in str(err.value) and "\n" not in str(err.value)
+    check_out_dir(other, settings, force=True)
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(SweepError, match="is a file, not a folder"):
+        check_out_dir(tmp_path / "file", settings, force=True)
+    # a sweep folder: same settings resume, other settings are refused (naming what differs)
+    sweep = tmp_path / "sweep"
+    Manifest(sweep, settings).record(_result("highway", "m.keras", 0, 90))
+    check_out_dir(sweep, settings)
+    longer = SweepSpec(scenarios=("highway",), duration_s=3.0).settings()
+    with pytest.raises(SweepError) as err:
+        check_out_dir(sweep, longer)
+    assert str(err.value).startswith(f"--out {sweep}: holds a sweep with other settings (duration_s 2.0 there, "
+                                     f"3.0 now)") and "--force" in str(err.value)
+    check_out_dir(sweep, longer, force=True)
+    # a manifest written before the top-level settings: its cells' settings count
+    data = json.loads((sweep / "manifest.json").read_text())
+    del data["settings"]
+    (sweep / "manifest.json").write_text(json.dumps(data))
+    with pytest.raises(SweepError, match="duration_s 2.0 there, 3.0 now"):
+        check_out_dir(sweep, longer)
+
+
+def test_the_command_line_refuses_another_sweeps_folder_with_one_line_and_resumes_its_own(tmp_path):
+    from carla_agent.sweep.manifest import Manifest
+    from carla_agent.sweep.run import run_sweep
+
+    spec = SweepSpec(scenarios=("highway",), duration_s=2.0, methods=())
+    r = _result("highway", str(DEFAULT_MODEL), 0, 90)
+    out = tmp_path / "o"
+    (out / r.run_dir).mkdir(parents=True)
+    (out / r.run_dir / "meta.json").write_text(json.dumps({"complete": True}))
+    Manifest(out, spec.settings()).record(r)
+    before = (out / "manifest.json").read_text()
+    proc = subprocess.run([sys.executable, "-m", "carla_agent", "sweep", "--scenarios", "highway", "--duration", "3",
+                           "--methods", "none", "--out", str(out)], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.startswith(f"error: --out {out}: holds a sweep with other settings (duration_s 2.0 there, "
+                                  f"3.0 now)") and proc.stderr.count("\n") == 1
+    assert (out / "manifest.json").read_text() == before
+    # the same settings resume: the finished cell is skipped, nothing is driven (so no Ray starts)
+    result = run_sweep(spec, out, progress=False)
+    assert result.ran == () and result.skipped == (r.cell.cell_id,)
