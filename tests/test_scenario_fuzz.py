@@ -62,6 +62,8 @@ def _paths(node, prefix=()):
 
 
 def _mutate(data, path, op, value):
+    # A private copy: SPECIALS holds shared dicts/lists, and inserting one into itself makes a cycle.
+    value = copy.deepcopy(value)
     *parents, last = path
     node = data
     for key in parents:

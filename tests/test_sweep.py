@@ -62,7 +62,57 @@ def test_a_sweep_file_reads_paths_from_its_folder_and_names_bad_fields(tmp_path)
     with pytest.raises(SweepError, match=r"suite.yaml: field 'seed' is unknown"):
         load_sweep_file(f)
     f.write_text("scenarios: [gentle_curves]\nretries: many\n")
-    with pytest.raises(SweepError, match=r"field 'retries': expected a number, got 'many'"):
+    with pytest.raises(SweepError, match=r"field 'retries': expected a whole number in \[0, 10\], got 'many'"):
+        load_sweep_file(f)
+
+
+@pytest.mark.parametrize("line, message", [
+    ("retries: .nan", "field 'retries': nan is not a finite number; expected a whole number in [0, 10]"),
+    ("retries: .inf", "field 'retries': inf is not a finite number"),
+    ("retries: 11", "field 'retries': 11 is out of range; expected a whole number in [0, 10]"),
+    ("retries: -1", "field 'retries': -1 is out of range"),
+    ("retries: 1.5", "field 'retries': 1.5 is not a whole number"),
+    ("faithfulness_frames: 1e9", "field 'faithfulness_frames': 1000000000.0 is out of range; "
+                                 "expected a whole number in [2, 1000]"),
+    ("faithfulness_frames: -.inf", "field 'faithfulness_frames': -inf is not a finite number"),
+    ("timeout_s: .nan", "field 'timeout_s': nan is not a finite number; expected a number in (0, 604800]"),
+    ("timeout_s: 0", "field 'timeout_s': 0 is out of range; expected a number in (0, 604800]"),
+    ("duration_s: .inf", "field 'duration_s': inf is not a finite number; expected a number in (0, 86400]"),
+    ("duration_s: true", "field 'duration_s': expected a number in (0, 86400], got True"),
+    ("backend: warp", "field 'backend': 'warp' is not a backend; expected one of carla, embedded"),
+    ("backend: [embedded]", "field 'backend': ['embedded'] is not a backend"),
+])
+def test_bad_sweep_file_numbers_and_backends_name_file_field_value_and_range(tmp_path, line, message):
+    f = tmp_path / "suite.yaml"
+    f.write_text(f"scenarios: [highway]\n{line}\n")
+    with pytest.raises(SweepError) as err:
+        load_sweep_file(f)
+    assert str(err.value) == f"{f}: {message}" or str(err.value).startswith(f"{f}: {message}")
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"retries": 11}, "sweep: field 'retries': 11 is out of range; expected a whole number in [0, 10]"),
+    ({"timeout_s": math.nan}, "sweep: field 'timeout_s': nan is not a finite number"),
+    ({"timeout_s": -5.0}, "sweep: field 'timeout_s': -5.0 is out of range"),
+    ({"faithfulness_frames": 1}, "sweep: field 'faithfulness_frames': 1 is out of range"),
+    ({"duration_s": math.inf}, "sweep: field 'duration_s': inf is not a finite number"),
+    ({"backend": "warp"}, "sweep: field 'backend': 'warp' is not a backend; expected one of carla, embedded"),
+])
+def test_check_bounds_the_command_line_numbers_and_the_backend(change, message):
+    with pytest.raises(SweepError) as err:
+        SweepSpec(scenarios=("highway",), **change).check()
+    assert str(err.value).startswith(message)
+    SweepSpec(scenarios=("highway",), retries=10, timeout_s=1.0, faithfulness_frames=2, backend="embedded").check()
+
+
+def test_a_sweep_file_reads_exponent_numbers_as_numbers(tmp_path):
+    f = tmp_path / "suite.yaml"
+    f.write_text("scenarios: [highway]\nduration_s: 1e1\ntimeout_s: 6e2\nretries: 2e0\n")
+    spec = load_sweep_file(f)
+    assert (spec.duration_s, spec.timeout_s, spec.retries) == (10.0, 600.0, 2)
+    f.write_text("scenarios: [highway\n")
+    with pytest.raises(SweepError, match=r"suite.yaml: not valid YAML at line \d+"):
         load_sweep_file(f)
 
 
@@ -189,3 +239,62 @@ def test_the_command_line_refuses_a_bad_sweep_with_one_line(args, message, tmp_p
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.startswith("error: ") and message in proc.stderr and proc.stderr.count("\n") == 1
     assert not (tmp_path / "o" / "manifest.json").exists()
+
+
+def test_out_must_be_new_empty_or_this_sweeps_folder_unless_forced(tmp_path):
+    from carla_agent.sweep.manifest import Manifest, check_out_dir
+
+    settings = SweepSpec(scenarios=("highway",), duration_s=2.0).settings()
+    check_out_dir(tmp_path / "new", settings)
+    (tmp_path / "empty").mkdir()
+    check_out_dir(tmp_path / "empty", settings)
+    other = tmp_path / "precious"
+    other.mkdir()
+    (other / "thesis.tex").write_text("x")
+    with pytest.raises(SweepError) as err:
+        check_out_dir(other, settings)
+    assert str(err.value).startswith(f"--out {other}: exists, is not empty and is not a sweep folder")
+    assert "--force" in str(err.value) and "\n" not in str(err.value)
+    check_out_dir(other, settings, force=True)
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(SweepError, match="is a file, not a folder"):
+        check_out_dir(tmp_path / "file", settings, force=True)
+    # a sweep folder: same settings resume, other settings are refused (naming what differs)
+    sweep = tmp_path / "sweep"
+    Manifest(sweep, settings).record(_result("highway", "m.keras", 0, 90))
+    check_out_dir(sweep, settings)
+    longer = SweepSpec(scenarios=("highway",), duration_s=3.0).settings()
+    with pytest.raises(SweepError) as err:
+        check_out_dir(sweep, longer)
+    assert str(err.value).startswith(f"--out {sweep}: holds a sweep with other settings (duration_s 2.0 there, "
+                                     f"3.0 now)") and "--force" in str(err.value)
+    check_out_dir(sweep, longer, force=True)
+    # a manifest written before the top-level settings: its cells' settings count
+    data = json.loads((sweep / "manifest.json").read_text())
+    del data["settings"]
+    (sweep / "manifest.json").write_text(json.dumps(data))
+    with pytest.raises(SweepError, match="duration_s 2.0 there, 3.0 now"):
+        check_out_dir(sweep, longer)
+
+
+def test_the_command_line_refuses_another_sweeps_folder_with_one_line_and_resumes_its_own(tmp_path):
+    from carla_agent.sweep.manifest import Manifest
+    from carla_agent.sweep.run import run_sweep
+
+    spec = SweepSpec(scenarios=("highway",), duration_s=2.0, methods=())
+    r = _result("highway", str(DEFAULT_MODEL), 0, 90)
+    out = tmp_path / "o"
+    (out / r.run_dir).mkdir(parents=True)
+    (out / r.run_dir / "meta.json").write_text(json.dumps({"complete": True}))
+    Manifest(out, spec.settings()).record(r)
+    before = (out / "manifest.json").read_text()
+    proc = subprocess.run([sys.executable, "-m", "carla_agent", "sweep", "--scenarios", "highway", "--duration", "3",
+                           "--methods", "none", "--out", str(out)], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.startswith(f"error: --out {out}: holds a sweep with other settings (duration_s 2.0 there, "
+                                  f"3.0 now)") and proc.stderr.count("\n") == 1
+    assert (out / "manifest.json").read_text() == before
+    # the same settings resume: the finished cell is skipped, nothing is driven (so no Ray starts)
+    result = run_sweep(spec, out, progress=False)
+    assert result.ran == () and result.skipped == (r.cell.cell_id,)

@@ -13,7 +13,7 @@ from carla_agent.control import VehicleControl
 from carla_agent.drive.expert import Expert
 from carla_agent.errors import ScenarioError, UnknownNameError
 from carla_agent.sim.embedded.roadnet.catalog import shipped_towns
-from carla_agent.sim.embedded.roadnet.town import load_town, parse_town
+from carla_agent.sim.embedded.roadnet.town import load_town, load_town_file, parse_town
 from carla_agent.sim.embedded.roadnet.traffic_lights import GREEN, RED, YELLOW, light_states
 from carla_agent.sim.embedded.simulator import EmbeddedSimulator
 from carla_agent.sim.routing.road_option import RoadOption
@@ -71,6 +71,59 @@ def test_bad_town_files_name_the_field():
     with pytest.raises(ScenarioError, match="town.yaml: node 'A' has 1 road"):
         parse_town({"nodes": [{"name": "A", "at": [0, 0]}, {"name": "B", "at": [100, 0]}],
                     "roads": [{"between": ["A", "B"]}]}, "town.yaml")
+
+
+def test_a_town_file_reads_exponent_numbers_as_numbers(tmp_path):
+    # PyYAML alone reads ``4e0`` as a string; the town reader shares the scenario reader's YAML loader.
+    base = load_town("grid_small").spec
+    text = (shipped_towns().get("grid_small")).read_text()
+    f = tmp_path / "town.yaml"
+    f.write_text(text.replace("lane_width_m: 3.5", "lane_width_m: 4e0").replace("speed_limit_kmh: 30",
+                                                                                "speed_limit_kmh: 3e1"))
+    spec = load_town_file(f).spec
+    assert spec.lane_width_m == 4.0 and base.lane_width_m == 3.5 and spec.speed_limit_kmh == 30.0
+    f.write_text(text.replace("lane_width_m: 3.5", "lane_width_m: [1, 2"))
+    with pytest.raises(ScenarioError, match=r"town.yaml: not valid YAML at line \d+, column \d+"):
+        load_town_file(f)
+
+
+def _grid_small_data(**change):
+    import yaml
+
+    data = yaml.safe_load(shipped_towns().get("grid_small").read_text())
+    data.update(change)
+    return data
+
+
+@pytest.mark.parametrize("every_m", [0.001, 1e-9, 1.99, -1.0])
+def test_parked_cars_closer_than_2_m_are_refused_with_one_line(every_m):
+    with pytest.raises(ScenarioError) as err:
+        parse_town(_grid_small_data(parked_cars={"every_m": every_m}), "town.yaml")
+    msg = str(err.value)
+    assert msg.startswith("town.yaml: field 'parked_cars.every_m': ") and "\n" not in msg
+    assert repr(every_m) in msg or str(every_m) in msg
+
+
+def test_parked_cars_are_capped_per_town_and_the_cap_bounds_what_is_placed():
+    # A 2 m spacing on grid_small's parking strips places far fewer than the cap: accepted, and the
+    # check's worst-case estimate is never exceeded by the seeded placement.
+    town = parse_town(_grid_small_data(parked_cars={"every_m": 2.0, "side": "both"}), "town.yaml")
+    placed = len(town.parked_cars(np.random.default_rng(0)))
+    assert 0 < placed <= 5000
+    # A big triangle of long parking streets at 2 m would hold more than 5,000 cars.
+    park = {"fillet_radius_m": 50, "parking_m": 2.5}
+    big = {"name": "big", "nodes": [{"name": "A", "at": [-4000, 0]}, {"name": "B", "at": [4000, 0]},
+                                    {"name": "C", "at": [0, 4000]}],
+           "roads": [dict(park, between=["A", "B"]), dict(park, between=["B", "C"]), dict(park, between=["C", "A"])],
+           "parked_cars": {"every_m": 2.0}}
+    with pytest.raises(ScenarioError) as err:
+        parse_town(big, "big.yaml")
+    msg = str(err.value)
+    assert msg.startswith("big.yaml: field 'parked_cars.every_m': 2.0 m gives up to ") and "at most 5000" in msg
+    assert "\n" not in msg
+    low = float(msg.split("spacing in [")[1].split(",")[0])
+    ok = parse_town(dict(big, parked_cars={"every_m": low + 0.1}), "big.yaml")
+    assert 1000 < len(ok.parked_cars(np.random.default_rng(1))) <= 5000
 
 
 @pytest.mark.parametrize("name, commands", [

@@ -35,6 +35,8 @@ def add_parsers(sub) -> None:
     p.add_argument("--retries", type=int, default=None, help="extra attempts for a cell that fails (default 1)")
     p.add_argument("--cell-timeout", type=float, default=None, help="wall-clock seconds per attempt (default 1800)")
     p.add_argument("--out", default="sweep", help="the sweep's folder (default sweep/); a rerun resumes it")
+    p.add_argument("--force", action="store_true",
+                   help="write into --out even if it holds other files or a sweep with other settings")
     p.add_argument("--workers", type=_positive_int, default=None,
                    help="cells at once (default: the CPUs Ray sees)")
     p.add_argument("--address", default=None, help="join this Ray cluster (ray start --head prints it)")
@@ -81,7 +83,8 @@ def run(args) -> int:
 
         raise SweepError("--carla-servers drives on CARLA: add --backend carla")
     result = run_sweep(spec, args.out, address=args.address, workers=args.workers, carla_servers=servers,
-                       carla_timeout_s=args.timeout, ship_runs=args.ship_runs, progress=not args.quiet)
+                       carla_timeout_s=args.timeout, ship_runs=args.ship_runs, progress=not args.quiet,
+                       force=args.force)
     out(f"cells: {len(result.results)} ({len(result.ran)} run now, {len(result.skipped)} already done, "
         f"{len(result.failed)} failed)")
     for r in result.failed:

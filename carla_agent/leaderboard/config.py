@@ -21,12 +21,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Optional, Tuple
 
-import yaml
-
 from carla_agent.errors import ScenarioError
 from carla_agent.resources import DEFAULT_MODEL
 from carla_agent.schema import build, field
 from carla_agent.sim.scenario import CameraSpec
+from carla_agent.yaml_load import load_yaml_text
 
 
 class AgentConfigError(ScenarioError):
@@ -79,12 +78,13 @@ def load_agent_config(path: Optional[str]) -> AgentConfig:
         return AgentConfig()
     p = Path(path)
     try:
-        data = yaml.safe_load(p.read_text())
+        text = p.read_text(encoding="utf-8")
     except OSError as exc:
         raise AgentConfigError(f"{p}: cannot read the agent config ({exc.strerror}); pass a YAML file "
                                f"to --agent-config") from None
-    except yaml.YAMLError as exc:
-        raise AgentConfigError(f"{p}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    except UnicodeDecodeError as exc:
+        raise AgentConfigError(f"{p}: not UTF-8 text (byte {exc.start}); save the file as UTF-8") from None
+    data = load_yaml_text(text, str(p), AgentConfigError)
     try:
         cfg = build(AgentConfig, data, str(p))
     except AgentConfigError:

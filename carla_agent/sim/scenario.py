@@ -33,17 +33,15 @@ numbers, not as text (PyYAML's YAML 1.1 resolver needs the dot).
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal, Optional, Tuple
-
-import yaml
 
 from carla_agent.errors import ScenarioError
 from carla_agent.resources import scenario_dir
 from carla_agent.registry import Registry
 from carla_agent.schema import build, field
+from carla_agent.yaml_load import NumberLoader, load_yaml_text
 
 
 MAX_ROAD_M = 20000.0
@@ -360,20 +358,7 @@ def parse_scenario(data, source: str, base_dir: Path | None = None) -> Scenario:
     return _check(sc)
 
 
-class _ScenarioLoader(yaml.SafeLoader):
-    """PyYAML's safe loader that also reads ``1e12`` and ``5e1`` as numbers (YAML 1.2 floats)."""
-
-
-_ScenarioLoader.yaml_implicit_resolvers = {k: list(v) for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()}
-_ScenarioLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
-                  |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
-                  |\.[0-9][0-9_]*(?:[eE][-+]?[0-9]+)?
-                  |[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+\.[0-9_]*
-                  |[-+]?\.(?:inf|Inf|INF)
-                  |\.(?:nan|NaN|NAN))$""", re.X),
-    list("-+0123456789."))
+_ScenarioLoader = NumberLoader  # the name the fuzz tests and older code use
 
 
 def load_scenario_file(path: str | Path) -> Scenario:
@@ -393,15 +378,7 @@ def load_scenario_file(path: str | Path) -> Scenario:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ScenarioError(f"{path}: not UTF-8 text (byte {exc.start}); save the file as UTF-8") from None
-    try:
-        data = yaml.load(text, Loader=_ScenarioLoader)  # a SafeLoader: no Python objects
-    except RecursionError:
-        raise ScenarioError(f"{path}: not valid YAML: nested too deeply") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ScenarioError(f"{path}: not valid YAML{where}: {problem}") from None
+    data = load_yaml_text(text, str(path), ScenarioError)
     return parse_scenario(data, str(path), base_dir=path.parent)
 
 

@@ -33,6 +33,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from carla_agent.errors import CarlaAgentError
 from carla_agent.resources import DEFAULT_MODEL
+from carla_agent.yaml_load import load_yaml_text
 
 #: The weather axis value that keeps each scenario's own weather.
 SCENARIO_WEATHER = "scenario"
@@ -43,6 +44,47 @@ FILE_KEYS = ("scenarios", "models", "seeds", "weathers", "duration_s", "methods"
 MAX_SEED = 2 ** 31 - 1
 #: A grid larger than this is refused (a typo such as seeds "0-100000").
 MAX_CELLS = 100_000
+#: The numeric settings: (type, low, high); a float's low end is excluded, an int's included.
+NUMBER_FIELDS = {
+    "duration_s": (float, 0.0, 86400.0),       # [s] simulated time per drive, up to a day
+    "timeout_s": (float, 0.0, 7 * 86400.0),    # [s] wall clock per attempt, up to a week
+    "retries": (int, 0, 10),                   # extra attempts per cell
+    "faithfulness_frames": (int, 2, 1000),     # frames per cell for the faithfulness measures
+}
+
+
+def check_number(key: str, value: Any, source: str = "sweep") -> float | int:
+    """``value`` of the numeric setting ``key``, checked against :data:`NUMBER_FIELDS` (finite, in range,
+    whole for an int) and converted to its type.
+
+    Raises:
+        SweepError: ``"SOURCE: field 'KEY': VALUE ...; expected ... in RANGE"``, one line.
+    """
+    kind, lo, hi = NUMBER_FIELDS[key]
+    allowed = f"a whole number in [{lo}, {hi}]" if kind is int else f"a number in ({lo:g}, {hi:g}]"
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise SweepError(f"{source}: field '{key}': expected {allowed}, got {value!r}")
+    if not math.isfinite(value):
+        raise SweepError(f"{source}: field '{key}': {value!r} is not a finite number; expected {allowed}")
+    if kind is int and value != int(value):
+        raise SweepError(f"{source}: field '{key}': {value!r} is not a whole number; expected {allowed}")
+    if not ((lo <= value <= hi) if kind is int else (lo < value <= hi)):
+        raise SweepError(f"{source}: field '{key}': {value!r} is out of range; expected {allowed}")
+    return kind(value)
+
+
+def check_backend(value: Any, source: str = "sweep") -> str:
+    """``value`` if it names a registered simulator backend.
+
+    Raises:
+        SweepError: naming ``source``, the field, the value and the known backends.
+    """
+    from carla_agent.sim.simulator import BACKENDS
+
+    if not isinstance(value, str) or value not in BACKENDS:
+        raise SweepError(f"{source}: field 'backend': {value!r} is not a backend; expected one of "
+                         f"{', '.join(BACKENDS.names())}")
+    return value
 
 
 class SweepError(CarlaAgentError):
@@ -161,10 +203,11 @@ class SweepSpec:
                                  f"{', '.join(WEATHER_PRESETS)}")
         check_methods(self.methods)
         check_methods(self.faithfulness)
-        if self.duration_s is not None and not (0 < self.duration_s <= 86400 and math.isfinite(self.duration_s)):
-            raise SweepError(f"sweep: duration_s {self.duration_s!r}: expected seconds in (0, 86400]")
-        if self.retries < 0 or self.timeout_s <= 0 or self.faithfulness_frames < 2:
-            raise SweepError("sweep: retries must be >= 0, timeout_s > 0 and faithfulness_frames >= 2")
+        for key in NUMBER_FIELDS:
+            if getattr(self, key) is not None:  # duration_s None: each scenario's own
+                check_number(key, getattr(self, key))
+        if self.backend is not None:
+            check_backend(self.backend)
         if len(self.scenarios) * len(self.models) * len(self.seeds) * len(self.weathers) > MAX_CELLS:
             raise SweepError(f"sweep: more than {MAX_CELLS} cells; split the grid")
         self.cells()
@@ -182,7 +225,7 @@ def parse_seeds(value: Any, source: str = "--seeds") -> Tuple[int, ...]:
     if isinstance(value, int):
         value = [value]
     if isinstance(value, (list, tuple)):
-        parts = [str(v) for v in value]
+        parts = [str(int(v)) if isinstance(v, float) and v.is_integer() else str(v) for v in value]
     else:
         parts = [p.strip() for p in str(value).split(",") if p.strip()]
     seeds: List[int] = []
@@ -228,15 +271,14 @@ def load_sweep_file(path: str | Path, **overrides: Any) -> SweepSpec:
     Raises:
         SweepError: a missing or malformed file, an unknown key, a value of the wrong type.
     """
-    import yaml
-
     p = Path(path)
     try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+        text = p.read_text(encoding="utf-8")
     except OSError as exc:
         raise SweepError(f"{p}: cannot read the sweep file ({exc.strerror}); check --file") from None
-    except yaml.YAMLError as exc:
-        raise SweepError(f"{p}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    except UnicodeDecodeError as exc:
+        raise SweepError(f"{p}: not UTF-8 text (byte {exc.start}); save the file as UTF-8") from None
+    data = load_yaml_text(text, str(p), SweepError)
     if not isinstance(data, dict):
         raise SweepError(f"{p}: a sweep file is a mapping with keys {', '.join(FILE_KEYS)}")
     unknown = sorted(set(data) - set(FILE_KEYS))
@@ -258,14 +300,11 @@ def load_sweep_file(path: str | Path, **overrides: Any) -> SweepSpec:
     for key in ("weathers", "methods", "faithfulness"):
         if key in data:
             kw[key] = _names(data[key] if data[key] is not None else [], key, str(p))
-    for key, kind in (("duration_s", float), ("timeout_s", float), ("retries", int), ("faithfulness_frames", int)):
+    for key in NUMBER_FIELDS:
         if key in data and data[key] is not None:
-            v = data[key]
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or (kind is int and v != int(v)):
-                raise SweepError(f"{p}: field '{key}': expected a number, got {v!r}")
-            kw[key] = kind(v)
-    if "backend" in data:
-        kw["backend"] = data["backend"]
+            kw[key] = check_number(key, data[key], str(p))
+    if data.get("backend") is not None:
+        kw["backend"] = check_backend(data["backend"], str(p))
     kw.update({k: v for k, v in overrides.items() if v is not None})
     if "scenarios" not in kw:
         raise SweepError(f"{p}: field 'scenarios' is missing; add e.g. scenarios: [gentle_curves]")
@@ -277,5 +316,5 @@ def with_axes(spec: SweepSpec, **axes: Any) -> SweepSpec:
     return replace(spec, **{k: v for k, v in axes.items() if v is not None})
 
 
-__all__ = ["Cell", "FILE_KEYS", "SCENARIO_WEATHER", "SweepError", "SweepSpec", "load_sweep_file", "parse_scenarios",
+__all__ = ["Cell", "FILE_KEYS", "NUMBER_FIELDS", "check_backend", "check_number", "SCENARIO_WEATHER", "SweepError", "SweepSpec", "load_sweep_file", "parse_scenarios",
            "parse_seeds", "with_axes"]

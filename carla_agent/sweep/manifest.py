@@ -9,7 +9,9 @@ A cell counts as done on a rerun only when its entry says ``done`` with the
 same settings (duration, video methods, faithfulness, backend) *and* its run
 folder's ``meta.json`` says the drive log is complete (and its video and report,
 when asked, exist): a folder deleted or cut short since is driven again. Failed
-cells are tried again on a rerun.
+cells are tried again on a rerun. The file also holds the sweep's settings at the top
+(``"settings"``): :func:`check_out_dir` refuses to run a sweep with other settings, or into a
+non-empty folder that is not a sweep's, unless ``--force``.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import os
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Mapping, Optional
 
-from carla_agent.sweep.cell import CellResult
+from carla_agent.sweep.cell import TOKEN_FILE, CellResult
 from carla_agent.sweep.grid import Cell, SweepError
 
 log = logging.getLogger(__name__)
@@ -42,11 +44,17 @@ class Manifest:
         self.path = self.out_dir / MANIFEST_FILE
         self.settings = dict(settings)
         self.entries: Dict[str, Dict[str, Any]] = {}
+        #: The settings the folder's sweep ran with (None: a new folder, or no cell recorded yet).
+        self.stored_settings: Optional[Dict[str, Any]] = None
         if self.path.exists():
             try:
                 data = json.loads(self.path.read_text())
                 self.entries = dict(data["cells"])
-            except (OSError, ValueError, KeyError, TypeError) as exc:
+                stored = data.get("settings")
+                if stored is None and self.entries:  # a manifest from before the top-level settings
+                    stored = next(iter(self.entries.values())).get("settings")
+                self.stored_settings = dict(stored) if stored is not None else None
+            except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
                 raise SweepError(f"{self.path}: unreadable manifest ({exc}); move it away to start the sweep "
                                  f"afresh") from None
 
@@ -79,7 +87,7 @@ class Manifest:
     def save(self) -> None:
         self.out_dir.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_name(f".{self.path.name}.partial")
-        tmp.write_text(json.dumps({"version": VERSION, "cells": self.entries}, indent=1))
+        tmp.write_text(json.dumps({"version": VERSION, "settings": self.settings, "cells": self.entries}, indent=1))
         os.replace(tmp, self.path)
 
     def result(self, cell: Cell) -> Optional[CellResult]:
@@ -97,4 +105,33 @@ class Manifest:
         return [r for r in (self.result(c) for c in cells) if r is not None]
 
 
-__all__ = ["MANIFEST_FILE", "Manifest"]
+def check_out_dir(out_dir: str | Path, settings: Mapping[str, Any], force: bool = False) -> None:
+    """Refuse an ``--out`` that a sweep with ``settings`` must not write into, before anything runs.
+
+    Allowed: a new or empty folder; a sweep folder (``manifest.json``, or the token of a sweep that
+    stopped before its first cell) whose settings are these (the rerun resumes it); anything but a
+    file with ``force``.
+
+    Raises:
+        SweepError: one line naming the folder, what is there and the fix (another ``--out``, ``--force``).
+    """
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise SweepError(f"--out {out}: is a file, not a folder; give --out a folder")
+    if force or not out.is_dir() or not any(out.iterdir()):
+        return
+    if not (out / MANIFEST_FILE).is_file():
+        if (out / TOKEN_FILE).is_file():
+            return  # a sweep stopped before its first cell finished
+        raise SweepError(f"--out {out}: exists, is not empty and is not a sweep folder (no {MANIFEST_FILE}); "
+                         f"give --out a new or empty folder, or pass --force to write into it")
+    stored = Manifest(out, settings).stored_settings
+    if stored is None or stored == dict(settings):
+        return
+    diff = "; ".join(f"{k} {stored.get(k)!r} there, {settings.get(k)!r} now"
+                     for k in sorted(set(stored) | set(settings)) if stored.get(k) != settings.get(k))
+    raise SweepError(f"--out {out}: holds a sweep with other settings ({diff}); give --out a new folder, rerun "
+                     f"with its settings to resume it, or pass --force to run its cells again with these")
+
+
+__all__ = ["MANIFEST_FILE", "Manifest", "check_out_dir"]

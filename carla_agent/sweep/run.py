@@ -22,7 +22,7 @@ from typing import Callable, Optional, Sequence, Tuple
 
 from carla_agent.sweep.cell import TOKEN_FILE, CellResult, unpack_bundle
 from carla_agent.sweep.grid import Cell, SweepSpec
-from carla_agent.sweep.manifest import Manifest
+from carla_agent.sweep.manifest import Manifest, check_out_dir
 from carla_agent.sweep.pool import CarlaServer
 from carla_agent.sweep.progress import SweepProgress
 
@@ -68,7 +68,7 @@ def _token(out: Path, ship_runs: bool) -> str:
 def run_sweep(spec: SweepSpec, out_dir: str | Path, *, address: Optional[str] = None,
               workers: Optional[int] = None, carla_servers: Sequence[CarlaServer] = (),
               carla_timeout_s: float = 10.0, ship_runs: bool = False, progress: bool = True,
-              cell_fn: Optional[Callable[..., CellResult]] = None) -> SweepResult:
+              cell_fn: Optional[Callable[..., CellResult]] = None, force: bool = False) -> SweepResult:
     """Run the cells of ``spec`` not yet done in ``out_dir``; write the table and the comparison page.
 
     Args:
@@ -83,18 +83,23 @@ def run_sweep(spec: SweepSpec, out_dir: str | Path, *, address: Optional[str] = 
             (what workers on other machines without a shared path do by themselves).
         progress: the progress bar over cells.
         cell_fn: what runs a cell (default :func:`~carla_agent.sweep.cell.run_cell`; tests wrap it).
+        force: write into ``out_dir`` even when it is not empty and not this sweep's (another sweep's
+            settings, or not a sweep folder); see :func:`~carla_agent.sweep.manifest.check_out_dir`.
 
     Raises:
-        SweepError and the other :class:`~carla_agent.errors.CarlaAgentError` s: a bad grid, before any drive.
+        SweepError and the other :class:`~carla_agent.errors.CarlaAgentError` s: a bad grid or ``out_dir``,
+            before any drive.
     """
     from carla_agent.sweep import ray_runner
     from carla_agent.sweep.cell import run_cell
 
     spec.check()
     out = Path(out_dir)
+    check_out_dir(out, spec.settings(), force)
     out.mkdir(parents=True, exist_ok=True)
     cells = spec.cells()
     manifest = Manifest(out, spec.settings())
+    manifest.save()  # marks the folder as this sweep's from the start
     todo = [c for c in cells if not manifest.is_done(c)]
     skipped = tuple(c.cell_id for c in cells if c not in todo)
     if skipped:

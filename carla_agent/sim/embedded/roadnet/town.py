@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import List, Literal, Optional, Tuple
 
 import numpy as np
-import yaml
 
 from carla_agent.errors import ScenarioError
 from carla_agent.schema import build, field
@@ -34,6 +33,8 @@ from carla_agent.sim.embedded.road import SAMPLE_DS_M
 from carla_agent.sim.embedded.roadnet.spawn import MAX_CURVATURE, SpawnPoint, spawn_points
 from carla_agent.sim.embedded.roadnet.writer import write_network_xodr
 from carla_agent.sim.routing.lane_graph import LaneGraph
+from carla_agent.sim.scenario import MAX_OBJECTS, MIN_EVERY_M
+from carla_agent.yaml_load import load_yaml_text
 
 MAX_TOWN_BYTES = 200_000
 #: An OpenDRIVE file read as a town (``load_town("path.xodr")``) is at most this big.
@@ -41,6 +42,8 @@ MAX_XODR_BYTES = 50_000_000
 MAX_NODES = 200
 MAX_ROADS = 400
 COORD_M = 5000.0
+#: Parked cars keep this far from each end of a road (clear of the junctions).
+PARKED_END_GAP_M = 12.0
 
 
 @dataclass(frozen=True)
@@ -121,22 +124,42 @@ class Town:
         every, out = self.spec.parked_cars.every_m, []
         if every <= 0:
             return out
-        for r in self.network.roads.values():
-            for lane in r.road.left_lanes + r.road.right_lanes:
-                if lane.type != "shoulder":
-                    continue
-                side = "left" if lane.id > 0 else "right"
-                if self.spec.parked_cars.side not in (side, "both"):
-                    continue
-                t = r.road.lane_center_t(lane.id)
-                s = 12.0 + rng.uniform(0, every)
-                while s < r.length_m - 12.0:
-                    if not _on_bend(r.road, s):
-                        x, y = r.road.to_world(s, t)
-                        yaw = r.road.heading_at(s) + (math.pi if lane.id > 0 else 0.0)
-                        out.append((float(x), float(y), yaw))
-                    s += every * rng.uniform(0.8, 1.2)
+        for r, lane in _parking_strips(self.network, self.spec.parked_cars.side):
+            t = r.road.lane_center_t(lane.id)
+            s = PARKED_END_GAP_M + rng.uniform(0, every)
+            while s < r.length_m - PARKED_END_GAP_M:
+                if not _on_bend(r.road, s):
+                    x, y = r.road.to_world(s, t)
+                    yaw = r.road.heading_at(s) + (math.pi if lane.id > 0 else 0.0)
+                    out.append((float(x), float(y), yaw))
+                s += every * rng.uniform(0.8, 1.2)
         return out
+
+
+def _parking_strips(network: RoadNetwork, side: str):
+    """``(road, lane)`` of every parking strip (shoulder lane) on ``side`` ("left", "right", "both")."""
+    for r in network.roads.values():
+        for lane in r.road.left_lanes + r.road.right_lanes:
+            if lane.type == "shoulder" and side in ("left" if lane.id > 0 else "right", "both"):
+                yield r, lane
+
+
+def _check_parked_cars(spec: "TownSpec", network: RoadNetwork, source: str) -> None:
+    """``parked_cars.every_m`` is 0 (none) or at least ``MIN_EVERY_M``, and the town holds at most
+    ``MAX_OBJECTS`` parked cars (the scenario's limits: each bounds the work and memory of a drive)."""
+    every = spec.parked_cars.every_m
+    if every == 0:
+        return
+    if every < MIN_EVERY_M:
+        raise ScenarioError(f"{source}: field 'parked_cars.every_m': {every} m; expected 0 (none) "
+                            f"or a spacing in [{MIN_EVERY_M:g}, 10000] m")
+    strip_m = sum(max(r.length_m - 2 * PARKED_END_GAP_M, 0.0)
+                  for r, _ in _parking_strips(network, spec.parked_cars.side))
+    cars = strip_m / (0.8 * every)  # the most the seed's jitter (0.8 to 1.2 x every_m) can place
+    if cars > MAX_OBJECTS:
+        raise ScenarioError(f"{source}: field 'parked_cars.every_m': {every} m gives up to {cars:.0f} parked cars "
+                            f"on {strip_m:.0f} m of parking strips; at most {MAX_OBJECTS}; expected 0 (none) or "
+                            f"a spacing in [{strip_m / (0.8 * MAX_OBJECTS):.1f}, 10000] m")
 
 
 def _on_bend(road, s_m: float, half_length_m: float = 3.0) -> bool:
@@ -179,7 +202,9 @@ def parse_town(data, source: str) -> Town:
                                  for r in spec.roads),
                            spec.lane_width_m, spec.sidewalk_width_m, spec.junction_radius_m,
                            spec.speed_limit_kmh / 3.6, source)
-    return Town(spec, build_network(net_spec))
+    network = build_network(net_spec)
+    _check_parked_cars(spec, network, source)
+    return Town(spec, network)
 
 
 def xodr_town(text: str, source: str, name: Optional[str] = None) -> Town:
@@ -211,13 +236,10 @@ def load_town_file(path: str | Path) -> Town:
     if len(raw) > MAX_TOWN_BYTES:
         raise ScenarioError(f"{path}: {len(raw)} bytes; a town file is at most {MAX_TOWN_BYTES} bytes")
     try:
-        data = yaml.safe_load(raw.decode("utf-8"))
+        text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ScenarioError(f"{path}: not UTF-8 text (byte {exc.start}); save the file as UTF-8") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise ScenarioError(f"{path}: not valid YAML{where}: {getattr(exc, 'problem', None) or exc}") from None
+    data = load_yaml_text(text, str(path), ScenarioError)
     return parse_town(data, str(path))
 
 
