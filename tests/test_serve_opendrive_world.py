@@ -30,6 +30,26 @@ def _kinds(world) -> set:
     return {a.type_id.split(".")[0] for a in world.get_actors()}
 
 
+def _chase_frame(world, spawn: carla.Transform, blueprint: str, width: int, height: int):
+    """One frame of a ``width`` x ``height`` camera 6 m behind and 3 m above a car put at ``spawn``
+    (pitched down 15 degrees); the car and the camera are destroyed afterwards."""
+    bp = world.get_blueprint_library()
+    ego = world.spawn_actor(bp.find("vehicle.lincoln.mkz_2020"), spawn)
+    cam_bp = bp.find(blueprint)
+    cam_bp.set_attribute("image_size_x", str(width))
+    cam_bp.set_attribute("image_size_y", str(height))
+    cam = world.spawn_actor(cam_bp, carla.Transform(carla.Location(x=-6, z=3), carla.Rotation(pitch=-15)),
+                            attach_to=ego)
+    images = queue.Queue()
+    cam.listen(images.put)
+    try:
+        return images.get(timeout=20)
+    finally:
+        cam.stop()
+        cam.destroy()
+        ego.destroy()
+
+
 def test_reload_world_destroys_every_actor_and_starts_a_new_episode_on_the_same_map(client):
     world = client.get_world()
     bp = world.get_blueprint_library()
@@ -71,21 +91,7 @@ def test_generate_opendrive_world_serves_that_map(client):
     off_centre_m = abs(math.hypot(where.x, where.y + RADIUS_M) - RADIUS_M)
     assert 3.4 < off_centre_m < 5.6  # beyond the 3.5 m lane, on the 2 m sidewalk
 
-    bp = world.get_blueprint_library()
-    ego = world.spawn_actor(bp.find("vehicle.lincoln.mkz_2020"), points[0])
-    cam_bp = bp.find("sensor.camera.rgb")
-    cam_bp.set_attribute("image_size_x", "160")
-    cam_bp.set_attribute("image_size_y", "120")
-    cam = world.spawn_actor(cam_bp, carla.Transform(carla.Location(x=-6, z=3), carla.Rotation(pitch=-15)),
-                            attach_to=ego)
-    images = queue.Queue()
-    cam.listen(images.put)
-    try:
-        img = images.get(timeout=20)
-    finally:
-        cam.stop()
-        cam.destroy()
-        ego.destroy()
+    img = _chase_frame(world, points[0], "sensor.camera.rgb", 160, 120)
     rgb = np.frombuffer(img.raw_data, np.uint8).reshape(120, 160, 4)[:, :, 2::-1].astype(int)
     road = rgb[100:, 70:90]  # straight ahead, just beyond the bonnet: asphalt, grey
     grass = rgb[50:70, 140:]  # right, beyond the sidewalk (outside the ring): green
@@ -99,21 +105,7 @@ def test_a_small_ring_is_drawn_once(client):
     is). The cameras draw the town's ground under it, as the embedded camera does: in every row
     near the car the road is one band of road pixels, with the ring's sidewalks beside it."""
     world = client.generate_opendrive_world(two_way_ring(60.0), carla.OpendriveGenerationParameters())
-    bp = world.get_blueprint_library()
-    ego = world.spawn_actor(bp.find("vehicle.lincoln.mkz_2020"), world.get_map().get_spawn_points()[0])
-    cam_bp = bp.find("sensor.camera.semantic_segmentation")
-    cam_bp.set_attribute("image_size_x", "320")
-    cam_bp.set_attribute("image_size_y", "240")
-    cam = world.spawn_actor(cam_bp, carla.Transform(carla.Location(x=-6, z=3), carla.Rotation(pitch=-15)),
-                            attach_to=ego)
-    images = queue.Queue()
-    cam.listen(images.put)
-    try:
-        img = images.get(timeout=20)
-    finally:
-        cam.stop()
-        cam.destroy()
-        ego.destroy()
+    img = _chase_frame(world, world.get_map().get_spawn_points()[0], "sensor.camera.semantic_segmentation", 320, 240)
     tags = np.frombuffer(img.raw_data, np.uint8).reshape(240, 320, 4)[:, :, 2]  # CARLA's tag: red
     roads, sidewalks, terrain = 1, 2, 10
     for row in range(150, 240, 10):
