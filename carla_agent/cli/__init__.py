@@ -11,11 +11,11 @@ import argparse
 import logging
 import signal
 import sys
-import threading
 from typing import List, Optional
 
 from carla_agent.cli import drive, evaluate, network, runs, serve, sweep
 from carla_agent.errors import CarlaAgentError
+from carla_agent.interrupts import sigterm_as_ctrl_c
 from carla_agent.network.tensorflow_logs import quiet_tensorflow_import
 
 COMMAND_MODULES = (drive, runs, sweep, evaluate, serve, network)
@@ -50,7 +50,7 @@ def main(argv: Optional[List[str]] = None, prog: str = "carla-agent") -> int:
     if not getattr(args, "command", None):
         build_parser(prog).print_help()
         return 2
-    previous = _sigterm_as_ctrl_c()
+    previous = sigterm_as_ctrl_c()
     try:
         return int(args.func(args) or 0)
     except CarlaAgentError as exc:
@@ -62,19 +62,6 @@ def main(argv: Optional[List[str]] = None, prog: str = "carla-agent") -> int:
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
-
-
-def _interrupt(signum, frame) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
-def _sigterm_as_ctrl_c():
-    """SIGTERM (``kill``, a job scheduler, ``docker stop``) is handled like Ctrl-C: the same cleanup
-    (a CARLA server left asynchronous, our actors destroyed, logs closed) and exit code 130.
-    Returns the handler it replaced, or None where none can be set (not the main thread)."""
-    if threading.current_thread() is not threading.main_thread():
-        return None
-    return signal.signal(signal.SIGTERM, _interrupt)
 
 
 __all__ = ["build_parser", "main", "parse_args"]

@@ -7,22 +7,17 @@ Ctrl-C (as ``carla-agent`` does): the server closes (its staged OpenDRIVE folder
 
 import argparse
 import logging
-import signal
 import sys
 
 from carla_agent.errors import CarlaAgentError
+from carla_agent.interrupts import sigterm_as_ctrl_c
 from carla_agent.server.options import add_arguments, run
 
 parser = argparse.ArgumentParser(prog="python -m carla_agent.server")
 add_arguments(parser)
 args = parser.parse_args()
 
-
-def _interrupt(signum, frame):
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
-signal.signal(signal.SIGTERM, _interrupt)
+sigterm_as_ctrl_c()
 logging.basicConfig(level=args.log_level or "WARNING", format="%(levelname)s %(name)s: %(message)s")
 try:
     sys.exit(run(args))
