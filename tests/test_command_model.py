@@ -165,6 +165,28 @@ def test_every_saliency_method_explains_the_branch_that_drives(branched, images)
             assert not np.allclose(maps[0], maps[1]), name  # the other branch explains differently
 
 
+
+def test_the_video_explains_each_frame_with_the_branch_that_drove_it(branched):
+    """``record``/``replay`` videos: a frame driven on RIGHT gets the RIGHT branch's map and steering,
+    as the HUD showed live, whatever command the model held; the held command is put back."""
+    from carla_agent.recording.render import _commands
+    from carla_agent.recording.sources import ExplainerSource
+
+    sm = SteeringModel(branched, Preprocessing())
+    frames = (np.random.default_rng(1).random((3, 66, 200, 3)) * 255).astype(np.uint8)
+    source = ExplainerSource(sm, "gradient")
+    sm.set_command(LEFT)
+    got = source(frames, [RIGHT, FOLLOW, RIGHT])
+    assert sm.command == LEFT
+    for k, c in enumerate((RIGHT, FOLLOW, RIGHT)):
+        sm.set_command(c)
+        alone = source(frames[k:k + 1])
+        assert got.steer[k] == pytest.approx(float(alone.steer[0]), abs=1e-5)
+        np.testing.assert_allclose(got.maps[k], alone.maps[0], rtol=1e-4, atol=1e-6)
+    assert not np.isclose(got.steer[0], got.steer[1], atol=1e-4)  # two branches, two answers
+    assert _commands([{"command": "2"}, {"command": None}, {"command": float("nan")}]) == [2, 4, 4]
+    assert _commands([{}, {"command": ""}]) is None  # a log without commands: the model's own
+
 def _waypoints(points, junction):
     from types import SimpleNamespace as NS
 

@@ -168,7 +168,7 @@ def render_log_video(drive_log: DriveLog | str | Path, out_path: str | Path, sou
                 if not batch.idx:
                     continue
                 frames = np.stack(batch.images)
-                results = [src(frames) for src in sources]
+                results = [src(frames, _commands(batch.rows)) for src in sources]
                 if composed is not None:
                     composed.result()
                 composed = composer.submit(compose, batch, results)  # compose + encode off this thread
@@ -193,6 +193,20 @@ def render_log_video(drive_log: DriveLog | str | Path, out_path: str | Path, sou
     log.info("%s: %d frames in %.1f s (%.0f frames/s)%s", out_path, info.frames, wall, info.render_fps,
              f", {len(skipped)} unreadable frame(s) skipped" if skipped else "")
     return RenderResult(info, stats_path, tuple(s.name for s in sources), tuple(skipped))
+
+
+def _commands(rows: Sequence[dict]) -> Optional[List[int]]:
+    """The route command (RoadOption value) each row was driven with, so that the branch that drove
+    a frame is the one explained; None for a log without commands (LANEFOLLOW where one is missing)."""
+    values = []
+    for row in rows:
+        try:
+            values.append(int(row.get("command")))
+        except (TypeError, ValueError):  # missing, empty or NaN
+            values.append(None)
+    if all(v is None for v in values):
+        return None
+    return [4 if v is None else v for v in values]
 
 
 def _first_problem(dlog: DriveLog, skipped: Sequence[int]) -> str:

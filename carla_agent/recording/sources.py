@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, Mapping, Optional, Protocol, Tuple
+from typing import Any, Callable, Dict, Mapping, Optional, Protocol, Sequence, Tuple
 
 import numpy as np
 
@@ -53,8 +53,9 @@ class MapSource(Protocol):
     signed: bool
     preprocessing: Any
 
-    def __call__(self, frames: np.ndarray) -> MapBatch:
-        """``(N, H, W, 3)`` uint8 RGB camera frames -> :class:`MapBatch`."""
+    def __call__(self, frames: np.ndarray, commands: Optional[Sequence[int]] = None) -> MapBatch:
+        """``(N, H, W, 3)`` uint8 RGB camera frames -> :class:`MapBatch`; ``commands``: the route's
+        command (RoadOption value) each frame was driven with, for models that take one."""
 
 
 class ExplainerSource:
@@ -88,10 +89,35 @@ class ExplainerSource:
         self.settings = {"method": method, "target": target, "output": self.explainer.output_name,
                          "layer": self.explainer.layer, "options": dict(options or {})}
 
-    def __call__(self, frames: np.ndarray) -> MapBatch:
+    def __call__(self, frames: np.ndarray, commands: Optional[Sequence[int]] = None) -> MapBatch:
+        """Maps of ``frames``; with ``commands`` and a model that takes a command, each frame is
+        explained (and its steering predicted) with the branch of the command it was driven with,
+        as the HUD did live; the model's held command is put back afterwards."""
         pre = self.preprocessing
-        small = np.stack([pre.crop_resize(f) for f in frames])
-        res = self.explainer(pre.to_input(small))
+        x = pre.to_input(np.stack([pre.crop_resize(f) for f in frames]))
+        if commands is None or not getattr(self.model, "takes_command", False):
+            return self._explain(x)
+        commands = np.asarray(commands, np.int64).reshape(-1)
+        held = self.model.command
+        parts = []
+        try:
+            for command in dict.fromkeys(commands.tolist()):  # each command once, in order of appearance
+                rows = np.flatnonzero(commands == command)
+                self.model.set_command(command)
+                parts.append((rows, self._explain(x[rows])))
+        finally:
+            self.model.set_command(held)
+        maps = np.empty((len(commands),) + parts[0][1].maps.shape[1:], np.float32)
+        steer = np.empty(len(commands), np.float32)
+        targets = [""] * len(commands)
+        for rows, part in parts:
+            maps[rows], steer[rows] = part.maps, part.steer
+            for k, target in zip(rows.tolist(), part.targets):
+                targets[k] = target
+        return MapBatch(maps, steer, tuple(targets))
+
+    def _explain(self, x: np.ndarray) -> MapBatch:
+        res = self.explainer(x)
         steer = np.clip(res.prediction[:, self.model.steer_index], -1.0, 1.0).astype(np.float32)
         per = tuple(res.target_per_frame) or (res.target,) * len(res)
         targets = tuple(f"auto->{t}" if res.target == "auto" else str(t) for t in per)
@@ -115,7 +141,7 @@ class FunctionSource:
         self.fn, self.name, self.signed, self.preprocessing = fn, name, signed, preprocessing
         self.steer_fn, self.label = steer_fn, label
 
-    def __call__(self, frames: np.ndarray) -> MapBatch:
+    def __call__(self, frames: np.ndarray, commands: Optional[Sequence[int]] = None) -> MapBatch:
         maps = np.stack([np.asarray(self.fn(f), np.float32) for f in frames])
         steer = np.array([self.steer_fn(f) if self.steer_fn else 0.0 for f in frames], np.float32)
         return MapBatch(maps, steer, ("-",) * len(frames))
