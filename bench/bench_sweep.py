@@ -3,10 +3,13 @@
 Usage: python bench/bench_sweep.py [--duration 8] [--seeds 4] [--rounds 2] [--skip-serial] [--cheap-cells 100]
 
 1. Speed-up: a 12-cell grid (gentle_curves, s_curve_fog, highway x the shipped model x
-   ``--seeds`` 4 seeds, ``--duration`` s each, VisualBackProp video and report per cell),
-   serially in this process through ``record``'s path (``record_drive`` + ``finish_run``,
-   TensorFlow 1 thread per op), then as a sweep with 2 workers on a fresh local Ray
-   (its start-up included), in ``--rounds`` paired rounds whose order alternates.
+   ``--seeds`` 4 seeds, ``--duration`` s each, VisualBackProp video and report per cell)
+   three ways serially and once as a sweep with 2 workers on a fresh local Ray (its start-up
+   included), in ``--rounds`` paired rounds whose order alternates. The serial ways:
+   ``record`` run once per cell (what the issue's "Why" describes users doing today: one
+   ``python -m carla_agent record`` per scenario and seed), ``record`` run once per seed with
+   the three scenarios, and ``record``'s path in this one process (``record_drive`` +
+   ``finish_run``, TensorFlow 1 thread per op: no start-up at all, the hardest baseline).
    Target: >= 1.7x on 2 cores.
 2. Ray's overhead per cell: 100 cells that do nothing through the sweep's scheduler
    (``ray_runner.execute``) with 2 workers; ``wall x workers / cells`` is what Ray and
@@ -26,6 +29,7 @@ import argparse
 import os
 import resource
 import shutil
+import subprocess
 import sys
 import tempfile
 import threading
@@ -81,6 +85,19 @@ def serial(spec, out: Path) -> float:
     return time.perf_counter() - t0
 
 
+def serial_cli(spec, out: Path, per_cell: bool) -> float:
+    """``python -m carla_agent record`` serially: once per cell, or once per seed with every scenario."""
+    t0 = time.perf_counter()
+    groups = ([((c.scenario,), c.seed) for c in spec.cells()] if per_cell
+              else [(spec.scenarios, seed) for seed in spec.seeds])
+    for scenarios, seed in groups:
+        cmd = [sys.executable, "-m", "carla_agent", "record", "--scenarios", ",".join(scenarios),
+               "--seed", str(seed), "--duration", f"{spec.duration_s:g}", "--methods", ",".join(spec.methods),
+               "--out", str(out), "--quiet"]
+        subprocess.run(cmd, check=True, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return time.perf_counter() - t0
+
+
 def table(title, header, rows):
     print(f"\n### {title}\n")
     print("| " + " | ".join(header) + " |")
@@ -110,31 +127,36 @@ def main() -> None:
     print(f"cores: {os.cpu_count()}, load average at start: {os.getloadavg()[0]:.2f}")
     spec = SweepSpec(scenarios=SCENARIOS, seeds=tuple(range(args.seeds)), duration_s=args.duration)
     n = len(spec.cells())
+    ways = ("record per cell", "record per seed", "in-process") if not args.skip_serial else ()
     rows = []
     for k in range(args.rounds):  # paired rounds, the order alternating: the machine's speed drifts
-        times = {}
-        for how in (("serial", "sweep") if k % 2 == 0 else ("sweep", "serial")):
-            if how == "serial" and args.skip_serial:
-                continue
+        order = ways + ("sweep",) if k % 2 == 0 else ("sweep",) + ways[::-1]
+        times, cores_used, cell_s = {}, float("nan"), float("nan")
+        for how in order:
             load = os.getloadavg()[0]
-            if how == "serial":
+            t0 = time.perf_counter()
+            if how == "in-process":
                 c0 = cpu_s()
-                times[how] = (serial(spec, tmp / f"serial{k}"), load)
-                cores_used = (cpu_s() - c0) / times[how][0]
+                serial(spec, tmp / f"serial{k}")
+                cores_used = (cpu_s() - c0) / (time.perf_counter() - t0)
+            elif how.startswith("record"):
+                serial_cli(spec, tmp / f"cli{k}_{how[-4:]}", per_cell=how.endswith("cell"))
             else:
-                t0 = time.perf_counter()
                 result = run_sweep(spec, tmp / f"sweep{k}", workers=2, progress=False)
-                times[how] = (time.perf_counter() - t0, load)
                 assert not result.failed, [r.error for r in result.failed]
                 cell_s = sum(r.wall_s for r in result.results) / n
-        s_w = times.get("serial", (float("nan"), 0))
-        rows.append((k + 1, f"{s_w[0]:.1f} (load {s_w[1]:.1f})", f"{times['sweep'][0]:.1f} (load {times['sweep'][1]:.1f})",
-                     f"{s_w[0] / times['sweep'][0]:.2f}", f"{cell_s:.2f}",
-                     f"{cores_used:.2f}" if "serial" in times else "-"))
-    table(f"{n} cells of {args.duration:g} s with video and report: serial (record's path, one process) vs "
-          f"sweep (2 workers, a fresh local Ray, its start included)",
-          ("round", "serial s (1-min load)", "sweep s (1-min load)", "speed-up", "mean cell s in a worker",
-           "cores the serial run kept busy"), rows)
+            times[how] = (time.perf_counter() - t0, load)
+        sweep_s = times["sweep"][0]
+        for how in ways:
+            rows.append((k + 1, how, f"{times[how][0]:.1f} (load {times[how][1]:.1f})",
+                         f"{sweep_s:.1f} (load {times['sweep'][1]:.1f})", f"{times[how][0] / sweep_s:.2f}",
+                         f"{cell_s:.2f}", f"{cores_used:.2f}" if how == "in-process" else "-"))
+        if not ways:
+            rows.append((k + 1, "-", "-", f"{sweep_s:.1f} (load {times['sweep'][1]:.1f})", "-", f"{cell_s:.2f}", "-"))
+    table(f"{n} cells of {args.duration:g} s with video and report: serial vs sweep (2 workers, a fresh local "
+          f"Ray, its start included)",
+          ("round", "serial way", "serial s (1-min load)", "sweep s (1-min load)", "speed-up",
+           "mean cell s in a worker", "cores the in-process run kept busy"), rows)
     if args.only_speedup:
         return
 
