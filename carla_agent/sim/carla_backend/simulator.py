@@ -28,7 +28,7 @@ import logging
 import math
 import time
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional
 
 import numpy as np
 
@@ -37,8 +37,9 @@ from carla_agent.control.pure_pursuit import PurePursuitParams, pure_pursuit_ste
 from carla_agent.errors import BackendError, ScenarioError
 from carla_agent.sim.carla_backend.client import (DEFAULT_HOST, DEFAULT_PORT, DEFAULT_TM_PORT, connect,
                                                   import_carla, is_timeout, map_key, match_map)
-from carla_agent.sim.carla_backend.route import ROUTE_STEP_M, Route, RouteProjection
-from carla_agent.sim.carla_backend.sensors import bgra_to_rgb, collision_kind, semantic_labels
+from carla_agent.sim.carla_backend.contacts import ContactTracker, lead_vehicle
+from carla_agent.sim.carla_backend.route import ROUTE_STEP_M, Route
+from carla_agent.sim.carla_backend.sensors import bgra_to_rgb, semantic_labels
 from carla_agent.sim.carla_backend.session import Session
 from carla_agent.sim.carla_backend.settle import Settling, settle
 from carla_agent.sim.carla_backend.spawn import spawn_ego, spawn_traffic, switch_lights
@@ -50,7 +51,7 @@ from carla_agent.sim.carla_backend.truth import (heading_error, map_speed_limits
 from carla_agent.sim.carla_backend.watchdog import ServerHung, Watchdog, failure
 from carla_agent.sim.carla_backend.weather import scenario_weather, vehicle_lights
 from carla_agent.sim.criteria import route_completion_pct
-from carla_agent.sim.observation import CollisionEvent, GroundTruth, LaneInvasionEvent, Observation, Pose
+from carla_agent.sim.observation import GroundTruth, LaneInvasionEvent, Observation, Pose
 from carla_agent.sim.simulator import Simulator
 
 log = logging.getLogger(__name__)
@@ -63,8 +64,6 @@ RECOVER_LIFT_M = 0.2
 SPECTATOR_BACK_M = 7.0
 SPECTATOR_UP_M = 3.0
 SPECTATOR_PITCH_DEG = -15.0
-#: Vehicles further than this along the route are not leads.
-LEAD_RANGE_M = 100.0
 #: The watchdog waits this much longer than the client's own time-out (which normally fires first).
 WATCHDOG_MARGIN_S = 1.0
 #: The client time-out for the cleanup after a hang or a time-out: the server may be gone.
@@ -242,7 +241,7 @@ class CarlaSimulator(Simulator):
         self.spec = spec
         self._episode += 1
         self._recover_pending = False
-        self._contacts: set = set()
+        self._contacts = ContactTracker()
         self._autopilot = spec.expert == "autopilot" if self.autopilot_override is None else bool(self.autopilot_override)
         # The Traffic Manager sets each tick's control from the state before it: get_control() after
         # tick N is the expert's answer to frame N - 1.
@@ -355,7 +354,7 @@ class CarlaSimulator(Simulator):
         ego.set_transform(carla.Transform(carla.Location(x=x, y=y, z=z + RECOVER_LIFT_M), carla.Rotation(yaw=yaw)))
         v = self._speed
         ego.set_target_velocity(carla.Vector3D(x=v * math.cos(math.radians(yaw)), y=v * math.sin(math.radians(yaw)), z=0.0))
-        self._contacts = set()
+        self._contacts.reset()
         self._lights.reset_position()  # a teleport runs no red light
         self._deviation.reset_position(self._route_s)
 
@@ -369,7 +368,7 @@ class CarlaSimulator(Simulator):
         semantic = None
         if "semantic camera" in s.queues:
             semantic = semantic_labels(s.queues["semantic camera"].get(frame, self.sensor_timeout_s))
-        collisions = self._collisions(s.queues["collision"].drain())
+        collisions = self._contacts.update(s.queues["collision"].drain(), self._steps)
         invasions = [LaneInvasionEvent(self._steps, tuple(str(m.type) for m in ev.crossed_lane_markings))
                      for ev in s.queues["lane invasion"].drain()]
         ego = s.ego
@@ -397,7 +396,8 @@ class CarlaSimulator(Simulator):
         if not limit_mps > 0:  # the map gives none here: the last speed sign passed, else the scenario's
             limit_kmh = float(ego.get_speed_limit() or 0.0)
             limit_mps = limit_kmh / 3.6 if limit_kmh > 0 else scenario.road.speed_limit_kmh / 3.6
-        lead_d, lead_v = self._lead(loc, proj, lane_width)
+        lead_d, lead_v = lead_vehicle(s.world.get_actors().filter("vehicle.*"), s.ego.id, self._ego_half_length, loc,
+                                      self.route, proj.index, proj.s_m, lane_width)
         truth = GroundTruth(
             lateral_offset_m=float(lateral),
             heading_error_rad=heading_error(rot.yaw, lane_yaw),
@@ -427,45 +427,3 @@ class CarlaSimulator(Simulator):
             collisions=tuple(collisions), lane_invasions=tuple(invasions), weather=self.weather_name,
             done=bool(proj.s_m >= self.route_length_m or self._deviation.failed), infractions=tuple(infractions),
             command=self.route.command_at(proj.s_m))
-
-    def _collisions(self, events) -> List[CollisionEvent]:
-        """One event per thing hit; a contact that goes on over consecutive ticks counts once.
-        Things are told apart by actor id, and the map's static objects (all id 0) by type."""
-        now: Dict[object, CollisionEvent] = {}
-        for ev in events:
-            other = ev.other_actor
-            type_id = str(getattr(other, "type_id", "") or "static.unknown")
-            other_id = int(getattr(other, "id", 0) or 0)
-            imp = ev.normal_impulse
-            impulse = math.sqrt(imp.x * imp.x + imp.y * imp.y + imp.z * imp.z)
-            key = other_id if other_id else (0, type_id)
-            prev = now.get(key)
-            if prev is None or impulse > prev.impulse_ns:
-                now[key] = CollisionEvent(self._steps, type_id, collision_kind(type_id), impulse, other_id)
-        new = [ev for oid, ev in now.items() if oid not in self._contacts]
-        self._contacts = set(now)
-        return new
-
-    def _lead(self, loc, proj: RouteProjection, lane_width: float) -> Tuple[Optional[float], Optional[float]]:
-        s = self._session
-        route = self.route
-        lo = proj.index
-        hi = int(np.searchsorted(route.s, proj.s_m + LEAD_RANGE_M + 10.0)) + 1
-        pts, ss = route.xy[lo:hi], route.s[lo:hi]
-        best = None
-        for actor in s.world.get_actors().filter("vehicle.*"):
-            if actor.id == s.ego.id:
-                continue
-            p = actor.get_transform().location
-            if abs(p.x - loc.x) > LEAD_RANGE_M + 10 or abs(p.y - loc.y) > LEAD_RANGE_M + 10:
-                continue
-            d2 = (pts[:, 0] - p.x) ** 2 + (pts[:, 1] - p.y) ** 2
-            j = int(np.argmin(d2))
-            if math.sqrt(d2[j]) > 0.5 * lane_width:
-                continue
-            half = float(actor.bounding_box.extent.x)
-            gap = float(ss[j]) - proj.s_m - half - self._ego_half_length
-            if -half < gap < LEAD_RANGE_M and (best is None or gap < best[0]):
-                v = actor.get_velocity()
-                best = (max(0.0, gap), math.sqrt(v.x * v.x + v.y * v.y + v.z * v.z))
-        return (None, None) if best is None else best
