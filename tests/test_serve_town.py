@@ -107,7 +107,7 @@ def test_the_traffic_manager_drives_the_ego_through_junctions_on_the_roads():
     # Traffic Manager aborts ("terminate called ...") some 20 s after its server is gone.
     from served_world import run_client_script
 
-    out = run_client_script(TM_SCRIPT, town="grid_small", tries=3)
+    out = run_client_script(TM_SCRIPT, town="grid_small", timeout_s=60.0, tries=5)  # see test_serve_traffic
     line = [ln for ln in out.stdout.splitlines() if ln.startswith("RESULT")]
     assert line, out.stdout[-2000:] + out.stderr[-2000:]
     _, off, junctions, distance, alive = line[0].split()

@@ -166,18 +166,19 @@ for k in range(400):  # 20 s
 alive = world.get_actors(ids)
 moved = min(a.get_location().distance_2d(start[a.id]) for a in alive)
 print("RESULT", len(ids), len(alive), off, round(moved, 1), flush=True)
-# the TM stays synchronous: load_world beside an asynchronous TM segfaults the wheel (docs/towns.md)
-print("LOADED", c.load_world("ring_multilane").get_map().name, flush=True)
 os._exit(0)
 """
 
 
 def test_the_traffic_manager_drives_ten_cars_spawned_in_one_batch():
-    out = run_client_script(TM_SCRIPT, town="grid_small", tries=3, retry_on_signal=True)
+    # A try takes about 4 s; one in 3 to 10 hangs in the wheel's lost wake-up (docs/serve.md "Known
+    # issue"), so tries are short and several. load_world with the TM holding cars, which this
+    # script used to call too, is tests/test_serve_load_world_tm.py's (it tolerates the wheel's
+    # SIGSEGV there and checks every clean try).
+    out = run_client_script(TM_SCRIPT, town="grid_small", timeout_s=45.0, tries=5)
     line = [ln for ln in out.stdout.splitlines() if ln.startswith("RESULT")]
     assert line, out.stdout[-2000:] + out.stderr[-2000:]
     _, spawned, alive, off, moved = line[0].split()
     assert spawned == "10" and alive == "10", "every car spawned and none destroyed"
     assert off == "0", "a car left the roads"
     assert float(moved) > 30.0, "every car drove"
-    assert "LOADED ring_multilane" in out.stdout, out.stdout[-1000:] + out.stderr[-2000:]
