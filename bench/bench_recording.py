@@ -326,10 +326,10 @@ def main() -> int:
     ap.add_argument("--no-explain", action="store_true", help="live drive without live saliency only")
     ap.add_argument("--tf-threads", type=int, default=None, metavar="N",
                     help="TensorFlow threads per op (default: as `drive` and `record` use, "
-                         "steering_model.DRIVE_TF_THREADS; 0 = all cores)")
+                         "tf_threads.DRIVE_TF_THREADS; 0 = all cores)")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    from carla_agent.network.steering_model import DRIVE_TF_THREADS, set_tf_threads
+    from carla_agent.network.tf_threads import DRIVE_TF_THREADS, set_tf_threads
 
     tf_threads = DRIVE_TF_THREADS if args.tf_threads is None else args.tf_threads
     set_tf_threads(tf_threads)  # the live drive is measured as the CLI drives

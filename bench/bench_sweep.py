@@ -73,7 +73,8 @@ def cpu_s() -> float:
 
 
 def serial(spec, out: Path) -> float:
-    from carla_agent.network.steering_model import SteeringModel, set_tf_threads
+    from carla_agent.network.steering_model import SteeringModel
+    from carla_agent.network.tf_threads import set_tf_threads
     from carla_agent.recording.batch import finish_run, record_drive
 
     t0 = time.perf_counter()

@@ -99,7 +99,8 @@ def _drive(job) -> RouteResult:
         agent, render = ExpertAgent(sc.target_speed_mps), False
     else:
         if _MODEL is None:
-            from carla_agent.network.steering_model import SteeringModel, set_tf_threads
+            from carla_agent.network.steering_model import SteeringModel
+            from carla_agent.network.tf_threads import set_tf_threads
 
             set_tf_threads(1)
             _MODEL = SteeringModel.load(model_path)

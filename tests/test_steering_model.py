@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import subprocess
 import sys
 from pathlib import Path
@@ -95,6 +96,23 @@ def test_sidecar_preprocessing_and_explicit_override(tmp_path):
         SteeringModel(tiny(), preprocessing=Preprocessing(height=120, width=160))
     with pytest.raises(ModelError, match="channel"):
         SteeringModel(tiny(), preprocessing=Preprocessing(color_space="gray"))
+
+
+def test_a_model_file_without_a_sidecar_says_what_it_assumes(tmp_path, caplog):
+    # A YUV-trained model fed RGB drives badly with no error at all: the guess is said aloud.
+    path = tmp_path / "m.keras"
+    tiny().save(path)
+    with caplog.at_level(logging.WARNING, logger="carla_agent.network.steering_model"):
+        SteeringModel.load(path)
+    ours = "carla_agent.network.steering_model"
+    said = [r.getMessage() for r in caplog.records if r.name == ours and r.levelno == logging.WARNING]
+    assert len(said) == 1 and "no sidecar m.json" in said[0] and "assuming rgb, rows 0.38-0.94" in said[0]
+    caplog.clear()
+    sidecar_path(path).write_text(json.dumps({"preprocessing": Preprocessing(height=66, width=200).to_dict()}))
+    with caplog.at_level(logging.WARNING, logger="carla_agent.network.steering_model"):
+        SteeringModel.load(path)
+        SteeringModel(tiny())  # in memory: no file, so no sidecar to ask for
+    assert not [r for r in caplog.records if r.name == ours and r.levelno >= logging.WARNING]
 
 
 def test_legacy_h5_loads(tmp_path):
@@ -231,7 +249,7 @@ def test_size_agnostic_model_takes_size_from_preprocessing():
 def test_set_tf_threads_limits_tensorflow_before_its_first_op_only():
     """`drive --tf-threads` must take effect: TensorFlow fixes its thread pool at the first op."""
     code = (
-        "from carla_agent.network.steering_model import set_tf_threads\n"
+        "from carla_agent.network.tf_threads import set_tf_threads\n"
         "import tensorflow as tf\n"
         "assert set_tf_threads(1)\n"
         "assert tf.config.threading.get_intra_op_parallelism_threads() == 1\n"
@@ -248,7 +266,7 @@ def test_set_tf_threads_limits_tensorflow_before_its_first_op_only():
 
 def test_drive_and_record_accept_tf_threads():
     from carla_agent.cli import build_parser
-    from carla_agent.network.steering_model import DRIVE_TF_THREADS
+    from carla_agent.network.tf_threads import DRIVE_TF_THREADS
 
     parser = build_parser()
     assert parser.parse_args(["drive"]).tf_threads == DRIVE_TF_THREADS == 1

@@ -211,7 +211,7 @@ def add_saliency_args(p: argparse.ArgumentParser) -> None:
 
 
 def add_tf_threads(p: argparse.ArgumentParser) -> None:
-    from carla_agent.network.steering_model import DRIVE_TF_THREADS
+    from carla_agent.network.tf_threads import DRIVE_TF_THREADS
 
     p.add_argument("--tf-threads", type=tf_threads, default=DRIVE_TF_THREADS, metavar="N",
                    help=f"TensorFlow threads per op while driving (default {DRIVE_TF_THREADS}: the other core is "
@@ -219,7 +219,8 @@ def add_tf_threads(p: argparse.ArgumentParser) -> None:
 
 
 def load_model(path: str, threads: int = 0):
-    from carla_agent.network.steering_model import SteeringModel, set_tf_threads
+    from carla_agent.network.steering_model import SteeringModel
+    from carla_agent.network.tf_threads import set_tf_threads
 
     set_tf_threads(threads)  # before the model's first op: TensorFlow fixes it then
     return SteeringModel.load(path)

@@ -50,7 +50,7 @@ def add_parsers(sub) -> None:
 
 
 def record(args) -> int:
-    from carla_agent.network.steering_model import set_tf_threads
+    from carla_agent.network.tf_threads import set_tf_threads
     from carla_agent.recording.batch import record_batch
 
     names = scenario_names(args.scenarios)

@@ -100,7 +100,8 @@ class RouteDriver:
 
     def __init__(self, config: AgentConfig, points_xy_m: np.ndarray, options: Sequence, name: str = "leaderboard_route",
                  world: Optional[LeaderboardWorld] = None, model: Any = None, hooks: Sequence[RunnerHook] = ()) -> None:
-        from carla_agent.network.steering_model import SteeringModel, set_tf_threads
+        from carla_agent.network.steering_model import SteeringModel
+        from carla_agent.network.tf_threads import set_tf_threads
 
         self.config = config
         self.follower = RouteFollower(points_xy_m, options)

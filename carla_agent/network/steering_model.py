@@ -46,34 +46,6 @@ MODEL_SUFFIXES = (".keras", ".h5", ".hdf5")
 _FIX_HINT = "pass --model PATH to a .keras or .h5 file"
 
 
-#: TensorFlow threads per op for closed-loop driving. One: PilotNet's batch-1 inference is no faster
-#: on two cores (bench/bench_recording.py: 146-149 frames/s either way), and a single thread leaves
-#: the other core to the recorder's encoder and the HUD's saliency worker instead of competing with them.
-DRIVE_TF_THREADS = 1
-
-
-def set_tf_threads(threads: int) -> bool:
-    """Limit TensorFlow's threads per op (intra-op parallelism) for this process.
-
-    Args:
-        threads: threads per op; 0 keeps TensorFlow's default (all cores).
-
-    Returns:
-        True when the setting took effect; False (with a warning) when TensorFlow
-        had already run an op, after which it can no longer be changed.
-    """
-    if threads <= 0:
-        return True
-    import tensorflow as tf
-
-    try:
-        tf.config.threading.set_intra_op_parallelism_threads(int(threads))
-    except RuntimeError as exc:
-        log.warning("could not set TensorFlow to %d thread(s) per op: %s", threads, exc)
-        return False
-    return True
-
-
 @dataclass(frozen=True)
 class Prediction:
     """One frame's model outputs.
@@ -258,7 +230,12 @@ class SteeringModel:
                 raise ModelError(f"{self._where}: model input size is not fixed and there is no "
                                  f"sidecar {sidecar_path(self.path) if self.path else ''}; pass a "
                                  f"Preprocessing with height and width")
-            return Preprocessing(height=h, width=w, color_space="rgb" if c == 3 else "gray")
+            prep = Preprocessing(height=h, width=w, color_space="rgb" if c == 3 else "gray")
+            if self.path is not None:  # a wrong guess drives badly with no error, so say it
+                log.warning("%s: no sidecar %s; assuming %s, rows %.2f-%.2f of the frame; if the model "
+                            "was trained otherwise, write the sidecar (README \"The sidecar\")", self.path,
+                            sidecar_path(self.path).name, prep.color_space, prep.crop_top, prep.crop_bottom)
+            return prep
         if h is not None and (prep.height, prep.width) != (h, w):
             raise ModelError(f"{source}: preprocessing size {prep.height}x{prep.width} (HxW) disagrees "
                              f"with the model input {h}x{w}; fix height/width to match the model")

@@ -102,7 +102,7 @@ def _model(path: str):
 def _tf_threads(threads: int) -> None:
     global _THREADS_SET
     if not _THREADS_SET:
-        from carla_agent.network.steering_model import set_tf_threads
+        from carla_agent.network.tf_threads import set_tf_threads
 
         set_tf_threads(threads)  # before this process's first op, as record does
         _THREADS_SET = True

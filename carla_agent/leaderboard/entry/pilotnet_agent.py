@@ -59,7 +59,8 @@ class PilotNetAgent(AutonomousAgent):
         self._geo_ref = None
 
     def setup(self, path_to_conf_file):
-        from carla_agent.network.steering_model import SteeringModel, set_tf_threads
+        from carla_agent.network.steering_model import SteeringModel
+        from carla_agent.network.tf_threads import set_tf_threads
 
         self.track = Track.SENSORS
         self.config = load_agent_config(path_to_conf_file)
