@@ -116,3 +116,17 @@ def test_camera_res_respects_the_scenarios_camera_limit(capsys):
             build_parser().parse_args(["drive", "--camera-res", value])
         assert info.value.code == 2
         assert "1920x1080" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, said", [
+    (["drive", "--res", "10x10"], "argument --res: 10x10: width and height must be at least 320x240"),
+    (["drive", "--seed", "x"], "argument --seed: invalid int value: 'x'"),
+    (["no-such-command"], "invalid choice: 'no-such-command'"),
+])
+def test_a_bad_option_is_the_error_and_a_pointer_to_help_not_the_whole_usage(capsys, argv, said):
+    with pytest.raises(SystemExit) as info:
+        build_parser("carla-agent").parse_args(argv)
+    assert info.value.code == 2
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 2 and said in lines[0] and lines[0].startswith("carla-agent"), lines
+    assert lines[1].startswith("(all options: carla-agent") and lines[1].endswith(" -h)")

@@ -21,8 +21,16 @@ from carla_agent.network.tensorflow_logs import quiet_tensorflow_import
 COMMAND_MODULES = (drive, runs, sweep, evaluate, serve, network)
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser, whose errors are the one line and a pointer to ``-h``: the full usage
+    (18 lines for ``drive``) printed first buried the line that says what was wrong."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message}\n(all options: {self.prog} -h)\n")
+
+
 def build_parser(prog: str = "carla-agent") -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=prog,
+    parser = _Parser(prog=prog,
                                      description="Drive a steering network in CARLA or the embedded simulator, "
                                                  "and see where it looks.")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for debug); TensorFlow's own log lines too")
