@@ -199,3 +199,31 @@ def test_no_rendering_mode_is_turned_off_for_the_drive_and_restored(server):
     finally:
         s.no_rendering_mode = False
         world.apply_settings(s)
+
+
+def test_each_scenario_drives_its_own_map_and_one_the_server_lacks_says_so(server, caplog):
+    """A town route drove whatever map was loaded (a town scenario against ``serve --scenario
+    gentle_curves`` reported gentle_curves' road as the town's), silently. Now the scenario's town is
+    loaded, the served single road comes back by its name, and a scenario whose map the server
+    lacks keeps the loaded map with a warning that names both."""
+    import logging
+
+    from carla_agent.control import VehicleControl
+    from carla_agent.sim.carla_backend import CarlaSimulator
+    from carla_agent.sim.scenario import load_scenario
+
+    def map_name():
+        return client(server).get_world().get_map().name.split("/")[-1]
+
+    with CarlaSimulator(port=server, timeout_s=TIMEOUT_S, load_timeout_s=30.0) as sim:
+        sim.reset(load_scenario("town_grid_small"), seed=0)
+        sim.step(VehicleControl(throttle=0.3))
+        assert map_name() == "grid_small"
+        sim.reset(load_scenario("gentle_curves"), seed=0)
+        assert map_name() == "gentle_curves"
+        with caplog.at_level(logging.WARNING, logger="carla_agent.sim.carla_backend.simulator"):
+            sim.reset(load_scenario("straight_clear"), seed=0)
+            sim.step(VehicleControl(throttle=0.3))
+        assert map_name() == "gentle_curves"
+    said = [r.getMessage() for r in caplog.records if r.name.endswith("carla_backend.simulator")]
+    assert any("scenario straight_clear names no map" in m and m.endswith("gentle_curves") for m in said), said

@@ -99,7 +99,8 @@ def serve(scenario_name, host: str = "127.0.0.1", port: int = 2000) -> None:
     """Serve until interrupted (Ctrl-C)."""
     with Server(scenario_name, host=host, port=port) as server:
         print(f"carla_agent serve: CARLA 0.9.16 on {server.host}:{server.port} "
-              f"(scenario {server.world.scenario.name}); Ctrl-C to stop", flush=True)
+              f"({'town' if server.world.scenario.town else 'scenario'} {server.world.scenario.name}); "
+              f"Ctrl-C to stop", flush=True)
         try:
             threading.Event().wait()
         except KeyboardInterrupt:

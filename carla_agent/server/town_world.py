@@ -50,10 +50,15 @@ def relay(world, force: bool = False) -> bool:
     return True
 
 
+def _home(world):
+    """The scenario the server started with (stand-in worlds of tests may have only ``scenario``)."""
+    return getattr(world, "home_scenario", world.scenario)
+
+
 def available_maps(world) -> List[str]:
     from carla_agent.sim.embedded.roadnet.catalog import shipped_towns
 
-    names = set(shipped_towns().names()) | {world.scenario.name}
+    names = set(shipped_towns().names()) | {world.scenario.name, _home(world).name}
     if opendrive_world.staged_scenario(world, opendrive_world.MAP_NAME) is not None:
         names.add(opendrive_world.MAP_NAME)
     return [MAP_PREFIX + n for n in sorted(names)]
@@ -80,5 +85,7 @@ def scenario_for_map(world, map_name):
         return served_town_scenario(name)
     if name == world.scenario.name:
         return world.scenario
+    if name == _home(world).name:
+        return _home(world)
     raise RpcError(f"load_world: unknown map {map_name!r}; available: "
                    f"{', '.join(n[len(MAP_PREFIX):] for n in available_maps(world))}")

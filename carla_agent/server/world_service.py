@@ -48,6 +48,7 @@ class WorldService:
 
         self.lock = threading.RLock()
         self.scenario = scenario
+        self.home_scenario = scenario  # the one started with: load_world finds it after a town too
         self.sim = EmbeddedSimulator(render=False)
         self.sim.reset(scenario, seed)
         self.seed = seed

@@ -250,7 +250,7 @@ class CarlaSimulator(Simulator):
         world = self.client.get_world()
         s.capture(world, f"at {self.host}:{self.port}")
         s.clean_leftovers(world)
-        world, carla_map = self._ensure_map(world, spec.map, scenario.source)
+        world, carla_map = self._ensure_map(world, spec.map or scenario.town, scenario)
         s.world, s.map = world, carla_map
         s.original_weather = world.get_weather()
         s.apply_sync(world, scenario.dt_s)
@@ -321,16 +321,27 @@ class CarlaSimulator(Simulator):
             tm.set_path(ego, [w.transform.location for w in self.route.waypoints[every::every]])
         self._steps = -1  # the first observation is frame 0
 
-    def _ensure_map(self, world, wanted: Optional[str], source: str):
+    def _ensure_map(self, world, wanted: Optional[str], scenario):
+        """The world on the map ``wanted`` (the scenario's ``carla.map``, else its town), loaded if
+        another is. With None, a server that has a map of the scenario's name (serve names a single
+        road's map after its scenario) loads it; any other keeps its map, said aloud."""
+        source = scenario.source
         carla_map = world.get_map()
-        if wanted is None or map_key(carla_map.name) == map_key(wanted) \
-                or match_map(wanted, [carla_map.name]) is not None:
+        loaded = map_key(carla_map.name)
+        if (wanted or scenario.name) == loaded or (wanted and match_map(wanted, [carla_map.name])):
             return world, carla_map
         available = self.client.get_available_maps()
+        if wanted is None:
+            if scenario.name not in {map_key(m) for m in available}:
+                log.warning("scenario %s names no map (field 'carla.map'): driving the map loaded on %s:%s, "
+                            "%s", scenario.name, self.host, self.port, loaded)
+                return world, carla_map
+            wanted = scenario.name
         target = match_map(wanted, available)
         if target is None:
             names = ", ".join(sorted({map_key(m) for m in available}))
-            raise ScenarioError(f"{source}: field 'carla.map': the server at {self.host}:{self.port} has no map "
+            field = "carla.map" if (scenario.carla or {}).get("map") else "town"
+            raise ScenarioError(f"{source}: field {field!r}: the server at {self.host}:{self.port} has no map "
                                 f"{wanted!r}; available: {names}")
         log.info("loading %s (was %s)", map_key(target), map_key(carla_map.name))
         if self._tm_made:
