@@ -125,6 +125,25 @@ def test_legacy_h5_loads(tmp_path):
     assert sm.output_names == ["steer"]
 
 
+def test_a_file_that_is_no_model_container_says_what_it_is(tmp_path):
+    # Keras said "File not found" of each of these, though the file was there.
+    good_keras, good_h5 = tmp_path / "good.keras", tmp_path / "good.h5"
+    tiny().save(good_keras)
+    tiny().save(good_h5)
+    cases = {"empty.keras": (b"", "is empty (0 bytes"),
+             "cut.keras": (good_keras.read_bytes()[:2000], "not a .keras file (2000 bytes, no zip archive"),
+             "renamed.keras": (good_h5.read_bytes(), "not a .keras file"),
+             "cut.h5": (b"PK\x03\x04" + good_h5.read_bytes()[8:3000], "not an HDF5 file (2996 bytes"),
+             "empty.h5": (b"", "is empty (0 bytes")}
+    for name, (data, said) in cases.items():
+        path = tmp_path / name
+        path.write_bytes(data)
+        with pytest.raises(ModelError) as info:
+            SteeringModel.load(path)
+        assert str(info.value).startswith(f"{path}: ") and said in str(info.value), (name, str(info.value))
+    assert SteeringModel.load(good_keras).n_outputs == SteeringModel.load(good_h5).n_outputs == 1
+
+
 def test_two_named_outputs(tmp_path):
     path = tmp_path / "two.keras"
     tiny(heads=(("throttle", 1), ("steer", 1))).save(path)
@@ -189,12 +208,20 @@ def test_missing_corrupt_and_wrong_extension(tmp_path):
         SteeringModel.load(missing)
     corrupt = tmp_path / "corrupt.keras"
     corrupt.write_bytes(np.random.default_rng(0).bytes(4096))
-    with pytest.raises(ModelError, match=r"corrupt\.keras: cannot read the model file") as info:
+    with pytest.raises(ModelError, match=r"corrupt\.keras: not a \.keras file") as info:
         SteeringModel.load(corrupt)
+    assert "\n" not in str(info.value)
+    import zipfile
+
+    other_zip = tmp_path / "other.keras"  # a zip archive, but not Keras's
+    with zipfile.ZipFile(other_zip, "w") as z:
+        z.writestr("readme.txt", "hello")
+    with pytest.raises(ModelError, match=r"other\.keras: cannot read the model file") as info:
+        SteeringModel.load(other_zip)
     assert "\n" not in str(info.value)
     corrupt_h5 = tmp_path / "corrupt.h5"
     corrupt_h5.write_bytes(b"not an hdf5 file at all")
-    with pytest.raises(ModelError, match="cannot read"):
+    with pytest.raises(ModelError, match="not an HDF5 file"):
         SteeringModel.load(corrupt_h5)
     wrong = tmp_path / "model.onnx"
     wrong.write_bytes(b"x")

@@ -70,6 +70,24 @@ def _one_line(exc: BaseException, limit: int = 200) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def _check_container(path: Path) -> None:
+    """Name what is wrong with a file that is no model container at all: Keras says "File not found"
+    of an empty or damaged ``.keras`` file that exists."""
+    import zipfile
+
+    size = path.stat().st_size
+    if size == 0:
+        raise ModelError(f"{path}: the model file is empty (0 bytes: a copy or download cut short?); {_FIX_HINT}")
+    with path.open("rb") as f:  # HDF5's signature sits at 0 or after a user block of 512 * 2**k bytes
+        heads = [(f.seek(at), f.read(8))[1] for at in (0, 512, 1024, 2048, 4096) if at < size]
+    if path.suffix.lower() == ".keras" and not zipfile.is_zipfile(path):
+        raise ModelError(f"{path}: not a .keras file ({size} bytes, no zip archive inside: a copy cut short, "
+                         f"or another format renamed?); {_FIX_HINT}")
+    if path.suffix.lower() != ".keras" and b"\x89HDF\r\n\x1a\n" not in heads:
+        raise ModelError(f"{path}: not an HDF5 file ({size} bytes, no HDF5 signature: a copy cut short, "
+                         f"or another format renamed?); {_FIX_HINT}")
+
+
 def file_sha256(path: str | Path) -> str:
     """Hex SHA-256 of a file's bytes, read in 1 MiB chunks."""
     digest = hashlib.sha256()
@@ -160,6 +178,7 @@ class SteeringModel:
         if path.suffix.lower() not in MODEL_SUFFIXES:
             raise ModelError(f"{path}: unsupported model file extension {path.suffix!r}; "
                              f"{_FIX_HINT}")
+        _check_container(path)
         import keras
 
         try:
