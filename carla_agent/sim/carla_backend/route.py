@@ -88,7 +88,9 @@ class Route:
         for _ in range(int(math.ceil(length_m / step_m))):
             options = wp.next(step_m)
             if not options:
-                log.warning("the route ends after %.0f m (dead end)", (len(wps) - 1) * step_m)
+                # A single road's normal end (serve's single roads end): the drive ends there, as asked.
+                log.info("the route ends after %.0f m of the %.0f m asked (the lane leads nowhere further)",
+                         (len(wps) - 1) * step_m, length_m)
                 break
             wp = options[0] if len(options) == 1 else _choose(wp, options, junctions, rng)
             wps.append(wp)
