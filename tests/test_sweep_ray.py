@@ -268,3 +268,18 @@ def test_on_carla_each_served_world_drives_one_cell_at_a_time(ray_runtime, tmp):
                         json.loads((tmp / "carla" / r.run_dir / "meta.json").read_text())["ended_utc"])
                        for r in result.results if r.server == s.name)
         assert all(end <= nxt for (_, end), (nxt, _) in zip(spans, spans[1:])), spans
+
+
+def test_a_local_sweep_drops_only_rays_token_auth_by_default_note():
+    import logging
+
+    from carla_agent.sweep.ray_runner import _token_auth_by_default
+
+    def record(msg):
+        return logging.LogRecord("ray._private.authentication.authentication_token_setup", logging.WARNING,
+                                 __file__, 1, msg, None, None)
+
+    assert not _token_auth_by_default(record("Token authentication is enabled for this Ray cluster. Set "
+                                             "RAY_AUTH_MODE=disabled to opt out."))
+    assert _token_auth_by_default(record("Token authentication is disabled for this Ray cluster. Anyone ..."))
+    assert _token_auth_by_default(record("could not read the token file"))

@@ -61,8 +61,19 @@ def connect(address: Optional[str] = None, workers: Optional[int] = None) -> boo
                              f"start one with 'ray start --head' and pass the address it prints") from None
     else:
         path = os.pathsep.join(p for p in (PACKAGE_PARENT, os.environ.get("PYTHONPATH", "")) if p)
-        ray.init(num_cpus=workers, runtime_env={"env_vars": {"PYTHONPATH": path}}, **opts)
+        auth = logging.getLogger("ray._private.authentication.authentication_token_setup")
+        auth.addFilter(_token_auth_by_default)
+        try:
+            ray.init(num_cpus=workers, runtime_env={"env_vars": {"PYTHONPATH": path}}, **opts)
+        finally:
+            auth.removeFilter(_token_auth_by_default)
     return True
+
+
+def _token_auth_by_default(record: logging.LogRecord) -> bool:
+    """Drop Ray's note that a local cluster it starts uses token authentication (Ray's secure default,
+    printed on every sweep; nothing to do); any other of its authentication lines passes."""
+    return not record.getMessage().startswith("Token authentication is enabled for this Ray cluster")
 
 
 def disconnect() -> None:
