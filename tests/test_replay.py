@@ -45,6 +45,7 @@ def test_resimulation_is_bit_identical(embedded_run):
     assert check.frames == len(log) == 81
     assert check.identical and check.first_mismatch is None and check.max_abs_diff == 0
     assert check.max_pose_diff_m == 0.0
+    assert str(check) == "81 frames bit-identical (poses within 0 m of the log)"  # replay --verify's line
     assert log.frame(40).std() > 10  # real rendered frames, not black ones
 
 
@@ -97,6 +98,7 @@ def test_resimulation_finds_a_changed_frame(embedded_run, tmp_path):
     replace_frame(run, 30, img)
     check = verify_resimulation(run, max_frames=40)
     assert not check.identical and check.first_mismatch == 30 and check.max_abs_diff == 1
+    assert str(check).startswith("differs from frame i=30 (40 frames compared, pixels up to 1 apart")
 
 
 def test_resimulation_needs_every_row_and_an_embedded_run(embedded_run, tmp_path):

@@ -139,3 +139,20 @@ def test_rendering_into_the_run_folder_notes_the_video_settings_in_meta(run_with
     meta = update_meta(run_with_video, {"note": ("a", 1)})
     assert meta["note"] == ["a", 1] and "attention.mp4" in meta["videos"]  # other fields kept
     assert json.loads((run_with_video / "meta.json").read_text()) == meta
+
+
+def test_a_replay_of_the_same_frames_does_not_count_them_twice(run_with_video):
+    """A run's attention video and a replay of it both write statistics of the same source; the
+    report counted 402 frames on a 201-frame run. Each frame counts once per source."""
+    from carla_agent.recording.stats import STATS_SUFFIX, saliency_statistics
+
+    src = FunctionSource(lambda f: f[..., 1][:12, :32].astype(np.float32), "green",
+                         preprocessing=Preprocessing(height=12, width=32))
+    render_log_video(run_with_video, run_with_video / "replay_green.mp4", [src], progress=False, step=2)
+    files = sorted(run_with_video.glob(f"*{STATS_SUFFIX}"))
+    assert len(files) == 2
+    table = saliency_statistics(files)
+    assert int(table.loc["green", "frames"]) == 14
+    once = saliency_statistics(files[:1])
+    assert table.loc["green"].drop("frames").to_dict() == pytest.approx(once.loc["green"].drop("frames").to_dict(),
+                                                                       nan_ok=True)

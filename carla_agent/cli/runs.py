@@ -91,6 +91,7 @@ def replay(args) -> int:
             out(f"{name}: {value}")
     if args.verify and getattr(result, "resim", None) is not None:
         out(f"re-simulation: {result.resim}")
+        return 0 if result.resim.identical else 1
     return 0
 
 

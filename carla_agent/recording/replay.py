@@ -115,6 +115,12 @@ class ResimCheck:
     max_abs_diff: int
     max_pose_diff_m: float
 
+    def __str__(self) -> str:
+        if self.identical:
+            return f"{self.frames} frames bit-identical (poses within {self.max_pose_diff_m:.3g} m of the log)"
+        return (f"differs from frame i={self.first_mismatch} ({self.frames} frames compared, pixels up to "
+                f"{self.max_abs_diff} apart, poses up to {self.max_pose_diff_m:.3g} m)")
+
 
 def verify_resimulation(drive_log: DriveLog | str | Path, max_frames: Optional[int] = None,
                         sim: Any = None) -> ResimCheck:

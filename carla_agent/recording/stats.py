@@ -101,6 +101,8 @@ def saliency_statistics(stats_files: Sequence[Path]):
     if not frames:
         return None
     df = pd.concat(frames, ignore_index=True)
+    if "i" in df.columns:  # a replay re-renders frames a video already has: count each frame once per source
+        df = df.drop_duplicates(subset=["source", "i"], keep="first")
     numeric = [c for c in df.columns if c not in ("i", "frame", "sim_time_s", "source", "target", "steer",
                                                   "method", "label")
                and pd.api.types.is_numeric_dtype(df[c])]
