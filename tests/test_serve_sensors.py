@@ -36,8 +36,9 @@ def world():
 
 @pytest.fixture
 def ego(world):
-    actor = world.spawn_actor(world.get_blueprint_library().find("vehicle.lincoln.mkz_2020"),
-                              world.get_map().get_spawn_points()[0])
+    bp = world.get_blueprint_library().find("vehicle.lincoln.mkz_2020")
+    bp.set_attribute("color", "255,0,255")  # a colour nothing else in the scene has
+    actor = world.spawn_actor(bp, world.get_map().get_spawn_points()[0])
     spawned = [actor]
     yield actor, spawned
     for a in reversed(spawned):
@@ -300,3 +301,21 @@ def test_bad_attribute_values_get_carla_style_errors(world, ego, name, attr, val
                                            rf"it must be {allowed}"):
         world.spawn_actor(bp, carla.Transform(), attach_to=actor)
     assert world.tick() > 0
+
+
+def test_a_chase_camera_sees_the_ego_and_a_dash_camera_does_not(world, ego):
+    """manual_control.py's chase camera (behind and above the car) showed the road with no car:
+    the ego's body was never drawn. It is now, for a camera mounted outside the car only."""
+    actor, _ = ego
+
+    def magenta_share(location, rotation):
+        cam, q = _sensor(world, ego, "sensor.camera.rgb", location, rotation, image_size_x=320, image_size_y=180)
+        img = _tick(world, q)
+        cam.stop()
+        a = np.frombuffer(img.raw_data, np.uint8).reshape(180, 320, 4)[120:].astype(int)  # the bottom third
+        # magenta under the scene's warm light: red and blue well above green (BGRA)
+        return float(((a[..., 2] > a[..., 1] + 80) & (a[..., 0] > a[..., 1] + 60)).mean())
+
+    assert actor.attributes.get("color") == "255,0,255"
+    assert magenta_share(carla.Location(x=-4.8, z=3.0), carla.Rotation(pitch=8.0)) > 0.05
+    assert magenta_share(carla.Location(x=0.8, z=1.5), carla.Rotation(pitch=-8.0)) == 0.0

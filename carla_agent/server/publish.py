@@ -220,6 +220,27 @@ def _visible_boxes(world) -> list:
     return boxes + vehicles.boxes_in_view(world, ahead) + walkers.boxes_in_view(world, ahead)
 
 
+def _ego_box(world, camera: Actor):
+    """The ego's own body, for a camera on it mounted outside it (manual_control.py's chase camera;
+    CARLA draws the car there), else None: a camera inside the car (the dash camera) never saw the
+    body in the embedded world and still does not."""
+    from carla_agent.sim.embedded.world import VehicleBox
+
+    spec, p = camera.camera_spec, vehicles.PARAMS
+    if camera.parent != world.ego_id or world.ego_id is None:
+        return None
+    if abs(spec.x_m) < 0.5 * p.length_m and abs(spec.y_m) < 0.5 * p.width_m and spec.z_m < p.height_m + 0.3:
+        return None
+    ego = world.actors.get(world.ego_id)
+    try:
+        color = tuple(int(c) for c in (ego.attr.get("color", "") if ego is not None else "").split(","))[:3]
+    except ValueError:
+        color = ()
+    st = world.sim.state
+    return VehicleBox(st.x_m, st.y_m, st.yaw_rad, p.length_m, p.width_m, p.height_m,
+                      color if len(color) == 3 else (200, 200, 200), world.sim.s, kind="vehicle.car")
+
+
 def _publish_camera(world, actor: Actor) -> None:
     """Sensor header (type 13) + ``<IIf`` width, height, fov + the BGRA image (uint8, h x w x 4)."""
     from carla_agent.sim.embedded.render import Renderer
@@ -232,6 +253,9 @@ def _publish_camera(world, actor: Actor) -> None:
                                   world.sim.statics, world.seed, world.sim.town_view())
     st = world.sim.state
     boxes = _visible_boxes(world)
+    ego = _ego_box(world, actor)
+    if ego is not None:
+        boxes = boxes + [ego]
     with tick_profile.phase("render"):
         rgb, sem = actor.renderer.render(st.x_m, st.y_m, st.yaw_rad, world.sim.s, boxes, world.sim.frame,
                                          light_states=traffic_lights.drawn(world))
