@@ -24,7 +24,7 @@ import tensorflow as tf
 from carla_agent.errors import ModelError
 from carla_agent.saliency.base import Pass, SaliencyMethod
 from carla_agent.saliency.geometry import interp_matrix, ones_transpose_matrix, shift_matrix
-from carla_agent.saliency.model_view import LayerCall
+from carla_agent.saliency.layer_graph import LayerCall
 
 
 def back_matrices(call: LayerCall) -> Tuple[np.ndarray, np.ndarray] | None:
