@@ -79,7 +79,8 @@ class DriveMetrics:
     ``autonomy_pct`` is over ``network_s``, the simulated time the network drove
     (``elapsed_s = network_s + takeover_s``; ``takeover_s`` is the time a person or the
     expert had the wheel). It is the plain number, below 0 for very bad drives;
-    :meth:`table` prints it with its formula then.
+    :meth:`table` prints it with its formula then. ``frames`` counts control ticks; a
+    drive log holds one frame more, the observation before the first tick (frame 0).
     """
 
     scenario: str
@@ -111,7 +112,7 @@ class DriveMetrics:
         """Human-readable multi-line summary."""
         rows = [
             ("scenario", self.scenario), ("backend", self.backend),
-            ("elapsed", f"{self.elapsed_s:.1f} s ({self.frames} frames)"),
+            ("elapsed", f"{self.elapsed_s:.1f} s ({self.frames} ticks)"),
             ("distance", f"{self.distance_m:.0f} m, route {self.route_completion_pct:.1f} %"),
             ("autonomy", format_autonomy(self.autonomy_pct, self.interventions, self.network_s, self.takeover_s)),
             *([("taken over", f"{self.takeover_s:.1f} s driven by a person or the expert: no interventions "
