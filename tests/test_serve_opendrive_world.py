@@ -107,9 +107,10 @@ def test_a_small_ring_is_drawn_once(client):
     world = client.generate_opendrive_world(two_way_ring(60.0), carla.OpendriveGenerationParameters())
     img = _chase_frame(world, world.get_map().get_spawn_points()[0], "sensor.camera.semantic_segmentation", 320, 240)
     tags = np.frombuffer(img.raw_data, np.uint8).reshape(240, 320, 4)[:, :, 2]  # CARLA's tag: red
-    roads, sidewalks, terrain = 1, 2, 10
+    roads, sidewalks, terrain, car = 1, 2, 10, 14
+    assert (tags[150:] == car).sum() > 500, "the chase camera sees the ego, on the road"
     for row in range(150, 240, 10):
-        cols = np.flatnonzero(tags[row] == roads)
+        cols = np.flatnonzero((tags[row] == roads) | (tags[row] == car))
         assert len(cols) > 0.3 * 320, f"row {row}: {len(cols)} road pixels"
         between = tags[row, cols[0]:cols[-1] + 1]
         assert not np.any(between == terrain), f"row {row}: grass inside the road"
