@@ -11,6 +11,7 @@ import pytest
 
 from carla_agent.control.curve_speed import curve_speed_mps
 from carla_agent.drive.agent import STOP_BEFORE_LINE_M, ExpertAgent
+from carla_agent.drive.runner import RunnerHook
 from carla_agent.drive.session import drive_scenario
 from carla_agent.sim.embedded.roadnet.traffic_lights import RED
 from carla_agent.sim.embedded.simulator import EmbeddedSimulator
@@ -178,3 +179,34 @@ def test_yellow_stops_a_car_that_could_not_clear_the_line_before_red_and_lets_a_
     t_red = line.phase * slot + green + yellow + 0.5
     assert ahead(2.0, 7.0, t_red) == 0.0  # red with the front already across: stop there, rear short of it
     assert lights.red_ahead(line.s_m + 1.0 + length, line.s_m + 1.0, t_red, 7.0) is None  # rear across: go
+
+
+@pytest.mark.parametrize("town, lefts", [
+    # grid_small: two-way roads, one 3.5 m lane each way, right-hand traffic: 2.3 m left of the lane
+    # centre is the oncoming lane's; ring_multilane: two lanes each way, so 3.5 m left is the other
+    # lane the route's way (a lane change, not outside) and 7 m left the oncoming carriageway.
+    ("town_grid_small", {0.0: False, 1.5: False, 2.3: True, 3.5: True, -3.5: True}),
+    ("town_ring_multilane", {0.0: False, 1.5: False, 3.5: False, 7.0: True, -3.5: True}),
+])
+def test_outside_route_lanes_in_a_town_is_the_leaderboards_rule(town, lefts):
+    """The embedded towns answer the leaderboard's OutsideRouteLanesTest from their lanes (as the
+    CARLA backend does from the map); they used to fall back on |offset| > half a lane, which
+    counted a lane change on the ring's two lanes as outside."""
+    with EmbeddedSimulator(render=False) as sim:
+        sim.reset(load_scenario(town), seed=0)
+        start, h = sim.state, sim.road.heading_at(sim.s)
+        for left_m, outside in lefts.items():
+            sim.state = replace(start, x_m=start.x_m - math.sin(h) * left_m, y_m=start.y_m + math.cos(h) * left_m)
+            assert sim._outside_route_lanes() is outside, (town, left_m)
+
+
+def test_the_expert_never_drives_outside_the_route_lanes_of_a_town():
+    scenario = replace(load_scenario("town_ring_multilane"), duration_s=40.0)
+    seen = []
+
+    class Watch(RunnerHook):
+        def on_step(self, record):
+            seen.append(record.obs.truth.outside_route_lanes)
+
+    metrics = drive_scenario(scenario, ExpertAgent(scenario.target_speed_mps), seed=0, hooks=[Watch()]).metrics
+    assert len(seen) > 500 and all(v is False for v in seen) and metrics.driving_score == pytest.approx(metrics.route_completion_pct)

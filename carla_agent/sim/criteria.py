@@ -25,6 +25,27 @@ INFRACTION_PENALTIES = {"pedestrian": 0.50, "vehicle": 0.60, "static": 0.65, "re
 #: the score keeps the route completion reached until then.
 ROUTE_ENDING = ("route_deviation",)
 
+#: The leaderboard's allowance beyond half a lane before the ego is outside its lanes (the
+#: mini-shoulder between lanes and sidewalks).
+ALLOWED_OUT_M = 0.5
+#: A lane whose heading differs from the route's by more than this goes the other way (leaderboard: 120).
+WRONG_WAY_DEG = 120.0
+
+
+def outside_lanes(distance_m: float, lane_width_m: float, lane_heading_rad: float, route_heading_rad: float,
+                  any_direction: bool) -> bool:
+    """The leaderboard's ``OutsideRouteLanesTest`` from the ego's nearest lane: its centre is more
+    than half the lane's width + :data:`ALLOWED_OUT_M` away, or the lane goes against the route
+    (headings more than :data:`WRONG_WAY_DEG` apart) where direction counts (``any_direction``
+    False: not in a junction, not a parking lane). A lane change the route's way is not outside.
+    Both backends answer through this rule."""
+    if distance_m > 0.5 * lane_width_m + ALLOWED_OUT_M:
+        return True
+    if any_direction:
+        return False
+    diff = math.atan2(math.sin(lane_heading_rad - route_heading_rad), math.cos(lane_heading_rad - route_heading_rad))
+    return abs(math.degrees(diff)) > WRONG_WAY_DEG
+
 
 def route_completion_pct(route_s_m: float, route_length_m: float) -> float:
     """Route completion in percent; 100 when within 10 m of the end and above 99 % (leaderboard)."""

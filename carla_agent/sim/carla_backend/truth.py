@@ -17,14 +17,10 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 
 from carla_agent.sim.carla_backend.client import import_carla
+from carla_agent.sim.criteria import outside_lanes
 
 log = logging.getLogger(__name__)
 
-#: The leaderboard's allowance beyond half a lane before the ego is outside its lanes (the
-#: mini-shoulder between lanes and sidewalks).
-ALLOWED_OUT_M = 0.5
-#: A lane whose heading differs from the route's by more than this goes the other way (leaderboard: 120).
-WRONG_WAY_DEG = 120.0
 
 #: OpenDRIVE's speed units, in m/s per unit (the standard's default unit is m/s).
 _SPEED_UNITS = {"m/s": 1.0, "km/h": 1.0 / 3.6, "mph": 0.44704}
@@ -96,9 +92,9 @@ def waypoint_lanes_same_way(wp) -> int:
 
 def outside_route_lanes(carla_map, location, route_yaw_deg: float) -> bool:
     """The leaderboard's ``OutsideRouteLanesTest`` at ``location``: its nearest driving (or
-    parking) lane centre is more than half that lane's width + :data:`ALLOWED_OUT_M` away, or,
+    parking) lane centre is more than half that lane's width + ``criteria.ALLOWED_OUT_M`` away, or,
     outside junctions, that lane goes against the route (heading more than
-    :data:`WRONG_WAY_DEG` from ``route_yaw_deg``). A lane change the route's way is not outside."""
+    ``criteria.WRONG_WAY_DEG`` from ``route_yaw_deg``). A lane change the route's way is not outside."""
     carla = import_carla()
     nearest = None
     for lane_type in (carla.LaneType.Driving, carla.LaneType.Parking):
@@ -111,11 +107,8 @@ def outside_route_lanes(carla_map, location, route_yaw_deg: float) -> bool:
     if nearest is None:
         return True
     d, wp = nearest
-    if d > 0.5 * wp.lane_width + ALLOWED_OUT_M:
-        return True
-    if wp.lane_type != carla.LaneType.Driving or wp.is_junction:
-        return False
-    return abs(math.degrees(wrap_pi(math.radians(wp.transform.rotation.yaw - route_yaw_deg)))) > WRONG_WAY_DEG
+    return outside_lanes(d, wp.lane_width, math.radians(wp.transform.rotation.yaw), math.radians(route_yaw_deg),
+                         wp.lane_type != carla.LaneType.Driving or wp.is_junction)
 
 
 def off_road(carla_map, location) -> bool:

@@ -20,6 +20,7 @@ from carla_agent.sim.embedded.vehicle import VehicleParams, VehicleState, step_v
 from carla_agent.sim.embedded.world import CAR_COLORS, StaticObject, place_static
 from carla_agent.errors import BackendError, ScenarioError
 from carla_agent.control.pure_pursuit import PurePursuitParams, pure_pursuit_steer
+from carla_agent.sim.criteria import outside_lanes
 from carla_agent.sim.observation import (CollisionEvent, GroundTruth, LaneInvasionEvent, Observation, Pose)
 from carla_agent.sim.embedded.road import Road
 from carla_agent.sim.embedded.road_build import build_road
@@ -254,6 +255,15 @@ class EmbeddedSimulator(Simulator):
 
         return TownView(self.town.network, self.town.spec.traffic_light_cycle_s, self.scenario.dt_s)
 
+    def _outside_route_lanes(self):
+        """In a town, the leaderboard's test against the town's lanes (criteria.outside_lanes); on a
+        single road None, and the criteria use the offset from the route's lane."""
+        if self.town is None:
+            return None
+        st = self.state
+        distance_m, lane_heading_rad, in_junction = self.town.lanes.nearest_lane(st.x_m, st.y_m)
+        return outside_lanes(distance_m, self.lane_width, lane_heading_rad, self.road.heading_at(self.s), in_junction)
+
     def _observe(self, collisions, invasions, infractions=()) -> Observation:
         road, st = self.road, self.state
         t = self._t
@@ -287,6 +297,7 @@ class EmbeddedSimulator(Simulator):
             expert_steer=pure_pursuit_steer(route_ahead, st.speed_mps, self._pp),
             semantic=semantic,
             red_light_distance_m=red_d,
+            outside_route_lanes=self._outside_route_lanes(),
         )
         pose = Pose(st.x_m, -st.y_m, 0.0, -math.degrees(st.yaw_rad), 0.0, 0.0)
         return Observation(

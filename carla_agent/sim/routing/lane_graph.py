@@ -11,6 +11,8 @@ locations have y pointing the other way: negate y when feeding one in.
 
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass
 from typing import Dict, Hashable, Iterable, List, Optional, Set, Tuple
 
@@ -138,6 +140,20 @@ class LaneGraph:
         if not np.isfinite(d2[i]) or d2[i] > max_distance_m ** 2:
             raise RoutingError(f"no driving lane within {max_distance_m:g} m of ({x_m:.1f}, {y_m:.1f})")
         return self._keys[int(self._owner[i])], int(self._index[i])
+
+    def nearest_lane(self, x_m: float, y_m: float) -> Tuple[float, float, bool]:
+        """The lane nearest ``(x_m, y_m)``, of any direction, junctions included: the distance [m]
+        from the point to its centre line (across the lane), the lane's heading [rad] there and
+        whether it is a junction's lane. A graph with no segments gives ``(inf, 0, False)``."""
+        if not len(self._points):
+            return math.inf, 0.0, False
+        d2 = (self._points[:, 0] - x_m) ** 2 + (self._points[:, 1] - y_m) ** 2
+        i = int(np.argmin(d2))
+        dx, dy = self._directions()[i]
+        px, py = x_m - self._points[i, 0], y_m - self._points[i, 1]
+        # Across the lane, not to the sample point: the points are 1 m apart along it.
+        across = abs(dx * py - dy * px)
+        return float(across), math.atan2(dy, dx), bool(self.segments[self._keys[int(self._owner[i])]].is_junction)
 
     def _directions(self) -> np.ndarray:
         if not hasattr(self, "_dirs"):
