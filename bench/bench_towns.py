@@ -2,6 +2,7 @@
 
     python bench/bench_towns.py [--driver expert|model] [--model PATH] [--routes 20] [--towns a,b]
                                 [--seed0 0] [--camera 240x135] [--jobs 1] [--lead GAP_M,SPEED_KMH]
+                                [--intervention-m 1.0]
 
 Each town gets ``--routes`` random routes (``random_route_scenario``: seeds ``seed0 ..``,
 at least 3 LEFT/RIGHT junction turns, 300..700 m), driven closed-loop on the embedded
@@ -10,11 +11,16 @@ a camera (ground truth only); a model drives from frames of ``--camera`` (defaul
 240x135: 16:9 like the scenarios' 480x270, so the model's crop sees the same view, and it
 resizes to its 200x66 input), with no video. Per town: route completion (mean; the runner
 puts the car back after each intervention, so this is completion with help), the
-unaided completion (mean share of the route driven before the first intervention: what
-the leaderboard would count, since it ends a route whose car leaves its lane for good), collisions,
+unaided completion (mean share of the route driven before the first intervention; with
+``--intervention-m 30`` that is the leaderboard's route completion), collisions,
 red lights run, interventions (the runner puts the car back on its lane when it is more
 than 1 m off: NVIDIA's protocol), mean |lateral offset| outside the junctions (m), and the
-driving score (leaderboard: completion x penalty per infraction, red light 0.70).
+driving score (leaderboard: completion x penalty per infraction, red light 0.70, x the share
+of the route driven inside the route's lanes).
+
+``--intervention-m 30`` drives by the leaderboard's own rules instead: no help unless the car is
+30 m off its route, the distance at which the leaderboard ends a route (``InRouteTest``); a car
+in a wrong lane drives on and pays in the score (``OutsideRouteLanesTest``), not in completion.
 """
 
 from __future__ import annotations
@@ -86,7 +92,7 @@ _MODEL = None
 
 
 def _drive(job) -> RouteResult:
-    town, seed, driver, model_path, camera, lead = job
+    town, seed, driver, model_path, camera, lead, intervention_m = job
     from carla_agent.drive.agent import ExpertAgent, NetworkAgent
     from carla_agent.drive.session import drive_scenario
     from carla_agent.sim.embedded.roadnet.random_route import random_route_scenario
@@ -108,7 +114,7 @@ def _drive(job) -> RouteResult:
     hook = _OffsetOutsideJunctions()
     t0 = time.perf_counter()
     with EmbeddedSimulator(render=render) as sim:
-        m = drive_scenario(sc, agent, sim=sim, seed=seed, hooks=[hook]).metrics
+        m = drive_scenario(sc, agent, sim=sim, seed=seed, hooks=[hook], intervention_m=intervention_m).metrics
         length, turns = sim.route.length_m, sum(c.name in ("LEFT", "RIGHT") for c in sim.route.junction_commands())
     unaided = (m.route_completion_pct if hook.first_s_m is None
                else min(m.route_completion_pct, 100.0 * hook.first_s_m / hook.length_m))
@@ -145,6 +151,9 @@ def main() -> int:
     p.add_argument("--jobs", type=int, default=1, help="routes driven in parallel processes")
     p.add_argument("--lead", default=None, metavar="GAP_M,SPEED_KMH",
                    help="a car ahead on each route, driving it by the rules (e.g. 25,20)")
+    p.add_argument("--intervention-m", type=float, default=1.0, metavar="M",
+                   help="the runner puts the car back when it is this far off its lane centre (1: NVIDIA's "
+                        "protocol; 30: the leaderboard's route deviation, no help before it)")
     p.add_argument("--verbose", action="store_true", help="one line per route")
     args = p.parse_args()
     logging.basicConfig(level=logging.WARNING)
@@ -153,7 +162,7 @@ def main() -> int:
     if args.lead:
         gap, speed = (float(v) for v in args.lead.split(","))
         lead = {"gap_m": gap, "speed_kmh": speed}
-    jobs = [(town, seed, args.driver, args.model, (w, h), lead) for town in args.towns.split(",")
+    jobs = [(town, seed, args.driver, args.model, (w, h), lead, args.intervention_m) for town in args.towns.split(",")
             for seed in range(args.seed0, args.seed0 + args.routes)]
     t = time.perf_counter()
     if args.jobs > 1:
@@ -168,7 +177,8 @@ def main() -> int:
               f"{r.offset_sum_m / max(r.offset_ticks, 1):.3f} m, score "
               f"{r.driving_score:5.1f}, {r.sim_s:.0f} s sim in {r.wall_s:.1f} s")
     print(f"driver: {args.driver}" + (f" ({args.model})" if args.driver == "model" else "") +
-          f"; seeds {args.seed0}..{args.seed0 + args.routes - 1}" + (f"; lead car {args.lead}" if lead else ""))
+          f"; seeds {args.seed0}..{args.seed0 + args.routes - 1}" + (f"; lead car {args.lead}" if lead else "") +
+          f"; help beyond {args.intervention_m:g} m off the lane")
     print(table(results))
     print(f"{len(results)} routes in {time.perf_counter() - t:.0f} s wall")
     return 0
