@@ -138,12 +138,19 @@ def test_collect_writes_the_command_of_every_frame(tmp_path):
     assert "command" in json.loads((tmp_path / "d" / "meta.json").read_text())
 
 
-def test_a_flipped_frame_swaps_left_and_right():
+def test_lane_following_frames_flip_and_junction_frames_never_do():
+    # A mirrored junction is a left-hand-traffic one: its left turn ends in the near lane, the
+    # oncoming lane of right-hand traffic. Lane following mirrors to lane following.
     aug = Augmenter(0, brightness=(1, 1), shadow_prob=0, flip_prob=1, max_shift=0)
-    imgs = np.zeros((4, 66, 200, 3), np.uint8)
-    _, steer, cmd = aug(imgs, np.array([0.1, -0.2, 0.3, 0.0], np.float32), np.array([LEFT, RIGHT, STRAIGHT, FOLLOW]))
-    np.testing.assert_allclose(steer, [-0.1, 0.2, -0.3, 0.0])
-    assert cmd.tolist() == [RIGHT, LEFT, STRAIGHT, FOLLOW]
+    imgs = np.zeros((5, 66, 200, 3), np.uint8)
+    imgs[:, :, :50] = 255  # bright on the left
+    out, steer, cmd = aug(imgs, np.array([0.1, -0.2, 0.3, 0.25, -0.4], np.float32),
+                          np.array([LEFT, RIGHT, STRAIGHT, FOLLOW, FOLLOW]))
+    np.testing.assert_allclose(steer, [0.1, -0.2, 0.3, -0.25, 0.4])
+    assert cmd.tolist() == [LEFT, RIGHT, STRAIGHT, FOLLOW, FOLLOW]
+    assert (out[:3, :, :50] == 255).all() and (out[3:, :, -50:] == 255).all() and (out[3:, :, :50] == 0).all()
+    _, plain = aug(imgs, np.array([0.1] * 5, np.float32))  # no commands: every frame flips
+    np.testing.assert_allclose(plain, [-0.1] * 5)
 
 
 def test_every_saliency_method_explains_the_branch_that_drives(branched, images):

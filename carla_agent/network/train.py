@@ -18,7 +18,7 @@ model file::
 Augmentation works on the dataset's uint8 RGB images (already cropped and
 resized) before :meth:`Preprocessing.to_input` converts the colour space:
 random brightness, a random shadow quadrilateral, horizontal flips (steering
-negated) and small horizontal shifts with a steering correction proportional to
+negated; never a junction frame, whose mirror is left-hand traffic) and small horizontal shifts with a steering correction proportional to
 the shift. Validation frames are never augmented.
 
 TensorFlow is imported inside :func:`train`, so importing this module is cheap.
