@@ -87,15 +87,21 @@ step train_heads2 py train --data "$OUT/town,$DAGGERS" --out "$OUT/heads2/pilotn
 # 6b. More junctions, and junction frames never flipped (carla_agent/network/augment.py: a mirrored
 #     junction is left-hand traffic, whose left turn ends in the oncoming lane). The noisy expert on 60
 #     more routes (30 per town, seed 7: movements the routes above never drove), then the heads 6 more
-#     epochs on everything. The shipped model (2026-12-06) is this step run on the heads2 of the model
-#     shipped before it, whose heads had been trained with flipped junction frames; a re-run from
+#     epochs on everything. The shipped model (2026-12-06) is steps 6b and 6c run on the heads2 of the
+#     model shipped before it, whose heads had been trained with flipped junction frames; a re-run from
 #     scratch trains heads1 and heads2 without them as well, so it gives another (untested) model.
 step routes_extra python3 tools/random_town_routes.py --out "$OUT/routes_extra" --per-town 30 --seed 7
 EXTRA=$(ls "$OUT"/routes_extra/*.yaml | paste -sd, -)
 step collect_extra py collect --scenarios "$EXTRA" --out "$OUT/extra" --episodes 1 --seed 700 --quiet
 step train_heads3 py train --data "$OUT/town,$DAGGERS,$OUT/extra" --out "$OUT/heads3/pilotnet.keras" \
     --init-from "$OUT/heads2/pilotnet.keras" --epochs "$HEAD_EPOCHS" "${HEAD_ARGS[@]}"
-rm -rf "$OUT/final"; cp -r "$OUT/heads3" "$OUT/final"
+# 6c. A DAgger round of the heads' own: heads3 drives the same 60 routes (the runner puts it back when it is
+#     1 m off), the expert labels every frame, and the heads train 6 more epochs on everything.
+step collect_heads_dagger py collect --scenarios "$EXTRA" --out "$OUT/heads_dagger" --episodes 1 --seed 800 \
+    --driver-model "$OUT/heads3/pilotnet.keras" --quiet
+step train_heads4 py train --data "$OUT/town,$DAGGERS,$OUT/extra,$OUT/heads_dagger" \
+    --out "$OUT/heads4/pilotnet.keras" --init-from "$OUT/heads3/pilotnet.keras" --epochs "$HEAD_EPOCHS" "${HEAD_ARGS[@]}"
+rm -rf "$OUT/final"; cp -r "$OUT/heads4" "$OUT/final"
 # 7. The gate: every single-road scenario at 100 % autonomy, fewer interventions than the base model on
 #    6 random routes per town (bench seeds 100..105: not the 0..19 the README reports), and the shipped
 #    model's tests (attention on the road and the markings) passing with the candidate in place.
