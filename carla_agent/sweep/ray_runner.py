@@ -202,8 +202,13 @@ def execute(cells: Sequence[Cell], spec: SweepSpec, out_dir: str | Path, token: 
             submit()
     except KeyboardInterrupt:
         if not actors:
-            for ref in flights:
+            refs = list(flights)
+            for ref in refs:
                 ray.cancel(ref, force=True)
+            # Let the cancelled tasks' replies land before the caller shuts Ray down: one that arrived
+            # during ray.shutdown() crashed the driver in Ray's core once (PushTaskReply; exit 1, not 130).
+            if refs:
+                ray.wait(refs, num_returns=len(refs), timeout=5.0)
         raise
     finally:
         if actors:
