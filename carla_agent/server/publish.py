@@ -231,14 +231,9 @@ def _ego_box(world, camera: Actor):
         return None
     if abs(spec.x_m) < 0.5 * p.length_m and abs(spec.y_m) < 0.5 * p.width_m and spec.z_m < p.height_m + 0.3:
         return None
-    ego = world.actors.get(world.ego_id)
-    try:
-        color = tuple(int(c) for c in (ego.attr.get("color", "") if ego is not None else "").split(","))[:3]
-    except ValueError:
-        color = ()
     st = world.sim.state
     return VehicleBox(st.x_m, st.y_m, st.yaw_rad, p.length_m, p.width_m, p.height_m,
-                      color if len(color) == 3 else (200, 200, 200), world.sim.s, kind="vehicle.car")
+                      vehicles.body_color(world.actors.get(world.ego_id)), world.sim.s, kind="vehicle.car")
 
 
 def _publish_camera(world, actor: Actor) -> None:

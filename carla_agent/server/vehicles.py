@@ -185,17 +185,25 @@ def boxes_in_view(world, range_m: float) -> list:
         st = v.state
         if (st.x_m - ego.x_m) ** 2 + (st.y_m - ego.y_m) ** 2 > range_m * range_m:
             continue
-        try:
-            color = tuple(int(c) for c in v.attr.get("color", "").split(","))[:3]
-        except ValueError:
-            color = ()
-        if props.is_prop(v.type_id):
-            color = props.color(v)
+        color = props.color(v) if props.is_prop(v.type_id) else body_color(v)
         length, width, height = props.box_size(v, PARAMS.length_m, PARAMS.width_m, PARAMS.height_m)
         out.append(VehicleBox(st.x_m, st.y_m, st.yaw_rad, length, width, height,
-                              color if len(color) == 3 else (200, 200, 200), world.sim.s,
+                              color, world.sim.s,
                               kind=v.type_id if props.is_prop(v.type_id) else "vehicle.car"))
     return out
+
+
+#: A vehicle's colour when its blueprint's ``color`` attribute gives none.
+DEFAULT_COLOR = (200, 200, 200)
+
+
+def body_color(actor) -> tuple:
+    """The RGB of a vehicle actor's ``color`` attribute (``"R,G,B"``), or :data:`DEFAULT_COLOR`."""
+    try:
+        color = tuple(int(c) for c in (actor.attr.get("color", "") if actor is not None else "").split(","))[:3]
+    except ValueError:
+        color = ()
+    return color if len(color) == 3 else DEFAULT_COLOR
 
 
 def set_target_angular_velocity(world, actor_id, velocity, *a):
