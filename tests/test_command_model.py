@@ -50,7 +50,7 @@ def test_the_output_is_exactly_the_head_of_the_command(branched, images):
 def test_fine_tuning_starts_every_branch_as_the_plain_model(images):
     plain = build_pilotnet(dropout=0.0, seed=7)
     model = build_pilotnet(commands=True, dropout=0.0, seed=8)
-    assert init_from(model, plain) == 5 + 4 * 4  # the conv trunk, and fc1-3 + steer into each branch
+    assert init_from(model, plain) == 5 + 4 * len(COMMAND_ORDER)  # the conv trunk, and fc1-3 + steer into each branch
     want = np.asarray(plain(images)).reshape(-1)
     for option in COMMAND_ORDER:
         got = np.asarray(model([images, command_one_hot([int(option)] * 3)])).reshape(-1)
@@ -138,19 +138,21 @@ def test_collect_writes_the_command_of_every_frame(tmp_path):
     assert "command" in json.loads((tmp_path / "d" / "meta.json").read_text())
 
 
-def test_lane_following_frames_flip_and_junction_frames_never_do():
+def test_lane_following_frames_flip_and_junction_and_lane_change_frames_never_do():
     # A mirrored junction is a left-hand-traffic one: its left turn ends in the near lane, the
-    # oncoming lane of right-hand traffic. Lane following mirrors to lane following.
+    # oncoming lane of right-hand traffic; a mirrored return from the oncoming lane is a move into
+    # it. Lane following mirrors to lane following.
     aug = Augmenter(0, brightness=(1, 1), shadow_prob=0, flip_prob=1, max_shift=0)
-    imgs = np.zeros((5, 66, 200, 3), np.uint8)
+    imgs = np.zeros((7, 66, 200, 3), np.uint8)
     imgs[:, :, :50] = 255  # bright on the left
-    out, steer, cmd = aug(imgs, np.array([0.1, -0.2, 0.3, 0.25, -0.4], np.float32),
-                          np.array([LEFT, RIGHT, STRAIGHT, FOLLOW, FOLLOW]))
-    np.testing.assert_allclose(steer, [0.1, -0.2, 0.3, -0.25, 0.4])
-    assert cmd.tolist() == [LEFT, RIGHT, STRAIGHT, FOLLOW, FOLLOW]
-    assert (out[:3, :, :50] == 255).all() and (out[3:, :, -50:] == 255).all() and (out[3:, :, :50] == 0).all()
-    _, plain = aug(imgs, np.array([0.1] * 5, np.float32))  # no commands: every frame flips
-    np.testing.assert_allclose(plain, [-0.1] * 5)
+    lcl, lcr = int(RoadOption.CHANGELANELEFT), int(RoadOption.CHANGELANERIGHT)
+    out, steer, cmd = aug(imgs, np.array([0.1, -0.2, 0.3, -0.15, 0.2, 0.25, -0.4], np.float32),
+                          np.array([LEFT, RIGHT, STRAIGHT, lcl, lcr, FOLLOW, FOLLOW]))
+    np.testing.assert_allclose(steer, [0.1, -0.2, 0.3, -0.15, 0.2, -0.25, 0.4])
+    assert cmd.tolist() == [LEFT, RIGHT, STRAIGHT, lcl, lcr, FOLLOW, FOLLOW]
+    assert (out[:5, :, :50] == 255).all() and (out[5:, :, -50:] == 255).all() and (out[5:, :, :50] == 0).all()
+    _, plain = aug(imgs, np.array([0.1] * 7, np.float32))  # no commands: every frame flips
+    np.testing.assert_allclose(plain, [-0.1] * 7)
 
 
 def test_every_saliency_method_explains_the_branch_that_drives(branched, images):

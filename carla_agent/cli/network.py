@@ -23,6 +23,9 @@ def add_parsers(sub) -> None:
     p.add_argument("--weathers", default="", help="comma-separated weather presets to cycle through")
     p.add_argument("--driver-model", default=None,
                    help="DAgger: let this model drive (the expert still labels every frame)")
+    p.add_argument("--lane-shifts", type=float, default=0.0, metavar="PER_MIN",
+                   help="town routes: move the car a lane off its route lane this often (per minute, on "
+                        "average), so that the data has lane changes back (CHANGELANELEFT/RIGHT)")
     add_quiet(p)
     add_backend_args(p)
     p.set_defaults(func=collect)
@@ -78,7 +81,7 @@ def collect(args) -> int:
     stats = collect_data(names, args.out, episodes=args.episodes, seed=args.seed, duration_s=args.duration,
                          backend=args.backend or "embedded", backend_options=backend_options(args),
                          weathers=tuple(comma_list(args.weathers)), driver_model=args.driver_model,
-                         progress=not args.quiet)
+                         lane_shifts_per_min=args.lane_shifts, progress=not args.quiet)
     out(json.dumps(stats))
     return 0
 

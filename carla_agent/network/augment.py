@@ -25,6 +25,7 @@ class Augmenter:
             LEFT, RIGHT or STRAIGHT) is never flipped: its mirror is a left-hand-traffic junction,
             where a left turn ends in the near lane, which in right-hand traffic is the oncoming
             one (trained with them, the turn heads ended 18 of 30 left turns in the oncoming lane).
+            Nor is a lane-change frame: the mirror of a return from the oncoming lane is a move into it.
         max_shift: largest horizontal shift as a fraction of the width.
         shift_steer_per_px: steering added per pixel of shift to the right, given
             for a 200 px wide image and scaled by ``200 / width`` for other widths.
@@ -62,8 +63,9 @@ class Augmenter:
         out = np.empty_like(images)
         steer = np.asarray(steer, np.float32).copy()
         flipped = np.zeros(b, bool)
-        junction = np.zeros(b, bool) if command is None else np.isin(
-            np.asarray(command), [int(RoadOption.LEFT), int(RoadOption.RIGHT), int(RoadOption.STRAIGHT)])
+        never_flip = np.zeros(b, bool) if command is None else np.isin(
+            np.asarray(command), [int(RoadOption.LEFT), int(RoadOption.RIGHT), int(RoadOption.STRAIGHT),
+                                  int(RoadOption.CHANGELANELEFT), int(RoadOption.CHANGELANERIGHT)])
         per_px = self.shift_steer_per_px * REFERENCE_WIDTH / w
         max_px = self.max_shift * w
         for i in range(b):
@@ -78,7 +80,7 @@ class Augmenter:
                 cv2.fillConvexPoly(mask, poly, 1)
                 img[mask.astype(bool)] *= rng.uniform(*self.shadow_darkness)
             img = np.clip(img, 0, 255).astype(np.uint8)
-            if rng.random() < self.flip_prob and not junction[i]:
+            if rng.random() < self.flip_prob and not never_flip[i]:
                 img = img[:, ::-1]
                 steer[i] = -steer[i]
                 flipped[i] = True

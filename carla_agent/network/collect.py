@@ -21,6 +21,7 @@ from carla_agent.drive.agent import Decision, ExpertAgent
 from carla_agent.drive.runner import RunnerHook, StepRecord
 from carla_agent.drive.session import drive_scenario
 from carla_agent.network.dataset import DatasetWriter
+from carla_agent.network.lane_shifts import LaneShifts
 from carla_agent.drive.expert import Expert, NoiseParams
 from carla_agent.network.preprocess import Preprocessing
 from carla_agent.progress import progress_bar
@@ -29,12 +30,17 @@ from carla_agent.sim.simulator import make_simulator
 
 log = logging.getLogger(__name__)
 
+#: [m] with lane shifts, the runner puts the car back only this far off its route lane (two lanes
+#: and a half: a shift is one lane, and the expert's noise comes on top).
+LANE_SHIFT_INTERVENTION_M = 8.0
+
 
 def collect(scenarios: Sequence[str], out_dir: str | Path, *, episodes: int = 2, seed: int = 0,
             duration_s: Optional[float] = None, noise: Optional[NoiseParams] = NoiseParams(),
             preprocessing: Preprocessing = Preprocessing(), backend: str = "embedded",
             backend_options: Optional[dict] = None, weathers: Sequence[str] = (),
-            driver_model: Optional[str] = None, progress: bool = True) -> dict:
+            driver_model: Optional[str] = None, lane_shifts_per_min: float = 0.0,
+            progress: bool = True) -> dict:
     """Write a dataset (see :mod:`carla_agent.network.dataset`) and return its statistics.
 
     Args:
@@ -48,13 +54,22 @@ def collect(scenarios: Sequence[str], out_dir: str | Path, *, episodes: int = 2,
         driver_model: DAgger: when set, this model steers (plus the noise) while
             the expert still labels every frame, so the data covers the states
             the network itself drives into.
+        lane_shifts_per_min: on town routes (embedded backend), this many times a minute on average
+            the car is moved one lane off its route lane (to the oncoming lane or a lane the same way),
+            and the expert drives back under CHANGELANELEFT / CHANGELANERIGHT (those frames carry
+            that command). The runner then puts the car back only past
+            :data:`LANE_SHIFT_INTERVENTION_M`.
     """
+    if lane_shifts_per_min < 0:
+        raise ValueError(f"lane_shifts_per_min must be >= 0; got {lane_shifts_per_min}")
     loaded = [load_scenario(s) for s in scenarios]
     total = sum(int((duration_s or sc.duration_s) / sc.dt_s) for sc in loaded) * episodes
     meta = {"scenarios": [sc.name for sc in loaded], "episodes": episodes, "seed": seed,
             "noise": None if noise is None else noise.__dict__, "backend": backend,
             "command": "per frame, RoadOption value (array 'command')"}
-    stats = {"frames": 0, "episodes": 0, "interventions": 0}
+    stats = {"frames": 0, "episodes": 0, "interventions": 0, "lane_shifts": 0}
+    if lane_shifts_per_min:
+        meta["lane_shifts_per_min"] = lane_shifts_per_min
     model = None
     if driver_model is not None:
         from carla_agent.network.steering_model import SteeringModel
@@ -78,8 +93,12 @@ def collect(scenarios: Sequence[str], out_dir: str | Path, *, episodes: int = 2,
                 if model is not None:
                     agent = DaggerAgent(agent, model)
                 limit = duration_s or sc.duration_s
-                result = drive_scenario(sc_ep, agent, sim=sim, seed=ep_seed, duration_s=limit,
-                                        hooks=[_WriteFrames(writer, preprocessing, episode, limit, bar)])
+                hooks = [_WriteFrames(writer, preprocessing, episode, limit, bar)]
+                if lane_shifts_per_min:
+                    hooks.insert(0, LaneShifts(np.random.default_rng(ep_seed + 7919), lane_shifts_per_min))
+                result = drive_scenario(sc_ep, agent, sim=sim, seed=ep_seed, duration_s=limit, hooks=hooks,
+                                        intervention_m=LANE_SHIFT_INTERVENTION_M if lane_shifts_per_min else 1.0)
+                stats["lane_shifts"] += hooks[0].shifts if lane_shifts_per_min else 0
                 if result.interrupted:
                     raise KeyboardInterrupt
                 stats["interventions"] += result.metrics.interventions

@@ -1,10 +1,12 @@
 """The route's high-level command as a network input (conditional imitation learning).
 
 A command-conditioned steering model has two inputs: the image, and an input
-named ``command`` of shape ``(N, 4)`` float32, the one-hot of the command in the
-order of :data:`COMMAND_ORDER` (LANEFOLLOW, LEFT, RIGHT, STRAIGHT; the
-:class:`~carla_agent.sim.routing.road_option.RoadOption` values 4, 1, 2, 3). Other
-RoadOption values (VOID, lane changes) count as LANEFOLLOW.
+named ``command`` of shape ``(N, 6)`` float32, the one-hot of the command in the
+order of :data:`COMMAND_ORDER` (LANEFOLLOW, LEFT, RIGHT, STRAIGHT, CHANGELANELEFT,
+CHANGELANERIGHT; the :class:`~carla_agent.sim.routing.road_option.RoadOption` values
+4, 1, 2, 3, 5, 6). Models of the first four only (``(N, 4)``, as this project's up to
+2026-12-06 and conditional imitation learning's) keep working: for them a lane change
+counts as LANEFOLLOW. Other values (VOID) count as LANEFOLLOW.
 
 :class:`CommandView` wraps such a model into a one-input model of the image alone,
 whose command is held in a non-trainable variable (:meth:`CommandView.set`): every
@@ -26,33 +28,40 @@ from carla_agent.sim.routing.road_option import RoadOption
 
 #: Column order of the one-hot command input.
 COMMAND_ORDER: Tuple[RoadOption, ...] = (RoadOption.LANEFOLLOW, RoadOption.LEFT, RoadOption.RIGHT,
-                                         RoadOption.STRAIGHT)
+                                         RoadOption.STRAIGHT, RoadOption.CHANGELANELEFT,
+                                         RoadOption.CHANGELANERIGHT)
+#: Widths a command input may have: all of :data:`COMMAND_ORDER`, or its first four (no lane changes).
+COMMAND_WIDTHS = (len(COMMAND_ORDER), 4)
 #: Name of the command input (how a model is recognised as command-conditioned).
 COMMAND_INPUT = "command"
 _COLUMN = {int(o): i for i, o in enumerate(COMMAND_ORDER)}
-_MIRROR = {int(RoadOption.LEFT): int(RoadOption.RIGHT), int(RoadOption.RIGHT): int(RoadOption.LEFT)}
+_PAIRS = ((RoadOption.LEFT, RoadOption.RIGHT), (RoadOption.CHANGELANELEFT, RoadOption.CHANGELANERIGHT))
 
 
-def command_column(command: int) -> int:
-    """Column of ``command`` (a RoadOption value) in the one-hot; unknown values -> LANEFOLLOW's (0)."""
-    return _COLUMN.get(int(command), 0)
+def command_column(command: int, width: int = len(COMMAND_ORDER)) -> int:
+    """Column of ``command`` (a RoadOption value) in a one-hot of ``width`` columns; unknown values,
+    and those past the width (lane changes for a 4-wide model) -> LANEFOLLOW's (0)."""
+    col = _COLUMN.get(int(command), 0)
+    return col if col < width else 0
 
 
-def command_one_hot(commands: Any) -> np.ndarray:
-    """``(N,)`` RoadOption values -> ``(N, 4)`` float32 one-hot in :data:`COMMAND_ORDER`."""
+def command_one_hot(commands: Any, width: int = len(COMMAND_ORDER)) -> np.ndarray:
+    """``(N,)`` RoadOption values -> ``(N, width)`` float32 one-hot in :data:`COMMAND_ORDER`."""
     values = np.asarray(commands, np.int64).reshape(-1)
-    cols = np.array([command_column(v) for v in values.tolist()], np.int64)
-    out = np.zeros((len(values), len(COMMAND_ORDER)), np.float32)
+    cols = np.array([command_column(v, width) for v in values.tolist()], np.int64)
+    out = np.zeros((len(values), width), np.float32)
     out[np.arange(len(values)), cols] = 1.0
     return out
 
 
 def mirror_command(commands: np.ndarray) -> np.ndarray:
-    """LEFT <-> RIGHT (what a horizontally flipped image asks for); others unchanged. Same shape/dtype."""
+    """LEFT <-> RIGHT and CHANGELANELEFT <-> CHANGELANERIGHT (what a horizontally flipped image asks
+    for); others unchanged. Same shape/dtype."""
     c = np.asarray(commands)
     out = c.copy()
-    out[c == int(RoadOption.LEFT)] = int(RoadOption.RIGHT)
-    out[c == int(RoadOption.RIGHT)] = int(RoadOption.LEFT)
+    for a, b in _PAIRS:
+        out[c == int(a)] = int(b)
+        out[c == int(b)] = int(a)
     return out
 
 
@@ -83,9 +92,9 @@ def find_command_input(keras_model: Any, where: str) -> Optional[Tuple[int, int]
                          f"plus optionally one named '{COMMAND_INPUT}' (the one-hot route command)")
     c = hits[0]
     shape = tuple(inputs[c].shape)
-    if shape[1:] != (len(COMMAND_ORDER),):
+    if len(shape) != 2 or shape[1] not in COMMAND_WIDTHS:
         raise ModelError(f"{where}: input '{COMMAND_INPUT}' has shape {shape}; expected (N, {len(COMMAND_ORDER)}), "
-                         f"the one-hot of {', '.join(o.name for o in COMMAND_ORDER)}")
+                         f"the one-hot of {', '.join(o.name for o in COMMAND_ORDER)} (or (N, 4): the first four)")
     return 1 - c, c
 
 
@@ -99,13 +108,15 @@ class CommandView:
     Attributes:
         model: the one-input ``keras.Model`` (the original is nested inside it, shares its weights).
         command: the RoadOption value held now.
+        width: the model's command columns (6, or 4 for a model without lane changes).
     """
 
     def __init__(self, keras_model: Any, indices: Tuple[int, int]) -> None:
         import keras
 
         image_index, command_index = indices
-        held = _held_command_layer()(len(COMMAND_ORDER), name="held_command")
+        self.width = int(keras_model.inputs[command_index].shape[1])
+        held = _held_command_layer()(self.width, name="held_command")
         image_spec = keras_model.inputs[image_index]
         image = keras.Input(shape=tuple(image_spec.shape[1:]), name="image")
         cmd = held(image)
@@ -119,7 +130,7 @@ class CommandView:
     def set(self, command: int) -> None:
         """Hold ``command`` (a RoadOption value) for every later call of :attr:`model`."""
         self.command = int(command)
-        self._held.value.assign(command_one_hot([command])[0])
+        self._held.value.assign(command_one_hot([command], self.width)[0])
 
 
 def _held_command_layer():

@@ -8,7 +8,7 @@ The input is the 66 x 200 image from :class:`~carla_agent.network.preprocess.Pre
 With ``commands=True`` it is branched as conditional imitation learning's network
 (Codevilla et al. 2018, arXiv 1710.02410): the conv trunk is shared, each route
 command (:data:`~carla_agent.network.command.COMMAND_ORDER`: LANEFOLLOW, LEFT,
-RIGHT, STRAIGHT) has its own dense head (``fc1_left`` ...), and the one output
+RIGHT, STRAIGHT, CHANGELANELEFT, CHANGELANERIGHT) has its own dense head (``fc1_left`` ...), and the one output
 ``steer`` is the dot product of the stacked heads with the one-hot ``command``
 input: exactly the head of the command given, so gradients and saliency maps
 of ``steer`` are those of the branch that drives.
@@ -79,7 +79,8 @@ def _head(x, suffix: str, init, dropout: float, seed: int, out_name: str):
 def init_from(model, base) -> int:
     """Copy ``base``'s weights into ``model`` by layer name; a plain PilotNet's dense head (``fc1``..
     ``fc3``, ``steer``) goes into every branch of a branched one, so each branch starts as the
-    lane-keeping model. Layers whose shapes differ are left as they are.
+    lane-keeping model; a branch ``base`` lacks (the lane changes, from a 4-command model) starts
+    as its LANEFOLLOW branch. Layers whose shapes differ are left as they are.
 
     Returns:
         The number of layers copied.
@@ -92,6 +93,8 @@ def init_from(model, base) -> int:
         name = layer.name
         stem = name.split("_")[0] if name.startswith(("fc", "steer_")) else name
         match = src.get(name) or src.get(stem)
+        if match is None and name.startswith(("fc", "steer_")) and "_" in name:
+            match = src.get(name.split("_")[0] + "_lanefollow")
         if match is None or [w.shape for w in match.get_weights()] != [w.shape for w in layer.get_weights()]:
             continue
         layer.set_weights(match.get_weights())

@@ -172,9 +172,11 @@ class Observation:
         weather: name of the current weather preset.
         done: the route is finished (the end of the road was reached).
         command: the route's high-level command, a :class:`~carla_agent.sim.routing.road_option.RoadOption`
-            value (CARLA's: 1 LEFT, 2 RIGHT, 3 STRAIGHT, 4 LANEFOLLOW): on a town route, the
+            value (CARLA's: 1 LEFT, 2 RIGHT, 3 STRAIGHT, 4 LANEFOLLOW, 5 and 6 lane changes): on a town route, the
             command of the junction ahead from ``COMMAND_AHEAD_M`` before its entry until its exit,
-            LANEFOLLOW elsewhere and on single roads. An agent in CARLA has it from the global plan.
+            LANEFOLLOW elsewhere and on single roads; outside junctions, CHANGELANELEFT (5) or
+            CHANGELANERIGHT (6) while the car is a lane off the route's lane
+            (:mod:`carla_agent.sim.routing.lane_change`). An agent in CARLA has it from the global plan.
     """
 
     frame: int

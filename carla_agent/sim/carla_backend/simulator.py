@@ -39,6 +39,7 @@ from carla_agent.sim.carla_backend.client import (DEFAULT_HOST, DEFAULT_PORT, DE
                                                   import_carla, is_timeout, map_key, match_map)
 from carla_agent.sim.carla_backend.contacts import ContactTracker, lead_vehicle
 from carla_agent.sim.carla_backend.route import ROUTE_STEP_M, Route
+from carla_agent.sim.routing.lane_change import LaneChangeCommand
 from carla_agent.sim.carla_backend.sensors import bgra_to_rgb, semantic_labels
 from carla_agent.sim.carla_backend.session import Session
 from carla_agent.sim.carla_backend.settle import Settling, settle
@@ -142,6 +143,7 @@ class CarlaSimulator(Simulator):
         self.host, self.port, self.tm_port = host, int(port), int(tm_port)
         self._tm_made = False  # this client made a Traffic Manager (load_world must then find it synchronous)
         self.timeout_s = float(timeout_s)
+        self._lane_change = LaneChangeCommand()
         self.sensor_timeout_s = float(sensor_timeout_s) if sensor_timeout_s is not None else self.timeout_s
         self.load_timeout_s = float(load_timeout_s)
         self.record = bool(record)
@@ -166,6 +168,7 @@ class CarlaSimulator(Simulator):
         if self._closed:
             raise BackendError("the CARLA simulator was closed; create a new one")
         spec = carla_spec(scenario)  # scenario errors before touching the server
+        self._lane_change.reset()
         self._end_session()
         self._session = Session(self.client)
         try:
@@ -437,4 +440,4 @@ class CarlaSimulator(Simulator):
             speed_mps=speed, pose=Pose(loc.x, loc.y, loc.z, rot.yaw, rot.pitch, rot.roll), truth=truth,
             collisions=tuple(collisions), lane_invasions=tuple(invasions), weather=self.weather_name,
             done=bool(proj.s_m >= self.route_length_m or self._deviation.failed), infractions=tuple(infractions),
-            command=self.route.command_at(proj.s_m))
+            command=self._lane_change(self.route.command_at(proj.s_m), lateral))

@@ -21,6 +21,7 @@ from carla_agent.sim.embedded.world import CAR_COLORS, StaticObject, place_stati
 from carla_agent.errors import BackendError, ScenarioError
 from carla_agent.control.pure_pursuit import PurePursuitParams, pure_pursuit_steer
 from carla_agent.sim.criteria import outside_lanes
+from carla_agent.sim.routing.lane_change import LaneChangeCommand
 from carla_agent.sim.observation import (CollisionEvent, GroundTruth, LaneInvasionEvent, Observation, Pose)
 from carla_agent.sim.embedded.road import Road
 from carla_agent.sim.embedded.road_build import build_road
@@ -66,6 +67,7 @@ class EmbeddedSimulator(Simulator):
         self._renderer = None
         self.lights = None
         self._closed = False
+        self._lane_change = LaneChangeCommand()
         self._pp = PurePursuitParams(wheelbase_m=vehicle.wheelbase_m, max_steer_deg=vehicle.max_steer_deg)
 
     # -- contract --------------------------------------------------------
@@ -107,6 +109,7 @@ class EmbeddedSimulator(Simulator):
         self.frame = 0
         self.sim_time_s = 0.0
         self._town_rules()
+        self._lane_change.reset()
         self._contacts: set = set()
         self._marks_inside: frozenset = frozenset()
         self._weather_spec = scenario.weather
@@ -199,6 +202,22 @@ class EmbeddedSimulator(Simulator):
         self._t = self.lane_t
         self._marks_inside = self._marks_under_car(self._footprint_t())
         self._contacts = set()
+
+    def displace(self, offset_right_m: float) -> bool:
+        """Put the car ``offset_right_m`` [m] right (negative: left) of the route lane's centre, heading
+        along it, at its speed (training data: a lane to change back from). Only onto a town's driving
+        lane outside the junctions; returns whether it moved."""
+        if self.town is None:
+            return False
+        x, y = self.road.to_world(self.s, self.lane_t - offset_right_m)
+        distance_m, _, in_junction = self.town.lanes.nearest_lane(float(x), float(y))
+        if in_junction or distance_m > 0.5:
+            return False
+        self.state = VehicleState(float(x), float(y), self.road.heading_at(self.s), self.state.speed_mps)
+        self._t = self.lane_t - offset_right_m
+        self._marks_inside = self._marks_under_car(self._footprint_t())
+        self._contacts = set()
+        return True
 
     def options(self) -> dict:
         return {"render": bool(self.render_enabled)}
@@ -308,7 +327,8 @@ class EmbeddedSimulator(Simulator):
             pose=pose, truth=truth, collisions=tuple(collisions),
             lane_invasions=tuple(invasions), weather=self._weather_spec.preset,
             done=bool(self.s >= road.length_m - END_MARGIN_M), infractions=tuple(infractions),
-            command=4 if self.corridor is None else int(self.corridor.command_at(self.s)),  # 4: LANEFOLLOW
+            command=4 if self.corridor is None else self._lane_change(self.corridor.command_at(self.s),
+                                                                      lateral_right),  # 4: LANEFOLLOW
         )
 
     def _route_ahead(self) -> np.ndarray:
