@@ -101,7 +101,20 @@ step collect_heads_dagger py collect --scenarios "$EXTRA" --out "$OUT/heads_dagg
     --driver-model "$OUT/heads3/pilotnet.keras" --quiet
 step train_heads4 py train --data "$OUT/town,$DAGGERS,$OUT/extra,$OUT/heads_dagger" \
     --out "$OUT/heads4/pilotnet.keras" --init-from "$OUT/heads3/pilotnet.keras" --epochs "$HEAD_EPOCHS" "${HEAD_ARGS[@]}"
-rm -rf "$OUT/final"; cp -r "$OUT/heads4" "$OUT/final"
+# 6d. Lane changes back to the route's lane (CHANGELANELEFT / CHANGELANERIGHT, asked for outside junctions
+#     when the car is a lane off: after too tight a turn, or a turn into the other lane of two). The noisy
+#     expert on 80 more routes (40 per town, seed 11), the car moved a lane off 5 times a minute on average
+#     (collect --lane-shifts), and only the two lane-change heads trained, from the LANEFOLLOW head,
+#     everything else frozen (the other four heads stay bit for bit).
+step routes_lc python3 tools/random_town_routes.py --out "$OUT/routes_lc" --per-town 40 --seed 11
+LC=$(ls "$OUT"/routes_lc/*.yaml | paste -sd, -)
+step collect_lc py collect --scenarios "$LC" --out "$OUT/lc" --episodes 1 --seed 900 --lane-shifts 5 --quiet
+TURNS=fc1_left,fc2_left,fc3_left,steer_left,fc1_right,fc2_right,fc3_right,steer_right
+TURNS=$TURNS,fc1_straight,fc2_straight,fc3_straight,steer_straight
+step train_lc py train --data "$OUT/lc" --out "$OUT/lc_heads/pilotnet.keras" --init-from "$OUT/heads4/pilotnet.keras" \
+    --commands on --only-commands CHANGELANELEFT,CHANGELANERIGHT --freeze "$KEEP,$TURNS" --learning-rate 5e-4 \
+    --patience 3 --epochs "$HEAD_EPOCHS"
+rm -rf "$OUT/final"; cp -r "$OUT/lc_heads" "$OUT/final"
 # 7. The gate: every single-road scenario at 100 % autonomy, fewer interventions than the base model on
 #    6 random routes per town (bench seeds 100..105: not the 0..19 the README reports), and the shipped
 #    model's tests (attention on the road and the markings) passing with the candidate in place.

@@ -130,6 +130,25 @@ def duration_s(text: str) -> float:
     return value
 
 
+def intervention_m(text: str) -> float:
+    """``--intervention-m``: metres in (0, 100]."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not (0.0 < value <= 100.0):
+        raise argparse.ArgumentTypeError(f"--intervention-m expects metres in (0, 100], got {text!r}")
+    return value
+
+
+def add_intervention(p: argparse.ArgumentParser) -> None:
+    """``--intervention-m``: how far off its lane the car is put back (and an intervention counted)."""
+    p.add_argument("--intervention-m", type=intervention_m, default=1.0, metavar="M",
+                   help="put the car back on its lane when it is M metres off the lane centre, counting an "
+                        "intervention (default 1: NVIDIA's protocol; 30: the leaderboard's route deviation, "
+                        "no help before it: the route asks for a lane change back instead)")
+
+
 def comma_list(text: str) -> list:
     return [item for item in text.split(",") if item]
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from carla_agent.cli.common import (add_backend_args, add_model, add_saliency_args, add_tf_threads, add_verbose,
+from carla_agent.cli.common import (add_backend_args, add_intervention, add_model, add_saliency_args, add_tf_threads, add_verbose,
                                     camera_resolution, check_out, duration_s, load_model, out, speed_factor,
                                     window_resolution)
 
@@ -19,6 +19,7 @@ def add_parsers(sub) -> None:
     p.add_argument("--scenario", default=DEFAULT_SCENARIO,
                    help=f"scenario name or YAML file (default {DEFAULT_SCENARIO})")
     add_model(p)
+    add_intervention(p)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--duration", type=duration_s, default=None,
                    help="time limit in simulated seconds (default: the scenario's)")
@@ -137,7 +138,7 @@ def run(args) -> int:
             recorder = make_recorder(args.out, live_video=True, when_full="block" if args.record else "drop",
                                      model=model)
             recorder.autostart = bool(args.record)
-        drive = dict(sim=sim, seed=args.seed, duration_s=args.duration)
+        drive = dict(sim=sim, seed=args.seed, duration_s=args.duration, intervention_m=args.intervention_m)
         hooks = [] if recorder is None else [recorder]
         if not args.quiet and not window:
             from carla_agent.drive.progress import ProgressHook

@@ -3,9 +3,9 @@
 
 from __future__ import annotations
 
-from carla_agent.cli.common import (add_backend_args, add_model, add_quiet, add_target, add_tf_threads,
-                                    add_verbose, backend_options, check_out, comma_list, duration_s, out,
-                                    scenario_names)
+from carla_agent.cli.common import (add_backend_args, add_intervention, add_model, add_quiet, add_target,
+                                    add_tf_threads, add_verbose, backend_options, check_out, comma_list,
+                                    duration_s, out, scenario_names)
 
 
 def add_parsers(sub) -> None:
@@ -13,6 +13,7 @@ def add_parsers(sub) -> None:
     add_verbose(p)
     p.add_argument("--scenarios", required=True, help="comma-separated scenario names or files")
     p.add_argument("--methods", default="visual_backprop", help="comma-separated saliency methods for the videos")
+    add_intervention(p)
     p.add_argument("--duration", type=duration_s, default=None, help="time limit per drive in seconds")
     p.add_argument("--out", default="runs", help="parent folder of the runs (default runs/)")
     add_model(p)
@@ -58,7 +59,8 @@ def record(args) -> int:
     set_tf_threads(args.tf_threads)
     result = record_batch(names, args.methods, duration_s=args.duration, out_dir=args.out,
                           model_path=args.model, seed=args.seed, backend=args.backend,
-                          backend_options=backend_options(args, record=True), gif=args.gif, progress=not args.quiet)
+                          backend_options=backend_options(args, record=True), gif=args.gif, progress=not args.quiet,
+                          intervention_m=args.intervention_m)
     for run in result.runs:
         out(f"{run.run_dir}")
     out(f"index: {result.index}")

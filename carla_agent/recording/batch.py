@@ -96,7 +96,8 @@ def make_recorder(out_dir: str | Path = "runs", live_video: bool = False, when_f
 def record_drive(scenario: Any, model: Any, out_dir: str | Path = "runs", seed: int = 0,
                  duration_s: Optional[float] = None, backend: Optional[str] = None,
                  backend_options: Optional[Mapping[str, Any]] = None, live_method: Optional[str] = None,
-                 progress: bool = True, run_dir: Optional[Path] = None) -> Tuple[Path, Any]:
+                 progress: bool = True, run_dir: Optional[Path] = None,
+                 intervention_m: float = 1.0) -> Tuple[Path, Any]:
     """Drive one scenario closed-loop with the network and record it.
 
     Args:
@@ -111,6 +112,7 @@ def record_drive(scenario: Any, model: Any, out_dir: str | Path = "runs", seed: 
         progress: progress bar.
         run_dir: record into exactly this (new or empty) folder (a sweep's cell) instead of a new
             ``out_dir/<time>_<scenario>``.
+        intervention_m: [m] the car is put back on its lane this far off it (an intervention).
 
     Returns:
         ``(run_dir, DriveMetrics)``.
@@ -136,7 +138,7 @@ def record_drive(scenario: Any, model: Any, out_dir: str | Path = "runs", seed: 
 
         hooks.append(ProgressHook(duration_s or sc.duration_s))
     result = drive_scenario(sc, agent, backend=backend, backend_options=backend_options, seed=seed,
-                            duration_s=duration_s, hooks=hooks)
+                            duration_s=duration_s, hooks=hooks, intervention_m=intervention_m)
     if result.interrupted:
         raise KeyboardInterrupt
     raise_if_disk_full(rec)
@@ -207,7 +209,7 @@ def record_batch(scenarios: str | Sequence[str], methods: str | Sequence[str] = 
                  duration_s: Optional[float] = None, out_dir: str | Path = "runs",
                  model_path: str | Path = DEFAULT_MODEL, seed: int = 0, backend: Optional[str] = None,
                  backend_options: Optional[Mapping[str, Any]] = None, gif: bool = False,
-                 progress: bool = True) -> BatchResult:
+                 progress: bool = True, intervention_m: float = 1.0) -> BatchResult:
     """Drive each scenario headless, then write its log, attention video and report, and the index.
 
     Args:
@@ -220,6 +222,7 @@ def record_batch(scenarios: str | Sequence[str], methods: str | Sequence[str] = 
         backend, backend_options: simulator (default each scenario's backend).
         gif: also write a short GIF per run.
         progress: progress bars.
+        intervention_m: [m] the car is put back on its lane this far off it (an intervention).
 
     Raises:
         ScenarioError / UnknownNameError / ModelError: before any driving, for a bad
@@ -240,7 +243,7 @@ def record_batch(scenarios: str | Sequence[str], methods: str | Sequence[str] = 
     for sc in loaded:
         log.info("recording %s", sc.name)
         run_dir, metrics = record_drive(sc, model, out_dir, seed, duration_s, backend, backend_options,
-                                        progress=progress)
+                                        progress=progress, intervention_m=intervention_m)
         video, page = finish_run(run_dir, meths, model, gif=gif, progress=progress, index=False)
         from carla_agent.recording.drive_log import DriveLog
 
