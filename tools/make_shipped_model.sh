@@ -138,7 +138,9 @@ if [ "$ship" = 1 ]; then
     cp "$OUT/final/pilotnet.json" carla_agent/models/pilotnet.json
     if SDL_VIDEODRIVER=dummy nice python3 -m pytest -q tests/test_shipped_model.py; then
         mkdir -p docs/training
-        cp "$OUT/final/pilotnet_training_curves.png" "$OUT/final/pilotnet_metrics.json" docs/training/
+        cp "$OUT/heads4/pilotnet_training_curves.png" "$OUT/heads4/pilotnet_metrics.json" docs/training/
+        cp "$OUT/final/pilotnet_training_curves.png" docs/training/lane_change_heads_training_curves.png
+        cp "$OUT/final/pilotnet_metrics.json" docs/training/lane_change_heads_metrics.json
         echo "shipped: carla_agent/models/pilotnet.keras"
     else
         cp "$OUT/base.keras" carla_agent/models/pilotnet.keras; cp "$OUT/base.json" carla_agent/models/pilotnet.json
