@@ -245,6 +245,10 @@ def test_every_client_ticks_a_synchronous_server_as_in_carla(server):
         assert owner.tick() == first + 2
         other_client.apply_batch_sync(
             [carla.command.ApplyVehicleControl(ego.id, carla.VehicleControl(throttle=1.0))], True)
+        # The client's snapshot follows the server's stream, which may still be on its way (a loaded machine).
+        deadline = time.monotonic() + 5.0
+        while owner.get_snapshot().frame < first + 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
         assert owner.get_snapshot().frame == first + 3, "apply_batch_sync(..., True) ticks, whoever sends it"
         assert other.get_settings().synchronous_mode
         callback = other.on_tick(lambda snapshot: ticks.append(snapshot.frame))

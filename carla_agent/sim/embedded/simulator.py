@@ -219,6 +219,15 @@ class EmbeddedSimulator(Simulator):
         self._contacts = set()
         return True
 
+    def route_lane_mask(self, s_from_m: float, s_to_m: float) -> np.ndarray:
+        """``(H, W)`` bool: the pixels of the route's lane between ``s_from_m`` and ``s_to_m`` [m] along
+        the corridor, in the last frame drawn (:mod:`carla_agent.sim.embedded.lane_mask`)."""
+        from carla_agent.sim.embedded.lane_mask import lane_stretch_mask
+
+        if self._renderer is None:
+            raise BackendError("route_lane_mask needs the renderer; create the simulator with render=True")
+        return lane_stretch_mask(self.road, self.lane_t, self.lane_width, self._renderer.camera, s_from_m, s_to_m)
+
     def options(self) -> dict:
         return {"render": bool(self.render_enabled)}
 
