@@ -153,3 +153,11 @@ def test_a_four_command_model_still_drives_and_a_six_command_one_starts_its_lane
     bad.save(tmp_path / "bad.keras")
     with pytest.raises(ModelError, match=r"\(N, 6\).*\(N, 4\)"):
         SteeringModel.load(tmp_path / "bad.keras")
+
+
+def test_collect_refuses_a_bad_lane_shift_rate(capsys):
+    from carla_agent.cli import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["collect", "--out", "unused", "--lane-shifts", "-1"])
+    assert exit_.value.code == 2 and "--lane-shifts expects shifts per minute in [0, 60]" in capsys.readouterr().err
