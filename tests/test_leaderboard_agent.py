@@ -316,3 +316,23 @@ def test_the_evaluator_calling_sequence_drives_a_served_town_route(stub_base, tm
             settings.synchronous_mode = False
             world.apply_settings(settings)
         stop_server(proc)
+
+
+def test_the_route_driver_asks_for_a_lane_change_back_to_the_plan():
+    """A car a lane off the plan (CARLA's y points right: +3.5 m is right of an eastbound route) is asked
+    to change back left, until it is on the plan's lane; a junction's command wins."""
+    pytest.importorskip("tensorflow")
+    from carla_agent.leaderboard.driver import RouteDriver, SensorFrame
+    from carla_agent.network.steering_model import SteeringModel
+    from carla_agent.resources import DEFAULT_MODEL
+
+    pts, opts = _l_route()
+    driver = RouteDriver(load_agent_config(None), pts, opts, model=SteeringModel.load(DEFAULT_MODEL))
+    image = np.zeros((135, 240, 3), np.uint8)
+    obs = driver._observe(SensorFrame(0, 0.0, image, 5.0, truth_pose=(10.0, 3.5, 0.0)), 0.05)
+    assert obs.truth.lateral_offset_m == pytest.approx(3.5, abs=0.1)
+    assert obs.command == int(RoadOption.CHANGELANELEFT)
+    obs = driver._observe(SensorFrame(1, 0.05, image, 5.0, truth_pose=(11.0, 0.2, 0.0)), 0.05)
+    assert obs.command == int(RoadOption.LANEFOLLOW)
+    obs = driver._observe(SensorFrame(2, 0.1, image, 5.0, truth_pose=(50.0, 3.5, 0.0)), 0.05)
+    assert obs.command == int(RoadOption.RIGHT)  # the junction ahead wins

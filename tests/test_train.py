@@ -163,6 +163,14 @@ def test_only_commands_trains_the_turn_branches_from_their_frames(tmp_path):
             np.testing.assert_array_equal(wa, wb)
     for name in ("fc1_left", "fc1_right", "fc1_straight"):
         assert not np.array_equal(a.get_layer(name).get_weights()[0], b.get_layer(name).get_weights()[0])
+    # No lane-change frame: the base's lane-change heads are its LANEFOLLOW head, not random weights;
+    # a model started from it keeps them as they were.
+    for model in (a, b):
+        for head in ("changelaneleft", "changelaneright"):
+            for stem in ("fc1", "fc2", "fc3", "steer"):
+                for wl, wc in zip(a.get_layer(f"{stem}_lanefollow").get_weights(),
+                                  model.get_layer(f"{stem}_{head}").get_weights()):
+                    np.testing.assert_array_equal(wl, wc)
     assert all(layer.trainable for layer in b.layers)
     with zipfile.ZipFile(out) as z:
         z.extract("model.weights.h5", tmp_path)

@@ -32,6 +32,7 @@ from carla_agent.drive.metrics import DriveMetrics, MetricsTracker
 from carla_agent.drive.runner import DriveContext, RunnerHook, StepRecord, StopDrive
 from carla_agent.leaderboard.config import AgentConfig
 from carla_agent.leaderboard.route_follower import RouteFollower
+from carla_agent.sim.routing.lane_change import LaneChangeCommand
 from carla_agent.sim.observation import GroundTruth, Observation, Pose
 from carla_agent.sim.scenario import EgoSpec, Scenario
 
@@ -105,6 +106,7 @@ class RouteDriver:
 
         self.config = config
         self.follower = RouteFollower(points_xy_m, options)
+        self._lane_change = LaneChangeCommand()  # one driver per route: a fresh rule each route
         self.world = world or LeaderboardWorld()
         if model is None:
             set_tf_threads(config.tf_threads)
@@ -181,7 +183,10 @@ class RouteDriver:
                             route_ahead=self.follower.ahead(x, y, yaw, AHEAD_M),
                             speed_limit_mps=self.scenario.target_speed_mps,
                             lead_distance_m=s.lead[0], lead_speed_mps=s.lead[1])
-        extra = {"command": fix.command} if "command" in {f.name for f in dataclasses.fields(Observation)} else {}
+        # A lane off the plan's lane (a wrong turn, or the plan changing lanes): asked to change back, as
+        # the other backends do; without a position fix the offset is unknown and the plan's command stands.
+        command = fix.command if math.isnan(fix.lateral_offset_m) else self._lane_change(fix.command, offset)
+        extra = {"command": int(command)} if "command" in {f.name for f in dataclasses.fields(Observation)} else {}
         if self._tick:
             self._t_s += dt_s
         return Observation(frame=self._tick, sim_time_s=self._t_s, dt_s=dt_s, image=s.image_rgb, speed_mps=float(s.speed_mps),

@@ -76,6 +76,22 @@ def _head(x, suffix: str, init, dropout: float, seed: int, out_name: str):
     return layers.Dense(1, name=out_name)(x)
 
 
+LANE_CHANGE_HEADS = ("changelaneleft", "changelaneright")
+
+
+def has_heads(model, names) -> bool:
+    """Whether ``model`` has the dense heads ``names`` (e.g. :data:`LANE_CHANGE_HEADS`)."""
+    have = {layer.name for layer in model.layers}
+    return all(f"steer_{n}" in have for n in names)
+
+
+def copy_head(model, src: str, dst) -> None:
+    """Copy the dense head ``src`` (``fc1_<src>`` .. ``steer_<src>``) into each head of ``dst``."""
+    for name in dst:
+        for stem in [f"fc{i}" for i in range(1, len(DENSE_UNITS) + 1)] + ["steer"]:
+            model.get_layer(f"{stem}_{name}").set_weights(model.get_layer(f"{stem}_{src}").get_weights())
+
+
 def init_from(model, base) -> int:
     """Copy ``base``'s weights into ``model`` by layer name; a plain PilotNet's dense head (``fc1``..
     ``fc3``, ``steer``) goes into every branch of a branched one, so each branch starts as the

@@ -41,6 +41,10 @@ from carla_agent.network.command import COMMAND_INPUT, COMMAND_ORDER, command_na
 from carla_agent.network.dataset import load_dataset
 from carla_agent.errors import DatasetError, ModelError
 from carla_agent.network.preprocess import Preprocessing, sidecar_path
+from carla_agent.sim.routing.road_option import RoadOption
+
+#: Commands whose frames ``turn_repeat`` repeats.
+JUNCTION_COMMANDS = (int(RoadOption.LEFT), int(RoadOption.RIGHT), int(RoadOption.STRAIGHT))
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +88,7 @@ def _make_dataset(images: np.ndarray, steer: np.ndarray, indices: np.ndarray, pr
                   batch_size: int, shuffle: bool, augmenter: Augmenter | None, seed: int,
                   command: np.ndarray | None = None):
     """``tf.data.Dataset`` of ``((B, H, W, C) float32 in [0, 255], (B, 1) float32)`` batches; with
-    ``command`` (``(N,)`` RoadOption values) the input is ``(image, (B, 4) one-hot command)``."""
+    ``command`` (``(N,)`` RoadOption values) the input is ``(image, (B, 6) one-hot command)``."""
     import tensorflow as tf
 
     h, w, c = prep.height, prep.width, prep.channels
@@ -114,8 +118,9 @@ def _make_dataset(images: np.ndarray, steer: np.ndarray, indices: np.ndarray, pr
 
 
 def _build(prep: Preprocessing, dataset_dir, dropout: float, seed: int, commands: bool, init_from):
-    """The model to train: PilotNet (branched with ``commands``), started from ``init_from``'s weights."""
-    from carla_agent.network.pilotnet import build_pilotnet, init_from as copy_weights
+    """The model to train: PilotNet (branched with ``commands``), started from ``init_from``'s weights,
+    and whether its lane-change heads came from there (a model that has them)."""
+    from carla_agent.network.pilotnet import LANE_CHANGE_HEADS, build_pilotnet, has_heads, init_from as copy_weights
 
     try:
         model = build_pilotnet(input_shape=(prep.height, prep.width, prep.channels), dropout=dropout,
@@ -136,7 +141,8 @@ def _build(prep: Preprocessing, dataset_dir, dropout: float, seed: int, commands
             raise ModelError(f"{init_from}: no layer matches PilotNet's by name and shape; "
                              "pass --init-from a PilotNet trained by this project")
         log.info("started from %s: %d layers' weights copied", init_from, copied)
-    return model
+        return model, has_heads(base, LANE_CHANGE_HEADS)
+    return model, False
 
 
 def _command_mask(command: np.ndarray, names: Tuple[str, ...]) -> np.ndarray:
@@ -247,12 +253,15 @@ def train(dataset_dir: str | Path, out_path: str | Path, *, epochs: int = 30, ba
             ``command``); ``"off"``: the plain one; ``"auto"``: branched when any frame's
             command is not LANEFOLLOW (a dataset collected on town routes).
         init_from: a ``.keras`` PilotNet whose weights start the training (fine-tuning):
-            layers copied by name, a plain model's dense head into every branch.
+            layers copied by name, a plain model's dense head into every branch, its LANEFOLLOW
+            head into lane-change heads it lacks. Lane-change heads that neither come from it nor
+            see a lane-change frame are saved as copies of the trained LANEFOLLOW head.
         turn_repeat: training frames whose command is LEFT, RIGHT or STRAIGHT appear this
             many times per epoch (junctions are a small share of the driving).
         freeze: names of layers (e.g. ``("conv1", "conv2", "conv3")``) kept at their starting weights:
             with ``init_from``, the low-level features (and what the saliency maps see) stay.
-        only_commands: command names (``LEFT``, ``RIGHT``, ``STRAIGHT``, ``LANEFOLLOW``): train and
+        only_commands: command names (``LANEFOLLOW``, ``LEFT``, ``RIGHT``, ``STRAIGHT``,
+            ``CHANGELANELEFT``, ``CHANGELANERIGHT``): train and
             validate on these commands' frames only (with the other branches frozen, their frames
             would only cost time: a branch's frames move no other branch's weights).
 
@@ -310,7 +319,7 @@ def train(dataset_dir: str | Path, out_path: str | Path, *, epochs: int = 30, ba
             raise DatasetError(f"{dataset_dir}: no {'training' if len(train_idx) == 0 else 'validation'} "
                                f"frame has a command in {', '.join(only_commands)}; collect on town routes")
     if turn_repeat > 1:
-        turns = train_idx[command[train_idx] != 4]
+        turns = train_idx[np.isin(command[train_idx], JUNCTION_COMMANDS)]
         train_idx = np.sort(np.concatenate([train_idx] + [turns] * (turn_repeat - 1)))
     train_eps, val_eps = np.unique(episode[train_idx]), np.unique(episode[val_idx])
     log.info("dataset %s: %d frames, %d episodes; train %d frames (%d episodes), validation %d frames "
@@ -321,7 +330,7 @@ def train(dataset_dir: str | Path, out_path: str | Path, *, epochs: int = 30, ba
     import tensorflow as tf  # noqa: F401  (used by the pipeline)
 
     keras.utils.set_random_seed(seed)
-    model = _build(prep, dataset_dir, dropout, seed, branched, init_from)
+    model, lane_changes_given = _build(prep, dataset_dir, dropout, seed, branched, init_from)
     _freeze(model, freeze)
     keras_loss = keras.losses.Huber(delta=0.1) if loss == "huber" else "mse"
     model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=keras_loss, metrics=["mae"])
@@ -357,6 +366,13 @@ def train(dataset_dir: str | Path, out_path: str | Path, *, epochs: int = 30, ba
     side_path = sidecar_path(out_path)
     # Rebuilt from the config, uncompiled: the file holds no optimizer state (a third the size; Keras
     # 3.15's clone_model copies the compiled optimizer along) and no layer stays frozen.
+    lane_change_values = (int(RoadOption.CHANGELANELEFT), int(RoadOption.CHANGELANERIGHT))
+    if branched and not lane_changes_given and not np.isin(command[train_idx], lane_change_values).any():
+        # Untrained, they would steer at random once a car is a lane off: they keep the lane instead.
+        from carla_agent.network.pilotnet import LANE_CHANGE_HEADS, copy_head
+
+        copy_head(model, "lanefollow", LANE_CHANGE_HEADS)
+        log.info("no lane-change frames: the lane-change heads are copies of the LANEFOLLOW head")
     export = keras.Model.from_config(model.get_config())
     for layer in export.layers:
         layer.trainable = True
