@@ -161,3 +161,27 @@ def test_collect_refuses_a_bad_lane_shift_rate(capsys):
     with pytest.raises(SystemExit) as exit_:
         main(["collect", "--out", "unused", "--lane-shifts", "-1"])
     assert exit_.value.code == 2 and "--lane-shifts expects shifts per minute in [0, 60]" in capsys.readouterr().err
+
+
+def test_lane_shifts_are_refused_off_the_embedded_backend_before_anything_starts(tmp_path):
+    from carla_agent.network.collect import collect
+
+    with pytest.raises(BackendError, match="--backend embedded"):
+        collect(["town_grid_small"], tmp_path / "d", episodes=1, backend="carla", lane_shifts_per_min=3.0,
+                progress=False)
+    assert not (tmp_path / "d").exists()
+
+
+def test_lane_shifts_leave_single_road_data_as_it_was(tmp_path):
+    from carla_agent.network.collect import collect
+    from carla_agent.network.dataset import load_dataset
+
+    from carla_agent.drive.expert import NoiseParams
+
+    rough = NoiseParams(amplitude=0.9, duration_s=1.5, interval_s=1.0)  # off by a metre now and then
+    a = collect(["gentle_curves"], tmp_path / "a", episodes=1, seed=2, duration_s=20.0, noise=rough, progress=False)
+    b = collect(["gentle_curves"], tmp_path / "b", episodes=1, seed=2, duration_s=20.0, noise=rough,
+                lane_shifts_per_min=30.0, progress=False)
+    assert a["interventions"] > 0  # the runner still puts the car back at 1 m there
+    assert b["lane_shifts"] == 0 and a["frames"] == b["frames"] and a["interventions"] == b["interventions"]
+    np.testing.assert_array_equal(load_dataset(tmp_path / "a").arrays["steer"], load_dataset(tmp_path / "b").arrays["steer"])

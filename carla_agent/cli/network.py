@@ -42,7 +42,7 @@ def add_parsers(sub) -> None:
     p.add_argument("--learning-rate", type=float, default=1e-3)
     p.add_argument("--commands", choices=("auto", "on", "off"), default="auto",
                    help="the branched PilotNet with a route-command input: auto (default) when the data has "
-                        "junction commands (town routes)")
+                        "commands other than LANEFOLLOW (town routes)")
     p.add_argument("--init-from", default=None, metavar="MODEL",
                    help="fine-tune: start from this .keras PilotNet's weights (its head goes into every branch)")
     p.add_argument("--turn-repeat", type=int, default=1, metavar="K",

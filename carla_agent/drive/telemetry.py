@@ -25,7 +25,8 @@ class DriveTelemetry:
         lateral_offset_m: [m] distance from the lane centre, + = right.
         interventions: interventions so far this episode.
         row: row index in the drive log (0 live).
-        command: the route's command, a RoadOption value (4 LANEFOLLOW; 1 LEFT, 2 RIGHT, 3 STRAIGHT).
+        command: the route's command, a RoadOption value (4 LANEFOLLOW; 1 LEFT, 2 RIGHT, 3 STRAIGHT;
+            5 CHANGELANELEFT, 6 CHANGELANERIGHT).
     """
 
     frame: int

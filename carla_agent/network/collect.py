@@ -20,6 +20,7 @@ import numpy as np
 from carla_agent.drive.agent import Decision, ExpertAgent
 from carla_agent.drive.runner import RunnerHook, StepRecord
 from carla_agent.drive.session import drive_scenario
+from carla_agent.errors import BackendError
 from carla_agent.network.dataset import DatasetWriter
 from carla_agent.network.lane_shifts import LaneShifts
 from carla_agent.drive.expert import Expert, NoiseParams
@@ -62,6 +63,9 @@ def collect(scenarios: Sequence[str], out_dir: str | Path, *, episodes: int = 2,
     """
     if lane_shifts_per_min < 0:
         raise ValueError(f"lane_shifts_per_min must be >= 0; got {lane_shifts_per_min}")
+    if lane_shifts_per_min and backend != "embedded":
+        raise BackendError(f"lane shifts move the car, which only the embedded simulator can; got backend "
+                           f"{backend!r}: collect with --backend embedded, or without --lane-shifts")
     loaded = [load_scenario(s) for s in scenarios]
     total = sum(int((duration_s or sc.duration_s) / sc.dt_s) for sc in loaded) * episodes
     meta = {"scenarios": [sc.name for sc in loaded], "episodes": episodes, "seed": seed,
@@ -94,11 +98,13 @@ def collect(scenarios: Sequence[str], out_dir: str | Path, *, episodes: int = 2,
                     agent = DaggerAgent(agent, model)
                 limit = duration_s or sc.duration_s
                 hooks = [_WriteFrames(writer, preprocessing, episode, limit, bar)]
-                if lane_shifts_per_min:
-                    hooks.insert(0, LaneShifts(np.random.default_rng(ep_seed + 7919), lane_shifts_per_min))
+                shifts = None  # town routes only: a single road has no other lane to shift onto
+                if lane_shifts_per_min and sc.town is not None:
+                    shifts = LaneShifts(np.random.default_rng(ep_seed + 7919), lane_shifts_per_min)
+                    hooks.insert(0, shifts)
                 result = drive_scenario(sc_ep, agent, sim=sim, seed=ep_seed, duration_s=limit, hooks=hooks,
-                                        intervention_m=LANE_SHIFT_INTERVENTION_M if lane_shifts_per_min else 1.0)
-                stats["lane_shifts"] += hooks[0].shifts if lane_shifts_per_min else 0
+                                        intervention_m=LANE_SHIFT_INTERVENTION_M if shifts else 1.0)
+                stats["lane_shifts"] += shifts.shifts if shifts else 0
                 if result.interrupted:
                     raise KeyboardInterrupt
                 stats["interventions"] += result.metrics.interventions

@@ -77,7 +77,7 @@ def find_command_input(keras_model: Any, where: str) -> Optional[Tuple[int, int]
     """``(image_index, command_index)`` among the model's inputs, or None for a one-input model.
 
     Raises:
-        ModelError: two inputs but none named ``command``, or a command input not of shape (N, 4).
+        ModelError: two inputs but none named ``command``, or a command input not of shape (N, 6) or (N, 4).
     """
     try:
         inputs = list(keras_model.inputs)

@@ -36,7 +36,7 @@ def build_pilotnet(input_shape: Tuple[int, int, int] = (66, 200, 3), dropout: fl
         input_shape: ``(height, width, channels)`` of the network input.
         dropout: dropout rate before each dense layer (0 disables it).
         seed: seed of the weight initialisers, for reproducible training.
-        commands: branched, with a second input ``command`` ``(N, 4)`` one-hot float32.
+        commands: branched, with a second input ``command`` ``(N, 6)`` one-hot float32.
 
     Returns:
         ``keras.Model`` with one output named ``steer``, shape ``(N, 1)``,

@@ -6,7 +6,7 @@ colour space of its :class:`~carla_agent.network.preprocess.Preprocessing`, and 
 more outputs that are scalars per sample (``(N,)`` or ``(N, 1)``) or one
 vector head ``(N, k)`` whose columns are separate scalars. PilotNet from
 :func:`carla_agent.network.pilotnet.build_pilotnet` is one; a model trained elsewhere
-is fine too. A second input named ``command``, ``(N, 4)``, makes it
+is fine too. A second input named ``command``, ``(N, 6)`` (or ``(N, 4)``), makes it
 command-conditioned (:mod:`carla_agent.network.command`): :meth:`SteeringModel.set_command`
 holds the route's command, and :attr:`SteeringModel.keras_model` is a one-input view
 of the image whose output is the branch of that command.

@@ -115,6 +115,10 @@ def _b64_jpeg(image: np.ndarray, quality: int = 85) -> str:
     return base64.b64encode(buf.tobytes()).decode("ascii")
 
 
+#: [m] the intervention lines are drawn only at or under this offset (two lane widths).
+MAX_LINE_OFFSET_M = 7.0
+
+
 def plot_steering(rows, intervention_m: float = 1.0) -> str:
     """Steering and lateral offset over time: one base64 PNG (two stacked panels)."""
     from matplotlib.figure import Figure
@@ -131,8 +135,9 @@ def plot_steering(rows, intervention_m: float = 1.0) -> str:
         ax1.plot(t, expert, color="#2e9e50", lw=1.0, ls="--", label="expert")
     ax1.set_ylabel("steering [-1, 1]\n(+ = right)")
     ax2.plot(t, rows["lateral_offset_m"].to_numpy(float), color="#1f77b4", lw=1.2, label="lateral offset")
-    for y in (intervention_m, -intervention_m):
-        ax2.axhline(y, color="#c0392b", lw=0.8, ls=":")
+    if intervention_m <= MAX_LINE_OFFSET_M:  # at 30 m (the leaderboard's) the lines would flatten the curve
+        for y in (intervention_m, -intervention_m):
+            ax2.axhline(y, color="#c0392b", lw=0.8, ls=":")
     ax2.set_ylabel("offset [m]\n(+ = right)")
     ax2.set_xlabel("simulated time [s]")
     jumps = rows.index[rows["interventions"].diff().fillna(0) > 0]

@@ -79,7 +79,7 @@ BASE_COLUMNS: Tuple[str, ...] = (
     "frame_saved",          # 0 when the recorder dropped the image to keep a live drive real-time
     "frame_offset", "frame_bytes",        # where the frame's blob is in frames.zst (empty: not saved)
     "semantic_offset", "semantic_bytes",  # where its labels' blob is in semantic.zst (empty: none)
-    "command",              # the route's command, a RoadOption value: 1 LEFT, 2 RIGHT, 3 STRAIGHT, 4 LANEFOLLOW
+    "command",              # the route's RoadOption: 1 LEFT, 2 RIGHT, 3 STRAIGHT, 4 LANEFOLLOW, 5/6 lane change
 )
 #: Columns that logs written before they existed lack (read as their default).
 OPTIONAL_COLUMNS: Tuple[str, ...] = ("command",)

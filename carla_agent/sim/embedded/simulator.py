@@ -168,6 +168,7 @@ class EmbeddedSimulator(Simulator):
         self.state = VehicleState(float(x_m), float(y_m), float(yaw_rad), float(speed_mps))
         self.s, self._t = self.road.project(x_m, y_m, s_hint=self.corridor.start_s_m, window_m=10.0)
         self._town_rules()
+        self._lane_change.reset()
         self.start_s = self.s
         self._contacts = set()
         self._marks_inside = self._marks_under_car(self._footprint_t())
@@ -336,8 +337,8 @@ class EmbeddedSimulator(Simulator):
             pose=pose, truth=truth, collisions=tuple(collisions),
             lane_invasions=tuple(invasions), weather=self._weather_spec.preset,
             done=bool(self.s >= road.length_m - END_MARGIN_M), infractions=tuple(infractions),
-            command=4 if self.corridor is None else self._lane_change(self.corridor.command_at(self.s),
-                                                                      lateral_right),  # 4: LANEFOLLOW
+            # On a single road the route's command is LANEFOLLOW (4); a car a lane off is asked back, as on CARLA.
+            command=self._lane_change(4 if self.corridor is None else self.corridor.command_at(self.s), lateral_right),
         )
 
     def _route_ahead(self) -> np.ndarray:
