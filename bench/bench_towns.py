@@ -156,6 +156,8 @@ def main() -> int:
                         "protocol; 30: the leaderboard's route deviation, no help before it)")
     p.add_argument("--verbose", action="store_true", help="one line per route")
     args = p.parse_args()
+    if not 0.0 < args.intervention_m <= 100.0:  # also false for NaN
+        p.error(f"--intervention-m expects metres in (0, 100], got {args.intervention_m}")
     logging.basicConfig(level=logging.WARNING)
     w, h = (int(v) for v in args.camera.lower().split("x"))
     lead = None
