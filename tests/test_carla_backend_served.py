@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 carla = pytest.importorskip("carla")
@@ -227,3 +228,34 @@ def test_each_scenario_drives_its_own_map_and_one_the_server_lacks_says_so(serve
         assert map_name() == "gentle_curves"
     said = [r.getMessage() for r in caplog.records if r.name.endswith("carla_backend.simulator")]
     assert any("scenario straight_clear names no map" in m and m.endswith("gentle_curves") for m in said), said
+
+
+def test_a_town_scenario_drives_its_own_route_planned_on_the_served_map(server):
+    """The CARLA backend drove a town scenario from spawn point 0 straight on at every junction; now it
+    plans the scenario's start, via and end on the map's topology with the global route planner and
+    walks that route: the same start, length and junction commands as the embedded simulator's."""
+    from carla_agent.control import VehicleControl
+    from carla_agent.sim.carla_backend import CarlaSimulator
+    from carla_agent.sim.embedded.simulator import EmbeddedSimulator
+    from carla_agent.sim.scenario import load_scenario
+
+    sc = load_scenario("town_grid_small")  # straight at C, right at E, right at S, straight at C
+    with EmbeddedSimulator(render=False) as emb:
+        emb.reset(sc, seed=0)
+        want = [o.name for o in emb.route.junction_commands()]
+        want_length = emb.route.length_m  # the planner's, on the embedded town's lane graph
+        want_start = sc.route.start
+    with CarlaSimulator(port=server, timeout_s=TIMEOUT_S, load_timeout_s=30.0) as sim:
+        obs = sim.reset(sc, seed=0)
+        route = sim.route
+        sim.step(VehicleControl(throttle=0.3))
+    assert obs.pose.x_m == pytest.approx(want_start[0], abs=0.5)
+    assert obs.pose.y_m == pytest.approx(-want_start[1], abs=0.5)  # CARLA's y points south
+    assert sim.route_length_m == pytest.approx(want_length, abs=3.0)
+    got, previous = [], 4
+    for s in np.arange(0.0, sim.route_length_m, 1.0):
+        c = route.command_at(float(s), ahead_m=0.0)
+        if c != 4 and c != previous:
+            got.append({1: "LEFT", 2: "RIGHT", 3: "STRAIGHT"}[c])
+        previous = c
+    assert got == want

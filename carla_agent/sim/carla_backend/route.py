@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass
-from typing import Optional, Sequence, Tuple
+from typing import Any, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -79,9 +79,10 @@ class Route:
         return int(RoadOption.LANEFOLLOW)
 
     @classmethod
-    def plan(cls, start, length_m: float, step_m: float = ROUTE_STEP_M, junctions: str = "straight",
+    def plan(cls, start, length_m: float, step_m: float = ROUTE_STEP_M, junctions: Any = "straight",
              rng: Optional[np.random.Generator] = None) -> "Route":
-        """Follow ``start.next(step_m)`` for ``length_m`` metres, choosing branches by ``junctions``."""
+        """Follow ``start.next(step_m)`` for ``length_m`` metres, choosing branches by ``junctions``: a policy
+        name (``straight``, ``left``, ``right``, ``random``) or a callable ``(wp, options) -> option``."""
         rng = rng if rng is not None else np.random.default_rng(0)
         wps = [start]
         wp = start
@@ -192,7 +193,7 @@ def _leave_junction(option, step_m: float = 2.0, limit_m: float = 150.0):
     return wp
 
 
-def _choose(wp, options, junctions: str, rng: np.random.Generator):
+def _choose(wp, options, junctions: Any, rng: np.random.Generator):
     """The branch a route takes where ``wp.next`` offers several.
 
     ``left`` / ``right``: the sharpest turn that way; ``random``: any (seeded). ``straight``
@@ -203,6 +204,8 @@ def _choose(wp, options, junctions: str, rng: np.random.Generator):
     heading change, measured :data:`JUDGE_AFTER_M` past the junction (a ramp can leave a
     curving highway straighter than the highway itself).
     """
+    if callable(junctions):  # a planned route's own choice (town_plan.TownPlan.choose)
+        return junctions(wp, options)
     if junctions == "random":
         return options[int(rng.integers(len(options)))]
     yaw0 = wp.transform.rotation.yaw

@@ -27,7 +27,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Dict, List, Optional
 
 import numpy as np
@@ -39,6 +39,7 @@ from carla_agent.sim.carla_backend.client import (DEFAULT_HOST, DEFAULT_PORT, DE
                                                   import_carla, is_timeout, map_key, match_map)
 from carla_agent.sim.carla_backend.contacts import ContactTracker, lead_vehicle
 from carla_agent.sim.carla_backend.route import ROUTE_STEP_M, Route
+from carla_agent.sim.carla_backend.town_plan import town_plan_for
 from carla_agent.sim.routing.lane_change import LaneChangeCommand
 from carla_agent.sim.carla_backend.sensors import bgra_to_rgb, semantic_labels
 from carla_agent.sim.carla_backend.session import Session
@@ -283,13 +284,17 @@ class CarlaSimulator(Simulator):
             log.info("recording to %s on the server", self.recorder_file)
         else:
             self.recorder_file = None
+        plan = town_plan_for(scenario, spec, carla_map, carla)  # a town scenario drives its own route
+        if plan is not None:
+            spec = replace(spec, spawn_transform=plan.spawn, route_length_m=plan.length_m)
         ego, spawn_index, spawn, self._spawn_points = spawn_ego(s, scenario, spec)
         start = carla_map.get_waypoint(spawn.location, project_to_road=True, lane_type=carla.LaneType.Driving)
         if start is None:
             raise BackendError("the spawn point is on no driving lane; pick another carla.spawn_point")
         length = spec.route_length_m or max(50.0, scenario.target_speed_mps * scenario.duration_s)
         self._ahead_m = spec.route_spacing_m * np.arange(1, spec.route_waypoints + 1)
-        self.route = Route.plan(start, length + float(self._ahead_m[-1]), ROUTE_STEP_M, spec.junctions, rng)
+        self.route = Route.plan(start, length + float(self._ahead_m[-1]), ROUTE_STEP_M,
+                                plan.choose if plan is not None else spec.junctions, rng)
         self.route_length_m = min(length, self.route.length_m - END_MARGIN_M)
         if self.route_length_m <= 0:
             raise BackendError(f"the road from spawn point {spawn_index} is only {self.route.length_m:.0f} m long; "
