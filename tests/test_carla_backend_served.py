@@ -259,3 +259,22 @@ def test_a_town_scenario_drives_its_own_route_planned_on_the_served_map(server):
             got.append({1: "LEFT", 2: "RIGHT", 3: "STRAIGHT"}[c])
         previous = c
     assert got == want
+
+
+def test_a_car_moved_a_lane_left_is_asked_to_change_right_on_the_carla_backend_too(server):
+    from carla_agent.control import VehicleControl
+    from carla_agent.sim.carla_backend import CarlaSimulator
+    from carla_agent.sim.scenario import load_scenario
+
+    with CarlaSimulator(port=server, timeout_s=TIMEOUT_S, load_timeout_s=30.0) as sim:
+        obs = sim.reset(load_scenario("town_grid_small"), seed=0)
+        assert obs.command == 4
+        ego = sim._session.ego
+        t = ego.get_transform()
+        right = t.get_right_vector()
+        t.location = carla.Location(x=t.location.x - 3.5 * right.x, y=t.location.y - 3.5 * right.y,
+                                    z=t.location.z + 0.2)
+        ego.set_transform(t)  # the oncoming lane, as after too tight a left turn
+        obs = sim.step(VehicleControl())
+        assert obs.truth.lateral_offset_m == pytest.approx(-3.5, abs=0.3)
+        assert obs.command == 6  # CHANGELANERIGHT
