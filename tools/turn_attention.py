@@ -16,7 +16,8 @@ being turned into: the route's lane from the junction's exit to ``--ahead-m`` be
   turn command: for VisualBackProp, activations and hypercolumns, which read the shared conv
   layers only, it is the same map).
 
-Frames where the lane covers under 0.5 % of the pixels (far, or not in view) are skipped.
+Frames where the lane covers under 0.5 % of the pixels (far, or not in view) are skipped;
+``--inside`` keeps only the frames with the car inside the junction (the turn itself).
 Prints one row per method and town: frames, mean mass, mean area, mean mass / mean area, and
 the share of frames with a ratio above 1.
 """
@@ -48,7 +49,7 @@ MIN_AREA = 0.005
 class _Measure(RunnerHook):
     def __init__(self, model, explainers: dict, every: int, ahead_m: float) -> None:
         self.model, self.explainers, self.every, self.ahead_m = model, explainers, every, ahead_m
-        self.rows: list = []  # (method, mass, mass with the LANEFOLLOW branch, area)
+        self.rows: list = []  # (method, mass, mass with the LANEFOLLOW branch, area, inside the junction)
         self.sim = None
         self._turn_frames = 0
 
@@ -63,9 +64,10 @@ class _Measure(RunnerHook):
         if self._turn_frames % self.every:
             return
         # The junction this command belongs to: the first turning leg that ends ahead of the car.
-        exit_s = next((leg[1] for leg in sim.corridor.legs if int(leg[4]) in TURNS and leg[1] > sim.s), None)
-        if exit_s is None:
+        leg = next((leg for leg in sim.corridor.legs if int(leg[4]) in TURNS and leg[1] > sim.s), None)
+        if leg is None:
             return
+        entry_s, exit_s = leg[0], leg[1]
         lane = sim.route_lane_mask(exit_s, exit_s + self.ahead_m)
         prep = self.model.preprocessing
         seen = prep.project_map(np.ones((prep.height, prep.width), np.float32), lane.shape) > 0
@@ -82,7 +84,7 @@ class _Measure(RunnerHook):
                 shares.append(float(m[lane[seen]].sum()) / total if total > 0 else np.nan)
             self.model.set_command(obs.command)
             if np.all(np.isfinite(shares)):
-                self.rows.append((name, shares[0], shares[1], area))
+                self.rows.append((name, shares[0], shares[1], area, sim.s >= entry_s))
 
 
 def main(argv=None) -> int:
@@ -93,6 +95,7 @@ def main(argv=None) -> int:
     p.add_argument("--methods", default="visual_backprop,gradcam,gradient,smoothgrad,integrated_gradients,occlusion")
     p.add_argument("--every", type=int, default=4, help="every Nth turn frame")
     p.add_argument("--ahead-m", type=float, default=30.0)
+    p.add_argument("--inside", action="store_true", help="only the frames inside the junction (not its approach)")
     a = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     from carla_agent.network.steering_model import SteeringModel
@@ -113,7 +116,7 @@ def main(argv=None) -> int:
                 drive_scenario(sc, NetworkAgent(model, sc.target_speed_mps), sim=sim, seed=seed, hooks=[hook],
                                intervention_m=30.0)
         for name in methods:
-            rows = [r[1:] for r in hook.rows if r[0] == name]
+            rows = [r[1:4] for r in hook.rows if r[0] == name and (r[4] or not a.inside)]
             if not rows:
                 continue
             mass, follow, area = np.array(rows).T
