@@ -364,8 +364,6 @@ def train(dataset_dir: str | Path, out_path: str | Path, *, epochs: int = 30, ba
     curves_path = out_path.with_name(f"{out_path.stem}_training_curves.png")
     metrics_path = out_path.with_name(f"{out_path.stem}_metrics.json")
     side_path = sidecar_path(out_path)
-    # Rebuilt from the config, uncompiled: the file holds no optimizer state (a third the size; Keras
-    # 3.15's clone_model copies the compiled optimizer along) and no layer stays frozen.
     lane_change_values = (int(RoadOption.CHANGELANELEFT), int(RoadOption.CHANGELANERIGHT))
     if branched and not lane_changes_given and not np.isin(command[train_idx], lane_change_values).any():
         # Untrained, they would steer at random once a car is a lane off: they keep the lane instead.
@@ -373,6 +371,8 @@ def train(dataset_dir: str | Path, out_path: str | Path, *, epochs: int = 30, ba
 
         copy_head(model, "lanefollow", LANE_CHANGE_HEADS)
         log.info("no lane-change frames: the lane-change heads are copies of the LANEFOLLOW head")
+    # Rebuilt from the config, uncompiled: the file holds no optimizer state (a third the size; Keras
+    # 3.15's clone_model copies the compiled optimizer along) and no layer stays frozen.
     export = keras.Model.from_config(model.get_config())
     for layer in export.layers:
         layer.trainable = True
