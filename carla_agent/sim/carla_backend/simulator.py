@@ -287,7 +287,8 @@ class CarlaSimulator(Simulator):
         plan = town_plan_for(scenario, spec, carla_map, carla)  # a town scenario drives its own route
         if plan is not None:
             spec = replace(spec, spawn_transform=plan.spawn, route_length_m=plan.length_m)
-        ego, spawn_index, spawn, self._spawn_points = spawn_ego(s, scenario, spec)
+        where = "route.start" if plan is not None else "carla.spawn_transform"  # for a taken spot's error
+        ego, spawn_index, spawn, self._spawn_points = spawn_ego(s, scenario, spec, where)
         start = carla_map.get_waypoint(spawn.location, project_to_road=True, lane_type=carla.LaneType.Driving)
         if start is None:
             raise BackendError("the spawn point is on no driving lane; pick another carla.spawn_point")

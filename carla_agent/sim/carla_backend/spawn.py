@@ -21,8 +21,11 @@ from carla_agent.sim.carla_backend.truth import lanes_same_way
 log = logging.getLogger(__name__)
 
 
-def spawn_ego(session: Session, scenario, spec: CarlaSpec) -> Tuple[object, int, object, list]:
+def spawn_ego(session: Session, scenario, spec: CarlaSpec,
+              transform_field: str = "carla.spawn_transform") -> Tuple[object, int, object, list]:
     """The ego (``role_name`` hero) at ``spec``'s spawn transform or first free spawn point.
+
+    ``transform_field`` names where the spawn transform came from, for the error when its spot is taken.
 
     Returns ``(ego, spawn_index, spawn_transform, spawn_points)``: the index is -1 for
     an explicit ``carla.spawn_transform``; ``spawn_points`` are the map's
@@ -43,7 +46,7 @@ def spawn_ego(session: Session, scenario, spec: CarlaSpec) -> Tuple[object, int,
                                     carla.Rotation(pitch=t.pitch_deg, yaw=t.yaw_deg, roll=t.roll_deg))
         ego = session.world.try_spawn_actor(bp, transform)
         if ego is None:
-            raise BackendError(f"{scenario.source}: field 'carla.spawn_transform': the spot is occupied or "
+            raise BackendError(f"{scenario.source}: field {transform_field!r}: the spot is occupied or "
                                "collides with the map; move it or use carla.spawn_point")
         session.vehicles.append(ego)
         session.ego = ego
