@@ -278,3 +278,23 @@ def test_a_car_moved_a_lane_left_is_asked_to_change_right_on_the_carla_backend_t
         obs = sim.step(VehicleControl())
         assert obs.truth.lateral_offset_m == pytest.approx(-3.5, abs=0.3)
         assert obs.command == 6  # CHANGELANERIGHT
+
+
+def test_a_town_route_whose_start_is_taken_says_so(server):
+    from carla_agent.errors import BackendError
+    from carla_agent.sim.carla_backend import CarlaSimulator
+    from carla_agent.sim.scenario import load_scenario
+
+    sc = load_scenario("town_grid_small")
+    with CarlaSimulator(port=server, timeout_s=TIMEOUT_S, load_timeout_s=30.0) as sim:
+        sim.reset(sc, seed=0)  # loads the town
+    world = client(server).get_world()
+    x, y = sc.route.start
+    bp = world.get_blueprint_library().find("vehicle.lincoln.mkz_2020")
+    blocker = world.spawn_actor(bp, carla.Transform(carla.Location(x=x, y=-y, z=0.5)))
+    try:
+        with CarlaSimulator(port=server, timeout_s=TIMEOUT_S, load_timeout_s=30.0) as sim:
+            with pytest.raises(BackendError, match="field 'route.start': the spot is occupied"):
+                sim.reset(sc, seed=0)
+    finally:
+        blocker.destroy()
