@@ -119,26 +119,30 @@ def scenario_names(text: str, option: str = "--scenarios") -> list:
     return names
 
 
-def duration_s(text: str) -> float:
-    """``--duration``: a finite number of simulated seconds in (0, 86400]."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not (0.0 < value <= 86400.0):  # also false for NaN
-        raise argparse.ArgumentTypeError(f"--duration expects simulated seconds in (0, 86400], got {text!r}")
-    return value
+def bounded_float(flag: str, what: str, low: float, high: float, low_included: bool = False):
+    """An argparse type: a finite float in ``(low, high]`` (``[low, high]`` with ``low_included``),
+    else the error ``FLAG expects WHAT in (LOW, HIGH], got 'TEXT'``."""
+    bounds = f"{'[' if low_included else '('}{low:g}, {high:g}]"
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = float("nan")
+        above = value >= low if low_included else value > low
+        if not (above and value <= high):  # also false for NaN
+            raise argparse.ArgumentTypeError(f"{flag} expects {what} in {bounds}, got {text!r}")
+        return value
+
+    return parse
 
 
-def intervention_m(text: str) -> float:
-    """``--intervention-m``: metres in (0, 100]."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not (0.0 < value <= 100.0):
-        raise argparse.ArgumentTypeError(f"--intervention-m expects metres in (0, 100], got {text!r}")
-    return value
+#: ``--duration``: simulated seconds in (0, 86400].
+duration_s = bounded_float("--duration", "simulated seconds", 0.0, 86400.0)
+
+
+#: ``--intervention-m``: metres in (0, 100].
+intervention_m = bounded_float("--intervention-m", "metres", 0.0, 100.0)
 
 
 def add_intervention(p: argparse.ArgumentParser) -> None:

@@ -3,12 +3,11 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 
 from carla_agent.cli.common import (add_backend_args, add_model, add_quiet, add_saliency_args, add_verbose,
-                                    backend_options, check_out, comma_list, duration_s, load_model, out,
-                                    refuse_existing_folder)
+                                    backend_options, bounded_float, check_out, comma_list, duration_s, load_model,
+                                    out, refuse_existing_folder)
 
 
 def add_parsers(sub) -> None:
@@ -24,7 +23,8 @@ def add_parsers(sub) -> None:
     p.add_argument("--weathers", default="", help="comma-separated weather presets to cycle through")
     p.add_argument("--driver-model", default=None,
                    help="DAgger: let this model drive (the expert still labels every frame)")
-    p.add_argument("--lane-shifts", type=lane_shifts_per_min, default=0.0, metavar="PER_MIN",
+    p.add_argument("--lane-shifts", type=bounded_float("--lane-shifts", "shifts per minute", 0.0, 60.0, True),
+                   default=0.0, metavar="PER_MIN",
                    help="town routes: move the car a lane off its route lane this often (per minute, on "
                         "average), so that the data has lane changes back (CHANGELANELEFT/RIGHT)")
     add_quiet(p)
@@ -66,17 +66,6 @@ def add_parsers(sub) -> None:
     p.add_argument("--out", default="out", help="folder for the results (default out/)")
     add_saliency_args(p)
     p.set_defaults(func=explain)
-
-
-def lane_shifts_per_min(text: str) -> float:
-    """``--lane-shifts``: a finite rate in [0, 60] per minute."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not (0.0 <= value <= 60.0):  # also false for NaN
-        raise argparse.ArgumentTypeError(f"--lane-shifts expects shifts per minute in [0, 60], got {text!r}")
-    return value
 
 
 def collect(args) -> int:
