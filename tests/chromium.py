@@ -21,6 +21,7 @@ import base64
 import json
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -165,7 +166,8 @@ class Chromium:
         profile = Path(self._dir.name)
         self._log = open(profile.parent / f"{profile.name}.log", "wb")
         self._proc = subprocess.Popen([self.exe, *FLAGS, f"--user-data-dir={profile}", "about:blank"],
-                                      stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+                                      stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                      start_new_session=True)  # its own group: its children go with it
         port_file = profile / "DevToolsActivePort"
         deadline = time.monotonic() + self.timeout_s
         while time.monotonic() < deadline:  # the browser writes the file once it listens
@@ -201,13 +203,52 @@ class Chromium:
                 page.close()
             except Exception:  # the browser may be gone already
                 pass
-        if self._proc is not None and self._proc.poll() is None:
-            self._proc.terminate()
-            try:
-                self._proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait()
+        if self._proc is not None:
+            self._stop_group()
         self._log.close()
         Path(self._log.name).unlink(missing_ok=True)
-        self._dir.cleanup()
+        # A renderer or utility process can still be writing the profile for a moment after the
+        # browser exits (CI once saw "Directory not empty: 'Default'"): retry the removal briefly.
+        for attempt in range(20):
+            try:
+                self._dir.cleanup()
+                break
+            except OSError:
+                if attempt == 19:
+                    raise
+                time.sleep(0.1)
+
+    def _stop_group(self) -> None:
+        """Terminate the browser and every process it started, and wait until all are gone."""
+        pgid = self._proc.pid
+        for sig, grace_s in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 10.0)):
+            try:
+                os.killpg(pgid, sig)
+            except ProcessLookupError:
+                break
+            deadline = time.monotonic() + grace_s
+            while time.monotonic() < deadline:
+                self._proc.poll()  # reap the leader
+                if not _live_in_group(pgid):
+                    return
+                time.sleep(0.05)
+        self._proc.wait()
+
+
+def _live_in_group(pgid: int) -> bool:
+    """Whether a process of group ``pgid`` still runs (zombies, left for init to reap, do not count)."""
+    proc = Path("/proc")
+    if not proc.is_dir():  # not Linux: ask the kernel, zombies included
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+    for stat in proc.glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):  # gone while we looked
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":  # fields after the name: state, ppid, pgrp
+            return True
+    return False
