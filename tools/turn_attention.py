@@ -96,20 +96,23 @@ def main(argv=None) -> int:
     p.add_argument("--every", type=int, default=4, help="every Nth turn frame")
     p.add_argument("--ahead-m", type=float, default=30.0)
     p.add_argument("--inside", action="store_true", help="only the frames inside the junction (not its approach)")
+    p.add_argument("--explain-model", help="explain this model's branches instead of the driving model's "
+                   "(e.g. a candidate with a junction trunk of its own, while the shipped model drives)")
     a = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     from carla_agent.network.steering_model import SteeringModel
     from carla_agent.saliency import make_explainer
 
     model = SteeringModel.load(a.model)
+    explained = SteeringModel.load(a.explain_model) if a.explain_model else model
     methods = [m for m in a.methods.split(",") if m]
-    explainers = {m: make_explainer(model, m, output=model.steer_index) for m in methods}
+    explainers = {m: make_explainer(explained, m, output=explained.steer_index) for m in methods}
     print("| method | town | frames | map's share on the lane turned into (mean) | lane's share of the pixels "
           "(mean) | concentration (mass / area) | frames above 1 | the LANEFOLLOW branch's map on the same frames: "
           "concentration |")
     print("|---|---|---|---|---|---|---|---|")
     for town in a.towns.split(","):
-        hook = _Measure(model, explainers, a.every, a.ahead_m)
+        hook = _Measure(explained, explainers, a.every, a.ahead_m)
         for seed in range(a.routes):
             sc = random_route_scenario(town, seed, camera={"image_size_x": 240, "image_size_y": 135})
             with EmbeddedSimulator(render=True) as sim:
