@@ -35,6 +35,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from carla_agent.cli.common import intervention_m  # noqa: E402
 from carla_agent.drive.runner import RunnerHook  # noqa: E402
 
 MODEL = Path(__file__).resolve().parents[1] / "carla_agent" / "models" / "pilotnet.keras"
@@ -151,13 +152,11 @@ def main() -> int:
     p.add_argument("--jobs", type=int, default=1, help="routes driven in parallel processes")
     p.add_argument("--lead", default=None, metavar="GAP_M,SPEED_KMH",
                    help="a car ahead on each route, driving it by the rules (e.g. 25,20)")
-    p.add_argument("--intervention-m", type=float, default=1.0, metavar="M",
+    p.add_argument("--intervention-m", type=intervention_m, default=1.0, metavar="M",
                    help="the runner puts the car back when it is this far off its lane centre (1: NVIDIA's "
                         "protocol; 30: the leaderboard's route deviation, no help before it)")
     p.add_argument("--verbose", action="store_true", help="one line per route")
     args = p.parse_args()
-    if not 0.0 < args.intervention_m <= 100.0:  # also false for NaN
-        p.error(f"--intervention-m expects metres in (0, 100], got {args.intervention_m}")
     logging.basicConfig(level=logging.WARNING)
     w, h = (int(v) for v in args.camera.lower().split("x"))
     lead = None
