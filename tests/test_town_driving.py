@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from carla_agent.control.curve_speed import curve_speed_mps
+from carla_agent.control.vehicle_control import VehicleControl
 from carla_agent.drive.agent import STOP_BEFORE_LINE_M, ExpertAgent
 from carla_agent.drive.runner import RunnerHook
 from carla_agent.drive.session import drive_scenario
@@ -196,8 +197,10 @@ def test_outside_route_lanes_in_a_town_is_the_leaderboards_rule(town, lefts):
         sim.reset(load_scenario(town), seed=0)
         start, h = sim.state, sim.road.heading_at(sim.s)
         for left_m, outside in lefts.items():
-            sim.state = replace(start, x_m=start.x_m - math.sin(h) * left_m, y_m=start.y_m + math.cos(h) * left_m)
-            assert sim._outside_route_lanes() is outside, (town, left_m)
+            sim.state = replace(start, x_m=start.x_m - math.sin(h) * left_m, y_m=start.y_m + math.cos(h) * left_m,
+                                speed_mps=0.0)
+            obs = sim.step(VehicleControl(brake=1.0))  # standing: the tick moves nothing
+            assert obs.truth.outside_route_lanes is outside, (town, left_m)
 
 
 def test_the_expert_never_drives_outside_the_route_lanes_of_a_town():
