@@ -89,11 +89,7 @@ class RouteFollower:
         little behind the current index to :data:`SEARCH_AHEAD_M` ahead), else by ``travelled_m``."""
         offset = float("nan")
         if xy_m is not None:
-            lo = int(np.searchsorted(self.s_m, self._s_now - SEARCH_BACK_M))
-            hi = int(np.searchsorted(self.s_m, self._s_now + SEARCH_AHEAD_M)) + 1
-            window = self.points_xy_m[lo:hi]
-            d = np.hypot(window[:, 0] - xy_m[0], window[:, 1] - xy_m[1])
-            k = lo + int(np.argmin(d))
+            k = self._nearest(xy_m)
             self.index = max(self.index, k)
             self._s_now = max(self._s_now, float(self.s_m[k]))
             offset = self._signed_offset(xy_m, k)
@@ -101,6 +97,19 @@ class RouteFollower:
             self._s_now = min(self._s_now + max(float(travelled_m), 0.0), self.length_m)
             self.index = max(self.index, int(np.searchsorted(self.s_m, self._s_now, side="right")) - 1)
         return RouteFix(self.index, self._s_now, offset, self.command())
+
+    def offset_of(self, xy_m: Tuple[float, float]) -> float:
+        """[m] signed distance of ``xy_m`` from the route near the current progress, positive right;
+        the progress does not move (the drive log's true offset, beside the sensed one)."""
+        return self._signed_offset(xy_m, self._nearest(xy_m))
+
+    def _nearest(self, xy_m: Tuple[float, float]) -> int:
+        """Index of the route point nearest ``xy_m``, from a little behind the progress to
+        :data:`SEARCH_AHEAD_M` ahead."""
+        lo = int(np.searchsorted(self.s_m, self._s_now - SEARCH_BACK_M))
+        hi = int(np.searchsorted(self.s_m, self._s_now + SEARCH_AHEAD_M)) + 1
+        window = self.points_xy_m[lo:hi]
+        return lo + int(np.argmin(np.hypot(window[:, 0] - xy_m[0], window[:, 1] - xy_m[1])))
 
     def command(self) -> RoadOption:
         """The junction command within :data:`COMMAND_AHEAD_M` ahead (the one being driven inside a
