@@ -246,6 +246,14 @@ def test_the_evaluator_calling_sequence_drives_a_served_town_route(stub_base, tm
             if spec["type"] == "sensor.camera.rgb":
                 for k, v in (("image_size_x", spec["width"]), ("image_size_y", spec["height"]), ("fov", spec["fov"])):
                     sbp.set_attribute(k, str(v))
+            if spec["type"] == "sensor.other.gnss":  # AgentWrapper's noise: 5e-6 degrees, about 0.56 m
+                for k in ("noise_alt_stddev", "noise_lat_stddev", "noise_lon_stddev"):
+                    sbp.set_attribute(k, "0.000005")
+            if spec["type"] == "sensor.other.imu":  # and the IMU's
+                for k, v in (("noise_accel_stddev_x", 0.001), ("noise_accel_stddev_y", 0.001),
+                             ("noise_accel_stddev_z", 0.015), ("noise_gyro_stddev_x", 0.001),
+                             ("noise_gyro_stddev_y", 0.001), ("noise_gyro_stddev_z", 0.001)):
+                    sbp.set_attribute(k, str(v))
             if spec["type"] == "sensor.other.radar":  # as AgentWrapper sets it
                 for k, v in (("horizontal_fov", spec["horizontal_fov"]), ("vertical_fov", spec["vertical_fov"]),
                              ("points_per_second", 1500), ("range", 100)):
