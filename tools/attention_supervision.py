@@ -1,0 +1,220 @@
+"""Experiment (not part of the shipped recipe): teach the junction branches to look at the lane they turn into.
+
+    python tools/attention_supervision.py collect --routes DIR --out data/jt/rrr.npz
+    python tools/attention_supervision.py train --data data/jt/rrr.npz --out data/jt/rrr.keras \
+        [--lam 1.0] [--epochs 4] [--trunk]
+    python tools/attention_supervision.py compose --junction data/jt/rrr.keras --out data/jt/two_trunk.keras
+
+``collect`` drives the noisy expert (as ``python -m carla_agent collect``: seed 700 + k for the k-th
+route) on every route YAML in ``--routes`` (e.g. ``tools/random_town_routes.py --per-town 20 --seed 7``)
+and keeps the frames with a junction command (LEFT, RIGHT, STRAIGHT): the network input (crop and
+resize of the camera), the expert's steer, the command, and the pixels of the route's lane from the
+junction's exit to 30 m beyond (:mod:`carla_agent.sim.embedded.lane_mask`) cropped and resized the
+same way.
+
+``train`` starts from the shipped model and trains the three junction heads (with ``--trunk`` the conv
+trunk too: the stand-in for a junction trunk of its own) on ``MSE + lam * outside``, where
+``outside`` is the share of the squared input gradient of the steer that falls outside the lane
+(frames where the lane covers at least 0.5 % of the input; "right for the right reasons", Ross et
+al. 2017). Every 10th block of 200 frames is held out; each epoch prints MSE and ``outside`` on both.
+
+``compose`` builds a two-trunk model: the shipped trunk and heads for LANEFOLLOW and the lane changes,
+``--junction``'s trunk (layers ``conv1_junction`` ...) and heads for LEFT, RIGHT and STRAIGHT, checked
+branch by branch against its sources. It drives (``bench/bench_towns.py --model``); the saliency
+methods that pick a conv layer do not yet follow the driving branch's trunk in it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+SHIPPED = ROOT / "carla_agent" / "models" / "pilotnet.keras"
+JUNCTION = (1, 2, 3)  # RoadOption LEFT, RIGHT, STRAIGHT
+JUNCTION_HEADS = ("left", "right", "straight")
+MIN_AREA = 0.005
+
+
+def collect(routes_dir: str, out: str) -> None:
+    from carla_agent.drive.agent import ExpertAgent
+    from carla_agent.drive.expert import Expert, NoiseParams
+    from carla_agent.drive.runner import RunnerHook
+    from carla_agent.drive.session import drive_scenario
+    from carla_agent.network.preprocess import Preprocessing
+    from carla_agent.sim.embedded.simulator import EmbeddedSimulator
+    from carla_agent.sim.scenario import load_scenario
+
+    prep = Preprocessing()
+    rows: dict = {"images": [], "steer": [], "command": [], "masks": []}
+
+    class Keep(RunnerHook):
+        def on_start(self, context, obs) -> None:
+            self.sim = context.sim
+
+        def on_step(self, record) -> None:
+            obs, sim = record.obs, self.sim
+            if obs.command not in JUNCTION or obs.done:
+                return
+            leg = next((leg for leg in sim.corridor.legs if int(leg[4]) in JUNCTION and leg[1] > sim.s), None)
+            if leg is None:
+                return
+            lane = sim.route_lane_mask(leg[1], leg[1] + 30.0).astype(np.uint8) * 255
+            rows["masks"].append(prep.crop_resize(np.repeat(lane[:, :, None], 3, axis=2))[:, :, 0] > 127)
+            rows["images"].append(prep.crop_resize(obs.image))
+            rows["steer"].append(record.decision.predicted_steer)
+            rows["command"].append(obs.command)
+
+    files = sorted(glob.glob(str(Path(routes_dir) / "*.yaml")))
+    with EmbeddedSimulator(render=True) as sim:
+        for k, path in enumerate(files):
+            sc = load_scenario(path)
+            rng = np.random.default_rng(700 + k)
+            agent = ExpertAgent(sc.target_speed_mps * float(rng.uniform(0.8, 1.15)), Expert(noise=NoiseParams(), rng=rng))
+            drive_scenario(sc, agent, sim=sim, seed=700 + k, hooks=[Keep()], intervention_m=1.0)
+            print(f"{k + 1}/{len(files)} routes, {len(rows['images'])} junction frames", flush=True)
+    np.savez(out, images=np.array(rows["images"]), steer=np.array(rows["steer"], np.float32),
+             command=np.array(rows["command"], np.int32), masks=np.array(rows["masks"]))
+
+
+def train(data: str, out: str, lam: float, epochs: int, trunk: bool) -> None:
+    import keras
+    import tensorflow as tf
+
+    from carla_agent.network.command import command_one_hot
+    from carla_agent.network.preprocess import Preprocessing
+
+    d = np.load(data)
+    images, steer, masks = d["images"], d["steer"], d["masks"]
+    onehot = command_one_hot(d["command"]).astype(np.float32)
+    weight = (masks.mean(axis=(1, 2)) >= MIN_AREA).astype(np.float32)
+    held = (np.arange(len(images)) // 200) % 10 == 9
+    train_idx, val_idx = np.flatnonzero(~held), np.flatnonzero(held)
+    if not len(val_idx):
+        raise SystemExit(f"{data}: {len(images)} frames; the held-out blocks need at least 2,000 (collect more routes)")
+    prep = Preprocessing()
+    model = keras.models.load_model(str(SHIPPED), compile=False)
+    heads = {f"{stem}_{b}" for b in JUNCTION_HEADS for stem in ("fc1", "fc2", "fc3", "steer")}
+    for layer in model.layers:
+        layer.trainable = layer.name in heads or (trunk and layer.name.startswith("conv"))
+    variables = model.trainable_variables
+    opt = keras.optimizers.Adam(3e-4)
+    opt.build(variables)
+
+    @tf.function
+    def step(x, oh, y, m, w, update):
+        with tf.GradientTape() as outer:
+            with tf.GradientTape() as inner:
+                inner.watch(x)
+                p = model([x, oh], training=False)[:, 0]
+                total = tf.reduce_sum(p)
+            g = inner.gradient(total, x)
+            energy = tf.reduce_sum(g * g, axis=-1)
+            outside = tf.reduce_sum(energy * (1.0 - m), axis=(1, 2)) / (tf.reduce_sum(energy, axis=(1, 2)) + 1e-12)
+            mse = tf.reduce_mean((p - y) ** 2)
+            penalty = tf.reduce_sum(outside * w) / (tf.reduce_sum(w) + 1e-6)
+            loss = mse + lam * penalty
+        if update:
+            opt.apply_gradients(zip(outer.gradient(loss, variables), variables))
+        return mse, penalty
+
+    def run(idx, update):
+        out_ = [step(tf.constant(prep.to_input(images[b]).astype(np.float32)), tf.constant(onehot[b]),
+                     tf.constant(steer[b]), tf.constant(masks[b].astype(np.float32)), tf.constant(weight[b]), update)
+                for b in (idx[k:k + 64] for k in range(0, len(idx), 64))]
+        return tuple(float(np.mean([float(o[i]) for o in out_])) for i in (0, 1))
+
+    print("before: held-out MSE %.5f, outside %.3f" % run(val_idx, False), flush=True)
+    rng = np.random.default_rng(0)
+    for epoch in range(1, epochs + 1):
+        t0 = time.time()
+        rng.shuffle(train_idx)
+        a, b = run(train_idx, True), run(val_idx, False)
+        print(f"epoch {epoch}: train MSE {a[0]:.5f}, outside {a[1]:.3f} | held-out MSE {b[0]:.5f}, outside "
+              f"{b[1]:.3f} | {time.time() - t0:.0f} s", flush=True)
+    model.save(out)
+    shutil.copy(SHIPPED.with_suffix(".json"), Path(out).with_suffix(".json"))
+
+
+def compose(junction_path: str, out: str) -> None:
+    import keras
+    from keras import layers
+
+    from carla_agent.network.command import COMMAND_INPUT, COMMAND_ORDER
+
+    ship = keras.models.load_model(str(SHIPPED), compile=False)
+    junction = keras.models.load_model(junction_path, compile=False)
+    image = keras.Input((66, 200, 3), name="image")
+    command = keras.Input((len(COMMAND_ORDER),), name=COMMAND_INPUT)
+
+    def copied(layer, src):
+        layer.build(src.input.shape)
+        layer.set_weights(src.get_weights())
+        return layer
+
+    def trunk(src, suffix):
+        x = layers.Rescaling(1.0 / 127.5, offset=-1.0, name="normalize" + suffix)(image)
+        for i in range(1, 6):
+            c = src.get_layer(f"conv{i}")
+            x = copied(layers.Conv2D(c.filters, c.kernel_size, strides=c.strides, padding="valid", activation="relu",
+                                     name=f"conv{i}{suffix}"), c)(x)
+        return layers.Flatten(name="flatten" + suffix)(x)
+
+    features = {"": trunk(ship, ""), "_junction": trunk(junction, "_junction")}
+    branches = []
+    for o in COMMAND_ORDER:
+        b = o.name.lower()
+        src, x = (junction, features["_junction"]) if b in JUNCTION_HEADS else (ship, features[""])
+        for stem in ("fc1", "fc2", "fc3"):
+            s = src.get_layer(f"{stem}_{b}")
+            x = copied(layers.Dense(s.units, activation="relu", name=f"{stem}_{b}"), s)(x)
+        branches.append(copied(layers.Dense(1, name=f"steer_{b}"), src.get_layer(f"steer_{b}"))(x))
+    steer = layers.Dot(axes=1, name="steer")([layers.Concatenate(name="branches")(branches), command])
+    model = keras.Model([image, command], steer, name="pilotnet_two_trunks")
+    x = np.random.default_rng(0).uniform(0, 255, (4, 66, 200, 3)).astype(np.float32)
+    for k, o in enumerate(COMMAND_ORDER):
+        oh = np.zeros((4, len(COMMAND_ORDER)), np.float32)
+        oh[:, k] = 1.0
+        src = junction if o.name.lower() in JUNCTION_HEADS else ship
+        if not np.allclose(model.predict([x, oh], verbose=0), src.predict([x, oh], verbose=0), atol=1e-5):
+            raise SystemExit(f"branch {o.name} differs from its source")
+    model.save(out)
+    shutil.copy(SHIPPED.with_suffix(".json"), Path(out).with_suffix(".json"))
+    print(f"two-trunk model: {out}")
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="what", required=True)
+    c = sub.add_parser("collect")
+    c.add_argument("--routes", required=True, help="folder of route YAMLs")
+    c.add_argument("--out", required=True, help=".npz to write")
+    t = sub.add_parser("train")
+    t.add_argument("--data", required=True)
+    t.add_argument("--out", required=True, help=".keras to write")
+    t.add_argument("--lam", type=float, default=1.0, help="weight of the outside-the-lane share")
+    t.add_argument("--epochs", type=int, default=4)
+    t.add_argument("--trunk", action="store_true", help="train the conv trunk too")
+    m = sub.add_parser("compose")
+    m.add_argument("--junction", required=True, help="the model whose trunk and junction heads to take")
+    m.add_argument("--out", required=True)
+    a = p.parse_args(argv)
+    if a.what == "collect":
+        collect(a.routes, a.out)
+    elif a.what == "train":
+        train(a.data, a.out, a.lam, a.epochs, a.trunk)
+    else:
+        compose(a.junction, a.out)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
