@@ -44,16 +44,22 @@ JUNCTION_HEADS = ("left", "right", "straight")
 MIN_AREA = 0.005
 
 
-def collect(routes_dir: str, out: str) -> None:
+def collect(routes_dir: str, out: str, driver_model: str | None = None) -> None:
     from carla_agent.drive.agent import ExpertAgent
     from carla_agent.drive.expert import Expert, NoiseParams
     from carla_agent.drive.runner import RunnerHook
     from carla_agent.drive.session import drive_scenario
+    from carla_agent.network.collect import DaggerAgent
     from carla_agent.network.preprocess import Preprocessing
     from carla_agent.sim.embedded.simulator import EmbeddedSimulator
     from carla_agent.sim.scenario import load_scenario
 
     prep = Preprocessing()
+    model = None
+    if driver_model:
+        from carla_agent.network.steering_model import SteeringModel
+
+        model = SteeringModel.load(driver_model)
     rows: dict = {"images": [], "steer": [], "command": [], "masks": []}
 
     class Keep(RunnerHook):
@@ -79,29 +85,31 @@ def collect(routes_dir: str, out: str) -> None:
             sc = load_scenario(path)
             rng = np.random.default_rng(700 + k)
             agent = ExpertAgent(sc.target_speed_mps * float(rng.uniform(0.8, 1.15)), Expert(noise=NoiseParams(), rng=rng))
+            if model is not None:  # DAgger: the model drives (plus the noise), the expert labels
+                agent = DaggerAgent(agent, model)
             drive_scenario(sc, agent, sim=sim, seed=700 + k, hooks=[Keep()], intervention_m=1.0)
             print(f"{k + 1}/{len(files)} routes, {len(rows['images'])} junction frames", flush=True)
     np.savez(out, images=np.array(rows["images"]), steer=np.array(rows["steer"], np.float32),
              command=np.array(rows["command"], np.int32), masks=np.array(rows["masks"]))
 
 
-def train(data: str, out: str, lam: float, epochs: int, trunk: bool) -> None:
+def train(data: str, out: str, lam: float, epochs: int, trunk: bool, init: str = str(SHIPPED)) -> None:
     import keras
     import tensorflow as tf
 
     from carla_agent.network.command import command_one_hot
     from carla_agent.network.preprocess import Preprocessing
 
-    d = np.load(data)
-    images, steer, masks = d["images"], d["steer"], d["masks"]
-    onehot = command_one_hot(d["command"]).astype(np.float32)
+    parts = [np.load(path) for path in data.split(",")]
+    images, steer, masks, commands = (np.concatenate([d[k] for d in parts]) for k in ("images", "steer", "masks", "command"))
+    onehot = command_one_hot(commands).astype(np.float32)
     weight = (masks.mean(axis=(1, 2)) >= MIN_AREA).astype(np.float32)
     held = (np.arange(len(images)) // 200) % 10 == 9
     train_idx, val_idx = np.flatnonzero(~held), np.flatnonzero(held)
     if not len(val_idx):
         raise SystemExit(f"{data}: {len(images)} frames; the held-out blocks need at least 2,000 (collect more routes)")
     prep = Preprocessing()
-    model = keras.models.load_model(str(SHIPPED), compile=False)
+    model = keras.models.load_model(init, compile=False)
     heads = {f"{stem}_{b}" for b in JUNCTION_HEADS for stem in ("fc1", "fc2", "fc3", "steer")}
     for layer in model.layers:
         layer.trainable = layer.name in heads or (trunk and layer.name.startswith("conv"))
@@ -197,8 +205,10 @@ def main(argv=None) -> int:
     c = sub.add_parser("collect")
     c.add_argument("--routes", required=True, help="folder of route YAMLs")
     c.add_argument("--out", required=True, help=".npz to write")
+    c.add_argument("--driver-model", help="DAgger: this model drives (a two-trunk one from compose), the expert labels")
     t = sub.add_parser("train")
-    t.add_argument("--data", required=True)
+    t.add_argument("--data", required=True, help="comma-separated .npz files from collect")
+    t.add_argument("--init", default=str(SHIPPED), help="the model to start from (default: the shipped one)")
     t.add_argument("--out", required=True, help=".keras to write")
     t.add_argument("--lam", type=float, default=1.0, help="weight of the outside-the-lane share")
     t.add_argument("--epochs", type=int, default=4)
@@ -208,9 +218,9 @@ def main(argv=None) -> int:
     m.add_argument("--out", required=True)
     a = p.parse_args(argv)
     if a.what == "collect":
-        collect(a.routes, a.out)
+        collect(a.routes, a.out, a.driver_model)
     elif a.what == "train":
-        train(a.data, a.out, a.lam, a.epochs, a.trunk)
+        train(a.data, a.out, a.lam, a.epochs, a.trunk, a.init)
     else:
         compose(a.junction, a.out)
     return 0
