@@ -80,6 +80,9 @@ def collect(routes_dir: str, out: str, driver_model: str | None = None) -> None:
             rows["command"].append(obs.command)
 
     files = sorted(glob.glob(str(Path(routes_dir) / "*.yaml")))
+    if not files:
+        raise SystemExit(f"--routes {routes_dir}: no route YAML there (make some with tools/random_town_routes.py "
+                         "--out DIR --per-town 20 --seed 7)")
     with EmbeddedSimulator(render=True) as sim:
         for k, path in enumerate(files):
             sc = load_scenario(path)
@@ -100,7 +103,16 @@ def train(data: str, out: str, lam: float, epochs: int, trunk: bool, init: str =
     from carla_agent.network.command import command_one_hot
     from carla_agent.network.preprocess import Preprocessing
 
-    parts = [np.load(path) for path in data.split(",")]
+    parts = []
+    for path in data.split(","):
+        if not Path(path).is_file():
+            raise SystemExit(f"--data {path}: no such file; write it with: {Path(__file__).name} collect --out {path}")
+        part = np.load(path)
+        missing = sorted({"images", "steer", "masks", "command"} - set(part.files))
+        if missing:
+            raise SystemExit(f"--data {path}: no array(s) {', '.join(missing)}: not a file from "
+                             f"{Path(__file__).name} collect")
+        parts.append(part)
     images, steer, masks, commands = (np.concatenate([d[k] for d in parts]) for k in ("images", "steer", "masks", "command"))
     onehot = command_one_hot(commands).astype(np.float32)
     weight = (masks.mean(axis=(1, 2)) >= MIN_AREA).astype(np.float32)

@@ -37,6 +37,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from carla_agent.cli.common import bounded_float  # noqa: E402
 from carla_agent.drive.agent import ExpertAgent, NetworkAgent  # noqa: E402
 from carla_agent.drive.runner import RunnerHook  # noqa: E402
 from carla_agent.drive.session import drive_scenario  # noqa: E402
@@ -123,7 +124,7 @@ def main(argv=None) -> int:
     p.add_argument("--inside", action="store_true", help="only the frames inside the junction (not its approach)")
     p.add_argument("--driver", choices=("model", "expert"), default="model",
                    help="who drives: --model, or the (noise-free) expert")
-    p.add_argument("--fov", type=float, default=90.0, help="the camera's horizontal field of view, degrees")
+    p.add_argument("--fov", type=bounded_float("--fov", "degrees", 10.0, 170.0, low_included=True), default=90.0, help="the camera's horizontal field of view, degrees")
     p.add_argument("--pictures", metavar="PNG", help="also write, per town, PNG with the town's name added: "
                    "6 rows of camera | each method's map (driving branch), spread over the first 60 measured frames "
                    "inside a junction, the lane turned into outlined")
