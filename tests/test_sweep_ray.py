@@ -211,6 +211,12 @@ def test_ctrl_c_keeps_the_finished_cells_and_the_rerun_resumes(ray_runtime, grid
     # SIGINT came within 0.2 s of the first finished cell, while the third and fourth still had to run
     assert 1 <= len(done) < 4, err[-2000:]
     assert proc.returncode == 130 and "interrupted" in err, err[-2000:]
+    # the cells that were in flight end with the sweep's Ray job: the cluster's CPUs come back
+    cpus = ray.cluster_resources()["CPU"]
+    deadline = time.monotonic() + 30
+    while ray.available_resources().get("CPU", 0) < cpus and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert ray.available_resources().get("CPU", 0) == cpus
     for cell_id in done:
         assert json.loads((out / "runs" / cell_id / "meta.json").read_text())["complete"]
     rerun = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)

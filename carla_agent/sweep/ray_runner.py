@@ -12,8 +12,9 @@ in flight and waits on them with :func:`ray.wait`:
 * a cell that raises, whose worker dies (``WorkerCrashedError``, e.g. killed mid-drive) or that
   runs past ``timeout_s`` (its task is cancelled with ``force=True``, which kills the worker) is
   tried again up to ``retries`` times, then reported as failed with its error; the others go on.
-* Ctrl-C cancels what is in flight and raises :class:`KeyboardInterrupt`; every cell reported
-  before has already been written by the caller.
+* Ctrl-C raises :class:`KeyboardInterrupt`; every cell reported before has already been written
+  by the caller. The cells in flight end when the caller shuts Ray down (Ray kills a job's
+  workers with it), or are cancelled when the Ray session is the caller's and goes on.
 
 ``ray.init`` is called only when Ray is not running in this process yet: locally with
 ``num_cpus=workers`` and no dashboard, or ``address=...`` to join a cluster (``ray start --head``).
@@ -118,7 +119,7 @@ def execute(cells: Sequence[Cell], spec: SweepSpec, out_dir: str | Path, token: 
             on_result: Callable[[CellResult], None], on_start: Callable[[Cell, int], None] = lambda c, a: None, *,
             workers: Optional[int] = None, carla_servers: Sequence[CarlaServer] = (),
             carla_timeout_s: float = 10.0, cell_fn: Callable[..., CellResult] = run_cell,
-            poll_s: float = POLL_S) -> None:
+            poll_s: float = POLL_S, cancel_on_interrupt: bool = False) -> None:
     """Run ``cells`` on Ray (connected by :func:`connect`); ``on_result`` gets each cell's final result.
 
     Args:
@@ -133,6 +134,8 @@ def execute(cells: Sequence[Cell], spec: SweepSpec, out_dir: str | Path, token: 
         carla_timeout_s: [s] the CARLA client's timeout.
         cell_fn: what runs a cell (tests wrap :func:`run_cell`); must be picklable.
         poll_s: [s] wait per :func:`ray.wait`.
+        cancel_on_interrupt: on Ctrl-C, force-cancel the embedded cells in flight; for a Ray session
+            that outlives the sweep (the caller's). Otherwise they end when Ray is shut down.
 
     Raises:
         KeyboardInterrupt: after cancelling every cell in flight.
@@ -201,14 +204,16 @@ def execute(cells: Sequence[Cell], spec: SweepSpec, out_dir: str | Path, token: 
                     end(ref, None, f"timed out after {spec.timeout_s:g} s")
             submit()
     except KeyboardInterrupt:
-        if not actors:
-            refs = list(flights)
-            for ref in refs:
+        # The embedded cells in flight are not cancelled here: ray.cancel racing a task that is just
+        # finishing crashed the driver inside Ray's core (a fatal check in PushNormalTask's reply;
+        # exit 1 instead of 130, twice in CI). They end with the job instead: when the caller shuts
+        # Ray down, Ray kills every worker that still runs a task of this driver (the local cluster
+        # goes down whole; a cluster at --address kills them within seconds).
+        if cancel_on_interrupt and not actors:
+            for ref in list(flights):
                 ray.cancel(ref, force=True)
-            # Let the cancelled tasks' replies land before the caller shuts Ray down: one that arrived
-            # during ray.shutdown() crashed the driver in Ray's core once (PushTaskReply; exit 1, not 130).
-            if refs:
-                ray.wait(refs, num_returns=len(refs), timeout=5.0)
+        else:
+            log.info("interrupted: %d cell(s) in flight end with the Ray job", len(flights))
         raise
     finally:
         if actors:

@@ -131,7 +131,7 @@ def run_sweep(spec: SweepSpec, out_dir: str | Path, *, address: Optional[str] = 
             started = ray_runner.connect(address, workers)
             ray_runner.execute(todo, spec, out, token, on_result, on_start, workers=workers,
                                carla_servers=carla_servers, carla_timeout_s=carla_timeout_s,
-                               cell_fn=cell_fn or run_cell)
+                               cell_fn=cell_fn or run_cell, cancel_on_interrupt=not started)
     except KeyboardInterrupt:
         interrupted = True
     finally:
