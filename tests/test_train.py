@@ -75,6 +75,22 @@ def test_augmenter_flip_and_shift_correct_steering():
     assert out.shape == images.shape and np.all(np.abs(y) <= 1)
 
 
+def test_augmenter_moves_masks_with_their_images_and_leaves_them_unpainted():
+    rng = np.random.default_rng(0)
+    images = np.stack([band_image(s, rng) for s in (-0.5, 0.0, 0.5, 0.3)])
+    masks = images[:, :, :, 0] >= 200  # the band itself
+    steer = np.array([-0.5, 0.0, 0.5, 0.3], np.float32)
+    geometry = Augmenter(3, brightness=(1, 1), shadow_prob=0, flip_prob=0.5, max_shift=0.1)
+    out, y, moved = geometry(images, steer, masks=masks)
+    assert moved.dtype == bool and moved.shape == masks.shape and not np.array_equal(moved, masks)
+    for img, m in zip(out, moved):  # each mask is where its image's band went (the image interpolates)
+        assert np.mean(np.flatnonzero(m[H // 2])) == pytest.approx(np.mean(np.flatnonzero(img[H // 2, :, 0] >= 130)),
+                                                                  abs=1.0)
+    paint = Augmenter(4, brightness=(0.6, 0.7), shadow_prob=1.0, flip_prob=0, max_shift=0)
+    out, y, cmd, same = paint(images, steer, np.zeros(4, np.int32), masks)
+    assert not np.array_equal(out, images) and np.array_equal(same, masks)
+
+
 def test_train_learns_band_position(tmp_path):
     data = tmp_path / "data"
     prep = write_band_dataset(data)

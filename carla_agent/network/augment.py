@@ -45,7 +45,8 @@ class Augmenter:
         self.max_shift = max_shift
         self.shift_steer_per_px = shift_steer_per_px
 
-    def __call__(self, images: np.ndarray, steer: np.ndarray, command: Optional[np.ndarray] = None):
+    def __call__(self, images: np.ndarray, steer: np.ndarray, command: Optional[np.ndarray] = None,
+                 masks: Optional[np.ndarray] = None):
         """Augment a batch.
 
         Args:
@@ -53,16 +54,20 @@ class Augmenter:
             steer: ``(B,)`` float32 steering labels in [-1, 1].
             command: ``(B,)`` int route commands (RoadOption values), or None; a flipped
                 frame's LEFT becomes RIGHT and its RIGHT LEFT.
+            masks: ``(B, H, W)`` bool pixel masks (e.g. the lane a turn goes into), or None; each
+                is flipped and shifted with its image (nearest neighbour), never darkened.
 
         Returns:
             New ``(B, H, W, 3)`` uint8 images and ``(B,)`` float32 labels clipped to [-1, 1],
-            and the ``(B,)`` commands when ``command`` was given.
+            then the ``(B,)`` commands when ``command`` was given, then the ``(B, H, W)`` bool
+            masks when ``masks`` was given.
         """
         rng = self.rng
         b, h, w, _ = images.shape
         out = np.empty_like(images)
         steer = np.asarray(steer, np.float32).copy()
         flipped = np.zeros(b, bool)
+        masks_out = None if masks is None else np.asarray(masks, bool).copy()
         never_flip = np.zeros(b, bool) if command is None else np.isin(
             np.asarray(command), [int(RoadOption.LEFT), int(RoadOption.RIGHT), int(RoadOption.STRAIGHT),
                                   int(RoadOption.CHANGELANELEFT), int(RoadOption.CHANGELANERIGHT)])
@@ -82,6 +87,8 @@ class Augmenter:
             img = np.clip(img, 0, 255).astype(np.uint8)
             if rng.random() < self.flip_prob and not never_flip[i]:
                 img = img[:, ::-1]
+                if masks_out is not None:
+                    masks_out[i] = masks_out[i, :, ::-1]
                 steer[i] = -steer[i]
                 flipped[i] = True
             if max_px > 0:
@@ -90,9 +97,15 @@ class Augmenter:
                 img = cv2.warpAffine(np.ascontiguousarray(img), m, (w, h), flags=cv2.INTER_LINEAR,
                                      borderMode=cv2.BORDER_REPLICATE)
                 steer[i] += dx * per_px
+                if masks_out is not None:
+                    masks_out[i] = cv2.warpAffine(masks_out[i].astype(np.uint8), m, (w, h), flags=cv2.INTER_NEAREST,
+                                                  borderMode=cv2.BORDER_REPLICATE) > 0
             out[i] = img
         steer = np.clip(steer, -1.0, 1.0).astype(np.float32)
-        if command is None:
-            return out, steer
-        command = np.asarray(command)
-        return out, steer, np.where(flipped, mirror_command(command), command)
+        result: tuple = (out, steer)
+        if command is not None:
+            command = np.asarray(command)
+            result += (np.where(flipped, mirror_command(command), command),)
+        if masks_out is not None:
+            result += (masks_out,)
+        return result
