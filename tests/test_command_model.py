@@ -175,6 +175,46 @@ def test_every_saliency_method_explains_the_branch_that_drives(branched, images)
 
 
 
+def test_conv_methods_explain_each_branch_with_the_trunk_it_reads(images):
+    """A junction trunk of its own: Grad-CAM, VisualBackProp and the other conv-layer methods take
+    the turn branches' layers from it and lane following's from the other trunk (the whole model's
+    deepest conv layer would leave one group with an all-zero Grad-CAM, or the other trunk's map)."""
+    from carla_agent.saliency import METHODS, make_explainer
+
+    model = build_pilotnet(commands=True, junction_trunk=True, dropout=0.0, seed=5)
+    sm = SteeringModel(model, Preprocessing())
+    x = images[:1]
+    for name in (n for n in METHODS.names() if METHODS.get(n).needs_conv):
+        explainer = make_explainer(sm, name)
+        maps, layers = {}, {}
+        for c in (FOLLOW, LEFT, RIGHT, STRAIGHT):
+            sm.set_command(c)
+            result = explainer(x)
+            maps[c], layers[c] = np.asarray(result.maps), result.layer
+            want = float(np.asarray(model([x, command_one_hot([c])])).reshape(-1)[0])
+            assert float(np.asarray(result.prediction)[0, 0]) == pytest.approx(want, abs=1e-4), name
+            assert np.all(np.isfinite(maps[c])) and np.ptp(maps[c]) > 0, (name, c)
+        assert explainer.explainers == 2, name  # one per trunk, shared by the branches on it
+        if layers[FOLLOW]:  # a layer name says whose trunk it is
+            assert "junction" not in layers[FOLLOW] and all("junction" in layers[c] for c in (LEFT, RIGHT, STRAIGHT)), \
+                (name, layers)
+        assert not np.allclose(maps[FOLLOW], maps[LEFT]), name
+    with pytest.raises(ValueError, match="commands=True"):
+        build_pilotnet(junction_trunk=True)
+
+
+def test_a_shared_trunk_builds_one_conv_explainer_for_every_branch(branched, images):
+    from carla_agent.saliency import make_explainer
+
+    sm = SteeringModel(branched, Preprocessing())
+    explainer = make_explainer(sm, "gradcam")
+    layers = set()
+    for c in (FOLLOW, LEFT, RIGHT, STRAIGHT):
+        sm.set_command(c)
+        layers.add(explainer(images[:1]).layer)
+    assert explainer.explainers == 1 and len(layers) == 1
+
+
 def test_the_video_explains_each_frame_with_the_branch_that_drove_it(branched):
     """``record``/``replay`` videos: a frame driven on RIGHT gets the RIGHT branch's map and steering,
     as the HUD showed live, whatever command the model held; the held command is put back."""

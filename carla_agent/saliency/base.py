@@ -26,7 +26,7 @@ import dataclasses
 import logging
 import threading
 from dataclasses import dataclass
-from typing import Any, ClassVar, Dict, List, Mapping, Tuple
+from typing import Any, ClassVar, Dict, Iterable, List, Mapping, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -101,9 +101,9 @@ class SaliencyMethod:
     def __init__(self, model: Any, output: int | str = 0, target: Any = "auto", layer: str | None = None, *,
                  method_name: str | None = None, max_steer_deg: float = DEFAULT_MAX_STEER_DEG,
                  deadband_deg: float = DEFAULT_DEADBAND_DEG, upsample: str = "receptive",
-                 jit_compile: bool | None = None, **options: Any) -> None:
+                 jit_compile: bool | None = None, convs: Iterable[str] | None = None, **options: Any) -> None:
         keras_model, names, self.preprocessing, shape = unwrap_model(model)
-        self.view = ModelView.of(keras_model, names, shape)
+        self.view = ModelView.of(keras_model, names, shape, only_convs=convs)
         self.method = method_name or self.default_name
         self.output_index = self.view.output_index(output)
         self.output_name = self.view.output_names[self.output_index]

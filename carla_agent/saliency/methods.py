@@ -127,9 +127,17 @@ def make_explainer(model: Any, method: str = "visual_backprop", output: int | st
             ``max_steer_deg``, ``deadband_deg``, ``upsample`` and ``jit_compile``.
 
     The returned object builds one compiled TensorFlow graph and is reused for
-    every frame; build it once, outside the frame loop.
+    every frame; build it once, outside the frame loop. For a method that picks conv layers on a
+    model that takes a command, it is a :class:`~carla_agent.saliency.branch.BranchExplainer`:
+    the layers of the trunk the held command's branch reads (one graph per trunk).
     """
     spec = METHODS.get(method)
     cls = spec.load()
     merged = {**spec.defaults, **options}
+    if spec.needs_conv and getattr(model, "takes_command", False):
+        # Each branch's conv layers: a model with a trunk per group of branches reads other layers per command.
+        from carla_agent.saliency.branch import BranchExplainer
+
+        return BranchExplainer(model, lambda convs: cls(model, output=output, target=target, layer=layer,
+                                                        method_name=spec.name, convs=convs, **merged), output)
     return cls(model, output=output, target=target, layer=layer, method_name=spec.name, **merged)

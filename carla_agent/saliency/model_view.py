@@ -97,8 +97,18 @@ class ModelView:
 
     @classmethod
     def of(cls, model: Any, output_names: Sequence[str] | None = None,
-           input_shape: Sequence[int] | None = None) -> "ModelView":
-        """The view of ``model`` (cached while the model lives), with ``output_names`` if given."""
+           input_shape: Sequence[int] | None = None, only_convs: Iterable[str] | None = None) -> "ModelView":
+        """The view of ``model`` (cached while the model lives), with ``output_names`` if given;
+        with ``only_convs``, a view whose conv layers are those named (the trunk a branch reads)."""
+        view = cls._of(model, output_names, input_shape)
+        if only_convs is not None:
+            keep = set(only_convs)
+            view = copy.copy(view)
+            view.convs = [c for c in view.convs if c.name in keep]
+        return view
+
+    @classmethod
+    def _of(cls, model: Any, output_names: Sequence[str] | None, input_shape: Sequence[int] | None) -> "ModelView":
         try:
             view = _VIEWS.get(model)
         except TypeError:  # not weak-referenceable: no cache

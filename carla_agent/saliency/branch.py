@@ -1,0 +1,92 @@
+"""Conv-layer methods on a command model whose branches read different conv layers.
+
+A command-conditioned :class:`~carla_agent.network.steering_model.SteeringModel` is explained
+through a one-input view whose output is the branch of the held command. With one shared conv
+trunk (the CIL layout) every branch reads the same conv layers, and one explainer serves them
+all: its graph reads the held command. With a trunk per group of branches
+(``build_pilotnet(junction_trunk=True)``) the deepest conv layer of the whole model belongs to
+one trunk only: Grad-CAM of a branch on the other trunk would be all zeros, and VisualBackProp
+would show the other trunk. :class:`BranchExplainer` therefore finds, per command, the conv
+layers the explained output depends on (:func:`live_convs`: a non-zero gradient on a probe
+image) and keeps one explainer per distinct set, restricted to those layers; each call goes to
+the explainer of the command held at that moment.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Dict, FrozenSet
+
+import numpy as np
+import tensorflow as tf
+
+from carla_agent.saliency.model_view import ModelView, unwrap_model
+
+
+def live_convs(model: Any, output: int | str = 0) -> FrozenSet[str]:
+    """Names of the conv layers whose features ``output`` depends on, for the command ``model``
+    holds now: those with a non-zero gradient of the output on a random probe image."""
+    keras_model, names, _, shape = unwrap_model(model)
+    view = ModelView.of(keras_model, names, shape)
+    convs = view.require_convs("a conv-layer method")
+    index = view.output_index(output)
+    x = tf.constant(np.random.default_rng(0).uniform(0, 255, (2,) + view.input_shape).astype(np.float32))
+    with tf.GradientTape(watch_accessed_variables=False) as tape:
+        pred, feats = view.forward(x, [c.feature.index for c in convs], tape)
+        total = tf.reduce_sum(pred[:, index])
+    grads = tape.gradient(total, [feats[c.feature.index] for c in convs])
+    live = frozenset(c.name for c, g in zip(convs, grads) if g is not None and bool(tf.reduce_any(g != 0)))
+    return live or frozenset(c.name for c in convs)  # a dead probe (all ReLUs off): keep them all
+
+
+class BranchExplainer:
+    """An explainer per set of conv layers the branches read, dispatched on the held command.
+
+    Args:
+        model: a command-taking model (``model.command``, ``model.set_command``).
+        build: ``frozenset of conv names -> explainer`` restricted to those layers.
+        output: the explained output, as for :func:`~carla_agent.saliency.methods.make_explainer`.
+
+    Behaves as the explainer of the command held when it is called or read (``layer``,
+    ``description``, ...). The one for the command held at construction is built at once, so
+    bad options fail there.
+    """
+
+    def __init__(self, model: Any, build: Callable[[FrozenSet[str]], Any], output: int | str = 0) -> None:
+        self._model = model
+        self._build = build
+        self._output = output
+        self._by_convs: Dict[FrozenSet[str], Any] = {}
+        self._by_command: Dict[int, Any] = {}
+        self.current  # noqa: B018  (built now: errors surface at construction)
+
+    @property
+    def current(self) -> Any:
+        """The explainer of the command held now (built on first use)."""
+        command = int(self._model.command)
+        inner = self._by_command.get(command)
+        if inner is None:
+            convs = live_convs(self._model, self._output)
+            inner = self._by_convs.get(convs)
+            if inner is None:
+                inner = self._by_convs[convs] = self._build(convs)
+            self._by_command[command] = inner
+        return inner
+
+    @property
+    def explainers(self) -> int:
+        """How many distinct explainers were built (1 on a shared trunk)."""
+        return len(self._by_convs)
+
+    def __call__(self, images: Any) -> Any:
+        return self.current(images)
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self.current, name)
+
+    def __repr__(self) -> str:
+        return f"<BranchExplainer {self.current!r}>"
+
+
+__all__ = ["BranchExplainer", "live_convs"]
