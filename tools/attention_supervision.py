@@ -18,10 +18,14 @@ trunk too: the stand-in for a junction trunk of its own) on ``MSE + lam * outsid
 (frames where the lane covers at least 0.5 % of the input; "right for the right reasons", Ross et
 al. 2017). Every 10th block of 200 frames is held out; each epoch prints MSE and ``outside`` on both.
 
-``compose`` builds a two-trunk model: the shipped trunk and heads for LANEFOLLOW and the lane changes,
-``--junction``'s trunk (layers ``conv1_junction`` ...) and heads for LEFT, RIGHT and STRAIGHT, checked
-branch by branch against its sources. It drives (``bench/bench_towns.py --model``); the saliency
-methods that pick a conv layer do not yet follow the driving branch's trunk in it.
+``compose`` builds a two-trunk model (``build_pilotnet(commands=True, junction_trunk=True)``): the
+shipped trunk and heads for LANEFOLLOW and the lane changes, ``--junction``'s trunk (layers
+``conv1_junction`` ...) and heads for LEFT, RIGHT and STRAIGHT, checked branch by branch against its
+sources. It drives (``bench/bench_towns.py --model``) and is explained branch by branch: the methods
+that pick a conv layer take it from the driving branch's trunk (:mod:`carla_agent.saliency.branch`).
+
+``train`` augments the training frames as the recipe does (brightness, shadow, a horizontal shift
+with its steering correction; the masks shift along; ``--no-augment`` to turn it off).
 """
 
 from __future__ import annotations
@@ -96,10 +100,12 @@ def collect(routes_dir: str, out: str, driver_model: str | None = None) -> None:
              command=np.array(rows["command"], np.int32), masks=np.array(rows["masks"]))
 
 
-def train(data: str, out: str, lam: float, epochs: int, trunk: bool, init: str = str(SHIPPED)) -> None:
+def train(data: str, out: str, lam: float, epochs: int, trunk: bool, init: str = str(SHIPPED),
+          augment: bool = True) -> None:
     import keras
     import tensorflow as tf
 
+    from carla_agent.network.augment import Augmenter
     from carla_agent.network.command import command_one_hot
     from carla_agent.network.preprocess import Preprocessing
 
@@ -146,10 +152,17 @@ def train(data: str, out: str, lam: float, epochs: int, trunk: bool, init: str =
             opt.apply_gradients(zip(outer.gradient(loss, variables), variables))
         return mse, penalty
 
+    augmenter = Augmenter(0) if augment else None  # the recipe's: brightness, shadow, shift (junction frames never flip)
+
+    def batch(b, update):
+        x, y, m = images[b], steer[b], masks[b]
+        if update and augmenter is not None:
+            x, y, _, m = augmenter(x, y, commands[b], m)
+        return (tf.constant(prep.to_input(x).astype(np.float32)), tf.constant(onehot[b]), tf.constant(y),
+                tf.constant(m.astype(np.float32)), tf.constant(weight[b]), update)
+
     def run(idx, update):
-        out_ = [step(tf.constant(prep.to_input(images[b]).astype(np.float32)), tf.constant(onehot[b]),
-                     tf.constant(steer[b]), tf.constant(masks[b].astype(np.float32)), tf.constant(weight[b]), update)
-                for b in (idx[k:k + 64] for k in range(0, len(idx), 64))]
+        out_ = [step(*batch(b, update)) for b in (idx[k:k + 64] for k in range(0, len(idx), 64))]
         return tuple(float(np.mean([float(o[i]) for o in out_])) for i in (0, 1))
 
     print("before: held-out MSE %.5f, outside %.3f" % run(val_idx, False), flush=True)
@@ -166,40 +179,23 @@ def train(data: str, out: str, lam: float, epochs: int, trunk: bool, init: str =
 
 def compose(junction_path: str, out: str) -> None:
     import keras
-    from keras import layers
 
-    from carla_agent.network.command import COMMAND_INPUT, COMMAND_ORDER
+    from carla_agent.network.command import COMMAND_ORDER
+    from carla_agent.network.pilotnet import JUNCTION_SUFFIX, build_pilotnet
 
     ship = keras.models.load_model(str(SHIPPED), compile=False)
     junction = keras.models.load_model(junction_path, compile=False)
-    image = keras.Input((66, 200, 3), name="image")
-    command = keras.Input((len(COMMAND_ORDER),), name=COMMAND_INPUT)
-
-    def copied(layer, src):
-        layer.build(src.input.shape)
-        layer.set_weights(src.get_weights())
-        return layer
-
-    def trunk(src, suffix):
-        x = layers.Rescaling(1.0 / 127.5, offset=-1.0, name="normalize" + suffix)(image)
-        for i in range(1, 6):
-            c = src.get_layer(f"conv{i}")
-            x = copied(layers.Conv2D(c.filters, c.kernel_size, strides=c.strides, padding="valid", activation="relu",
-                                     name=f"conv{i}{suffix}"), c)(x)
-        return layers.Flatten(name="flatten" + suffix)(x)
-
-    features = {"": trunk(ship, ""), "_junction": trunk(junction, "_junction")}
-    branches = []
-    for o in COMMAND_ORDER:
-        b = o.name.lower()
-        src, x = (junction, features["_junction"]) if b in JUNCTION_HEADS else (ship, features[""])
-        for stem in ("fc1", "fc2", "fc3"):
-            s = src.get_layer(f"{stem}_{b}")
-            x = copied(layers.Dense(s.units, activation="relu", name=f"{stem}_{b}"), s)(x)
-        branches.append(copied(layers.Dense(1, name=f"steer_{b}"), src.get_layer(f"steer_{b}"))(x))
-    steer = layers.Dot(axes=1, name="steer")([layers.Concatenate(name="branches")(branches), command])
-    model = keras.Model([image, command], steer, name="pilotnet_two_trunks")
-    x = np.random.default_rng(0).uniform(0, 255, (4, 66, 200, 3)).astype(np.float32)
+    model = build_pilotnet(tuple(ship.inputs[0].shape[1:]), dropout=0.0, commands=True, junction_trunk=True)
+    for layer in model.layers:
+        if not layer.get_weights():
+            continue
+        name = layer.name
+        if name.endswith(JUNCTION_SUFFIX):
+            src, name = junction, name[:-len(JUNCTION_SUFFIX)]
+        else:
+            src = junction if name.split("_")[-1] in JUNCTION_HEADS else ship
+        layer.set_weights(src.get_layer(name).get_weights())
+    x = np.random.default_rng(0).uniform(0, 255, (4,) + tuple(model.inputs[0].shape[1:])).astype(np.float32)
     for k, o in enumerate(COMMAND_ORDER):
         oh = np.zeros((4, len(COMMAND_ORDER)), np.float32)
         oh[:, k] = 1.0
@@ -225,6 +221,8 @@ def main(argv=None) -> int:
     t.add_argument("--lam", type=float, default=1.0, help="weight of the outside-the-lane share")
     t.add_argument("--epochs", type=int, default=4)
     t.add_argument("--trunk", action="store_true", help="train the conv trunk too")
+    t.add_argument("--augment", action=argparse.BooleanOptionalAction, default=True,
+                   help="augment the training frames as the recipe does (brightness, shadow, shift; masks shift along)")
     m = sub.add_parser("compose")
     m.add_argument("--junction", required=True, help="the model whose trunk and junction heads to take")
     m.add_argument("--out", required=True)
@@ -232,7 +230,7 @@ def main(argv=None) -> int:
     if a.what == "collect":
         collect(a.routes, a.out, a.driver_model)
     elif a.what == "train":
-        train(a.data, a.out, a.lam, a.epochs, a.trunk, a.init)
+        train(a.data, a.out, a.lam, a.epochs, a.trunk, a.init, a.augment)
     else:
         compose(a.junction, a.out)
     return 0
