@@ -90,3 +90,57 @@ def test_attention_is_on_road_and_markings_not_sky(model, method, curve_obs):
     assert road_mass >= 0.6, f"{method}: only {road_mass:.0%} of the map is on the road ({road_area:.0%} of the area)"
     assert mark_mass >= 1.5 * mark_area, f"{method}: markings get {mark_mass:.0%} of the mass for {mark_area:.0%} of the area"
     assert sky_mass < 0.02
+
+
+def test_at_a_junction_turn_the_gradient_map_sits_on_the_lane_turned_into(model):
+    """Issue #14's must-show, measured as tools/turn_attention.py does: inside the junctions of a
+    town route (the bench's seed 0 on grid_small, leaderboard rules), the turning branch's gradient
+    map puts at least twice an even spread on the lane turned into (the route's lane from the
+    junction's exit to 30 m beyond it), and more than the LANEFOLLOW branch's map of the same frames."""
+    from carla_agent.drive.runner import StopDrive, RunnerHook
+    from carla_agent.drive.session import drive_scenario
+    from carla_agent.saliency import make_explainer
+    from carla_agent.sim.embedded.roadnet.random_route import random_route_scenario
+    from carla_agent.sim.routing.road_option import RoadOption
+
+    if not model.takes_command:
+        pytest.skip("the shipped model takes no route command")
+    turns, follow = (int(RoadOption.LEFT), int(RoadOption.RIGHT)), int(RoadOption.LANEFOLLOW)
+    explain = make_explainer(model, "gradient", output=model.steer_index)
+    prep = model.preprocessing
+    rows = []  # (mass on the lane, the same with LANEFOLLOW's map, the lane's area)
+
+    class Measure(RunnerHook):
+        def on_start(self, context, obs):
+            self.sim = context.sim
+
+        def on_step(self, record):
+            obs, sim = record.obs, self.sim
+            if obs.command not in turns or obs.frame % 3:
+                return
+            leg = next((g for g in sim.corridor.legs if int(g[4]) in turns and g[1] > sim.s), None)
+            if leg is None or sim.s < leg[0]:  # inside the junction only
+                return
+            lane = sim.route_lane_mask(leg[1], leg[1] + 30.0)
+            seen = prep.project_map(np.ones((prep.height, prep.width), np.float32), lane.shape) > 0
+            area = float(lane[seen].mean())
+            if area < 0.005:
+                return
+            shares = []
+            for command in (obs.command, follow):
+                model.set_command(command)
+                full = np.abs(prep.project_map(explain(prep(obs.image)[None]).maps[0], lane.shape))[seen]
+                shares.append(float(full[lane[seen]].sum() / max(full.sum(), 1e-12)))
+            model.set_command(obs.command)
+            rows.append((*shares, area))
+            if len(rows) >= 40:
+                raise StopDrive("enough turn frames")
+
+    sc = random_route_scenario("grid_small", 0, camera={"image_size_x": 240, "image_size_y": 135})
+    with EmbeddedSimulator() as sim:
+        drive_scenario(sc, NetworkAgent(model, sc.target_speed_mps), sim=sim, seed=0, hooks=[Measure()],
+                       intervention_m=30.0)
+    mass, follow_mass, area = np.mean(rows, axis=0)
+    assert len(rows) >= 20, f"only {len(rows)} frames inside a turning junction"
+    assert mass >= 2.0 * area, f"the turn's gradient map puts {mass:.0%} on the lane, which covers {area:.0%}"
+    assert mass > follow_mass, f"LANEFOLLOW's map of the same frames puts {follow_mass:.0%} there, the turn's {mass:.0%}"

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import argparse
 import glob
-import shutil
+import json
 import sys
 import time
 from pathlib import Path
@@ -101,12 +101,13 @@ def collect(routes_dir: str, out: str, driver_model: str | None = None) -> None:
 
 
 def train(data: str, out: str, lam: float, epochs: int, trunk: bool, init: str = str(SHIPPED),
-          augment: bool = True) -> None:
+          augment: bool = True, min_area: float = MIN_AREA) -> None:
     import keras
     import tensorflow as tf
 
     from carla_agent.network.augment import Augmenter
     from carla_agent.network.command import command_one_hot
+    from carla_agent.network.pilotnet import JUNCTION_SUFFIX, has_junction_trunk
     from carla_agent.network.preprocess import Preprocessing
 
     parts = []
@@ -121,7 +122,7 @@ def train(data: str, out: str, lam: float, epochs: int, trunk: bool, init: str =
         parts.append(part)
     images, steer, masks, commands = (np.concatenate([d[k] for d in parts]) for k in ("images", "steer", "masks", "command"))
     onehot = command_one_hot(commands).astype(np.float32)
-    weight = (masks.mean(axis=(1, 2)) >= MIN_AREA).astype(np.float32)
+    weight = (masks.mean(axis=(1, 2)) >= min_area).astype(np.float32)
     held = (np.arange(len(images)) // 200) % 10 == 9
     train_idx, val_idx = np.flatnonzero(~held), np.flatnonzero(held)
     if not len(val_idx):
@@ -129,8 +130,10 @@ def train(data: str, out: str, lam: float, epochs: int, trunk: bool, init: str =
     prep = Preprocessing()
     model = keras.models.load_model(init, compile=False)
     heads = {f"{stem}_{b}" for b in JUNCTION_HEADS for stem in ("fc1", "fc2", "fc3", "steer")}
+    two = has_junction_trunk(model)  # then only its junction trunk is the turns' own
     for layer in model.layers:
-        layer.trainable = layer.name in heads or (trunk and layer.name.startswith("conv"))
+        conv = layer.name.startswith("conv") and (not two or layer.name.endswith(JUNCTION_SUFFIX))
+        layer.trainable = layer.name in heads or (trunk and conv)
     variables = model.trainable_variables
     opt = keras.optimizers.Adam(3e-4)
     opt.build(variables)
@@ -174,24 +177,31 @@ def train(data: str, out: str, lam: float, epochs: int, trunk: bool, init: str =
         print(f"epoch {epoch}: train MSE {a[0]:.5f}, outside {a[1]:.3f} | held-out MSE {b[0]:.5f}, outside "
               f"{b[1]:.3f} | {time.time() - t0:.0f} s", flush=True)
     model.save(out)
-    shutil.copy(SHIPPED.with_suffix(".json"), Path(out).with_suffix(".json"))
+    meta = json.loads(Path(init).with_suffix(".json").read_text())
+    rounds = meta.get("attention_supervision", {}).get("rounds", [])
+    rounds.append({"data": data.split(","), "frames": int(len(images)), "init": init, "lam": lam, "min_area": min_area,
+                   "epochs": epochs, "augment": augment, "trunk": trunk, "held_out_mse": round(b[0], 5),
+                   "held_out_outside": round(b[1], 4), "date": time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime())})
+    meta["attention_supervision"] = {"rounds": rounds}
+    Path(out).with_suffix(".json").write_text(json.dumps(meta, indent=2) + "\n")
 
 
-def compose(junction_path: str, out: str) -> None:
+def compose(junction_path: str, out: str, base: str = str(SHIPPED)) -> None:
     import keras
 
     from carla_agent.network.command import COMMAND_ORDER
-    from carla_agent.network.pilotnet import JUNCTION_SUFFIX, build_pilotnet
+    from carla_agent.network.pilotnet import JUNCTION_SUFFIX, build_pilotnet, has_junction_trunk
 
-    ship = keras.models.load_model(str(SHIPPED), compile=False)
+    ship = keras.models.load_model(base, compile=False)
     junction = keras.models.load_model(junction_path, compile=False)
+    own = has_junction_trunk(junction)  # a two-trunk model: its junction trunk, not its lane trunk
     model = build_pilotnet(tuple(ship.inputs[0].shape[1:]), dropout=0.0, commands=True, junction_trunk=True)
     for layer in model.layers:
         if not layer.get_weights():
             continue
         name = layer.name
         if name.endswith(JUNCTION_SUFFIX):
-            src, name = junction, name[:-len(JUNCTION_SUFFIX)]
+            src, name = junction, (name if own else name[:-len(JUNCTION_SUFFIX)])
         else:
             src = junction if name.split("_")[-1] in JUNCTION_HEADS else ship
         layer.set_weights(src.get_layer(name).get_weights())
@@ -203,7 +213,13 @@ def compose(junction_path: str, out: str) -> None:
         if not np.allclose(model.predict([x, oh], verbose=0), src.predict([x, oh], verbose=0), atol=1e-5):
             raise SystemExit(f"branch {o.name} differs from its source")
     model.save(out)
-    shutil.copy(SHIPPED.with_suffix(".json"), Path(out).with_suffix(".json"))
+    meta = json.loads(Path(base).with_suffix(".json").read_text())
+    sidecar = Path(junction_path).with_suffix(".json")
+    junction_meta = json.loads(sidecar.read_text()) if sidecar.is_file() else {}
+    meta["junction_trunk"] = {"from": junction_path, "layers": f"conv1{JUNCTION_SUFFIX}..conv5{JUNCTION_SUFFIX}, "
+                              "fc1..steer of left, right, straight",
+                              **{k: v for k, v in junction_meta.items() if k == "attention_supervision"}}
+    Path(out).with_suffix(".json").write_text(json.dumps(meta, indent=2) + "\n")
     print(f"two-trunk model: {out}")
 
 
@@ -221,18 +237,23 @@ def main(argv=None) -> int:
     t.add_argument("--lam", type=float, default=1.0, help="weight of the outside-the-lane share")
     t.add_argument("--epochs", type=int, default=4)
     t.add_argument("--trunk", action="store_true", help="train the conv trunk too")
+    t.add_argument("--min-area", type=float, default=MIN_AREA,
+                   help="the penalty applies where the lane covers at least this share of the input (default "
+                        f"{MIN_AREA}; higher keeps it off the approach, where the lane is a sliver)")
     t.add_argument("--augment", action=argparse.BooleanOptionalAction, default=True,
                    help="augment the training frames as the recipe does (brightness, shadow, shift; masks shift along)")
     m = sub.add_parser("compose")
     m.add_argument("--junction", required=True, help="the model whose trunk and junction heads to take")
+    m.add_argument("--base", default=str(SHIPPED), help="the model whose trunk and heads lane following and the "
+                   "lane changes keep (default: the shipped one)")
     m.add_argument("--out", required=True)
     a = p.parse_args(argv)
     if a.what == "collect":
         collect(a.routes, a.out, a.driver_model)
     elif a.what == "train":
-        train(a.data, a.out, a.lam, a.epochs, a.trunk, a.init, a.augment)
+        train(a.data, a.out, a.lam, a.epochs, a.trunk, a.init, a.augment, a.min_area)
     else:
-        compose(a.junction, a.out)
+        compose(a.junction, a.out, a.base)
     return 0
 
 
