@@ -1,4 +1,4 @@
-"""Experiment (not part of the shipped recipe): teach the junction branches to look at the lane they turn into.
+"""Teach the junction branches to look at the lane they turn into (step 6e of tools/make_shipped_model.sh).
 
     python tools/attention_supervision.py collect --routes DIR --out data/jt/rrr.npz
     python tools/attention_supervision.py train --data data/jt/rrr.npz --out data/jt/rrr.keras \

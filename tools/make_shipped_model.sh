@@ -6,8 +6,10 @@
 # single-road scenario at 100 % autonomy; otherwise it stays in data/cmd/ and the script says so.
 #
 # The model: the base model's conv trunk and LANEFOLLOW head, kept bit for bit (so lane keeping on
-# the single roads and the saliency maps of lane following are the base model's), and LEFT, RIGHT
-# and STRAIGHT heads trained on the junction frames with the trunk frozen (step 6). The full
+# the single roads and the saliency maps of lane following are the base model's), LEFT, RIGHT
+# and STRAIGHT heads trained on the junction frames with the trunk frozen (step 6), lane-change heads
+# (6d), and at last a junction trunk of their own for LEFT, RIGHT and STRAIGHT, trained to look at the
+# lane turned into (6e: the shipped model has two trunks). The full
 # fine-tuning rounds before it (steps 4 and 5) turn as well, but their Grad-CAM maps leave the lane
 # markings (tests/test_shipped_model.py fails): they serve only as DAgger drivers, whose junction
 # mistakes the expert labels. The shipped file came from BASE = the model shipped at commit
