@@ -150,3 +150,15 @@ def test_wait_for_times_out_and_close_is_idempotent():
     w.close()
     with pytest.raises(RuntimeError, match="closed"):
         w.submit(2, image_of(2), "k")
+
+
+def test_a_map_names_the_conv_layer_it_came_from():
+    """The HUD's 'layer' line shows the layer a map was computed on (with a trunk per group of
+    branches, the driving branch's trunk), not just 'default'."""
+    from carla_agent.hud.worker import AttentionMap
+
+    image = np.zeros((4, 4, 3), np.uint8)
+    on_junction_trunk = SimpleNamespace(maps=np.zeros((1, 4, 4), np.float32), layer="pilotnet_two_trunks/conv3_junction")
+    assert AttentionMap(1, image, "gradcam", on_junction_trunk, 1.0).layer_name == "conv3_junction"
+    assert AttentionMap(1, image, "gradient", SimpleNamespace(maps=None, layer=None), 1.0).layer_name == "default"
+    assert AttentionMap(1, image, "gradcam", None, 1.0, error="boom").layer_name == "default"

@@ -341,7 +341,8 @@ class HudHook(RunnerHook):
             collisions=self._collisions, lane_invasions=self._invasions,
             method=key.method, target=key.target if key.target != NO_TARGET else (
                 "signed" if METHODS.get(key.method).signed else NO_TARGET),
-            layer=key.layer or ("default" if uses_layer(key.method) else NO_TARGET), schedule=schedule, style=self.state.style, alpha=self.state.alpha,
+            layer=key.layer or ((amap.layer_name if amap else "default") if uses_layer(key.method) else NO_TARGET),
+            schedule=schedule, style=self.state.style, alpha=self.state.alpha,
             sim_fps=record.sim_fps, hud_fps=self._hud_fps, hud_ms=self.draw_ms,
             saliency_ms=None if amap is None else amap.latency_ms,
             map_age_frames=None if amap is None else obs.frame - amap.frame,

@@ -81,6 +81,13 @@ class AttentionMap:
         """``(h, w)`` float32 raw map of the frame, or None on error."""
         return None if self.result is None else self.result.maps[0]
 
+    @property
+    def layer_name(self) -> str:
+        """The conv layer the map came from (the last part of its name: with a trunk per group of
+        branches, the driving branch's), or ``default`` when the result does not say."""
+        layer = getattr(self.result, "layer", None)
+        return str(layer).split("/")[-1] if layer else "default"
+
 
 @dataclass
 class WorkerStats:
