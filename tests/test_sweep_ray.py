@@ -276,6 +276,42 @@ def test_on_carla_each_served_world_drives_one_cell_at_a_time(ray_runtime, tmp):
         assert all(end <= nxt for (_, end), (nxt, _) in zip(spans, spans[1:])), spans
 
 
+def test_ctrl_c_on_carla_leaves_the_server_asynchronous_and_without_our_actors(ray_runtime, tmp):
+    """Ctrl-C while a cell drives on a CARLA server (a ``serve`` world): the drive ends as Ctrl-C
+    would before its actor is killed, so the server is back in asynchronous mode and has none of
+    the cell's vehicles or sensors (killed outright, the actor left it synchronous with its hero)."""
+    carla = pytest.importorskip("carla")
+    from served_world import start_server, stop_server
+
+    server, port = start_server("straight_clear")
+    try:
+        client = carla.Client("127.0.0.1", port)
+        client.set_timeout(20.0)
+        out = tmp / "carla_ctrl_c"
+        cmd = [sys.executable, "-m", "carla_agent", "sweep", "--scenarios", "straight_clear", "--seeds", "0",
+               "--duration", "300", "--methods", "none", "--backend", "carla", "--carla-servers",
+               f"127.0.0.1:{port}", "--address", ray_runtime, "--out", str(out)]
+        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        ours = lambda w: [a for a in w.get_actors() if a.type_id.startswith(("vehicle.", "sensor."))]  # noqa: E731
+        deadline = time.monotonic() + 240
+        while proc.poll() is None and time.monotonic() < deadline:
+            world = client.get_world()
+            if world.get_settings().synchronous_mode and ours(world):
+                break
+            time.sleep(0.5)
+        time.sleep(2.0)  # a few seconds into the drive
+        assert proc.poll() is None, proc.communicate()[1][-2000:]
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=180)
+        assert proc.returncode == 130 and "interrupted" in err, err[-2000:]
+        world = client.get_world()
+        assert not world.get_settings().synchronous_mode
+        assert ours(world) == [], [a.type_id for a in ours(world)]
+    finally:
+        stop_server(server)
+
+
 def test_a_local_sweep_drops_only_rays_token_auth_by_default_note():
     import logging
 

@@ -97,7 +97,7 @@ def record_drive(scenario: Any, model: Any, out_dir: str | Path = "runs", seed: 
                  duration_s: Optional[float] = None, backend: Optional[str] = None,
                  backend_options: Optional[Mapping[str, Any]] = None, live_method: Optional[str] = None,
                  progress: bool = True, run_dir: Optional[Path] = None,
-                 intervention_m: float = 1.0) -> Tuple[Path, Any]:
+                 intervention_m: float = 1.0, hooks: Sequence[Any] = ()) -> Tuple[Path, Any]:
     """Drive one scenario closed-loop with the network and record it.
 
     Args:
@@ -113,6 +113,7 @@ def record_drive(scenario: Any, model: Any, out_dir: str | Path = "runs", seed: 
         run_dir: record into exactly this (new or empty) folder (a sweep's cell) instead of a new
             ``out_dir/<time>_<scenario>``.
         intervention_m: [m] the car is put back on its lane this far off it (an intervention).
+        hooks: more runner hooks (e.g. a sweep's stop request, which ends the drive as Ctrl-C would).
 
     Returns:
         ``(run_dir, DriveMetrics)``.
@@ -132,13 +133,13 @@ def record_drive(scenario: Any, model: Any, out_dir: str | Path = "runs", seed: 
     agent = NetworkAgent(m, sc.target_speed_mps, explainer=explainer)
     check_free_space(out_dir)
     rec = make_recorder(out_dir, live_video=explainer is not None, model=m, run_dir=run_dir)
-    hooks = [rec]
+    all_hooks = [rec, *hooks]
     if progress:
         from carla_agent.drive.progress import ProgressHook
 
-        hooks.append(ProgressHook(duration_s or sc.duration_s))
+        all_hooks.append(ProgressHook(duration_s or sc.duration_s))
     result = drive_scenario(sc, agent, backend=backend, backend_options=backend_options, seed=seed,
-                            duration_s=duration_s, hooks=hooks, intervention_m=intervention_m)
+                            duration_s=duration_s, hooks=all_hooks, intervention_m=intervention_m)
     if result.interrupted:
         raise KeyboardInterrupt
     raise_if_disk_full(rec)

@@ -126,7 +126,7 @@ def shares_folder(out_dir: Path, token: str) -> bool:
 
 
 def run_cell(cell: Cell, spec: SweepSpec, out_dir: str, token: str,
-             backend_options: Optional[Mapping[str, Any]] = None) -> CellResult:
+             backend_options: Optional[Mapping[str, Any]] = None, stop: Optional[Any] = None) -> CellResult:
     """Drive one cell and write its run folder; exceptions propagate (the driver retries).
 
     Args:
@@ -135,6 +135,8 @@ def run_cell(cell: Cell, spec: SweepSpec, out_dir: str, token: str,
         out_dir: the sweep's folder as the driver sees it.
         token: the driver's token (see the module docstring).
         backend_options: CARLA host and port for ``--backend carla`` (one server per actor).
+        stop: a ``threading.Event``; once set, the drive ends as Ctrl-C would (the CARLA server
+            put back to asynchronous mode, our actors destroyed) and this raises KeyboardInterrupt.
     """
     from carla_agent.recording.batch import finish_run, record_drive
     from carla_agent.recording.drive_log import DriveLog
@@ -152,7 +154,8 @@ def run_cell(cell: Cell, spec: SweepSpec, out_dir: str, token: str,
         run_dir.parent.mkdir(parents=True, exist_ok=True)
         model = _model(cell.model)
         _, metrics = record_drive(_scenario(cell), model, run_dir.parent, cell.seed, spec.duration_s, spec.backend,
-                                  backend_options, progress=False, run_dir=run_dir)
+                                  backend_options, progress=False, run_dir=run_dir,
+                                  hooks=() if stop is None else (_StopWhenSet(stop),))
         video = page = None
         if spec.methods:
             video, page = finish_run(run_dir, spec.methods, model, progress=False, index=False)
@@ -167,6 +170,18 @@ def run_cell(cell: Cell, spec: SweepSpec, out_dir: str, token: str,
     finally:
         if not shared:
             shutil.rmtree(root, ignore_errors=True)
+
+
+def _StopWhenSet(event: Any):
+    """A runner hook that raises KeyboardInterrupt in the drive's loop once ``event`` is set."""
+    from carla_agent.drive.runner import RunnerHook
+
+    class StopWhenSet(RunnerHook):
+        def on_step(self, record) -> None:
+            if event.is_set():
+                raise KeyboardInterrupt("the sweep was stopped")
+
+    return StopWhenSet()
 
 
 def _faithfulness(model, run_dir: Path, spec: SweepSpec) -> Dict[str, float]:

@@ -13,7 +13,9 @@ in flight and waits on them with :func:`ray.wait`:
   runs past ``timeout_s`` (its task is cancelled with ``force=True``, which kills the worker) is
   tried again up to ``retries`` times, then reported as failed with its error; the others go on.
 * Ctrl-C raises :class:`KeyboardInterrupt`; every cell reported before has already been written
-  by the caller. The cells in flight end when the caller shuts Ray down (Ray kills a job's
+  by the caller. A drive on a CARLA server is asked to stop first (:meth:`ServerActor.stop`: it
+  ends as Ctrl-C would, the server asynchronous again and our actors destroyed), then its actor
+  is killed. The embedded cells in flight end when the caller shuts Ray down (Ray kills a job's
   workers with it), or are cancelled when the Ray session is the caller's and goes on.
 
 ``ray.init`` is called only when Ray is not running in this process yet: locally with
@@ -22,8 +24,10 @@ in flight and waits on them with :func:`ray.wait`:
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
+import threading
 import time
 from collections import deque
 from dataclasses import dataclass, replace
@@ -40,6 +44,8 @@ log = logging.getLogger(__name__)
 
 #: [s] how long one :func:`ray.wait` blocks: the resolution of timeouts and of the progress bar.
 POLL_S = 0.25
+#: [s] beyond the CARLA client timeout: how long a drive asked to stop (Ctrl-C) gets to clean up.
+STOP_GRACE_S = 10.0
 PACKAGE_PARENT = str(Path(__file__).resolve().parents[2])
 
 
@@ -82,16 +88,28 @@ def disconnect() -> None:
     ray.shutdown()
 
 
-@ray.remote(num_cpus=1, max_restarts=0)
+@ray.remote(num_cpus=1, max_restarts=0, max_concurrency=2)
 class ServerActor:
-    """Holds one CARLA server; runs one cell at a time on it."""
+    """Holds one CARLA server; runs one cell at a time on it (the driver's slot pool sees to that).
+
+    Two threads: :meth:`stop` runs while :meth:`run` drives, and asks that drive to end as Ctrl-C
+    would, so that the server is put back to asynchronous mode and our actors are destroyed
+    before the actor is killed.
+    """
 
     def __init__(self, server: CarlaServer, timeout_s: float = 10.0) -> None:
         self.options = dict(host=server.host, port=server.port, tm_port=server.tm_port, timeout_s=timeout_s)
+        self._stop = threading.Event()
 
     def run(self, cell_fn: Callable[..., CellResult], cell: Cell, spec: SweepSpec, out_dir: str,
             token: str) -> CellResult:
-        return cell_fn(cell, spec, out_dir, token, backend_options=self.options)
+        self._stop.clear()
+        takes_stop = "stop" in inspect.signature(cell_fn).parameters
+        extra = {"stop": self._stop} if takes_stop else {}
+        return cell_fn(cell, spec, out_dir, token, backend_options=self.options, **extra)
+
+    def stop(self) -> None:
+        self._stop.set()
 
 
 @dataclass
@@ -204,6 +222,12 @@ def execute(cells: Sequence[Cell], spec: SweepSpec, out_dir: str | Path, token: 
                     end(ref, None, f"timed out after {spec.timeout_s:g} s")
             submit()
     except KeyboardInterrupt:
+        if actors and flights:
+            # Each drive on a CARLA server ends as Ctrl-C would (server asynchronous again, our actors
+            # destroyed) before its actor is killed below; a drive that does not end in time is killed.
+            for f in flights.values():
+                actors[f.slot].stop.remote()
+            ray.wait(list(flights), num_returns=len(flights), timeout=carla_timeout_s + STOP_GRACE_S)
         # The embedded cells in flight are not cancelled here: ray.cancel racing a task that is just
         # finishing crashed the driver inside Ray's core (a fatal check in PushNormalTask's reply;
         # exit 1 instead of 130, twice in CI). They end with the job instead: when the caller shuts
