@@ -20,7 +20,9 @@ def test_the_lane_turned_into_is_road_in_the_image_and_on_the_side_of_the_turn()
     with EmbeddedSimulator() as sim:
         obs = sim.reset(sc)
         agent = ExpertAgent(sc.target_speed_mps)
-        entry, exit_s = next((leg[0], leg[1]) for leg in sim.corridor.legs if leg[4] == RoadOption.RIGHT)
+        entry, exit_s, option = sim.junction_leg_ahead([RoadOption.RIGHT])
+        first = sim.junction_leg_ahead([RoadOption.LEFT, RoadOption.RIGHT, RoadOption.STRAIGHT])
+        assert option == RoadOption.RIGHT and first[2] == RoadOption.STRAIGHT and first[1] <= entry
         ahead = sim.route_lane_mask(sim.s + 10.0, sim.s + 30.0)  # the car's own lane, straight ahead
         h, w = ahead.shape
         assert ahead.sum() > 0.01 * h * w and abs(np.nonzero(ahead)[1].mean() - w / 2) < w / 10
@@ -29,6 +31,8 @@ def test_the_lane_turned_into_is_road_in_the_image_and_on_the_side_of_the_turn()
         while sim.s < 0.5 * (entry + exit_s):
             obs = sim.step(agent.run_step(obs).control)
         turned_into = sim.route_lane_mask(exit_s, exit_s + 30.0)
+        later = sim.junction_leg_ahead([RoadOption.STRAIGHT])  # C is behind the car now: only a later one
+        assert later is None or later[0] >= exit_s
     assert turned_into.sum() > 0.01 * h * w
     assert np.isin(obs.truth.semantic[turned_into], ROADWAY).mean() > 0.95
     cols = np.nonzero(turned_into)[1]

@@ -118,7 +118,7 @@ def test_at_a_junction_turn_the_gradient_map_sits_on_the_lane_turned_into(model)
             obs, sim = record.obs, self.sim
             if obs.command not in turns or obs.frame % 3:
                 return
-            leg = next((g for g in sim.corridor.legs if int(g[4]) in turns and g[1] > sim.s), None)
+            leg = sim.junction_leg_ahead(turns)
             if leg is None or sim.s < leg[0]:  # inside the junction only
                 return
             lane = sim.route_lane_mask(leg[1], leg[1] + 30.0)

@@ -74,7 +74,7 @@ def collect(routes_dir: str, out: str, driver_model: str | None = None) -> None:
             obs, sim = record.obs, self.sim
             if obs.command not in JUNCTION or obs.done:
                 return
-            leg = next((leg for leg in sim.corridor.legs if int(leg[4]) in JUNCTION and leg[1] > sim.s), None)
+            leg = sim.junction_leg_ahead(JUNCTION)
             if leg is None:
                 return
             lane = sim.route_lane_mask(leg[1], leg[1] + 30.0).astype(np.uint8) * 255

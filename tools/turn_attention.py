@@ -71,7 +71,7 @@ class _Measure(RunnerHook):
         if self._turn_frames % self.every:
             return
         # The junction this command belongs to: the first turning leg that ends ahead of the car.
-        leg = next((leg for leg in sim.corridor.legs if int(leg[4]) in TURNS and leg[1] > sim.s), None)
+        leg = sim.junction_leg_ahead(TURNS)
         if leg is None:
             return
         entry_s, exit_s = leg[0], leg[1]

@@ -220,6 +220,14 @@ class EmbeddedSimulator(Simulator):
         self._contacts = set()
         return True
 
+    def junction_leg_ahead(self, commands) -> Optional[Tuple[float, float, int]]:
+        """``(entry_s_m, exit_s_m, command)`` of the first corridor leg whose command (a RoadOption
+        value) is in ``commands`` and whose end lies ahead of the car, or None; with
+        :meth:`route_lane_mask` from ``exit_s_m``, the lane a turn goes into."""
+        wanted = {int(c) for c in commands}
+        leg = next((g for g in self.corridor.legs if int(g[4]) in wanted and g[1] > self.s), None)
+        return None if leg is None else (float(leg[0]), float(leg[1]), int(leg[4]))
+
     def route_lane_mask(self, s_from_m: float, s_to_m: float) -> np.ndarray:
         """``(H, W)`` bool: the pixels of the route's lane between ``s_from_m`` and ``s_to_m`` [m] along
         the corridor, in the last frame drawn (:mod:`carla_agent.sim.embedded.lane_mask`)."""
