@@ -42,6 +42,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from carla_agent.cli.common import bounded_float  # noqa: E402
+
 SHIPPED = ROOT / "carla_agent" / "models" / "pilotnet.keras"
 JUNCTION = (1, 2, 3)  # RoadOption LEFT, RIGHT, STRAIGHT
 JUNCTION_HEADS = ("left", "right", "straight")
@@ -223,6 +225,12 @@ def compose(junction_path: str, out: str, base: str = str(SHIPPED)) -> None:
     print(f"two-trunk model: {out}")
 
 
+def _epochs(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 1000:
+        raise argparse.ArgumentTypeError(f"--epochs expects a whole number of epochs, 1 to 1000, got {text!r}")
+    return int(text)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="what", required=True)
@@ -234,10 +242,10 @@ def main(argv=None) -> int:
     t.add_argument("--data", required=True, help="comma-separated .npz files from collect")
     t.add_argument("--init", default=str(SHIPPED), help="the model to start from (default: the shipped one)")
     t.add_argument("--out", required=True, help=".keras to write")
-    t.add_argument("--lam", type=float, default=1.0, help="weight of the outside-the-lane share")
-    t.add_argument("--epochs", type=int, default=4)
+    t.add_argument("--lam", type=bounded_float("--lam", "a weight", 0.0, 100.0, low_included=True), default=1.0, help="weight of the outside-the-lane share")
+    t.add_argument("--epochs", type=_epochs, default=4)
     t.add_argument("--trunk", action="store_true", help="train the conv trunk too")
-    t.add_argument("--min-area", type=float, default=MIN_AREA,
+    t.add_argument("--min-area", type=bounded_float("--min-area", "a share of the input", 0.0, 1.0), default=MIN_AREA,
                    help="the penalty applies where the lane covers at least this share of the input (default "
                         f"{MIN_AREA}; higher keeps it off the approach, where the lane is a sliver)")
     t.add_argument("--augment", action=argparse.BooleanOptionalAction, default=True,
