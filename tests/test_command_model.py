@@ -185,7 +185,9 @@ def test_conv_methods_explain_each_branch_with_the_trunk_it_reads(images):
     sm = SteeringModel(model, Preprocessing())
     x = images[:1]
     for name in (n for n in METHODS.names() if METHODS.get(n).needs_conv):
+        sm.set_command(LEFT)
         explainer = make_explainer(sm, name)
+        assert explainer.explainers == 2 and sm.command == LEFT, name  # both trunks built, the command put back
         maps, layers = {}, {}
         for c in (FOLLOW, LEFT, RIGHT, STRAIGHT):
             sm.set_command(c)

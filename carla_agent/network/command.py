@@ -127,6 +127,11 @@ class CommandView:
         self.command = int(RoadOption.LANEFOLLOW)
         self.set(self.command)
 
+    @property
+    def commands(self) -> Tuple[int, ...]:
+        """The RoadOption values this model has a branch for, in its one-hot order."""
+        return tuple(int(o) for o in COMMAND_ORDER[:self.width])
+
     def set(self, command: int) -> None:
         """Hold ``command`` (a RoadOption value) for every later call of :attr:`model`."""
         self.command = int(command)

@@ -47,8 +47,10 @@ class BranchExplainer:
         output: the explained output, as for :func:`~carla_agent.saliency.methods.make_explainer`.
 
     Behaves as the explainer of the command held when it is called or read (``layer``,
-    ``description``, ...). The one for the command held at construction is built at once, so
-    bad options fail there.
+    ``description``, ...). Every branch's explainer is built at construction (the model's
+    ``command_view.commands``; the held command is put back) and those of the other trunks are
+    called once, so that bad options fail there and the first turn of a drive does not wait a
+    second or two for a graph to be traced and compiled.
     """
 
     def __init__(self, model: Any, build: Callable[[FrozenSet[str]], Any], output: int | str = 0) -> None:
@@ -57,7 +59,17 @@ class BranchExplainer:
         self._output = output
         self._by_convs: Dict[FrozenSet[str], Any] = {}
         self._by_command: Dict[int, Any] = {}
-        self.current  # noqa: B018  (built now: errors surface at construction)
+        held = int(model.command)
+        try:
+            for command in getattr(getattr(model, "command_view", None), "commands", ()):
+                model.set_command(command)
+                self.current  # noqa: B018  (built now)
+        finally:
+            model.set_command(held)
+        now = self.current  # the held command's (built here for a model that does not list its commands)
+        for other in self._by_convs.values():
+            if other is not now:  # another trunk: one call compiles its small-batch (XLA) graph now, not at a turn
+                other(np.zeros((1,) + tuple(other.input_shape), np.float32))
 
     @property
     def current(self) -> Any:
