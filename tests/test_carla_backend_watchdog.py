@@ -4,6 +4,7 @@ another map. Each test failed before its fix."""
 
 from __future__ import annotations
 
+import signal
 import threading
 import time
 
@@ -67,6 +68,71 @@ def test_watchdog_passes_results_and_errors_through_and_survives_a_hang():
     assert dog.call(lambda: "again", 1.0, "next") == "again"  # a fresh worker
     stuck.set()
     dog.close()
+
+
+@pytest.fixture
+def ctrl_c_raises():
+    """A real SIGINT to the main thread after ``after_s`` (it interrupts a blocking wait, which
+    ``_thread.interrupt_main`` does not), raised as Ctrl-C also where SIGINT was ignored."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    main = threading.main_thread().ident
+    yield lambda after_s: threading.Timer(after_s, signal.pthread_kill, (main, signal.SIGINT)).start()
+    signal.signal(signal.SIGINT, previous)
+
+
+def test_a_ctrl_c_while_a_call_runs_is_raised_once_the_call_has_returned(ctrl_c_raises):
+    """A Ctrl-C used to be raised at once, with the call still running in the wheel on the worker
+    (the cleanup that followed then called the wheel beside it)."""
+    dog = Watchdog("here:1")
+    returned = threading.Event()
+
+    def slow():
+        time.sleep(0.4)
+        returned.set()
+
+    ctrl_c_raises(0.05)
+    with pytest.raises(KeyboardInterrupt):
+        dog.call(slow, 5.0, "slow")
+    assert returned.is_set() and dog.hung is None
+    # a call that outlives its time-out is abandoned as a hang would be, and the Ctrl-C still raised
+    stuck = threading.Event()
+    ctrl_c_raises(0.05)
+    t0 = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        dog.call(stuck.wait, 0.3, "wait")
+    assert 0.3 <= time.monotonic() - t0 < 3.0 and dog.hung == "wait"
+    stuck.set()
+    dog.close()
+
+
+def test_a_ctrl_c_during_a_tick_cleans_up_only_after_the_tick_returned(ctrl_c_raises):
+    server = FakeServer()
+    sim = make(server, timeout_s=2.0)
+    sim.reset(scenario(), seed=0)
+    sim.step(VehicleControl())
+    in_tick = threading.Event()
+    tick, apply_settings = server._tick, server._world.apply_settings
+    seen = []
+
+    def slow_tick():
+        in_tick.set()
+        try:
+            time.sleep(0.5)
+            return tick()
+        finally:
+            in_tick.clear()
+
+    def watched_apply_settings(settings, seconds=0.0):
+        seen.append(in_tick.is_set())
+        return apply_settings(settings, seconds)
+
+    server._tick, server._world.apply_settings = slow_tick, watched_apply_settings
+    ctrl_c_raises(0.1)
+    with pytest.raises(KeyboardInterrupt):
+        sim.step(VehicleControl())
+    assert seen == [False], "the settings were restored once, with no tick running"
+    assert server.clean(), server.state()
+    sim.close()
 
 
 def test_no_rendering_mode_is_turned_off_for_the_drive_and_restored():

@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from typing import Any, Callable, Optional
 
 from carla_agent.errors import BackendError
@@ -56,7 +57,8 @@ class Watchdog:
     def call(self, fn: Callable, timeout_s: float, what: str, *args) -> Any:
         """``fn(*args)`` on the worker; its result, its exception, or :class:`ServerHung` after ``timeout_s``.
 
-        A Ctrl-C (or SIGTERM, turned into one by the CLI) while waiting is raised at once.
+        A Ctrl-C (or SIGTERM, turned into one by the CLI) while waiting is raised once the call has
+        returned (or ``timeout_s`` has passed): never with the call still running in the wheel.
         """
         if self._jobs is None:
             self._jobs = queue.Queue()
@@ -64,16 +66,28 @@ class Watchdog:
             self._worker.start()
         job = _Job(fn, args)
         self._jobs.put(job)
-        if not job.done.wait(timeout_s):
-            self._jobs.put(None)  # the worker exits if the call ever returns; the next call gets a new one
-            self._jobs = None
-            self.hung = what
+        deadline = time.monotonic() + timeout_s
+        try:
+            finished = job.done.wait(timeout_s)
+        except KeyboardInterrupt:
+            # The call goes on in the wheel: let it end before the cleanup that follows calls the
+            # wheel from another thread.
+            if not _wait_through_interrupts(job.done, deadline):
+                self._abandon(what)
+            raise
+        if not finished:
+            self._abandon(what)
             raise ServerHung(f"the CARLA server at {self.where} did not finish {what} within {timeout_s:g} s "
                              "(a hung server, or the carla 0.9.16 client's synchronous Traffic Manager race, "
                              "carla issue 9172); raise --timeout if the server is only slow")
         if job.error is not None:
             raise job.error
         return job.result
+
+    def _abandon(self, what: str) -> None:
+        self._jobs.put(None)  # the worker exits if the call ever returns; the next call gets a new one
+        self._jobs = None
+        self.hung = what
 
     def close(self, wait_s: float = 5.0) -> None:
         """Let the worker end, and wait for it: a daemon thread that has called into the ``carla``
@@ -101,6 +115,16 @@ def failure(exc: BaseException, where: str, during: str, timed_out: bool,
         message += ("; " + unrestored + ": restart the server (it may still be in synchronous mode, with our "
                     "actors)") if unrestored else "; the server's settings were restored and our actors destroyed"
     return BackendError(message)
+
+
+def _wait_through_interrupts(done: threading.Event, deadline: float) -> bool:
+    """Wait for ``done`` until ``deadline`` (``time.monotonic()``), whatever Ctrl-Cs come meanwhile;
+    whether it was set."""
+    while True:
+        try:
+            return done.wait(max(0.0, deadline - time.monotonic()))
+        except KeyboardInterrupt:
+            continue
 
 
 def _work(jobs: "queue.Queue") -> None:
