@@ -143,7 +143,8 @@ def text_rows(t: Telemetry) -> List[TextRow]:
         TextRow("collisions", str(t.collisions), "text" if t.collisions == 0 else "alert"),
         TextRow("lane invasions", str(t.lane_invasions), "text" if t.lane_invasions == 0 else "offset"),
         TextRow("method", t.method),
-        TextRow("target, layer", f"{t.target}, {t.layer or '-'}"),
+        TextRow("target", t.target),
+        TextRow("layer", t.layer or "-"),  # its own row: a junction trunk's names are long
         TextRow("schedule", t.schedule, "alert" if t.schedule == "error" else "text"),
         TextRow("overlay", f"{t.style}, opacity {t.alpha:.1f}"),
         TextRow("latency, age", f"{lat}, {age}", age_colour),
