@@ -97,6 +97,13 @@ def dies_once_or_fails(cell, spec, out_dir, token, backend_options=None):
     return run_cell(cell, spec, out_dir, token, backend_options)
 
 
+
+def hangs(cell, spec, out_dir, token, backend_options=None):
+    """Test cell: says it started, then holds its CPU for two minutes (longer than the test waits)."""
+    (Path(out_dir).parent / f"started_{cell.seed}").write_text("x")
+    time.sleep(120.0)
+    raise AssertionError("never cancelled")
+
 @pytest.fixture(scope="module")
 def ray_runtime():
     ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
@@ -224,6 +231,38 @@ def test_ctrl_c_keeps_the_finished_cells_and_the_rerun_resumes(ray_runtime, grid
     assert f"{4 - len(done)} run now, {len(done)} already done, 0 failed" in rerun.stdout
     assert len(_manifest_done(out / "manifest.json")) == 4
 
+
+
+def test_ctrl_c_of_a_sweep_in_the_callers_own_ray_session_cancels_its_cells(ray_runtime, grid, tmp):
+    """run_sweep called with Ray already up: Ray outlives the sweep, so nothing but the sweep
+    can stop its cells. Before, nothing checked that Ctrl-C gives the session's CPUs back."""
+    from dataclasses import replace
+
+    from carla_agent.sweep.run import run_sweep
+
+    out = tmp / "own_session" / "out"
+    out.parent.mkdir()
+    spec = replace(grid, scenarios=grid.scenarios[:1], models=grid.models[:1], retries=0)
+    cpus = ray.cluster_resources()["CPU"]
+    main = threading.main_thread().ident
+
+    def ctrl_c_once_both_run():
+        deadline = time.monotonic() + 120
+        while len(list(out.parent.glob("started_*"))) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        signal.pthread_kill(main, signal.SIGINT)
+
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        threading.Thread(target=ctrl_c_once_both_run, daemon=True).start()
+        result = run_sweep(spec, out, cell_fn=hangs, progress=False)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert result.interrupted and len(list(out.parent.glob("started_*"))) == 2
+    deadline = time.monotonic() + 30
+    while ray.available_resources().get("CPU", 0) < cpus and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert ray.available_resources().get("CPU", 0) == cpus, "the two hanging cells still hold the CPUs"
 
 def test_the_comparison_page_loads_cleanly_and_every_link_resolves(sweep):
     out, *_ = sweep
