@@ -72,8 +72,13 @@ class Watchdog:
         except KeyboardInterrupt:
             # The call goes on in the wheel: let it end before the cleanup that follows calls the
             # wheel from another thread.
-            if not _wait_through_interrupts(job.done, deadline):
-                self._abandon(what)
+            if not _wait_through_interrupts(job.done, min(deadline, time.monotonic() + 1.0)):
+                left_s = deadline - time.monotonic()
+                if left_s > 0:  # a Ctrl-C that seems to do nothing gets pressed again, and again
+                    log.warning("interrupted: waiting at most %.1f s for %s to return before cleaning up",
+                                left_s, what)
+                if not _wait_through_interrupts(job.done, deadline):
+                    self._abandon(what)
             raise
         if not finished:
             self._abandon(what)
