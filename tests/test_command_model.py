@@ -205,6 +205,25 @@ def test_conv_methods_explain_each_branch_with_the_trunk_it_reads(images):
         build_pilotnet(junction_trunk=True)
 
 
+
+def test_a_named_layer_is_taken_at_the_same_depth_of_the_trunk_each_branch_reads(images):
+    """``--layer conv3`` (or ``conv3_junction``, both in the HUD's layer key) on a model with a
+    trunk per group of branches: before, the branches that do not read it made the method
+    unavailable ("no conv layer named 'conv3_junction'")."""
+    from carla_agent.errors import ModelError
+    from carla_agent.saliency import make_explainer
+
+    sm = SteeringModel(build_pilotnet(commands=True, junction_trunk=True, dropout=0.0, seed=5), Preprocessing())
+    for asked in ("conv3", "conv3_junction"):
+        explainer = make_explainer(sm, "gradcam", layer=asked)
+        for c, want in ((FOLLOW, "conv3"), (LEFT, "conv3_junction"), (STRAIGHT, "conv3_junction")):
+            sm.set_command(c)
+            result = explainer(images[:1])
+            assert result.layer.split("/")[-1] == want and np.ptp(np.asarray(result.maps)) > 0, (asked, c)
+        sm.set_command(FOLLOW)
+    with pytest.raises(ModelError, match=r"no conv layer named 'conv9' on any branch; conv layers: conv1, "):
+        make_explainer(sm, "visual_backprop", layer="conv9")
+
 def test_a_shared_trunk_builds_one_conv_explainer_for_every_branch(branched, images):
     from carla_agent.saliency import make_explainer
 

@@ -9,16 +9,19 @@ one trunk only: Grad-CAM of a branch on the other trunk would be all zeros, and 
 would show the other trunk. :class:`BranchExplainer` therefore finds, per command, the conv
 layers the explained output depends on (:func:`live_convs`: a non-zero gradient on a probe
 image) and keeps one explainer per distinct set, restricted to those layers; each call goes to
-the explainer of the command held at that moment.
+the explainer of the command held at that moment. A layer named by the user (``--layer conv3``)
+is taken, on a branch that does not read it, at the same depth of the trunk the branch reads
+(``conv3_junction``), so that one name serves every command.
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, FrozenSet
+from typing import Any, Callable, Dict, FrozenSet, Optional, Sequence
 
 import numpy as np
 import tensorflow as tf
 
+from carla_agent.errors import ModelError
 from carla_agent.saliency.model_view import ModelView, unwrap_model
 
 
@@ -38,13 +41,51 @@ def live_convs(model: Any, output: int | str = 0) -> FrozenSet[str]:
     return live or frozenset(c.name for c in convs)  # a dead probe (all ReLUs off): keep them all
 
 
+def _ordered(model: Any, convs: FrozenSet[str]) -> Sequence[str]:
+    keras_model, names, _, shape = unwrap_model(model)
+    return [c.name for c in ModelView.of(keras_model, names, shape).convs if c.name in convs]
+
+
+def _matches(name: str, layer: str) -> bool:
+    return name == layer or name.split("/")[-1] == layer
+
+
+def layer_per_trunk(model: Any, layer: Optional[str], trunks: Sequence[FrozenSet[str]]) -> Dict[FrozenSet[str], Optional[str]]:
+    """The conv layer to use on each trunk (a set of conv names) for the ``layer`` the user named:
+    itself on the trunk that has it, the layer at the same depth on a trunk of the same depth.
+    Raises ModelError when no trunk has it, or a trunk has another depth."""
+    if layer is None:
+        return {t: None for t in trunks}
+    ordered = {t: _ordered(model, t) for t in trunks}
+    owners = [t for t in trunks if any(_matches(n, layer) for n in ordered[t])]
+    if not owners:
+        known = ", ".join(dict.fromkeys(n.split("/")[-1] for t in trunks for n in ordered[t]))
+        raise ModelError(f"no conv layer named {layer!r} on any branch; conv layers: {known}")
+    own = ordered[owners[0]]
+    depth = next(i for i, n in enumerate(own) if _matches(n, layer))
+    out: Dict[FrozenSet[str], Optional[str]] = {}
+    for t in trunks:
+        names = ordered[t]
+        if any(_matches(n, layer) for n in names):
+            out[t] = layer
+        elif len(names) == len(own):
+            out[t] = names[depth]
+        else:
+            raise ModelError(f"layer {layer!r} is conv layer {depth + 1} of {len(own)} of its trunk, but another "
+                             f"branch reads {len(names)} conv layers ({', '.join(names)}): name one of those for it, "
+                             "or leave --layer out")
+    return out
+
+
 class BranchExplainer:
     """An explainer per set of conv layers the branches read, dispatched on the held command.
 
     Args:
         model: a command-taking model (``model.command``, ``model.set_command``).
-        build: ``frozenset of conv names -> explainer`` restricted to those layers.
+        build: ``(frozenset of conv names, layer or None) -> explainer`` restricted to those layers.
         output: the explained output, as for :func:`~carla_agent.saliency.methods.make_explainer`.
+        layer: the conv layer asked for, or None (each explainer's default); on a branch that
+            does not read it, the layer at the same depth of its own trunk (:func:`layer_per_trunk`).
 
     Behaves as the explainer of the command held when it is called or read (``layer``,
     ``description``, ...). Every branch's explainer is built at construction (the model's
@@ -53,15 +94,26 @@ class BranchExplainer:
     second or two for a graph to be traced and compiled.
     """
 
-    def __init__(self, model: Any, build: Callable[[FrozenSet[str]], Any], output: int | str = 0) -> None:
+    def __init__(self, model: Any, build: Callable[[FrozenSet[str], Optional[str]], Any], output: int | str = 0,
+                 layer: Optional[str] = None) -> None:
         self._model = model
         self._build = build
         self._output = output
         self._by_convs: Dict[FrozenSet[str], Any] = {}
         self._by_command: Dict[int, Any] = {}
+        self._convs_of: Dict[int, FrozenSet[str]] = {}
         held = int(model.command)
         try:
             for command in getattr(getattr(model, "command_view", None), "commands", ()):
+                model.set_command(command)
+                self._convs_of[command] = live_convs(model, output)
+        finally:
+            model.set_command(held)
+        self._convs_of.setdefault(held, live_convs(model, output))
+        self._layer = layer
+        self._layers = layer_per_trunk(model, layer, sorted(set(self._convs_of.values()), key=sorted))
+        try:
+            for command in self._convs_of:
                 model.set_command(command)
                 self.current  # noqa: B018  (built now)
         finally:
@@ -77,10 +129,12 @@ class BranchExplainer:
         command = int(self._model.command)
         inner = self._by_command.get(command)
         if inner is None:
-            convs = live_convs(self._model, self._output)
+            convs = self._convs_of.get(command) or live_convs(self._model, self._output)
             inner = self._by_convs.get(convs)
             if inner is None:
-                inner = self._by_convs[convs] = self._build(convs)
+                if convs not in self._layers:  # a trunk met only now (a model that does not list its commands)
+                    self._layers = layer_per_trunk(self._model, self._layer, sorted({*self._layers, convs}, key=sorted))
+                inner = self._by_convs[convs] = self._build(convs, self._layers[convs])
             self._by_command[command] = inner
         return inner
 
@@ -101,4 +155,4 @@ class BranchExplainer:
         return f"<BranchExplainer {self.current!r}>"
 
 
-__all__ = ["BranchExplainer", "live_convs"]
+__all__ = ["BranchExplainer", "layer_per_trunk", "live_convs"]

@@ -138,6 +138,7 @@ def make_explainer(model: Any, method: str = "visual_backprop", output: int | st
         # Each branch's conv layers: a model with a trunk per group of branches reads other layers per command.
         from carla_agent.saliency.branch import BranchExplainer
 
-        return BranchExplainer(model, lambda convs: cls(model, output=output, target=target, layer=layer,
-                                                        method_name=spec.name, convs=convs, **merged), output)
+        return BranchExplainer(model, lambda convs, branch_layer: cls(
+            model, output=output, target=target, layer=branch_layer, method_name=spec.name, convs=convs, **merged),
+            output, layer=layer)
     return cls(model, output=output, target=target, layer=layer, method_name=spec.name, **merged)
