@@ -162,3 +162,15 @@ def test_a_map_names_the_conv_layer_it_came_from():
     assert AttentionMap(1, image, "gradcam", on_junction_trunk, 1.0).layer_name == "conv3_junction"
     assert AttentionMap(1, image, "gradient", SimpleNamespace(maps=None, layer=None), 1.0).layer_name == "default"
     assert AttentionMap(1, image, "gradcam", None, 1.0, error="boom").layer_name == "default"
+
+
+def test_the_layer_line_names_the_maps_layer_over_the_one_asked_for():
+    """``--layer conv3`` on a model with a trunk per group of branches gives conv3_junction's map at a
+    turn: the line said 'conv3' (the key's), whatever layer the map was computed on."""
+    from carla_agent.hud.explainers import layer_shown, make_key
+
+    asked = make_key("gradcam", "auto", "conv3")
+    assert layer_shown(asked, "conv3_junction") == "conv3_junction"
+    assert layer_shown(asked, None) == "conv3"  # before the first map
+    assert layer_shown(make_key("gradcam"), "default") == "default"
+    assert layer_shown(make_key("gradient"), "conv3") == "-"  # a method without a layer

@@ -52,7 +52,7 @@ from carla_agent.hud.display import open_window  # noqa: E402
 from carla_agent.hud.config import HudConfig, HudError, ShownFrame  # noqa: E402
 from carla_agent.hud.controls import HudState, ManualDriver  # noqa: E402
 from carla_agent.hud.explainers import (NO_TARGET, TARGETS, ExplainerFactory, MethodMenu, SaliencyKey,  # noqa: E402
-                                        make_key, uses_layer)
+                                        layer_shown, make_key, uses_layer)
 from carla_agent.hud.gauges import draw_chart, draw_telemetry  # noqa: E402
 from carla_agent.hud.keys import handle_action, pause_loop, poll_keys  # noqa: E402
 from carla_agent.hud.layout import Rect, compute_layout, default_layout  # noqa: E402
@@ -341,7 +341,7 @@ class HudHook(RunnerHook):
             collisions=self._collisions, lane_invasions=self._invasions,
             method=key.method, target=key.target if key.target != NO_TARGET else (
                 "signed" if METHODS.get(key.method).signed else NO_TARGET),
-            layer=key.layer or ((amap.layer_name if amap else "default") if uses_layer(key.method) else NO_TARGET),
+            layer=layer_shown(key, amap.layer_name if amap is not None else None),
             schedule=schedule, style=self.state.style, alpha=self.state.alpha,
             sim_fps=record.sim_fps, hud_fps=self._hud_fps, hud_ms=self.draw_ms,
             saliency_ms=None if amap is None else amap.latency_ms,

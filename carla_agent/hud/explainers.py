@@ -87,6 +87,14 @@ def uses_layer(method: str) -> bool:
     return bool(METHODS.get(method).needs_conv)
 
 
+def layer_shown(key: SaliencyKey, map_layer: Optional[str]) -> str:
+    """The HUD's layer line: the layer the map came from (``map_layer``; on a model with a trunk
+    per group of branches ``--layer conv3`` is conv3_junction at a turn), else the one asked for,
+    else ``default``; ``-`` for a method without a layer."""
+    if not uses_layer(key.method):
+        return NO_TARGET
+    return map_layer if map_layer and map_layer != "default" else key.layer or "default"
+
 def make_key(method: str, target: str = "auto", layer: Optional[str] = None) -> SaliencyKey:
     """A normalised key: the target and layer are dropped where the method ignores them.
 
