@@ -155,7 +155,7 @@ def run_cell(cell: Cell, spec: SweepSpec, out_dir: str, token: str,
         model = _model(cell.model)
         _, metrics = record_drive(_scenario(cell), model, run_dir.parent, cell.seed, spec.duration_s, spec.backend,
                                   backend_options, progress=False, run_dir=run_dir,
-                                  hooks=() if stop is None else (_StopWhenSet(stop),))
+                                  hooks=() if stop is None else (_stop_hook(stop),))
         video = page = None
         if spec.methods:
             video, page = finish_run(run_dir, spec.methods, model, progress=False, index=False)
@@ -172,7 +172,7 @@ def run_cell(cell: Cell, spec: SweepSpec, out_dir: str, token: str,
             shutil.rmtree(root, ignore_errors=True)
 
 
-def _StopWhenSet(event: Any):
+def _stop_hook(event: Any):
     """A runner hook that raises KeyboardInterrupt in the drive's loop once ``event`` is set."""
     from carla_agent.drive.runner import RunnerHook
 
